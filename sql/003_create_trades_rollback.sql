@@ -1,0 +1,2 @@
+DROP INDEX trades_user_id_idx;
+DROP TABLE trades;

@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+// yargs commands: parse, call the core, print. No SQL here.
+import { createInterface } from 'node:readline/promises';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadConfig, type ConfigFlags } from './config.js';
+import { ExitCode, TidemarkError, UsageError } from './errors.js';
+import { Migrator } from './migrator.js';
+import { Reporter } from './report.js';
+
+interface GlobalArgs extends ConfigFlags {
+  'dry-run'?: boolean;
+}
+
+/** Builds the config, reporter and migrator for one command and maps every failure to its exit code. */
+async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>): Promise<void> {
+  let reporter = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: [] });
+  try {
+    const config = loadConfig(args);
+    reporter = new Reporter({ json: config.json, quiet: config.quiet, secrets: config.secrets });
+    await work(new Migrator(config, reporter.event), reporter);
+  } catch (error) {
+    reporter.error(error);
+    process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
+  }
+}
+
+/** Versions and counts arrive as strings through npm: accept only whole numbers. */
+function wholeNumber(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} must be a whole number, not "${text}"`, { hint: `e.g. ${what === 'steps' ? 'tidemark rollback 2' : 'tidemark migrate 3'}` });
+  }
+  return Number(text);
+}
+
+async function confirmForce(version: number, yes: boolean | undefined): Promise<void> {
+  if (yes) return;
+  if (!process.stdin.isTTY) {
+    throw new UsageError(`force rewrites the ledger; refusing to do it without confirmation`, {
+      hint: `check the database by hand, then run \`tidemark force ${version} --yes\` (npm: \`npm run migrate:force-version -- ${version} --yes\`)`,
+    });
+  }
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await prompt.question(`Make the ledger say version ${version}, without running any SQL? [y/N] `);
+  prompt.close();
+  if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('force cancelled; nothing was changed');
+}
+
+const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
+
+export function cli(argv: string[]): Promise<unknown> | unknown {
+  return yargs(argv)
+    .scriptName('tidemark')
+    .usage('$0 <command> [options]\n\nPlain-SQL migrations for PostgreSQL and SQLite.')
+    .option('url', { type: 'string', describe: 'database URL (default: DATABASE_URL)' })
+    .option('dir', { type: 'string', describe: 'migrations folder (default: MIGRATIONS_DIR or sql)' })
+    .option('table', { type: 'string', describe: 'ledger table (default: MIGRATIONS_TABLE or schema_version)' })
+    .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
+    .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
+    .command(
+      'migrate [target]',
+      'apply pending migrations, up to target when given',
+      (y) =>
+        dryRun(y)
+          .positional('target', { type: 'string', describe: 'highest version to apply' })
+          .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
+          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.migrate({
+            target: wholeNumber(args.target, 'target'),
+            dryRun: args['dry-run'],
+            allowChanged: args['allow-changed'],
+            singleTransaction: args['single-transaction'],
+          });
+        }),
+    )
+    .command(
+      'rollback [steps]',
+      'undo the last migration, or the last steps',
+      (y) =>
+        dryRun(y)
+          .positional('steps', { type: 'string', describe: 'how many migrations to undo (default 1)' })
+          .option('to', { type: 'string', describe: 'undo every migration above this version' })
+          .option('all', { type: 'boolean', describe: 'undo every applied migration' })
+          .conflicts('to', ['all', 'steps'])
+          .conflicts('all', 'steps'),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.rollback({ steps: wholeNumber(args.steps, 'steps'), to: wholeNumber(args.to, 'version'), all: args.all, dryRun: args['dry-run'] });
+        }),
+    )
+    .command(
+      'status',
+      'list every version: applied, pending, missing file, changed',
+      (y) => y,
+      (args) => run(args, async (migrator, reporter) => reporter.status(await migrator.status())),
+    )
+    .command(
+      'version',
+      'print the current version number alone (0 when nothing is applied)',
+      (y) => y,
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const version = await migrator.version();
+          reporter.out(args.json ? JSON.stringify({ version }) : String(version));
+        }),
+    )
+    .command(
+      'force <version>',
+      'make the ledger say version without running SQL',
+      (y) => dryRun(y).positional('version', { type: 'string', describe: 'the version the database really is at' }).option('yes', { type: 'boolean', describe: 'do not ask' }),
+      (args) =>
+        run(args, async (migrator) => {
+          const version = wholeNumber(args.version, 'version')!;
+          if (!args['dry-run']) await confirmForce(version, args.yes);
+          await migrator.force(version, { dryRun: args['dry-run'] });
+        }),
+    )
+    .command(
+      'create <name>',
+      'write the next NNN_name.sql and NNN_name_rollback.sql',
+      (y) => y.positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const paths = migrator.create(String(args.name));
+          if (args.json) reporter.out(JSON.stringify({ created: paths }));
+          else for (const path of paths) reporter.out(`created ${path}`);
+        }),
+    )
+    .command(
+      'verify',
+      'check that the database is exactly what the files say (not yet available)',
+      (y) => y,
+      (args) =>
+        run(args, async () => {
+          throw new UsageError('verify is not available yet in this version of tidemark', {
+            hint: 'use `tidemark status` to see pending, missing and changed migrations meanwhile',
+          });
+        }),
+    )
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, create or verify')
+    .strict()
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`error: ${message}\nhint: run \`tidemark --help\` for the commands and their options\n`);
+      process.exit(ExitCode.usage);
+    })
+    .help()
+    .version(false)
+    .parseAsync();
+}
+
+await cli(hideBin(process.argv));

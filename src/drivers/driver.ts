@@ -1,0 +1,75 @@
+// The one interface both databases implement. Everything dialect-specific lives behind it.
+import type { Dialect, Script } from '../files.js';
+import type { LedgerRow } from '../plan.js';
+
+/** A ledger row as tidemark writes it. */
+export interface LedgerEntry {
+  version: number;
+  name: string;
+  checksum: string;
+  executionMs: number | null;
+  dirty: boolean;
+}
+
+export interface RowChange {
+  checksum?: string;
+  dirty?: boolean;
+  executionMs?: number;
+}
+
+/** The ledger columns and values a RowChange sets, in a fixed order. */
+export function rowChangeColumns(change: RowChange): [string[], (string | number | boolean)[]] {
+  const pairs: [string, string | number | boolean | undefined][] = [
+    ['checksum', change.checksum],
+    ['dirty', change.dirty],
+    ['execution_ms', change.executionMs],
+  ];
+  const set = pairs.filter((pair): pair is [string, string | number | boolean] => pair[1] !== undefined);
+  return [set.map(([c]) => c), set.map(([, v]) => v)];
+}
+
+export type HistoryAction = 'up' | 'down' | 'force';
+
+/** One line of the append-only history table. */
+export interface HistoryEntry {
+  action: HistoryAction;
+  version: number;
+  name: string;
+  checksum: string | null;
+  outcome: 'ok' | 'failed';
+  executionMs: number | null;
+  error: string | null;
+}
+
+export interface Driver {
+  readonly dialect: Dialect;
+  /** Where the driver is connected, safe to print: never holds a password. */
+  readonly description: string;
+  /** `user@host` recorded in applied_by. */
+  readonly appliedBy: string;
+
+  /** The ledger, ordered by version; [] when the table does not exist yet. */
+  readLedger(): Promise<LedgerRow[]>;
+  /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */
+  prepareLedger(): Promise<void>;
+
+  begin(): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+
+  /** Runs a migration file's SQL; a failure is a MigrationError naming file:line where known. */
+  runScript(script: Script): Promise<void>;
+
+  insertRow(entry: LedgerEntry): Promise<void>;
+  deleteRow(version: number): Promise<void>;
+  /** Changes an applied version's row: a new checksum, the dirty flag, the measured time. */
+  updateRow(version: number, change: RowChange): Promise<void>;
+  appendHistory(entry: HistoryEntry): Promise<void>;
+
+  close(): Promise<void>;
+}
+
+/** Columns of the ledger that older runners created; tidemark adopts a table that has only these. */
+export const LEGACY_COLUMNS = ['id', 'version', 'migration_name', 'applied_at'] as const;
+/** Columns tidemark adds to a legacy ledger. */
+export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty'] as const;

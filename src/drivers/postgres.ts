@@ -1,0 +1,208 @@
+import { hostname } from 'node:os';
+import postgres from 'postgres';
+import type { TableName } from '../config.js';
+import { ConnectionError, MigrationError } from '../errors.js';
+import type { Script } from '../files.js';
+import type { LedgerRow } from '../plan.js';
+import { ADDED_COLUMNS, rowChangeColumns, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+import { locate, sourceExcerpt } from '../source.js';
+
+export interface PostgresOptions {
+  url: string;
+  description: string;
+  table: TableName;
+  onNotice: (message: string) => void;
+}
+
+const quote = (identifier: string) => `"${identifier}"`;
+
+/** Connects one reserved session (the one a later lock will live on) and checks it answers. */
+export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
+  const pool = postgres(options.url, {
+    max: 1,
+    onnotice: (notice) => options.onNotice(String(notice.message)),
+    connection: { application_name: 'tidemark' },
+    // Migration files are run as text; no result needs type conversion beyond what we cast in SQL.
+    fetch_types: false,
+  });
+  let session: postgres.ReservedSql;
+  let user: string;
+  try {
+    session = await pool.reserve();
+    [{ user }] = (await session`select current_user as user`) as unknown as [{ user: string }];
+  } catch (error) {
+    await pool.end({ timeout: 0 }).catch(() => {});
+    throw connectionError(error, options.description);
+  }
+  return new PostgresDriver(pool, session, options, `${user}@${hostname()}`);
+}
+
+function connectionError(error: unknown, description: string): ConnectionError {
+  const e = error as { code?: string; message?: string };
+  const reason = e.code === 'ECONNREFUSED' ? 'connection refused (is the server running, and on this port?)' : (e.message ?? String(error));
+  return new ConnectionError(`could not connect to ${description}: ${reason}`, {
+    hint:
+      e.code === '28P01' || e.code === '28000'
+        ? 'check the user name and password in DATABASE_URL'
+        : e.code === '3D000'
+          ? 'create the database first (createdb), or fix its name in DATABASE_URL'
+          : 'check DATABASE_URL (host, port, database) and that the server accepts connections from here',
+  });
+}
+
+class PostgresDriver implements Driver {
+  readonly dialect = 'postgres' as const;
+  readonly description: string;
+  private readonly ledger: string;
+  private readonly history: string;
+
+  constructor(
+    private readonly pool: postgres.Sql,
+    private readonly session: postgres.ReservedSql,
+    private readonly options: PostgresOptions,
+    readonly appliedBy: string,
+  ) {
+    this.description = options.description;
+    const schema = options.table.schema ? `${quote(options.table.schema)}.` : '';
+    this.ledger = schema + quote(options.table.name);
+    this.history = schema + quote(`${options.table.name}_history`);
+  }
+
+  /** Column names of the ledger table, or null when it does not exist. */
+  private async ledgerColumns(): Promise<Set<string> | null> {
+    const rows = await this.session`
+      select a.attname as name from pg_attribute a
+      where a.attrelid = to_regclass(${this.ledger}) and a.attnum > 0 and not a.attisdropped`;
+    return rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
+  }
+
+  async readLedger(): Promise<LedgerRow[]> {
+    const columns = await this.ledgerColumns();
+    if (!columns) return [];
+    const has = (c: string) => columns.has(c);
+    const rows = await this.session.unsafe(`
+      select version::text as version, migration_name as name,
+             ${has('applied_at') ? `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` : 'null'} as applied_at,
+             ${has('checksum') ? 'checksum' : 'null'} as checksum,
+             ${has('execution_ms') ? 'execution_ms' : 'null'} as execution_ms,
+             ${has('applied_by') ? 'applied_by' : 'null'} as applied_by,
+             ${has('dirty') ? 'dirty' : 'false'} as dirty
+      from ${this.ledger} order by version`);
+    return rows.map((r) => ({
+      version: Number(r.version),
+      name: r.name as string,
+      appliedAt: r.applied_at as string | null,
+      checksum: r.checksum as string | null,
+      executionMs: r.execution_ms as number | null,
+      appliedBy: r.applied_by as string | null,
+      dirty: Boolean(r.dirty),
+    }));
+  }
+
+  async prepareLedger(): Promise<void> {
+    const columns = await this.ledgerColumns();
+    const statements: string[] = [];
+    if (this.options.table.schema) statements.push(`create schema if not exists ${quote(this.options.table.schema)}`);
+    if (!columns) {
+      statements.push(`create table ${this.ledger} (
+        id serial primary key,
+        version bigint not null unique,
+        migration_name varchar(255) not null,
+        applied_at timestamp default now(),
+        checksum char(64),
+        execution_ms integer,
+        applied_by text,
+        dirty boolean not null default false)`);
+    } else {
+      const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
+        checksum: 'char(64)',
+        execution_ms: 'integer',
+        applied_by: 'text',
+        dirty: 'boolean not null default false',
+      };
+      const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
+      if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
+    }
+    statements.push(`create table if not exists ${this.history} (
+      id serial primary key,
+      action text not null,
+      version bigint not null,
+      migration_name text,
+      checksum char(64),
+      outcome text not null,
+      execution_ms integer,
+      applied_by text,
+      at timestamp not null default now(),
+      error text)`);
+    await this.session.unsafe(statements.join(';\n'));
+  }
+
+  async begin(): Promise<void> {
+    await this.session.unsafe('begin');
+  }
+
+  async commit(): Promise<void> {
+    await this.session.unsafe('commit');
+  }
+
+  async rollback(): Promise<void> {
+    await this.session.unsafe('rollback');
+  }
+
+  async runScript(script: Script): Promise<void> {
+    try {
+      await this.session.unsafe(script.text);
+    } catch (error) {
+      throw scriptError(error, script);
+    }
+  }
+
+  async insertRow(entry: LedgerEntry): Promise<void> {
+    await this.session.unsafe(
+      `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values ($1, $2, $3, $4, $5, $6)`,
+      [entry.version, entry.name, entry.checksum, entry.executionMs, this.appliedBy, entry.dirty],
+    );
+  }
+
+  async deleteRow(version: number): Promise<void> {
+    await this.session.unsafe(`delete from ${this.ledger} where version = $1`, [version]);
+  }
+
+  async updateRow(version: number, change: RowChange): Promise<void> {
+    const [columns, values] = rowChangeColumns(change);
+    const assignments = columns.map((c, i) => `${c} = $${i + 1}`).join(', ');
+    await this.session.unsafe(`update ${this.ledger} set ${assignments} where version = $${columns.length + 1}`, [...values, version]);
+  }
+
+  async appendHistory(entry: HistoryEntry): Promise<void> {
+    await this.session.unsafe(
+      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error)
+       values ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, this.appliedBy, entry.error],
+    );
+  }
+
+  async close(): Promise<void> {
+    this.session.release();
+    await this.pool.end({ timeout: 5 });
+  }
+}
+
+/** Turns a server error into file:line:column with the source line, a caret, and the server's detail and hint. */
+function scriptError(error: unknown, script: Script): Error {
+  const e = error as postgres.PostgresError;
+  if (!(e instanceof Error) || !('severity' in e)) return error as Error;
+  const where = e.position ? locate(script.text, Number(e.position) - 1) : null;
+  const context = where ? sourceExcerpt(script.text, where) : [];
+  if (e.detail) context.push(`detail: ${e.detail}`);
+  if (e.where) context.push(`where: ${e.where}`);
+  const path = script.file.path;
+  const location = where ? `${path}:${where.line}:${where.column}` : path;
+  return new MigrationError(`${location}: ${e.message}`, {
+    file: path,
+    line: where?.line,
+    column: where?.column,
+    context,
+    hint: e.hint ?? `fix the SQL in ${path} and run again; this migration was rolled back`,
+  });
+}

@@ -1,0 +1,193 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { dirname } from 'node:path';
+import sqlite3 from 'sqlite3';
+import type { TableName } from '../config.js';
+import { ConnectionError, MigrationError } from '../errors.js';
+import type { Script } from '../files.js';
+import type { LedgerRow } from '../plan.js';
+import { ADDED_COLUMNS, rowChangeColumns, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+
+export interface SqliteOptions {
+  file: string;
+  description: string;
+  table: TableName;
+  /** Create a missing file (and its folder); otherwise a missing file reads as an empty database. */
+  create: boolean;
+  busyTimeoutMs: number;
+}
+
+type Params = readonly (string | number | null)[];
+
+const quote = (identifier: string) => `"${identifier}"`;
+
+export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
+  if (options.table.schema) {
+    throw new ConnectionError(`SQLite has no schemas: the ledger table cannot be "${options.table.schema}.${options.table.name}"`, {
+      hint: `use --table ${options.table.name}`,
+    });
+  }
+  const missing = !existsSync(options.file);
+  if (missing && options.create) mkdirSync(dirname(options.file), { recursive: true });
+  const path = missing && !options.create ? ':memory:' : options.file;
+  const mode = sqlite3.OPEN_READWRITE | (options.create ? sqlite3.OPEN_CREATE : 0);
+  const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) => (error ? reject(error) : resolve(opened)));
+  }).catch((error: Error) => {
+    throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
+      hint: 'check that the path in DATABASE_URL names a file this user can read and write, in a folder that exists or can be created',
+    });
+  });
+  db.configure('busyTimeout', options.busyTimeoutMs);
+  return new SqliteDriver(db, options);
+}
+
+class SqliteDriver implements Driver {
+  readonly dialect = 'sqlite' as const;
+  readonly description: string;
+  readonly appliedBy = `${userInfo().username}@${hostname()}`;
+  private readonly ledger: string;
+  private readonly history: string;
+
+  constructor(
+    private readonly db: sqlite3.Database,
+    private readonly options: SqliteOptions,
+  ) {
+    this.description = options.description;
+    this.ledger = quote(options.table.name);
+    this.history = quote(`${options.table.name}_history`);
+  }
+
+  private run(sql: string, params: Params = []): Promise<void> {
+    return new Promise((resolve, reject) => this.db.run(sql, params, (error) => (error ? reject(error) : resolve())));
+  }
+
+  private all<Row>(sql: string, params: Params = []): Promise<Row[]> {
+    return new Promise((resolve, reject) => this.db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as Row[]))));
+  }
+
+  private exec(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.db.exec(sql, (error) => (error ? reject(error) : resolve())));
+  }
+
+  private async ledgerColumns(): Promise<Set<string> | null> {
+    const rows = await this.all<{ name: string }>(`select name from pragma_table_info(?)`, [this.options.table.name]);
+    return rows.length === 0 ? null : new Set(rows.map((r) => r.name));
+  }
+
+  async readLedger(): Promise<LedgerRow[]> {
+    const columns = await this.ledgerColumns();
+    if (!columns) return [];
+    const column = (name: string, fallback = 'null') => (columns.has(name) ? name : fallback);
+    const rows = await this.all<Record<string, string | number | null>>(`
+      select version, migration_name, ${column('applied_at')} as applied_at, ${column('checksum')} as checksum,
+             ${column('execution_ms')} as execution_ms, ${column('applied_by')} as applied_by, ${column('dirty', '0')} as dirty
+      from ${this.ledger} order by version`);
+    return rows.map((r) => ({
+      version: Number(r.version),
+      name: String(r.migration_name),
+      appliedAt: r.applied_at === null ? null : String(r.applied_at),
+      checksum: r.checksum as string | null,
+      executionMs: r.execution_ms as number | null,
+      appliedBy: r.applied_by as string | null,
+      dirty: Boolean(r.dirty),
+    }));
+  }
+
+  async prepareLedger(): Promise<void> {
+    const columns = await this.ledgerColumns();
+    const statements: string[] = [];
+    if (!columns) {
+      statements.push(`create table ${this.ledger} (
+        id integer primary key autoincrement,
+        version integer not null unique,
+        migration_name text not null,
+        applied_at text default CURRENT_TIMESTAMP,
+        checksum text,
+        execution_ms integer,
+        applied_by text,
+        dirty integer not null default 0)`);
+    } else {
+      const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
+        checksum: 'text',
+        execution_ms: 'integer',
+        applied_by: 'text',
+        dirty: 'integer not null default 0',
+      };
+      // SQLite adds one column per statement.
+      for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c))) statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
+    }
+    statements.push(`create table if not exists ${this.history} (
+      id integer primary key autoincrement,
+      action text not null,
+      version integer not null,
+      migration_name text,
+      checksum text,
+      outcome text not null,
+      execution_ms integer,
+      applied_by text,
+      at text not null default CURRENT_TIMESTAMP,
+      error text)`);
+    await this.exec(`begin immediate;\n${statements.join(';\n')};\ncommit`).catch(async (error) => {
+      await this.exec('rollback').catch(() => {});
+      throw error;
+    });
+  }
+
+  /** IMMEDIATE takes the write lock up front, so two runners never both read "pending" and then race. */
+  async begin(): Promise<void> {
+    await this.exec('begin immediate');
+  }
+
+  async commit(): Promise<void> {
+    await this.exec('commit');
+  }
+
+  async rollback(): Promise<void> {
+    await this.exec('rollback');
+  }
+
+  async runScript(script: Script): Promise<void> {
+    try {
+      await this.exec(script.text);
+    } catch (error) {
+      const path = script.file.path;
+      throw new MigrationError(`${path}: ${(error as Error).message}`, {
+        file: path,
+        hint: `fix the SQL in ${path} and run again; this migration was rolled back`,
+      });
+    }
+  }
+
+  async insertRow(entry: LedgerEntry): Promise<void> {
+    await this.run(`insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (?, ?, ?, ?, ?, ?)`, [
+      entry.version,
+      entry.name,
+      entry.checksum,
+      entry.executionMs,
+      this.appliedBy,
+      entry.dirty ? 1 : 0,
+    ]);
+  }
+
+  async deleteRow(version: number): Promise<void> {
+    await this.run(`delete from ${this.ledger} where version = ?`, [version]);
+  }
+
+  async updateRow(version: number, change: RowChange): Promise<void> {
+    const [columns, values] = rowChangeColumns(change);
+    const assignments = columns.map((c) => `${c} = ?`).join(', ');
+    await this.run(`update ${this.ledger} set ${assignments} where version = ?`, [...values.map((v) => (typeof v === 'boolean' ? Number(v) : v)), version]);
+  }
+
+  async appendHistory(entry: HistoryEntry): Promise<void> {
+    await this.run(
+      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error) values (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, this.appliedBy, entry.error],
+    );
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
+  }
+}

@@ -1,0 +1,61 @@
+/** Exit codes, as documented in README.md. */
+export const ExitCode = {
+  ok: 0,
+  migrationFailed: 1,
+  usage: 2,
+  verifyFailed: 3,
+  connection: 4,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface ErrorDetails {
+  /** Path of the file the error is about, as the user wrote it (relative to the working directory). */
+  file?: string;
+  line?: number;
+  column?: number;
+  /** What the user can do about it. */
+  hint?: string;
+  /** Extra lines shown under the message (the source line with a caret, the server's detail). */
+  context?: string[];
+}
+
+/** Every error tidemark reports to a person: a message, an exit code and, where known, file:line and a fix. */
+export class TidemarkError extends Error {
+  readonly exitCode: ExitCode;
+  readonly details: ErrorDetails;
+
+  constructor(message: string, exitCode: ExitCode, details: ErrorDetails = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+    this.details = details;
+  }
+
+  /** `file:line:column`, or as much of it as is known. */
+  get location(): string | undefined {
+    const { file, line, column } = this.details;
+    if (!file) return undefined;
+    return [file, line, line !== undefined ? column : undefined].filter((part) => part !== undefined).join(':');
+  }
+}
+
+/** Bad flags, bad configuration or bad migration files: nothing was run. */
+export class UsageError extends TidemarkError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(message, ExitCode.usage, details);
+  }
+}
+
+/** A migration's SQL failed; its transaction was rolled back. */
+export class MigrationError extends TidemarkError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(message, ExitCode.migrationFailed, details);
+  }
+}
+
+/** The database could not be reached (or, later, locked) in time. */
+export class ConnectionError extends TidemarkError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(message, ExitCode.connection, details);
+  }
+}

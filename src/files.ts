@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from './errors.js';
+
+export const dialects = ['postgres', 'sqlite'] as const;
+export type Dialect = (typeof dialects)[number];
+
+export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql';
+const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
+const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
+const KNOWN_DIRECTIVES = ['no-transaction'] as const;
+
+/** One .sql file whose name follows the pattern. */
+export interface SqlFile {
+  /** Path as shown to people: the migrations folder joined with the file name. */
+  path: string;
+  version: number;
+  /** The version as written in the file name (`003`), for display. */
+  versionText: string;
+  name: string;
+  kind: 'forward' | 'rollback';
+  /** null for a portable file that serves both dialects. */
+  dialect: Dialect | null;
+}
+
+/** One version as it applies to one dialect. */
+export interface Migration {
+  version: number;
+  versionText: string;
+  name: string;
+  forward: SqlFile;
+  rollback: SqlFile | null;
+}
+
+/** A file's text, ready to run, with what tidemark records about it. */
+export interface Script {
+  file: SqlFile;
+  text: string;
+  checksum: string;
+  /** `-- tidemark:no-transaction`: run outside a transaction, guarded by a dirty ledger row. */
+  noTransaction: boolean;
+}
+
+/** Every migration file in a folder, validated across both dialects. */
+export class Catalog {
+  constructor(
+    readonly dir: string,
+    readonly files: readonly SqlFile[],
+  ) {}
+
+  /** The migrations that exist for one dialect, ordered by version. */
+  migrationsFor(dialect: Dialect): Migration[] {
+    const byVersion = groupByVersion(this.files);
+    const migrations: Migration[] = [];
+    for (const [version, files] of byVersion) {
+      const forward = chooseVariant(files, 'forward', dialect);
+      if (!forward) continue;
+      migrations.push({
+        version,
+        versionText: forward.versionText,
+        name: forward.name,
+        forward,
+        rollback: chooseVariant(files, 'rollback', dialect),
+      });
+    }
+    return migrations.sort((a, b) => a.version - b.version);
+  }
+
+  /** The version `create` should use next: one more than the highest, padded like the existing files. */
+  nextVersionText(now: Date = new Date()): string {
+    const highest = this.files.reduce<SqlFile | undefined>((top, f) => (!top || f.version > top.version ? f : top), undefined);
+    if (highest && highest.versionText.length >= 12) {
+      // The project numbers by timestamp (20260223143052_x.sql): keep doing so.
+      const stamp = now.toISOString().replace(/\D/g, '').slice(0, 14);
+      return Number(stamp) > highest.version ? stamp : String(highest.version + 1);
+    }
+    const next = (highest?.version ?? 0) + 1;
+    return String(next).padStart(Math.max(3, highest?.versionText.length ?? 0), '0');
+  }
+}
+
+/** Reads the folder's file names and checks them; any problem is one UsageError listing every bad file. */
+export function discover(dir: string): Catalog {
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name.toLowerCase().endsWith('.sql'))
+      .map((entry) => entry.name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new UsageError(`migrations folder ${dir}/ does not exist`, {
+        hint: `create it with \`tidemark create <name>\`, or point --dir (MIGRATIONS_DIR) at the folder that holds your .sql files`,
+      });
+    }
+    throw error;
+  }
+  const problems: string[] = [];
+  const files: SqlFile[] = [];
+  for (const fileName of names.sort()) {
+    const file = parseFileName(dir, fileName);
+    if (file) files.push(file);
+    else problems.push(`${join(dir, fileName)}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
+  }
+  problems.push(...checkConsistency(files));
+  if (problems.length > 0) {
+    throw new UsageError(`${problems.length === 1 ? 'a problem' : `${problems.length} problems`} with the migration files in ${dir}/`, {
+      context: problems,
+      hint: 'rename or remove the files named above; nothing was run',
+    });
+  }
+  return new Catalog(dir, files);
+}
+
+export function parseFileName(dir: string, fileName: string): SqlFile | null {
+  const match = FILE_NAME.exec(fileName);
+  if (!match) return null;
+  const [, versionText, name, rollback, dialect] = match as unknown as [string, string, string, string?, Dialect?];
+  return {
+    path: join(dir, fileName),
+    version: Number(versionText),
+    versionText,
+    name,
+    kind: rollback ? 'rollback' : 'forward',
+    dialect: dialect ?? null,
+  };
+}
+
+/** Rules that need all files at once: one name per version, one file per slot, no orphan rollbacks. */
+function checkConsistency(files: SqlFile[]): string[] {
+  const problems: string[] = [];
+  for (const [version, group] of groupByVersion(files)) {
+    const list = (fs: SqlFile[]) => fs.map((f) => f.path).join(', ');
+    if (!Number.isSafeInteger(version)) {
+      problems.push(`${list(group)}: version ${group[0]!.versionText} is too large; use at most 15 digits`);
+      continue;
+    }
+    const names = new Set(group.map((f) => f.name));
+    if (names.size > 1) {
+      problems.push(`${list(group)}: version ${version} has ${names.size} names (${[...names].join(', ')}); every variant of one version must share one name`);
+      continue;
+    }
+    const slots = new Map<string, SqlFile[]>();
+    for (const f of group) {
+      const slot = `${f.kind}.${f.dialect ?? 'portable'}`;
+      slots.set(slot, [...(slots.get(slot) ?? []), f]);
+    }
+    for (const same of slots.values()) {
+      if (same.length > 1) problems.push(`${list(same)}: two files for version ${version}; give each migration its own version`);
+    }
+    for (const dialect of dialects) {
+      const rollback = chooseVariant(group, 'rollback', dialect);
+      if (rollback && !chooseVariant(group, 'forward', dialect)) {
+        problems.push(
+          `${rollback.path}: rollback with no forward migration for ${dialect}; add ${group[0]!.versionText}_${group[0]!.name}.sql` +
+            (rollback.dialect ? ' or remove the rollback' : ` or rename the rollback to ..._rollback.${dialects.find((d) => d !== dialect)}.sql`),
+        );
+      }
+    }
+  }
+  return problems;
+}
+
+function groupByVersion(files: readonly SqlFile[]): Map<number, SqlFile[]> {
+  const groups = new Map<number, SqlFile[]>();
+  for (const f of files) groups.set(f.version, [...(groups.get(f.version) ?? []), f]);
+  return groups;
+}
+
+/** The dialect's own variant wins over the portable file. */
+function chooseVariant(files: SqlFile[], kind: SqlFile['kind'], dialect: Dialect): SqlFile | null {
+  const candidates = files.filter((f) => f.kind === kind);
+  return candidates.find((f) => f.dialect === dialect) ?? candidates.find((f) => f.dialect === null) ?? null;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Reads a file as tidemark runs and records it: BOM removed, CRLF turned into LF, directives parsed. */
+export function loadScript(file: SqlFile): Script {
+  let text: string;
+  try {
+    text = utf8.decode(readFileSync(file.path));
+  } catch (error) {
+    if (error instanceof TypeError) {
+      throw new UsageError(`${file.path}: not valid UTF-8 text`, { file: file.path, hint: 'save the file as UTF-8' });
+    }
+    throw error;
+  }
+  text = normalizeText(text);
+  return { file, text, checksum: checksumOf(text), noTransaction: parseDirectives(file.path, text).has('no-transaction') };
+}
+
+export function normalizeText(text: string): string {
+  return (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).replace(/\r\n/g, '\n');
+}
+
+export function checksumOf(normalizedText: string): string {
+  return createHash('sha256').update(normalizedText, 'utf8').digest('hex');
+}
+
+/** `-- tidemark:<directive>` comments in the leading comment block of a file. */
+export function parseDirectives(path: string, text: string): Set<string> {
+  const found = new Set<string>();
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    if (!line.startsWith('--')) break;
+    const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
+    if (!directive) continue;
+    const name = directive[1]!.toLowerCase();
+    if (!(KNOWN_DIRECTIVES as readonly string[]).includes(name)) {
+      throw new UsageError(`${path}:${i + 1}: unknown directive "-- tidemark:${directive[1]}"`, {
+        file: path,
+        line: i + 1,
+        hint: `the known directives are ${KNOWN_DIRECTIVES.map((d) => `-- tidemark:${d}`).join(', ')}; fix the spelling or remove the line`,
+      });
+    }
+    found.add(name);
+  }
+  return found;
+}
+
+/** Checks a name given to `create`: it becomes part of a file name. */
+export function validateMigrationName(name: string): void {
+  if (!MIGRATION_NAME.test(name) || name.endsWith('_rollback')) {
+    throw new UsageError(`"${name}" cannot be a migration name`, {
+      hint: 'use letters, digits and underscores only (no spaces, "/", "." or "-"), not ending in _rollback; e.g. add_orders',
+    });
+  }
+}

@@ -1,0 +1,294 @@
+// Runs plans through a Driver: transactions, ledger rows, history, events. No dialect knowledge here.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseTarget, type Config } from './config.js';
+import { connect } from './drivers/connect.js';
+import type { Driver, HistoryEntry } from './drivers/driver.js';
+import { MigrationError, TidemarkError, UsageError } from './errors.js';
+import { discover, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
+import { currentVersion, planForce, planMigrate, planRollback, planStatus, type LedgerRow, type StatusEntry } from './plan.js';
+
+export type MigratorEvent =
+  | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
+  | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
+  | { type: 'failed'; version: number; versionText: string; name: string; error: string }
+  | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
+  | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; dryRun: boolean }
+  | { type: 'warning'; message: string }
+  | { type: 'notice'; message: string };
+
+export type EventListener = (event: MigratorEvent) => void;
+
+export interface MigrateOptions {
+  target?: number;
+  dryRun?: boolean;
+  allowChanged?: boolean;
+  singleTransaction?: boolean;
+}
+
+export interface RollbackOptions {
+  steps?: number;
+  to?: number;
+  all?: boolean;
+  dryRun?: boolean;
+}
+
+export interface StatusReport {
+  database: string;
+  version: number;
+  entries: StatusEntry[];
+}
+
+export class Migrator {
+  constructor(
+    private readonly config: Config,
+    private readonly emit: EventListener = () => {},
+  ) {}
+
+  private get dir(): string {
+    return this.config.dir;
+  }
+
+  /** Files are read and checked before any connection is made: bad files never touch the database. */
+  private migrations(): { migrations: Migration[]; target: ReturnType<typeof parseTarget> } {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return { migrations: discover(this.dir).migrationsFor(target.dialect), target };
+  }
+
+  private async withDriver<T>(target: ReturnType<typeof parseTarget>, create: boolean, work: (driver: Driver) => Promise<T>): Promise<T> {
+    const driver = await connect(target, this.config, { create, onNotice: (message) => this.emit({ type: 'notice', message }) });
+    try {
+      return await work(driver);
+    } finally {
+      await driver.close();
+    }
+  }
+
+  async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
+    const { migrations, target } = this.migrations();
+    const scripts = new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
+    return this.withDriver(target, !options.dryRun, async (driver) => {
+      const ledger = await driver.readLedger();
+      const checksums = new Map([...scripts].map(([version, s]) => [version, s.checksum]));
+      const plan = planMigrate(migrations, ledger, checksums, options);
+      const pendingScripts = plan.pending.map((m) => scripts.get(m.version)!);
+      if (options.singleTransaction) assertAllTransactional(pendingScripts);
+      for (const m of plan.pending.filter((m) => !m.rollback)) {
+        this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
+      }
+      const started = performance.now();
+      this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun: Boolean(options.dryRun) });
+      if (options.dryRun) {
+        for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun: true });
+      } else {
+        await driver.prepareLedger();
+        for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum });
+        await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
+          for (const script of pendingScripts) await this.apply(driver, script, !options.singleTransaction);
+        });
+      }
+      const version = options.dryRun ? Math.max(plan.current, ...plan.pending.map((m) => m.version)) : currentVersion(await driver.readLedger());
+      const summary = { command: 'migrate', database: driver.description, count: plan.pending.length, version, dryRun: Boolean(options.dryRun) } as const;
+      this.emit({ type: 'summary', ...summary, ms: performance.now() - started });
+      return { applied: plan.pending.length, version };
+    });
+  }
+
+  /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
+  private async inOptionalTransaction(driver: Driver, enabled: boolean, work: () => Promise<void>): Promise<void> {
+    if (!enabled) return work();
+    await driver.begin();
+    try {
+      await work();
+      await driver.commit();
+    } catch (error) {
+      await driver.rollback().catch(() => {});
+      throw error;
+    }
+  }
+
+  private async apply(driver: Driver, script: Script, ownTransaction: boolean): Promise<void> {
+    const { file } = script;
+    const row = { version: file.version, name: file.name, checksum: script.checksum };
+    await this.step(driver, 'up', script, ownTransaction, {
+      before: () => driver.insertRow({ ...row, executionMs: null, dirty: true }),
+      after: (ms) => driver.updateRow(file.version, { dirty: false, executionMs: ms }),
+      inTransaction: (ms) => driver.insertRow({ ...row, executionMs: ms, dirty: false }),
+    });
+  }
+
+  private async revert(driver: Driver, script: Script, recorded: LedgerRow, ownTransaction: boolean): Promise<void> {
+    await this.step(driver, 'down', script, ownTransaction, {
+      before: () => driver.updateRow(recorded.version, { dirty: true }),
+      after: () => driver.deleteRow(recorded.version),
+      inTransaction: () => driver.deleteRow(recorded.version),
+    });
+  }
+
+  /**
+   * One migration or rollback. Transactional: the SQL and the ledger change commit together or not at all.
+   * no-transaction: the ledger row is marked dirty first and cleared after, so a crash is visible.
+   */
+  private async step(
+    driver: Driver,
+    action: 'up' | 'down',
+    script: Script,
+    ownTransaction: boolean,
+    ledger: { before: () => Promise<void>; after: (ms: number) => Promise<void>; inTransaction: (ms: number) => Promise<void> },
+  ): Promise<void> {
+    const { file } = script;
+    const history = { action, version: file.version, name: file.name, checksum: script.checksum } as const;
+    const started = performance.now();
+    try {
+      if (script.noTransaction) {
+        await ledger.before();
+        await driver.runScript(script);
+        await ledger.after(elapsed(started));
+      } else {
+        if (ownTransaction) await driver.begin();
+        await driver.runScript(script);
+        await ledger.inTransaction(elapsed(started));
+        await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
+        if (ownTransaction) await driver.commit();
+      }
+    } catch (error) {
+      if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
+      const message = error instanceof Error ? error.message : String(error);
+      this.emit({ type: 'failed', version: file.version, versionText: file.versionText, name: file.name, error: message });
+      if (ownTransaction) await recordFailure(driver, { ...history, outcome: 'failed', executionMs: elapsed(started), error: message });
+      throw asMigrationError(error, script);
+    }
+    if (script.noTransaction) await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
+    this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
+  }
+
+  async rollback(options: RollbackOptions = {}): Promise<{ reverted: number; version: number }> {
+    const { migrations, target } = this.migrations();
+    return this.withDriver(target, false, async (driver) => {
+      const ledger = await driver.readLedger();
+      const steps = planRollback(migrations, ledger, options);
+      const scripts = steps.map((step) => loadScript(step.migration.rollback));
+      const started = performance.now();
+      const dryRun = Boolean(options.dryRun);
+      this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
+      for (const [i, step] of steps.entries()) {
+        const m = step.migration;
+        if (dryRun) this.emit({ type: 'reverted', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
+        else await this.revert(driver, scripts[i]!, step.row, true);
+      }
+      const remaining = ledger.filter((r) => !steps.some((s) => s.row.version === r.version));
+      const version = currentVersion(remaining);
+      this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: steps.length, ms: performance.now() - started, version, dryRun });
+      return { reverted: steps.length, version };
+    });
+  }
+
+  async status(): Promise<StatusReport> {
+    const { migrations, target } = this.migrations();
+    return this.withDriver(target, false, async (driver) => {
+      const ledger = await driver.readLedger();
+      const applied = new Set(ledger.map((r) => r.version));
+      const checksums = new Map(migrations.filter((m) => applied.has(m.version)).map((m) => [m.version, loadScript(m.forward).checksum]));
+      return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
+    });
+  }
+
+  async version(): Promise<number> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return this.withDriver(target, false, async (driver) => currentVersion(await driver.readLedger()));
+  }
+
+  /** Makes the ledger say `version` without running any migration SQL. */
+  async force(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
+    const { migrations, target } = this.migrations();
+    await this.withDriver(target, !options.dryRun, async (driver) => {
+      const plan = planForce(migrations, await driver.readLedger(), version);
+      const added = plan.add.map((m) => loadScript(m.forward));
+      if (!options.dryRun) {
+        await driver.prepareLedger();
+        await driver.begin();
+        try {
+          for (const row of plan.remove) await driver.deleteRow(row.version);
+          for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false });
+          for (const s of added) await driver.insertRow({ version: s.file.version, name: s.file.name, checksum: s.checksum, executionMs: null, dirty: false });
+          const name = migrations.find((m) => m.version === version)?.name ?? '';
+          await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+          await driver.commit();
+        } catch (error) {
+          await driver.rollback().catch(() => {});
+          throw error;
+        }
+      }
+      this.emit({
+        type: 'forced',
+        database: driver.description,
+        version,
+        removed: plan.remove.map((r) => r.version),
+        added: plan.add.map((m) => m.version),
+        dryRun: Boolean(options.dryRun),
+      });
+    });
+  }
+
+  /** Writes the next version's migration and rollback files; needs no database. */
+  create(name: string): string[] {
+    validateMigrationName(name);
+    mkdirSync(this.dir, { recursive: true });
+    const version = discover(this.dir).nextVersionText();
+    const forward = join(this.dir, `${version}_${name}.sql`);
+    const rollback = join(this.dir, `${version}_${name}_rollback.sql`);
+    writeFileSync(forward, forwardTemplate(`${version}_${name}`), { flag: 'wx' });
+    writeFileSync(rollback, rollbackTemplate(`${version}_${name}`), { flag: 'wx' });
+    return [forward, rollback];
+  }
+}
+
+function elapsed(since: number): number {
+  return Math.round(performance.now() - since);
+}
+
+/** History of a failure is written after the rollback, so it survives it; its own failure must not hide the real error. */
+async function recordFailure(driver: Driver, entry: HistoryEntry): Promise<void> {
+  await driver.appendHistory(entry).catch(() => {});
+}
+
+function asMigrationError(error: unknown, script: Script): TidemarkError {
+  if (error instanceof TidemarkError) {
+    if (!script.noTransaction) return error;
+    return new MigrationError(error.message, {
+      ...error.details,
+      hint: `${script.file.path} runs outside a transaction, so it may have partly run and version ${script.file.version} is now marked dirty; check the database, then run \`tidemark force <version> --yes\``,
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new MigrationError(`${script.file.path}: ${message}`, { file: script.file.path });
+}
+
+function assertAllTransactional(scripts: Script[]): void {
+  const outside = scripts.find((s) => s.noTransaction);
+  if (outside) {
+    throw new UsageError(`${outside.file.path} is marked -- tidemark:no-transaction and cannot run inside --single-transaction`, {
+      file: outside.file.path,
+      hint: 'run without --single-transaction, or migrate up to the version before it first',
+    });
+  }
+}
+
+function forwardTemplate(id: string): string {
+  return `-- ${id}: the change. tidemark runs this file in one transaction together with its
+-- schema_version row, so a failure leaves nothing behind. Plain SQL: psql can run it as it is.
+-- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make the first
+-- line: -- tidemark:no-transaction
+-- Dialect-specific SQL? Rename to ${id}.postgres.sql / ${id}.sqlite.sql.
+
+`;
+}
+
+function rollbackTemplate(id: string): string {
+  return `-- ${id} rollback: undo everything ${id}.sql does, in reverse order.
+-- Drop what it created (tables, indexes, types, functions) and restore what it changed,
+-- so that the schema is exactly as it was before.
+
+`;
+}

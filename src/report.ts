@@ -1,0 +1,140 @@
+// Human and JSON output of migrator events, status tables and errors. Every line passes through redact().
+import kleur from 'kleur';
+import { TidemarkError } from './errors.js';
+import type { MigratorEvent, StatusReport } from './migrator.js';
+import type { VersionState } from './plan.js';
+
+export interface ReporterOptions {
+  json: boolean;
+  quiet: boolean;
+  secrets: string[];
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+const STATE_COLOUR: Record<VersionState, (text: string) => string> = {
+  applied: kleur.green,
+  pending: kleur.yellow,
+  'missing-file': kleur.red,
+  changed: kleur.red,
+  dirty: kleur.red,
+};
+
+export class Reporter {
+  private readonly stdout: NodeJS.WritableStream;
+  private readonly stderr: NodeJS.WritableStream;
+
+  constructor(private readonly options: ReporterOptions) {
+    this.stdout = options.stdout ?? process.stdout;
+    this.stderr = options.stderr ?? process.stderr;
+  }
+
+  /** Never prints a password, whatever the text came from (a server message, a URL, a stack). */
+  redact(text: string): string {
+    return this.options.secrets.reduce((out, secret) => out.split(secret).join('***'), text);
+  }
+
+  out(text: string): void {
+    this.stdout.write(`${this.redact(text)}\n`);
+  }
+
+  private err(text: string): void {
+    this.stderr.write(`${this.redact(text)}\n`);
+  }
+
+  private json(value: unknown): void {
+    this.out(JSON.stringify(value));
+  }
+
+  event = (event: MigratorEvent): void => {
+    if (this.options.json) {
+      if (event.type !== 'notice') this.json(event);
+      return;
+    }
+    const line = this.describe(event);
+    if (line === null) return;
+    if (event.type === 'warning') this.err(line);
+    else if (event.type === 'notice') this.err(line);
+    else if (!this.options.quiet || event.type === 'summary') this.out(line);
+  };
+
+  private describe(event: MigratorEvent): string | null {
+    const would = 'dryRun' in event && event.dryRun ? 'would ' : '';
+    switch (event.type) {
+      case 'start':
+        if (event.count === 0) return null;
+        return `${would}${event.command} ${event.database}: ${event.count} migration${event.count === 1 ? '' : 's'}`;
+      case 'applied':
+      case 'reverted': {
+        const arrow = event.type === 'applied' ? kleur.green('↑') : kleur.yellow('↓');
+        const ms = event.dryRun ? '' : kleur.dim(`  ${event.ms} ms`);
+        return `${arrow} ${event.versionText} ${event.name}${ms}`;
+      }
+      case 'failed':
+        return `${kleur.red('✗')} ${event.versionText} ${event.name}`;
+      case 'summary': {
+        if (event.count === 0) {
+          return event.command === 'migrate'
+            ? `${event.database} is up to date at version ${event.version}`
+            : `nothing to roll back in ${event.database} (at version ${event.version})`;
+        }
+        const verb = event.command === 'migrate' ? 'applied' : 'rolled back';
+        const took = event.dryRun ? '' : ` in ${formatDuration(event.ms)}`;
+        return `${event.dryRun ? 'dry run: ' : ''}${event.count} ${verb}${took}, ${event.dryRun ? 'would be' : 'now'} at version ${event.version}`;
+      }
+      case 'forced': {
+        const changes = [
+          event.removed.length ? `removed ${event.removed.join(', ')}` : '',
+          event.added.length ? `recorded ${event.added.join(', ')}` : '',
+        ].filter(Boolean);
+        const head = event.dryRun ? `dry run: the ledger of ${event.database} would say version ${event.version}` : `the ledger of ${event.database} now says version ${event.version}`;
+        return `${head} (${changes.length ? changes.join('; ') : 'no change'}); no migration SQL was run`;
+      }
+      case 'warning':
+        return `${kleur.yellow('warning:')} ${event.message}`;
+      case 'notice':
+        return this.options.quiet ? null : `${kleur.dim('notice:')} ${event.message}`;
+    }
+  }
+
+  status(report: StatusReport): void {
+    if (this.options.json) return this.json(report);
+    this.out(`${report.database}: version ${report.version}`);
+    if (report.entries.length === 0) return this.out('no migrations');
+    const rows = report.entries.map((e) => [
+      e.versionText,
+      e.name,
+      e.state,
+      e.appliedAt ?? '',
+      e.executionMs === null ? '' : `${e.executionMs} ms`,
+      e.hasRollback ? '' : 'no rollback file',
+    ]);
+    const header = ['version', 'name', 'state', 'applied at', 'took', ''];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const format = (cells: string[], colour?: (t: string) => string) =>
+      cells
+        .map((cell, i) => (i === 2 && colour ? colour(cell.padEnd(widths[i]!)) : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd();
+    this.out(kleur.bold(format(header)));
+    report.entries.forEach((e, i) => this.out(format(rows[i]!, STATE_COLOUR[e.state])));
+  }
+
+  error(error: unknown): void {
+    if (!(error instanceof TidemarkError)) {
+      // A bug, not a user error: say so, with the stack, but still never a password.
+      this.err(`${kleur.red('error:')} unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      return;
+    }
+    if (this.options.json) {
+      this.json({ type: 'error', exitCode: error.exitCode, message: error.message, ...error.details });
+    }
+    this.err(`${kleur.red('error:')} ${error.message}`);
+    for (const line of error.details.context ?? []) this.err(`  ${line}`);
+    if (error.details.hint) this.err(`${kleur.cyan('hint:')} ${error.details.hint}`);
+  }
+}
+
+export function formatDuration(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
