@@ -82,7 +82,8 @@ export class Migrator {
       if (options.dryRun) {
         for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun: true });
       } else {
-        await driver.prepareLedger();
+        // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
+        if (plan.pending.length > 0 || plan.backfill.length > 0) await driver.prepareLedger();
         for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum });
         await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
           for (const script of pendingScripts) await this.apply(driver, script, !options.singleTransaction);

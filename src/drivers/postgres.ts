@@ -28,8 +28,9 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
   let session: postgres.ReservedSql;
   let user: string;
   try {
+    // Query before reserve(): postgres.js 3.4 never resolves reserve() on a fresh pool when fetch_types is off.
+    [{ user }] = (await pool`select current_user as user`) as unknown as [{ user: string }];
     session = await pool.reserve();
-    [{ user }] = (await session`select current_user as user`) as unknown as [{ user: string }];
   } catch (error) {
     await pool.end({ timeout: 0 }).catch(() => {});
     throw connectionError(error, options.description);
@@ -102,8 +103,8 @@ class PostgresDriver implements Driver {
   async prepareLedger(): Promise<void> {
     const columns = await this.ledgerColumns();
     const statements: string[] = [];
-    if (this.options.table.schema) statements.push(`create schema if not exists ${quote(this.options.table.schema)}`);
     if (!columns) {
+      if (this.options.table.schema) statements.push(`create schema if not exists ${quote(this.options.table.schema)}`);
       statements.push(`create table ${this.ledger} (
         id serial primary key,
         version bigint not null unique,
@@ -123,7 +124,8 @@ class PostgresDriver implements Driver {
       const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
       if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
     }
-    statements.push(`create table if not exists ${this.history} (
+    const [{ exists }] = await this.session`select to_regclass(${this.history}) is not null as exists`;
+    if (!exists) statements.push(`create table ${this.history} (
       id serial primary key,
       action text not null,
       version bigint not null,
@@ -134,7 +136,7 @@ class PostgresDriver implements Driver {
       applied_by text,
       at timestamp not null default now(),
       error text)`);
-    await this.session.unsafe(statements.join(';\n'));
+    if (statements.length > 0) await this.session.unsafe(statements.join(';\n'));
   }
 
   async begin(): Promise<void> {

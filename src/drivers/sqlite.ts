@@ -117,7 +117,8 @@ class SqliteDriver implements Driver {
       // SQLite adds one column per statement.
       for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c))) statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
     }
-    statements.push(`create table if not exists ${this.history} (
+    const history = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [`${this.options.table.name}_history`]);
+    if (history.length === 0) statements.push(`create table ${this.history} (
       id integer primary key autoincrement,
       action text not null,
       version integer not null,
@@ -128,6 +129,7 @@ class SqliteDriver implements Driver {
       applied_by text,
       at text not null default CURRENT_TIMESTAMP,
       error text)`);
+    if (statements.length === 0) return;
     await this.exec(`begin immediate;\n${statements.join(';\n')};\ncommit`).catch(async (error) => {
       await this.exec('rollback').catch(() => {});
       throw error;
