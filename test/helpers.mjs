@@ -1,0 +1,134 @@
+// Real databases and a real CLI for the suites: a fresh PostgreSQL database or SQLite file per test,
+// a temporary project folder, and the built CLI run as a child process.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import sqlite3 from 'sqlite3';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = join(ROOT, 'dist', 'cli.js');
+export const EXAMPLE_SQL = join(ROOT, 'sql');
+
+const ADMIN_URL = process.env.TEST_DATABASE_URL;
+if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the suites with `npm test`, which provides a PostgreSQL server');
+
+export const DIALECTS = ['sqlite', 'postgres'];
+
+/** A temporary project folder with a sql/ folder: the example set, or the given files. */
+export function makeProject(files) {
+  const cwd = mkdtempSync(join(tmpdir(), 'tidemark-test-'));
+  const sql = join(cwd, 'sql');
+  if (files) {
+    mkdirSync(sql);
+    for (const [name, text] of Object.entries(files)) writeFileSync(join(sql, name), text);
+  } else {
+    cpSync(EXAMPLE_SQL, sql, { recursive: true });
+  }
+  return cwd;
+}
+
+export function writeSql(cwd, name, text) {
+  writeFileSync(join(cwd, 'sql', name), text);
+}
+
+export function removeSql(cwd, name) {
+  rmSync(join(cwd, 'sql', name));
+}
+
+export function sqlFiles(cwd) {
+  return readdirSync(join(cwd, 'sql')).sort();
+}
+
+export function removeProject(cwd) {
+  rmSync(cwd, { recursive: true, force: true });
+}
+
+/** Runs `node dist/cli.js ...args` in cwd with only the given database settings, as a user would. */
+export function runCli(args, { cwd, env = {}, input } = {}) {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
+  );
+  const result = spawnSync(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { ...clean, NO_COLOR: '1', ...env },
+    encoding: 'utf8',
+    input: input ?? '',
+    timeout: 60_000,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+}
+
+/** A fresh database of one dialect with a small query interface; close() removes it. */
+export async function freshDatabase(dialect, cwd) {
+  return dialect === 'postgres' ? freshPostgres() : freshSqlite(cwd);
+}
+
+async function freshPostgres() {
+  const name = `tidemark_test_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  const client = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  return {
+    dialect: 'postgres',
+    url: url.toString(),
+    query: async (text, params = []) => [...(await client.unsafe(text, params))],
+    tables: async () =>
+      (await client`select table_name from information_schema.tables where table_schema = 'public' order by 1`).map((r) => r.table_name),
+    types: async () => (await client`select typname from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public' and t.typtype = 'e' order by 1`).map((r) => r.typname),
+    indexes: async () => (await client`select indexname from pg_indexes where schemaname = 'public' order by 1`).map((r) => r.indexname),
+    close: async () => {
+      await client.end({ timeout: 5 });
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end({ timeout: 5 });
+    },
+  };
+}
+
+async function freshSqlite(cwd) {
+  const file = join(cwd ?? mkdtempSync(join(tmpdir(), 'tidemark-db-')), `db-${randomBytes(4).toString('hex')}.db`);
+  const all = (text, params = []) =>
+    new Promise((resolve, reject) => {
+      const db = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (error) => {
+        if (error) return reject(error);
+        db.all(text, params, (queryError, rows) => db.close(() => (queryError ? reject(queryError) : resolve(rows))));
+      });
+    });
+  const exec = (text) =>
+    new Promise((resolve, reject) => {
+      const db = new sqlite3.Database(file, (error) => {
+        if (error) return reject(error);
+        db.exec(text, (execError) => db.close(() => (execError ? reject(execError) : resolve())));
+      });
+    });
+  return {
+    dialect: 'sqlite',
+    file,
+    url: `sqlite:${file}`,
+    query: (text, params) => (/^\s*select|^\s*pragma/i.test(text) ? all(text, params) : exec(text).then(() => [])),
+    tables: async () =>
+      existsSync(file) ? (await all(`select name from sqlite_schema where type = 'table' and name not like 'sqlite_%' order by 1`)).map((r) => r.name) : [],
+    types: async () => [],
+    indexes: async () => (await all(`select name from sqlite_schema where type = 'index' and name not like 'sqlite_%' order by 1`)).map((r) => r.name),
+    close: async () => rmSync(file, { force: true }),
+  };
+}
+
+/** The ledger as a user would check it: versions in order. */
+export async function ledgerVersions(db, table = 'schema_version') {
+  const exists = (await db.tables()).includes(table);
+  if (!exists) return [];
+  return (await db.query(`select version from ${table} order by version`)).map((r) => Number(r.version));
+}
+
+/** The versions of the example set that exist for each dialect. */
+export const EXAMPLE_VERSIONS = { sqlite: [1, 2, 3, 4], postgres: [1, 2, 3] };
+export const EXAMPLE_TABLES = {
+  sqlite: ['price_cache', 'trades', 'user_strategies', 'users'],
+  postgres: ['trades', 'user_strategies', 'users'],
+};
