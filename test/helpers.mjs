@@ -90,8 +90,12 @@ async function freshPostgres() {
   };
 }
 
-async function freshSqlite(cwd) {
-  const file = join(cwd ?? mkdtempSync(join(tmpdir(), 'tidemark-db-')), `db-${randomBytes(4).toString('hex')}.db`);
+function freshSqlite(cwd) {
+  return sqliteAt(join(cwd ?? mkdtempSync(join(tmpdir(), 'tidemark-db-')), `db-${randomBytes(4).toString('hex')}.db`));
+}
+
+/** The query interface over a SQLite file that may not exist yet; close() removes it. */
+export function sqliteAt(file) {
   const all = (text, params = []) =>
     new Promise((resolve, reject) => {
       const db = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (error) => {
