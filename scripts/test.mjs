@@ -65,6 +65,8 @@ try {
   const env = { ...process.env };
   if (!env.TEST_DATABASE_URL) {
     embedded = await startEmbedded();
+    // Ctrl-C or a CI timeout must not leave a server and its folder behind.
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => embedded.stop().finally(() => process.exit(130)));
     env.TEST_DATABASE_URL = embedded.url;
   } else {
     process.stdout.write('PostgreSQL from TEST_DATABASE_URL\n');

@@ -1,0 +1,102 @@
+// Pure logic without a database: file names, variants, checksums, directives and plans.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { checksumOf, discover, normalizeText, parseDirectives, parseFileName } from '../dist/files.js';
+import { planForce, planMigrate, planRollback } from '../dist/plan.js';
+
+const files = suite('files');
+
+files('file names: version, name, rollback and dialect', () => {
+  assert.equal(parseFileName('sql', '002_user_strategies_rollback.postgres.sql'), {
+    path: join('sql', '002_user_strategies_rollback.postgres.sql'),
+    version: 2,
+    versionText: '002',
+    name: 'user_strategies',
+    kind: 'rollback',
+    dialect: 'postgres',
+  });
+  assert.is(parseFileName('sql', '20260223143052_x.sql').version, 20260223143052);
+  assert.is(parseFileName('sql', '001_rollback.sql').name, 'rollback');
+  for (const bad of ['1-x.sql', 'x.sql', '001_.sql', '001_x.mysql.sql', '001 x.sql', '001_x.SQL']) assert.is(parseFileName('sql', bad), null, bad);
+});
+
+files('checksum ignores a BOM and CRLF line endings', () => {
+  const text = 'CREATE TABLE a (id int);\nSELECT 1;\n';
+  assert.is(checksumOf(normalizeText('\uFEFF' + text.replace(/\n/g, '\r\n'))), checksumOf(normalizeText(text)));
+  assert.is.not(checksumOf(normalizeText(text + ' ')), checksumOf(normalizeText(text)));
+});
+
+files('directives come from the leading comments only', () => {
+  assert.ok(parseDirectives('f.sql', '-- why\n-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);').has('no-transaction'));
+  assert.not.ok(parseDirectives('f.sql', 'SELECT 1;\n-- tidemark:no-transaction\n').has('no-transaction'));
+  assert.throws(() => parseDirectives('f.sql', '-- tidemark:notransaction\n'), /f\.sql:1: unknown directive/);
+});
+
+files('variants: the dialect file wins, a version missing for a dialect is not in its plan', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-plan-'));
+  try {
+    for (const f of ['001_a.sql', '001_a_rollback.sql', '002_b.postgres.sql', '002_b.sql', '002_b_rollback.sql', '003_c.sqlite.sql']) writeFileSync(join(dir, f), '');
+    mkdirSync(join(dir, 'nested.sql'));
+    const catalog = discover(dir);
+    const pg = catalog.migrationsFor('postgres');
+    assert.equal(pg.map((m) => m.version), [1, 2]);
+    assert.is(pg[1].forward.dialect, 'postgres');
+    assert.is(pg[1].rollback.dialect, null);
+    const lite = catalog.migrationsFor('sqlite');
+    assert.equal(lite.map((m) => m.version), [1, 2, 3]);
+    assert.is(lite[1].forward.dialect, null);
+    assert.is(lite[2].rollback, null);
+    assert.is(catalog.nextVersionText(), '004');
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+const plan = suite('plan');
+const m = (version, { rollback = true } = {}) => ({
+  version,
+  versionText: String(version).padStart(3, '0'),
+  name: `m${version}`,
+  forward: { path: `sql/${version}_m${version}.sql` },
+  rollback: rollback ? { path: `sql/${version}_m${version}_rollback.sql` } : null,
+});
+const row = (version, extra = {}) => ({ version, name: `m${version}`, appliedAt: null, checksum: `c${version}`, executionMs: 1, appliedBy: null, dirty: false, ...extra });
+const sums = (...versions) => new Map(versions.map((v) => [v, `c${v}`]));
+
+plan('migrate: pending up to the target; legacy rows are backfilled', () => {
+  const migrations = [m(1), m(2), m(3)];
+  const p = planMigrate(migrations, [row(1, { checksum: null })], sums(1, 2, 3), { target: 2 });
+  assert.equal(p.pending.map((x) => x.version), [2]);
+  assert.equal(p.backfill.map((x) => x.version), [1]);
+  assert.is(p.current, 1);
+});
+
+plan('migrate: refuses a dirty ledger, an edited file and an out-of-order version', () => {
+  assert.throws(() => planMigrate([m(1)], [row(1, { dirty: true })], sums(1)), /version 1 \(m1\) is dirty/);
+  assert.throws(() => planMigrate([m(1)], [row(1, { checksum: 'old' })], sums(1)), /edited after it ran/);
+  assert.throws(() => planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3)), /version 2 is older than the applied version 3/);
+});
+
+plan('rollback: steps, --to, --all, newest first; a missing rollback file stops the whole plan', () => {
+  const migrations = [m(1), m(2), m(3)];
+  const ledger = [row(1), row(2), row(3)];
+  assert.equal(planRollback(migrations, ledger, {}).map((s) => s.row.version), [3]);
+  assert.equal(planRollback(migrations, ledger, { steps: 2 }).map((s) => s.row.version), [3, 2]);
+  assert.equal(planRollback(migrations, ledger, { to: 1 }).map((s) => s.row.version), [3, 2]);
+  assert.equal(planRollback(migrations, ledger, { all: true }).map((s) => s.row.version), [3, 2, 1]);
+  assert.throws(() => planRollback([m(1), m(2, { rollback: false }), m(3)], ledger, { steps: 2 }), /cannot roll back: nothing was changed/);
+});
+
+plan('force: exactly the versions <= V that exist', () => {
+  const p = planForce([m(1), m(2), m(4)], [row(1), row(3), row(4), row(9)], 2);
+  assert.equal(p.remove.map((r) => r.version), [3, 4, 9]);
+  assert.equal(p.add.map((x) => x.version), [2]);
+  assert.throws(() => planForce([m(1)], [], 5), /no migration with version 5/);
+  assert.equal(planForce([m(1)], [row(1)], 0).remove.map((r) => r.version), [1]);
+});
+
+files.run();
+plan.run();
