@@ -3,30 +3,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, EXAMPLE_TABLES, EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, makeProject, removeProject, removeSql, runCli, writeSql } from './helpers.mjs';
+import { DIALECTS, EXAMPLE_TABLES, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase, removeSql, writeSql } from './helpers.mjs';
 
 for (const dialect of DIALECTS) {
   const test = suite(`core [${dialect}]`);
-  let cwd;
-  let db;
-  const cli = (...args) => runCli(args, { cwd, env: { DATABASE_URL: db.url } });
-
-  test.before.each(async () => {
-    cwd = makeProject();
-    db = await freshDatabase(dialect, cwd);
-  });
-  test.after.each(async () => {
-    await db.close();
-    removeProject(cwd);
-  });
+  const ctx = perTestDatabase(test, dialect);
 
   test('migrate applies every migration once and records it; a second run is up to date', async () => {
-    const first = cli('migrate');
+    const first = ctx.cli('migrate');
     assert.is(first.code, 0, first.output);
     assert.match(first.stdout, /↑ 001 create_users/);
     assert.match(first.stdout, new RegExp(`now at version ${EXAMPLE_VERSIONS[dialect].at(-1)}`));
-    for (const table of EXAMPLE_TABLES[dialect]) assert.ok((await db.tables()).includes(table), `table ${table} exists`);
-    const rows = await db.query('select version, migration_name, checksum, execution_ms, applied_at, applied_by, dirty from schema_version order by version');
+    for (const table of EXAMPLE_TABLES[dialect]) assert.ok((await ctx.db.tables()).includes(table), `table ${table} exists`);
+    const rows = await ctx.db.query('select version, migration_name, checksum, execution_ms, applied_at, applied_by, dirty from schema_version order by version');
     assert.equal(rows.map((r) => Number(r.version)), EXAMPLE_VERSIONS[dialect]);
     assert.equal(rows[0].migration_name, 'create_users');
     for (const row of rows) {
@@ -36,89 +25,89 @@ for (const dialect of DIALECTS) {
       assert.match(String(row.applied_by), /.+@.+/);
       assert.not.ok(Number(row.dirty));
     }
-    const history = await db.query(`select action, version, outcome from schema_version_history order by id`);
+    const history = await ctx.db.query(`select action, version, outcome from schema_version_history order by id`);
     assert.equal(history.map((h) => `${h.action} ${Number(h.version)} ${h.outcome}`), EXAMPLE_VERSIONS[dialect].map((v) => `up ${v} ok`));
 
-    const second = cli('migrate');
+    const second = ctx.cli('migrate');
     assert.is(second.code, 0, second.output);
     assert.match(second.stdout, new RegExp(`up to date at version ${EXAMPLE_VERSIONS[dialect].at(-1)}`));
-    assert.equal(await ledgerVersions(db), EXAMPLE_VERSIONS[dialect]);
+    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
   });
 
   test('the dialect variant is chosen: PostgreSQL gets the enum, SQLite the CHECK', async () => {
-    assert.is(cli('migrate').code, 0);
+    assert.is(ctx.cli('migrate').code, 0);
     if (dialect === 'postgres') {
-      assert.equal(await db.types(), ['exchange_type']);
-      const [{ data_type }] = await db.query(`select data_type from information_schema.columns where table_name = 'user_strategies' and column_name = 'config'`);
+      assert.equal(await ctx.db.types(), ['exchange_type']);
+      const [{ data_type }] = await ctx.db.query(`select data_type from information_schema.columns where table_name = 'user_strategies' and column_name = 'config'`);
       assert.is(data_type, 'jsonb');
     } else {
-      const [{ sql }] = await db.query(`select sql from sqlite_schema where name = 'user_strategies'`);
+      const [{ sql }] = await ctx.db.query(`select sql from sqlite_schema where name = 'user_strategies'`);
       assert.match(sql, /CHECK \(exchange IN/);
     }
-    const all = cli('rollback', '--all');
+    const all = ctx.cli('rollback', '--all');
     assert.is(all.code, 0, all.output);
-    assert.equal(await db.types(), [], 'the enum type is gone after rolling everything back');
-    assert.equal(await db.tables(), ['schema_version', 'schema_version_history']);
-    assert.equal(await db.indexes().then((names) => names.filter((n) => n.startsWith('trades'))), []);
+    assert.equal(await ctx.db.types(), [], 'the enum type is gone after rolling everything back');
+    assert.equal(await ctx.db.tables(), ['schema_version', 'schema_version_history']);
+    assert.equal(await ctx.db.indexes().then((names) => names.filter((n) => n.startsWith('trades'))), []);
   });
 
   test('migrate <target> stops there; rollback, rollback N, --to and --all undo exactly that much', async () => {
-    let r = cli('migrate', '2');
+    let r = ctx.cli('migrate', '2');
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(db), [1, 2]);
-    assert.not.ok((await db.tables()).includes('trades'));
+    assert.equal(await ledgerVersions(ctx.db), [1, 2]);
+    assert.not.ok((await ctx.db.tables()).includes('trades'));
 
-    assert.is(cli('migrate').code, 0);
+    assert.is(ctx.cli('migrate').code, 0);
     const all = EXAMPLE_VERSIONS[dialect];
-    r = cli('rollback');
+    r = ctx.cli('rollback');
     assert.is(r.code, 0, r.output);
     assert.match(r.stdout, /↓ /);
-    assert.equal(await ledgerVersions(db), all.slice(0, -1));
+    assert.equal(await ledgerVersions(ctx.db), all.slice(0, -1));
 
-    assert.is(cli('migrate').code, 0);
-    r = cli('rollback', '2');
+    assert.is(ctx.cli('migrate').code, 0);
+    r = ctx.cli('rollback', '2');
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(db), all.slice(0, -2));
+    assert.equal(await ledgerVersions(ctx.db), all.slice(0, -2));
 
-    assert.is(cli('migrate').code, 0);
-    r = cli('rollback', '--to', '1');
+    assert.is(ctx.cli('migrate').code, 0);
+    r = ctx.cli('rollback', '--to', '1');
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(db), [1]);
-    assert.equal((await db.tables()).filter((t) => !t.startsWith('schema_version')), ['users']);
+    assert.equal(await ledgerVersions(ctx.db), [1]);
+    assert.equal((await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')), ['users']);
 
-    r = cli('rollback', '--all');
+    r = ctx.cli('rollback', '--all');
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(db), []);
-    r = cli('rollback');
+    assert.equal(await ledgerVersions(ctx.db), []);
+    r = ctx.cli('rollback');
     assert.is(r.code, 0, r.output);
     assert.match(r.stdout, /nothing to roll back/);
   });
 
   test('migrate below the current version is refused and points at rollback', async () => {
-    assert.is(cli('migrate').code, 0);
-    const r = cli('migrate', '1');
+    assert.is(ctx.cli('migrate').code, 0);
+    const r = ctx.cli('migrate', '1');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /rollback --to 1/);
-    assert.equal(await ledgerVersions(db), EXAMPLE_VERSIONS[dialect]);
+    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
   });
 
   test('status shows applied, pending, missing-file and changed; version prints the bare number', async () => {
-    let v = cli('version');
+    let v = ctx.cli('version');
     assert.is(v.code, 0, v.output);
     assert.is(v.stdout, '0\n');
 
-    assert.is(cli('migrate', '3').code, 0);
-    v = cli('version');
+    assert.is(ctx.cli('migrate', '3').code, 0);
+    v = ctx.cli('version');
     assert.is(v.stdout, '3\n');
     assert.is(v.stderr, '');
 
     // 001 edited after it ran, 002's files gone, and (SQLite) 004 still pending.
-    writeSql(cwd, '001_create_users.sql', readFileSync(join(cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
+    writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
     for (const f of ['002_user_strategies.postgres.sql', '002_user_strategies.sqlite.sql', '002_user_strategies_rollback.postgres.sql', '002_user_strategies_rollback.sql']) {
-      removeSql(cwd, f);
+      removeSql(ctx.cwd, f);
     }
-    writeSql(cwd, '005_add_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
-    const s = cli('status');
+    writeSql(ctx.cwd, '005_add_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
+    const s = ctx.cli('status');
     assert.is(s.code, 0, s.output);
     const line = (version) => s.stdout.split('\n').find((l) => l.startsWith(version)) ?? '';
     assert.match(line('001'), /create_users\s+changed/);
@@ -128,7 +117,7 @@ for (const dialect of DIALECTS) {
     if (dialect === 'sqlite') assert.match(line('004'), /price_cache\s+pending/);
     else assert.not.match(s.stdout, /price_cache/, 'a SQLite-only migration is not in the PostgreSQL plan');
 
-    const json = JSON.parse(cli('status', '--json').stdout);
+    const json = JSON.parse(ctx.cli('status', '--json').stdout);
     assert.is(json.version, 3);
     assert.equal(
       json.entries.map((e) => `${e.version}:${e.state}`),
@@ -137,35 +126,35 @@ for (const dialect of DIALECTS) {
   });
 
   test('force <V> --yes makes the ledger hold exactly the versions <= V, running no SQL', async () => {
-    assert.is(cli('migrate').code, 0);
-    const tablesBefore = await db.tables();
-    const refused = cli('force', '1');
+    assert.is(ctx.cli('migrate').code, 0);
+    const tablesBefore = await ctx.db.tables();
+    const refused = ctx.cli('force', '1');
     assert.is(refused.code, 2, refused.output);
     assert.match(refused.stderr, /--yes/);
-    assert.equal(await ledgerVersions(db), EXAMPLE_VERSIONS[dialect], 'nothing changed without --yes');
+    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect], 'nothing changed without --yes');
 
-    const r = cli('force', '1', '--yes');
+    const r = ctx.cli('force', '1', '--yes');
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(db), [1]);
-    assert.equal(await db.tables(), tablesBefore, 'force runs no migration SQL');
+    assert.equal(await ledgerVersions(ctx.db), [1]);
+    assert.equal(await ctx.db.tables(), tablesBefore, 'force runs no migration SQL');
 
-    const up = cli('force', '3', '--yes');
+    const up = ctx.cli('force', '3', '--yes');
     assert.is(up.code, 0, up.output);
-    assert.equal(await ledgerVersions(db), [1, 2, 3]);
-    const [row] = await db.query('select checksum from schema_version where version = 2');
+    assert.equal(await ledgerVersions(ctx.db), [1, 2, 3]);
+    const [row] = await ctx.db.query('select checksum from schema_version where version = 2');
     assert.match(String(row.checksum), /^[0-9a-f]{64}$/);
-    const history = await db.query(`select action, version from schema_version_history where action = 'force' order by id`);
+    const history = await ctx.db.query(`select action, version from schema_version_history where action = 'force' order by id`);
     assert.equal(history.map((h) => Number(h.version)), [1, 3]);
 
-    const unknown = cli('force', '99', '--yes');
+    const unknown = ctx.cli('force', '99', '--yes');
     assert.is(unknown.code, 2, unknown.output);
     assert.match(unknown.stderr, /no migration with version 99/);
   });
 
   test('a migration with an error fails alone: exit 1, file named, no table and no ledger row; earlier ones stay', async () => {
-    writeSql(cwd, '005_broken.sql', '-- a typo on line 3\nCREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n');
-    writeSql(cwd, '005_broken_rollback.sql', 'DROP TABLE broken_a;\n');
-    const r = cli('migrate');
+    writeSql(ctx.cwd, '005_broken.sql', '-- a typo on line 3\nCREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n');
+    writeSql(ctx.cwd, '005_broken_rollback.sql', 'DROP TABLE broken_a;\n');
+    const r = ctx.cli('migrate');
     assert.is(r.code, 1, r.output);
     assert.match(r.stderr, /sql\/005_broken\.sql/);
     if (dialect === 'postgres') {
@@ -176,33 +165,33 @@ for (const dialect of DIALECTS) {
       assert.match(r.stderr, /syntax error/);
     }
     assert.match(r.stdout, /✗ 005 broken/);
-    const tables = await db.tables();
+    const tables = await ctx.db.tables();
     assert.not.ok(tables.includes('broken_a'), 'the failing migration left no table');
-    assert.equal(await ledgerVersions(db), EXAMPLE_VERSIONS[dialect], 'earlier migrations of the run stay applied');
-    const failed = await db.query(`select version, outcome, error from schema_version_history where outcome = 'failed'`);
+    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect], 'earlier migrations of the run stay applied');
+    const failed = await ctx.db.query(`select version, outcome, error from schema_version_history where outcome = 'failed'`);
     assert.is(failed.length, 1);
     assert.is(Number(failed[0].version), 5);
     assert.match(failed[0].error, /syntax error/);
   });
 
   test('--single-transaction: a failure undoes the whole run', async () => {
-    writeSql(cwd, '005_broken.sql', 'CREAT TABLE broken_b (id INTEGER);\n');
-    const r = cli('migrate', '--single-transaction');
+    writeSql(ctx.cwd, '005_broken.sql', 'CREAT TABLE broken_b (id INTEGER);\n');
+    const r = ctx.cli('migrate', '--single-transaction');
     assert.is(r.code, 1, r.output);
-    assert.equal(await ledgerVersions(db), []);
-    assert.equal((await db.tables()).filter((t) => !t.startsWith('schema_version')), []);
+    assert.equal(await ledgerVersions(ctx.db), []);
+    assert.equal((await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')), []);
   });
 
   test('--dry-run lists what would run and changes nothing', async () => {
-    const r = cli('migrate', '--dry-run');
+    const r = ctx.cli('migrate', '--dry-run');
     assert.is(r.code, 0, r.output);
     assert.match(r.stdout, /↑ 001 create_users/);
     assert.match(r.stdout, /dry run/);
-    assert.equal(await db.tables(), []);
-    assert.is(cli('migrate').code, 0);
-    const back = cli('rollback', '--all', '--dry-run');
+    assert.equal(await ctx.db.tables(), []);
+    assert.is(ctx.cli('migrate').code, 0);
+    const back = ctx.cli('rollback', '--all', '--dry-run');
     assert.is(back.code, 0, back.output);
-    assert.equal(await ledgerVersions(db), EXAMPLE_VERSIONS[dialect]);
+    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
   });
 
   test('a legacy ledger (id, version, migration_name, applied_at) is adopted: columns added, rows kept, nothing re-run', async () => {
@@ -210,69 +199,69 @@ for (const dialect of DIALECTS) {
       dialect === 'postgres'
         ? `CREATE TABLE schema_version (id serial primary key, version bigint not null unique, migration_name varchar(255) not null, applied_at timestamp default now());`
         : `CREATE TABLE schema_version (id integer primary key autoincrement, version integer not null unique, migration_name text not null, applied_at text default CURRENT_TIMESTAMP);`;
-    await db.query(`${legacy}
+    await ctx.db.query(`${legacy}
       CREATE TABLE users (id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, display_name TEXT, created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
       INSERT INTO schema_version (version, migration_name) VALUES (1, 'create_users');`);
-    const status = cli('status');
+    const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);
     assert.match(status.stdout, /001\s+create_users\s+applied/);
 
-    const r = cli('migrate');
+    const r = ctx.cli('migrate');
     assert.is(r.code, 0, r.output);
     assert.not.match(r.stdout, /↑ 001/, 'the adopted migration is not re-run');
     assert.match(r.stdout, /↑ 002 user_strategies/);
-    const rows = await db.query('select id, version, migration_name, checksum, dirty from schema_version order by version');
+    const rows = await ctx.db.query('select id, version, migration_name, checksum, dirty from schema_version order by version');
     assert.equal(rows.map((row) => Number(row.version)), EXAMPLE_VERSIONS[dialect]);
     assert.is(Number(rows[0].id), 1, 'the legacy row is kept');
     assert.match(String(rows[0].checksum), /^[0-9a-f]{64}$/, 'its checksum is filled in');
   });
 
   test('a file saved with CRLF line endings and a BOM keeps its checksum', async () => {
-    assert.is(cli('migrate').code, 0);
-    const path = join(cwd, 'sql', '003_create_trades.sql');
+    assert.is(ctx.cli('migrate').code, 0);
+    const path = join(ctx.cwd, 'sql', '003_create_trades.sql');
     writeFileSync(path, '\uFEFF' + readFileSync(path, 'utf8').replace(/\n/g, '\r\n'));
-    const s = cli('status');
+    const s = ctx.cli('status');
     assert.match(s.stdout, /003\s+create_trades\s+applied/);
-    assert.is(cli('migrate').code, 0, 'migrate does not see an edited file');
+    assert.is(ctx.cli('migrate').code, 0, 'migrate does not see an edited file');
   });
 
   test('rolling back a migration without a rollback file fails before anything changes', async () => {
-    writeSql(cwd, '005_add_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
-    const m = cli('migrate');
+    writeSql(ctx.cwd, '005_add_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
+    const m = ctx.cli('migrate');
     assert.is(m.code, 0, m.output);
     assert.match(m.stderr, /005_add_orders\.sql has no rollback file/);
-    const r = cli('rollback', '2');
+    const r = ctx.cli('rollback', '2');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /sql\/005_add_orders\.sql: no rollback file; write 005_add_orders_rollback\.sql/);
-    assert.equal(await ledgerVersions(db), [...EXAMPLE_VERSIONS[dialect], 5]);
-    assert.ok((await db.tables()).includes('orders'));
+    assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5]);
+    assert.ok((await ctx.db.tables()).includes('orders'));
   });
 
   test('an applied file that was edited stops migrate until --allow-changed', async () => {
-    assert.is(cli('migrate', '1').code, 0);
-    writeSql(cwd, '001_create_users.sql', readFileSync(join(cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
-    const r = cli('migrate');
+    assert.is(ctx.cli('migrate', '1').code, 0);
+    writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
+    const r = ctx.cli('migrate');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /sql\/001_create_users\.sql: checksum differs/);
-    assert.equal(await ledgerVersions(db), [1]);
-    const allowed = cli('migrate', '--allow-changed');
+    assert.equal(await ledgerVersions(ctx.db), [1]);
+    const allowed = ctx.cli('migrate', '--allow-changed');
     assert.is(allowed.code, 0, allowed.output);
-    assert.is(cli('migrate').code, 0);
-    assert.match(cli('status').stdout, /001\s+create_users\s+applied/);
+    assert.is(ctx.cli('migrate').code, 0);
+    assert.match(ctx.cli('status').stdout, /001\s+create_users\s+applied/);
   });
 
   test('a version older than the applied one is refused, not skipped or applied silently', async () => {
-    writeSql(cwd, '010_later.sql', 'CREATE TABLE later (id INTEGER);\n');
-    writeSql(cwd, '010_later_rollback.sql', 'DROP TABLE later;\n');
-    assert.is(cli('migrate').code, 0);
-    writeSql(cwd, '005_late_branch.sql', 'CREATE TABLE late (id INTEGER);\n');
-    writeSql(cwd, '005_late_branch_rollback.sql', 'DROP TABLE late;\n');
-    const r = cli('migrate');
+    writeSql(ctx.cwd, '010_later.sql', 'CREATE TABLE later (id INTEGER);\n');
+    writeSql(ctx.cwd, '010_later_rollback.sql', 'DROP TABLE later;\n');
+    assert.is(ctx.cli('migrate').code, 0);
+    writeSql(ctx.cwd, '005_late_branch.sql', 'CREATE TABLE late (id INTEGER);\n');
+    writeSql(ctx.cwd, '005_late_branch_rollback.sql', 'DROP TABLE late;\n');
+    const r = ctx.cli('migrate');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /005_late_branch\.sql: version 5 is older than the applied version 10/);
     assert.match(r.stderr, /rename/);
-    assert.not.ok((await db.tables()).includes('late'));
-    assert.match(cli('status').stdout, /005\s+late_branch\s+pending/);
+    assert.not.ok((await ctx.db.tables()).includes('late'));
+    assert.match(ctx.cli('status').stdout, /005\s+late_branch\s+pending/);
   });
 
   test.run();

@@ -3,84 +3,74 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, sqlFiles, writeSql } from './helpers.mjs';
+import { perTestDatabase, DIALECTS, EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, sqlFiles, writeSql } from './helpers.mjs';
 
 const PATTERN = /expected <version>_<name>\[_rollback\]\[\.postgres\|\.sqlite\]\.sql/;
 
 for (const dialect of DIALECTS) {
   const test = suite(`bad files [${dialect}]`);
-  let cwd;
-  let db;
-  const cli = (...args) => runCli(args, { cwd, env: { DATABASE_URL: db.url } });
+  const ctx = perTestDatabase(test, dialect);
   /** The run was refused with exit 2 and the database was not touched. */
   const assertRefused = async (result, message) => {
     assert.is(result.code, 2, result.output);
     assert.match(result.stderr, message);
     assert.match(result.stderr, /hint:/);
-    assert.equal(await db.tables(), [], 'no SQL ran, not even the ledger');
+    assert.equal(await ctx.db.tables(), [], 'no SQL ran, not even the ledger');
   };
 
-  test.before.each(async () => {
-    cwd = makeProject();
-    db = await freshDatabase(dialect, cwd);
-  });
-  test.after.each(async () => {
-    await db.close();
-    removeProject(cwd);
-  });
 
   test('a stray file name is named with the expected pattern', async () => {
-    writeSql(cwd, '1-x.sql', 'select 1;');
-    const r = cli('migrate');
+    writeSql(ctx.cwd, '1-x.sql', 'select 1;');
+    const r = ctx.cli('migrate');
     await assertRefused(r, /sql\/1-x\.sql: not a migration file name/);
     assert.match(r.stderr, PATTERN);
   });
 
   test('two files for one version (001 and 1)', async () => {
-    writeSql(cwd, '1_create_users.sql', 'select 1;');
-    await assertRefused(cli('migrate'), /sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1/);
+    writeSql(ctx.cwd, '1_create_users.sql', 'select 1;');
+    await assertRefused(ctx.cli('migrate'), /sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1/);
   });
 
   test('a rollback with no forward file', async () => {
-    writeSql(cwd, '007_orphan_rollback.sql', 'select 1;');
-    await assertRefused(cli('migrate'), /sql\/007_orphan_rollback\.sql: rollback with no forward migration/);
+    writeSql(ctx.cwd, '007_orphan_rollback.sql', 'select 1;');
+    await assertRefused(ctx.cli('migrate'), /sql\/007_orphan_rollback\.sql: rollback with no forward migration/);
   });
 
   test('two names for one version across dialect variants', async () => {
-    writeSql(cwd, '003_trades.sqlite.sql', 'select 1;');
-    await assertRefused(cli('migrate'), /version 3 has 2 names \(create_trades, trades\)/);
+    writeSql(ctx.cwd, '003_trades.sqlite.sql', 'select 1;');
+    await assertRefused(ctx.cli('migrate'), /version 3 has 2 names \(create_trades, trades\)/);
   });
 
   test('an unknown directive names file:line', async () => {
-    writeSql(cwd, '005_x.sql', '-- first line\n-- tidemark:no-transactoin\nselect 1;\n');
-    writeSql(cwd, '005_x_rollback.sql', 'select 1;\n');
-    await assertRefused(cli('migrate'), /sql\/005_x\.sql:2: unknown directive "-- tidemark:no-transactoin"/);
+    writeSql(ctx.cwd, '005_x.sql', '-- first line\n-- tidemark:no-transactoin\nselect 1;\n');
+    writeSql(ctx.cwd, '005_x_rollback.sql', 'select 1;\n');
+    await assertRefused(ctx.cli('migrate'), /sql\/005_x\.sql:2: unknown directive "-- tidemark:no-transactoin"/);
   });
 
   test('status and rollback refuse bad files too; README.md and other files are ignored', async () => {
-    writeSql(cwd, 'README.md', '# notes');
-    writeSql(cwd, 'seed.txt', 'x');
-    assert.is(cli('migrate').code, 0);
-    writeSql(cwd, '005-add.sql', 'select 1;');
-    assert.is(cli('status').code, 2);
-    const r = cli('rollback');
+    writeSql(ctx.cwd, 'README.md', '# notes');
+    writeSql(ctx.cwd, 'seed.txt', 'x');
+    assert.is(ctx.cli('migrate').code, 0);
+    writeSql(ctx.cwd, '005-add.sql', 'select 1;');
+    assert.is(ctx.cli('status').code, 2);
+    const r = ctx.cli('rollback');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /005-add\.sql/);
-    assert.ok((await ledgerVersions(db)).length > 0, 'nothing was rolled back');
+    assert.ok((await ledgerVersions(ctx.db)).length > 0, 'nothing was rolled back');
   });
 
   test('a bad --table name is refused before connecting', async () => {
-    const r = cli('migrate', '--table', 'x; drop table users');
+    const r = ctx.cli('migrate', '--table', 'x; drop table users');
     await assertRefused(r, /"x; drop table users" is not a valid ledger table name/);
   });
 
   test('--table names another ledger', async () => {
-    const r = cli('migrate', '--table', 'tm_ledger');
+    const r = ctx.cli('migrate', '--table', 'tm_ledger');
     assert.is(r.code, 0, r.output);
-    const tables = await db.tables();
+    const tables = await ctx.db.tables();
     assert.ok(tables.includes('tm_ledger') && tables.includes('tm_ledger_history'));
     assert.not.ok(tables.includes('schema_version'));
-    assert.equal(await ledgerVersions(db, 'tm_ledger'), EXAMPLE_VERSIONS[dialect]);
+    assert.equal(await ledgerVersions(ctx.db, 'tm_ledger'), EXAMPLE_VERSIONS[dialect]);
   });
 
   test.run();

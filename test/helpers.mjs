@@ -123,6 +123,24 @@ export function sqliteAt(file) {
   };
 }
 
+/** Gives every test of a suite its own project folder and database of one dialect, removed after it. */
+export function perTestDatabase(test, dialect) {
+  const ctx = {
+    cwd: '',
+    db: null,
+    cli: (...args) => runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url } }),
+  };
+  test.before.each(async () => {
+    ctx.cwd = makeProject();
+    ctx.db = await freshDatabase(dialect, ctx.cwd);
+  });
+  test.after.each(async () => {
+    await ctx.db.close();
+    removeProject(ctx.cwd);
+  });
+  return ctx;
+}
+
 /** The ledger as a user would check it: versions in order. */
 export async function ledgerVersions(db, table = 'schema_version') {
   const exists = (await db.tables()).includes(table);

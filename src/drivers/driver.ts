@@ -73,3 +73,26 @@ export interface Driver {
 export const LEGACY_COLUMNS = ['id', 'version', 'migration_name', 'applied_at'] as const;
 /** Columns tidemark adds to a legacy ledger. */
 export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty'] as const;
+
+/**
+ * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.
+ * `expressions` overrides how a column is read (PostgreSQL formats its timestamp).
+ */
+export function ledgerQuery(table: string, columns: Set<string>, expressions: Partial<Record<string, string>> = {}): string {
+  const read = (column: string, missing = 'null') => `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
+  const list = [read('version'), read('migration_name'), read('applied_at'), read('checksum'), read('execution_ms'), read('applied_by'), read('dirty', '0')];
+  return `select ${list.join(', ')} from ${table} order by version`;
+}
+
+/** A row of ledgerQuery() as tidemark works with it. */
+export function toLedgerRow(r: Record<string, unknown>): LedgerRow {
+  return {
+    version: Number(r.version),
+    name: String(r.migration_name),
+    appliedAt: r.applied_at == null ? null : String(r.applied_at),
+    checksum: (r.checksum as string | null) ?? null,
+    executionMs: r.execution_ms == null ? null : Number(r.execution_ms),
+    appliedBy: (r.applied_by as string | null) ?? null,
+    dirty: Boolean(r.dirty),
+  };
+}

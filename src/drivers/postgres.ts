@@ -4,7 +4,7 @@ import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
-import { ADDED_COLUMNS, rowChangeColumns, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+import { ADDED_COLUMNS, ledgerQuery, rowChangeColumns, toLedgerRow, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
 import { locate, sourceExcerpt } from '../source.js';
 
 export interface PostgresOptions {
@@ -80,24 +80,10 @@ class PostgresDriver implements Driver {
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
-    const has = (c: string) => columns.has(c);
-    const rows = await this.session.unsafe(`
-      select version::text as version, migration_name as name,
-             ${has('applied_at') ? `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` : 'null'} as applied_at,
-             ${has('checksum') ? 'checksum' : 'null'} as checksum,
-             ${has('execution_ms') ? 'execution_ms' : 'null'} as execution_ms,
-             ${has('applied_by') ? 'applied_by' : 'null'} as applied_by,
-             ${has('dirty') ? 'dirty' : 'false'} as dirty
-      from ${this.ledger} order by version`);
-    return rows.map((r) => ({
-      version: Number(r.version),
-      name: r.name as string,
-      appliedAt: r.applied_at as string | null,
-      checksum: r.checksum as string | null,
-      executionMs: r.execution_ms as number | null,
-      appliedBy: r.applied_by as string | null,
-      dirty: Boolean(r.dirty),
-    }));
+    const rows = await this.session.unsafe(
+      ledgerQuery(this.ledger, columns, { version: 'version::text', applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` }),
+    );
+    return rows.map(toLedgerRow);
   }
 
   async prepareLedger(): Promise<void> {

@@ -6,7 +6,7 @@ import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
-import { ADDED_COLUMNS, rowChangeColumns, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+import { ADDED_COLUMNS, ledgerQuery, rowChangeColumns, toLedgerRow, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
 
 export interface SqliteOptions {
   file: string;
@@ -78,20 +78,7 @@ class SqliteDriver implements Driver {
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
-    const column = (name: string, fallback = 'null') => (columns.has(name) ? name : fallback);
-    const rows = await this.all<Record<string, string | number | null>>(`
-      select version, migration_name, ${column('applied_at')} as applied_at, ${column('checksum')} as checksum,
-             ${column('execution_ms')} as execution_ms, ${column('applied_by')} as applied_by, ${column('dirty', '0')} as dirty
-      from ${this.ledger} order by version`);
-    return rows.map((r) => ({
-      version: Number(r.version),
-      name: String(r.migration_name),
-      appliedAt: r.applied_at === null ? null : String(r.applied_at),
-      checksum: r.checksum as string | null,
-      executionMs: r.execution_ms as number | null,
-      appliedBy: r.applied_by as string | null,
-      dirty: Boolean(r.dirty),
-    }));
+    return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map(toLedgerRow);
   }
 
   async prepareLedger(): Promise<void> {
