@@ -1,5 +1,6 @@
 // flags + process environment + .env + package.json "tidemark" -> one Config.
 import { existsSync, readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
 import type { Dialect } from './files.js';
@@ -119,10 +120,13 @@ export function parseTarget(url: string | undefined, cwd: string): Target {
         hint: 'write it as postgres://user:password@host:5432/database (percent-encode special characters in the password)',
       });
     }
-    const user = decodeURIComponent(parsed.username) || process.env.PGUSER || 'postgres';
-    const host = parsed.hostname || parsed.searchParams.get('host') || 'localhost';
-    const database = decodeURIComponent(parsed.pathname.slice(1)) || user;
-    return { dialect: 'postgres', url, description: `postgres://${user}@${host}:${parsed.port || '5432'}/${database}` };
+    // The same defaults postgres.js applies, so the description names where it really connects.
+    const env = process.env;
+    const user = decodeURIComponent(parsed.username) || env.PGUSERNAME || env.PGUSER || userInfo().username;
+    const host = parsed.hostname || parsed.searchParams.get('host') || env.PGHOST || 'localhost';
+    const port = parsed.port || env.PGPORT || '5432';
+    const database = decodeURIComponent(parsed.pathname.slice(1)) || env.PGDATABASE || user;
+    return { dialect: 'postgres', url, description: `postgres://${user}@${host}:${port}/${database}` };
   }
   throw new UsageError(`unknown database URL scheme in ${describeUrl(url)}`, {
     hint: 'DATABASE_URL must start with postgres://, postgresql:// or sqlite: (e.g. sqlite:data/app.db)',

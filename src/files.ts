@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
+import { isTransactionControl, lexSql, type Statement } from './sqltext.js';
 
 export const dialects = ['postgres', 'sqlite'] as const;
 export type Dialect = (typeof dialects)[number];
@@ -15,6 +16,8 @@ const KNOWN_DIRECTIVES = ['no-transaction'] as const;
 export interface SqlFile {
   /** Path as shown to people: the migrations folder joined with the file name. */
   path: string;
+  /** Where the file is read from. */
+  fullPath: string;
   version: number;
   /** The version as written in the file name (`003`), for display. */
   versionText: string;
@@ -36,10 +39,16 @@ export interface Migration {
 /** A file's text, ready to run, with what tidemark records about it. */
 export interface Script {
   file: SqlFile;
+  /** The SQL to run: the file's text with skipped psql lines blanked out (offsets and lines unchanged). */
   text: string;
+  /** The statements of `text`, for drivers that run one statement at a time. */
+  statements: Statement[];
+  /** Checksum of the file as written (BOM and CRLF aside). */
   checksum: string;
   /** `-- tidemark:no-transaction`: run outside a transaction, guarded by a dirty ledger row. */
   noTransaction: boolean;
+  /** What was skipped and why, for a notice when the script runs. */
+  skipped: string[];
 }
 
 /** Every migration file in a folder, validated across both dialects. */
@@ -81,10 +90,11 @@ export class Catalog {
 }
 
 /** Reads the folder's file names and checks them; any problem is one UsageError listing every bad file. */
-export function discover(dir: string): Catalog {
+export function discover(dir: string, cwd: string = process.cwd()): Catalog {
+  const folder = resolve(cwd, dir);
   let names: string[];
   try {
-    names = readdirSync(dir, { withFileTypes: true })
+    names = readdirSync(folder, { withFileTypes: true })
       .filter((entry) => entry.isFile() && entry.name.toLowerCase().endsWith('.sql'))
       .map((entry) => entry.name);
   } catch (error) {
@@ -98,7 +108,7 @@ export function discover(dir: string): Catalog {
   const problems: string[] = [];
   const files: SqlFile[] = [];
   for (const fileName of names.sort()) {
-    const file = parseFileName(dir, fileName);
+    const file = parseFileName(dir, fileName, folder);
     if (file) files.push(file);
     else problems.push(`${join(dir, fileName)}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
   }
@@ -112,12 +122,13 @@ export function discover(dir: string): Catalog {
   return new Catalog(dir, files);
 }
 
-export function parseFileName(dir: string, fileName: string): SqlFile | null {
+export function parseFileName(dir: string, fileName: string, folder: string = dir): SqlFile | null {
   const match = FILE_NAME.exec(fileName);
   if (!match) return null;
   const [, versionText, name, rollback, dialect] = match as unknown as [string, string, string, string?, Dialect?];
   return {
     path: join(dir, fileName),
+    fullPath: join(folder, fileName),
     version: Number(versionText),
     versionText,
     name,
@@ -151,10 +162,15 @@ function checkConsistency(files: SqlFile[]): string[] {
     for (const dialect of dialects) {
       const rollback = chooseVariant(group, 'rollback', dialect);
       if (rollback && !chooseVariant(group, 'forward', dialect)) {
+        const forwardElsewhere = group.some((f) => f.kind === 'forward');
+        const id = `${group[0]!.versionText}_${group[0]!.name}`;
         problems.push(
-          `${rollback.path}: rollback with no forward migration for ${dialect}; add ${group[0]!.versionText}_${group[0]!.name}.sql` +
-            (rollback.dialect ? ' or remove the rollback' : ` or rename the rollback to ..._rollback.${dialects.find((d) => d !== dialect)}.sql`),
+          `${rollback.path}: rollback with no forward migration for ${dialect}; ` +
+            (forwardElsewhere && !rollback.dialect
+              ? `rename it to ${id}_rollback.${dialects.find((d) => d !== dialect)}.sql, or add ${id}.${dialect}.sql`
+              : `add ${id}.sql, or remove the rollback`),
         );
+        break;
       }
     }
   }
@@ -179,7 +195,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export function loadScript(file: SqlFile): Script {
   let text: string;
   try {
-    text = utf8.decode(readFileSync(file.path));
+    text = utf8.decode(readFileSync(file.fullPath));
   } catch (error) {
     if (error instanceof TypeError) {
       throw new UsageError(`${file.path}: not valid UTF-8 text`, { file: file.path, hint: 'save the file as UTF-8' });
@@ -187,7 +203,69 @@ export function loadScript(file: SqlFile): Script {
     throw error;
   }
   text = normalizeText(text);
-  return { file, text, checksum: checksumOf(text), noTransaction: parseDirectives(file.path, text).has('no-transaction') };
+  const noTransaction = parseDirectives(file.path, text).has('no-transaction');
+  return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+}
+
+const SKIPPED_META_COMMANDS = /^\\(set\s+ON_ERROR_STOP\s+(on|1|true)\s*|timing(\s+\w+)?\s*|echo\b.*)$/i;
+
+/**
+ * What of a file tidemark runs. psql's harmless meta-commands and a BEGIN/COMMIT wrapper around the
+ * whole file (tidemark's own transaction takes its place) are blanked out; any other meta-command,
+ * COPY FROM stdin, or transaction control inside a transactional migration is an error naming file:line.
+ */
+function runnableText(path: string, text: string, noTransaction: boolean): Pick<Script, 'text' | 'statements' | 'skipped'> {
+  const { statements, metaCommands } = lexSql(text);
+  const skipped: string[] = [];
+  const blank: { offset: number; length: number }[] = [];
+  for (const meta of metaCommands) {
+    if (!SKIPPED_META_COMMANDS.test(meta.text)) {
+      throw new UsageError(`${path}:${meta.line}: psql meta-command ${meta.text.split(/\s/)[0]} is not SQL; tidemark cannot run it`, {
+        file: path,
+        line: meta.line,
+        hint: 'remove the line (inline what it does as SQL); only \\set ON_ERROR_STOP on, \\timing and \\echo are skipped',
+      });
+    }
+    skipped.push(`${path}:${meta.line}: skipped psql meta-command ${meta.text.trim()}`);
+    blank.push({ offset: meta.offset, length: meta.text.length });
+  }
+  const copy = statements.find((st) => st.keyword === 'COPY' && /\bFROM\s+STDIN\b/i.test(st.text));
+  if (copy) {
+    throw new UsageError(`${path}:${copy.line}: COPY ... FROM stdin needs data from psql; tidemark cannot feed it`, {
+      file: path,
+      line: copy.line,
+      hint: 'load the rows with INSERT statements instead (or COPY from a server-side file)',
+    });
+  }
+  let body = statements;
+  if (!noTransaction) {
+    const [first] = body;
+    const last = body.at(-1);
+    if (body.length >= 2 && isTransactionControl(first!) && /^(BEGIN|START)$/.test(first!.keyword) && isTransactionControl(last!) && /^(COMMIT|END)$/.test(last!.keyword)) {
+      skipped.push(`${path}:${first!.line}: the file's own ${first!.keyword} ... ${last!.keyword} wrapper is replaced by tidemark's transaction`);
+      for (const st of [first!, last!]) blank.push({ offset: st.offset, length: st.text.length + 1 });
+      body = body.slice(1, -1);
+    }
+    const control = body.find(isTransactionControl);
+    if (control) {
+      throw new UsageError(`${path}:${control.line}: ${control.text.trim().split(/\s+/)[0]} inside a migration; tidemark runs each migration in its own transaction`, {
+        file: path,
+        line: control.line,
+        hint: 'remove the transaction statements (run the file by hand with psql -1 for the same effect), or make the first line -- tidemark:no-transaction if it must manage transactions itself',
+      });
+    }
+  }
+  return { text: blank.length ? blankOut(text, blank) : text, statements: body, skipped };
+}
+
+/** Replaces ranges with spaces, keeping newlines, so every offset and line number stays where it was. */
+function blankOut(text: string, ranges: { offset: number; length: number }[]): string {
+  let out = text;
+  for (const { offset, length } of ranges) {
+    const end = Math.min(text.length, offset + length);
+    out = out.slice(0, offset) + out.slice(offset, end).replace(/[^\n]/g, ' ') + out.slice(end);
+  }
+  return out;
 }
 
 export function normalizeText(text: string): string {

@@ -1,20 +1,20 @@
 // Runs plans through a Driver: transactions, ledger rows, history, events. No dialect knowledge here.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseTarget, type Config } from './config.js';
+import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
 import type { Driver, HistoryEntry } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
 import { discover, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
-import { currentVersion, planForce, planMigrate, planRollback, planStatus, type LedgerRow, type StatusEntry } from './plan.js';
+import { currentVersion, dirtyResolution, planForce, planMigrate, planRollback, planStatus, type LedgerRow, type StatusEntry } from './plan.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
   | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
   | { type: 'failed'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
-  | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; dryRun: boolean }
+  | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
   | { type: 'warning'; message: string }
   | { type: 'notice'; message: string };
 
@@ -34,6 +34,15 @@ export interface RollbackOptions {
   dryRun?: boolean;
 }
 
+/** How long a write command waits for another runner's lock before giving up (exit 4). */
+const LOCK_TIMEOUT_SECONDS = 60;
+
+interface Run {
+  driver: Driver;
+  /** The lock covers the whole run: no other runner can change the ledger meanwhile. */
+  exclusive: boolean;
+}
+
 export interface StatusReport {
   database: string;
   version: number;
@@ -51,15 +60,25 @@ export class Migrator {
   }
 
   /** Files are read and checked before any connection is made: bad files never touch the database. */
-  private migrations(): { migrations: Migration[]; target: ReturnType<typeof parseTarget> } {
+  private migrations(): { migrations: Migration[]; target: Target } {
     const target = parseTarget(this.config.url, this.config.cwd);
-    return { migrations: discover(this.dir).migrationsFor(target.dialect), target };
+    return { migrations: discover(this.dir, this.config.cwd).migrationsFor(target.dialect), target };
   }
 
-  private async withDriver<T>(target: ReturnType<typeof parseTarget>, create: boolean, work: (driver: Driver) => Promise<T>): Promise<T> {
-    const driver = await connect(target, this.config, { create, onNotice: (message) => this.emit({ type: 'notice', message }) });
+  /**
+   * Connects, and for commands that write takes the run lock first. `exclusive` says whether that lock
+   * covers the whole run (PostgreSQL); if not (SQLite), each step re-checks the ledger inside its own
+   * write transaction.
+   */
+  private async withDriver<T>(
+    target: Target,
+    access: { create: boolean; lock: boolean },
+    work: (run: Run) => Promise<T>,
+  ): Promise<T> {
+    const driver = await connect(target, this.config, { create: access.create, onNotice: (message) => this.emit({ type: 'notice', message }) });
     try {
-      return await work(driver);
+      const exclusive = access.lock ? await driver.lock(LOCK_TIMEOUT_SECONDS) : false;
+      return await work({ driver, exclusive });
     } finally {
       await driver.close();
     }
@@ -68,7 +87,9 @@ export class Migrator {
   async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
     const { migrations, target } = this.migrations();
     const scripts = new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
-    return this.withDriver(target, !options.dryRun, async (driver) => {
+    const dryRun = Boolean(options.dryRun);
+    return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
+      const { driver } = run;
       const ledger = await driver.readLedger();
       const checksums = new Map([...scripts].map(([version, s]) => [version, s.checksum]));
       const plan = planMigrate(migrations, ledger, checksums, options);
@@ -78,49 +99,57 @@ export class Migrator {
         this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
       }
       const started = performance.now();
-      this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun: Boolean(options.dryRun) });
-      if (options.dryRun) {
-        for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun: true });
+      this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
+      let applied = 0;
+      if (dryRun) {
+        for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
+        applied = plan.pending.length;
       } else {
         // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
         if (plan.pending.length > 0 || plan.backfill.length > 0) await driver.prepareLedger();
         for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum });
         await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
-          for (const script of pendingScripts) await this.apply(driver, script, !options.singleTransaction);
+          for (const script of pendingScripts) if (await this.apply(run, script, !options.singleTransaction)) applied++;
         });
       }
-      const version = options.dryRun ? Math.max(plan.current, ...plan.pending.map((m) => m.version)) : currentVersion(await driver.readLedger());
-      const summary = { command: 'migrate', database: driver.description, count: plan.pending.length, version, dryRun: Boolean(options.dryRun) } as const;
-      this.emit({ type: 'summary', ...summary, ms: performance.now() - started });
-      return { applied: plan.pending.length, version };
+      const version = dryRun ? Math.max(plan.current, ...plan.pending.map((m) => m.version)) : currentVersion(await driver.readLedger());
+      this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
+      return { applied, version };
     });
   }
 
   /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
   private async inOptionalTransaction(driver: Driver, enabled: boolean, work: () => Promise<void>): Promise<void> {
     if (!enabled) return work();
+    this.failure = null;
     await driver.begin();
     try {
       await work();
       await driver.commit();
     } catch (error) {
       await driver.rollback().catch(() => {});
+      // The failure's history row was rolled back with everything else: write it again, outside.
+      if (this.failure) await recordFailure(driver, this.failure);
       throw error;
     }
   }
 
-  private async apply(driver: Driver, script: Script, ownTransaction: boolean): Promise<void> {
+  private failure: HistoryEntry | null = null;
+
+  private apply(run: Run, script: Script, ownTransaction: boolean): Promise<boolean> {
+    const { driver } = run;
     const { file } = script;
     const row = { version: file.version, name: file.name, checksum: script.checksum };
-    await this.step(driver, 'up', script, ownTransaction, {
+    return this.step(run, 'up', script, ownTransaction, {
       before: () => driver.insertRow({ ...row, executionMs: null, dirty: true }),
       after: (ms) => driver.updateRow(file.version, { dirty: false, executionMs: ms }),
       inTransaction: (ms) => driver.insertRow({ ...row, executionMs: ms, dirty: false }),
     });
   }
 
-  private async revert(driver: Driver, script: Script, recorded: LedgerRow, ownTransaction: boolean): Promise<void> {
-    await this.step(driver, 'down', script, ownTransaction, {
+  private revert(run: Run, script: Script, recorded: LedgerRow): Promise<boolean> {
+    const { driver } = run;
+    return this.step(run, 'down', script, true, {
       before: () => driver.updateRow(recorded.version, { dirty: true }),
       after: () => driver.deleteRow(recorded.version),
       inTransaction: () => driver.deleteRow(recorded.version),
@@ -128,26 +157,36 @@ export class Migrator {
   }
 
   /**
-   * One migration or rollback. Transactional: the SQL and the ledger change commit together or not at all.
-   * no-transaction: the ledger row is marked dirty first and cleared after, so a crash is visible.
+   * One migration or rollback; false when another runner already did it. Transactional: the SQL and
+   * the ledger change commit together or not at all. no-transaction: the ledger row is marked dirty
+   * first and cleared after, so a crash stays visible.
    */
   private async step(
-    driver: Driver,
+    run: Run,
     action: 'up' | 'down',
     script: Script,
     ownTransaction: boolean,
     ledger: { before: () => Promise<void>; after: (ms: number) => Promise<void>; inTransaction: (ms: number) => Promise<void> },
-  ): Promise<void> {
+  ): Promise<boolean> {
+    const { driver } = run;
     const { file } = script;
     const history = { action, version: file.version, name: file.name, checksum: script.checksum } as const;
+    /** Without a run-wide lock, the ledger is re-read here, inside the step's own write lock. */
+    const alreadyDone = async () => !run.exclusive && (await driver.hasVersion(file.version)) === (action === 'up');
+    for (const line of script.skipped) this.emit({ type: 'notice', message: line });
     const started = performance.now();
     try {
       if (script.noTransaction) {
+        if (await alreadyDone()) return false;
         await ledger.before();
         await driver.runScript(script);
         await ledger.after(elapsed(started));
       } else {
         if (ownTransaction) await driver.begin();
+        if (ownTransaction && (await alreadyDone())) {
+          await driver.rollback();
+          return false;
+        }
         await driver.runScript(script);
         await ledger.inTransaction(elapsed(started));
         await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
@@ -157,37 +196,41 @@ export class Migrator {
       if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
       const message = error instanceof Error ? error.message : String(error);
       this.emit({ type: 'failed', version: file.version, versionText: file.versionText, name: file.name, error: message });
-      if (ownTransaction) await recordFailure(driver, { ...history, outcome: 'failed', executionMs: elapsed(started), error: message });
-      throw asMigrationError(error, script);
+      const entry = { ...history, outcome: 'failed', executionMs: elapsed(started), error: message } as const;
+      if (ownTransaction) await recordFailure(driver, entry);
+      else this.failure = entry;
+      throw await asMigrationError(error, script, driver);
     }
     if (script.noTransaction) await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
     this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
+    return true;
   }
 
   async rollback(options: RollbackOptions = {}): Promise<{ reverted: number; version: number }> {
     const { migrations, target } = this.migrations();
-    return this.withDriver(target, false, async (driver) => {
+    const dryRun = Boolean(options.dryRun);
+    return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
+      const { driver } = run;
       const ledger = await driver.readLedger();
       const steps = planRollback(migrations, ledger, options);
       const scripts = steps.map((step) => loadScript(step.migration.rollback));
       const started = performance.now();
-      const dryRun = Boolean(options.dryRun);
       this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
+      let reverted = 0;
       for (const [i, step] of steps.entries()) {
         const m = step.migration;
         if (dryRun) this.emit({ type: 'reverted', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
-        else await this.revert(driver, scripts[i]!, step.row, true);
+        if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
-      const remaining = ledger.filter((r) => !steps.some((s) => s.row.version === r.version));
-      const version = currentVersion(remaining);
-      this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: steps.length, ms: performance.now() - started, version, dryRun });
-      return { reverted: steps.length, version };
+      const version = dryRun ? currentVersion(ledger.filter((r) => !steps.some((s) => s.row.version === r.version))) : currentVersion(await driver.readLedger());
+      this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
+      return { reverted, version };
     });
   }
 
   async status(): Promise<StatusReport> {
     const { migrations, target } = this.migrations();
-    return this.withDriver(target, false, async (driver) => {
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = new Map(migrations.filter((m) => applied.has(m.version)).map((m) => [m.version, loadScript(m.forward).checksum]));
@@ -197,13 +240,13 @@ export class Migrator {
 
   async version(): Promise<number> {
     const target = parseTarget(this.config.url, this.config.cwd);
-    return this.withDriver(target, false, async (driver) => currentVersion(await driver.readLedger()));
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => currentVersion(await driver.readLedger()));
   }
 
   /** Makes the ledger say `version` without running any migration SQL. */
   async force(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
-    await this.withDriver(target, !options.dryRun, async (driver) => {
+    await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
       const plan = planForce(migrations, await driver.readLedger(), version);
       const added = plan.add.map((m) => loadScript(m.forward));
       if (!options.dryRun) {
@@ -227,6 +270,7 @@ export class Migrator {
         version,
         removed: plan.remove.map((r) => r.version),
         added: plan.add.map((m) => m.version),
+        cleaned: plan.clean.map((r) => r.version),
         dryRun: Boolean(options.dryRun),
       });
     });
@@ -235,13 +279,15 @@ export class Migrator {
   /** Writes the next version's migration and rollback files; needs no database. */
   create(name: string): string[] {
     validateMigrationName(name);
-    mkdirSync(this.dir, { recursive: true });
-    const version = discover(this.dir).nextVersionText();
-    const forward = join(this.dir, `${version}_${name}.sql`);
-    const rollback = join(this.dir, `${version}_${name}_rollback.sql`);
-    writeFileSync(forward, forwardTemplate(`${version}_${name}`), { flag: 'wx' });
-    writeFileSync(rollback, rollbackTemplate(`${version}_${name}`), { flag: 'wx' });
-    return [forward, rollback];
+    const folder = resolve(this.config.cwd, this.dir);
+    mkdirSync(folder, { recursive: true });
+    const id = `${discover(this.dir, this.config.cwd).nextVersionText()}_${name}`;
+    const files: [string, string][] = [
+      [`${id}.sql`, forwardTemplate(id)],
+      [`${id}_rollback.sql`, rollbackTemplate(id)],
+    ];
+    for (const [fileName, text] of files) writeFileSync(join(folder, fileName), text, { flag: 'wx' });
+    return files.map(([fileName]) => join(this.dir, fileName));
   }
 }
 
@@ -254,12 +300,13 @@ async function recordFailure(driver: Driver, entry: HistoryEntry): Promise<void>
   await driver.appendHistory(entry).catch(() => {});
 }
 
-function asMigrationError(error: unknown, script: Script): TidemarkError {
+async function asMigrationError(error: unknown, script: Script, driver: Driver): Promise<TidemarkError> {
   if (error instanceof TidemarkError) {
     if (!script.noTransaction) return error;
+    const ledger = await driver.readLedger().catch(() => []);
     return new MigrationError(error.message, {
       ...error.details,
-      hint: `${script.file.path} runs outside a transaction, so it may have partly run and version ${script.file.version} is now marked dirty; check the database, then run \`tidemark force <version> --yes\``,
+      hint: `${script.file.path} runs outside a transaction, so it may have partly run; version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
     });
   }
   const message = error instanceof Error ? error.message : String(error);

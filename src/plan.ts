@@ -22,7 +22,8 @@ export interface StatusEntry {
   state: VersionState;
   appliedAt: string | null;
   executionMs: number | null;
-  hasRollback: boolean;
+  /** null when the version has no file to judge by. */
+  hasRollback: boolean | null;
 }
 
 /** `checksums` maps a version to its forward file's current checksum (only needed for applied versions). */
@@ -40,7 +41,7 @@ export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksu
       state: stateOf(row, file, checksums.get(version)),
       appliedAt: row?.appliedAt ?? null,
       executionMs: row?.executionMs ?? null,
-      hasRollback: Boolean(file?.rollback),
+      hasRollback: file ? Boolean(file.rollback) : null,
     };
   });
 }
@@ -63,10 +64,16 @@ export function assertNotDirty(ledger: LedgerRow[]): void {
   const dirty = ledger.find((r) => r.dirty);
   if (!dirty) return;
   throw new UsageError(`version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration started and did not finish`, {
-    hint:
-      `check the database by hand, then run \`tidemark force ${dirty.version} --yes\` if the migration took effect, ` +
-      `or \`tidemark force ${previousVersion(ledger, dirty.version)} --yes\` if it did not`,
+    hint: dirtyResolution(ledger, dirty.version),
   });
+}
+
+/** What a person does about a dirty version: look, then tell the ledger what is true. */
+export function dirtyResolution(ledger: LedgerRow[], version: number): string {
+  return (
+    `check the database by hand, then run \`tidemark force ${version} --yes\` if the change took effect, ` +
+    `or \`tidemark force ${previousVersion(ledger, version)} --yes\` if it did not`
+  );
 }
 
 function previousVersion(ledger: LedgerRow[], version: number): number {

@@ -29,9 +29,15 @@ export class Reporter {
     this.stderr = options.stderr ?? process.stderr;
   }
 
-  /** Never prints a password, whatever the text came from (a server message, a URL, a stack). */
+  /**
+   * Never prints a password, whatever the text came from (a server message, a URL, a stack). A very
+   * short password is only masked where it stands in a URL, so that it does not garble every word.
+   */
   redact(text: string): string {
-    return this.options.secrets.reduce((out, secret) => out.split(secret).join('***'), text);
+    return this.options.secrets.reduce(
+      (out, secret) => (secret.length >= 4 ? out.split(secret).join('***') : out.split(`:${secret}@`).join(':***@')),
+      text,
+    );
   }
 
   out(text: string): void {
@@ -48,7 +54,7 @@ export class Reporter {
 
   event = (event: MigratorEvent): void => {
     if (this.options.json) {
-      if (event.type !== 'notice') this.json(event);
+      if (event.type !== 'notice') this.json('ms' in event ? { ...event, ms: Math.round(event.ms) } : event);
       return;
     }
     const line = this.describe(event);
@@ -79,13 +85,14 @@ export class Reporter {
             : `nothing to roll back in ${event.database} (at version ${event.version})`;
         }
         const verb = event.command === 'migrate' ? 'applied' : 'rolled back';
-        const took = event.dryRun ? '' : ` in ${formatDuration(event.ms)}`;
-        return `${event.dryRun ? 'dry run: ' : ''}${event.count} ${verb}${took}, ${event.dryRun ? 'would be' : 'now'} at version ${event.version}`;
+        if (event.dryRun) return `dry run: ${event.count} would be ${verb}, ending at version ${event.version}; nothing was changed`;
+        return `${event.count} ${verb} in ${formatDuration(event.ms)}, now at version ${event.version}`;
       }
       case 'forced': {
         const changes = [
           event.removed.length ? `removed ${event.removed.join(', ')}` : '',
           event.added.length ? `recorded ${event.added.join(', ')}` : '',
+          event.cleaned.length ? `marked ${event.cleaned.join(', ')} clean` : '',
         ].filter(Boolean);
         const head = event.dryRun ? `dry run: the ledger of ${event.database} would say version ${event.version}` : `the ledger of ${event.database} now says version ${event.version}`;
         return `${head} (${changes.length ? changes.join('; ') : 'no change'}); no migration SQL was run`;
@@ -107,7 +114,7 @@ export class Reporter {
       e.state,
       e.appliedAt ?? '',
       e.executionMs === null ? '' : `${e.executionMs} ms`,
-      e.hasRollback ? '' : 'no rollback file',
+      e.hasRollback === false ? 'no rollback file' : '',
     ]);
     const header = ['version', 'name', 'state', 'applied at', 'took', ''];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

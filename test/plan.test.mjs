@@ -12,6 +12,7 @@ const files = suite('files');
 files('file names: version, name, rollback and dialect', () => {
   assert.equal(parseFileName('sql', '002_user_strategies_rollback.postgres.sql'), {
     path: join('sql', '002_user_strategies_rollback.postgres.sql'),
+    fullPath: join('sql', '002_user_strategies_rollback.postgres.sql'),
     version: 2,
     versionText: '002',
     name: 'user_strategies',

@@ -48,6 +48,14 @@ export interface Driver {
   /** `user@host` recorded in applied_by. */
   readonly appliedBy: string;
 
+  /**
+   * Takes the lock that keeps concurrent runners apart, waiting at most timeoutSeconds (then a
+   * ConnectionError, exit 4). Returns true when it holds for the whole run; false when the database
+   * only serializes single write transactions, so each step must re-check with hasVersion().
+   */
+  lock(timeoutSeconds: number): Promise<boolean>;
+  /** Whether the ledger has a row for the version (read inside the current transaction). */
+  hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */

@@ -15,6 +15,8 @@ export interface PostgresOptions {
 }
 
 const quote = (identifier: string) => `"${identifier}"`;
+/** First key of tidemark's advisory locks ('tm'), so they never collide with an application's one-key locks. */
+const LOCK_NAMESPACE = 0x746d;
 
 /** Connects one reserved session (the one a later lock will live on) and checks it answers. */
 export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
@@ -67,6 +69,32 @@ class PostgresDriver implements Driver {
     const schema = options.table.schema ? `${quote(options.table.schema)}.` : '';
     this.ledger = schema + quote(options.table.name);
     this.history = schema + quote(`${options.table.name}_history`);
+  }
+
+  /**
+   * A session-level advisory lock on this reserved connection, keyed by the ledger's schema-qualified
+   * name so two applications in one database do not wait for each other. Taken inside a transaction
+   * only so that SET LOCAL bounds the wait; the lock itself outlives the commit.
+   */
+  async lock(timeoutSeconds: number): Promise<boolean> {
+    const { schema, name } = this.options.table;
+    const qualified = `coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}'`;
+    try {
+      await this.session.unsafe(
+        `begin; set local lock_timeout = '${timeoutSeconds}s'; select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${qualified})); commit`,
+      );
+    } catch (error) {
+      await this.session.unsafe('rollback').catch(() => {});
+      if ((error as postgres.PostgresError).code !== '55P03') throw error;
+      throw new ConnectionError(`could not get the migration lock on ${this.description} within ${timeoutSeconds} s: another tidemark run holds it`, {
+        hint: "wait for the other run to finish and try again; select * from pg_stat_activity where application_name = 'tidemark' shows it",
+      });
+    }
+    return true;
+  }
+
+  async hasVersion(version: number): Promise<boolean> {
+    return (await this.session.unsafe(`select 1 from ${this.ledger} where version = $1`, [version])).length > 0;
   }
 
   /** Column names of the ledger table, or null when it does not exist. */
@@ -137,11 +165,19 @@ class PostgresDriver implements Driver {
     await this.session.unsafe('rollback');
   }
 
+  /**
+   * The whole file in one simple-protocol query: the server parses $$ bodies, comments and strings.
+   * A no-transaction file goes one statement at a time, because the server wraps a multi-statement
+   * query in an implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
+   */
   async runScript(script: Script): Promise<void> {
-    try {
-      await this.session.unsafe(script.text);
-    } catch (error) {
-      throw scriptError(error, script);
+    const pieces = script.noTransaction ? script.statements : [{ text: script.text, offset: 0 }];
+    for (const piece of pieces) {
+      try {
+        await this.session.unsafe(piece.text);
+      } catch (error) {
+        throw scriptError(error, script, piece.offset);
+      }
     }
   }
 
@@ -176,11 +212,14 @@ class PostgresDriver implements Driver {
   }
 }
 
+const NO_TRANSACTION_HINT =
+  'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction (and keep such statements in a file of their own)';
+
 /** Turns a server error into file:line:column with the source line, a caret, and the server's detail and hint. */
-function scriptError(error: unknown, script: Script): Error {
+function scriptError(error: unknown, script: Script, offset: number): Error {
   const e = error as postgres.PostgresError;
   if (!(e instanceof Error) || !('severity' in e)) return error as Error;
-  const where = e.position ? locate(script.text, Number(e.position) - 1) : null;
+  const where = e.position ? locate(script.text, offset + Number(e.position) - 1) : null;
   const context = where ? sourceExcerpt(script.text, where) : [];
   if (e.detail) context.push(`detail: ${e.detail}`);
   if (e.where) context.push(`where: ${e.where}`);
@@ -191,6 +230,6 @@ function scriptError(error: unknown, script: Script): Error {
     line: where?.line,
     column: where?.column,
     context,
-    hint: e.hint ?? `fix the SQL in ${path} and run again; this migration was rolled back`,
+    hint: e.hint ?? (e.code === '25001' ? NO_TRANSACTION_HINT : `fix the SQL in ${path} and run again`),
   });
 }

@@ -3,9 +3,10 @@ import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
-import { ConnectionError, MigrationError } from '../errors.js';
+import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
+import { locate, sourceExcerpt } from '../source.js';
 import { ADDED_COLUMNS, ledgerQuery, rowChangeColumns, toLedgerRow, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
 
 export interface SqliteOptions {
@@ -23,7 +24,7 @@ const quote = (identifier: string) => `"${identifier}"`;
 
 export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   if (options.table.schema) {
-    throw new ConnectionError(`SQLite has no schemas: the ledger table cannot be "${options.table.schema}.${options.table.name}"`, {
+    throw new UsageError(`SQLite has no schemas: the ledger table cannot be "${options.table.schema}.${options.table.name}"`, {
       hint: `use --table ${options.table.name}`,
     });
   }
@@ -70,6 +71,16 @@ class SqliteDriver implements Driver {
     return new Promise((resolve, reject) => this.db.exec(sql, (error) => (error ? reject(error) : resolve())));
   }
 
+  /** SQLite has no session lock: each step's BEGIN IMMEDIATE (with the busy timeout) serializes writers. */
+  async lock(): Promise<boolean> {
+    return false;
+  }
+
+  async hasVersion(version: number): Promise<boolean> {
+    if (!(await this.ledgerColumns())) return false;
+    return (await this.all(`select 1 from ${this.ledger} where version = ?`, [version])).length > 0;
+  }
+
   private async ledgerColumns(): Promise<Set<string> | null> {
     const rows = await this.all<{ name: string }>(`select name from pragma_table_info(?)`, [this.options.table.name]);
     return rows.length === 0 ? null : new Set(rows.map((r) => r.name));
@@ -81,7 +92,19 @@ class SqliteDriver implements Driver {
     return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map(toLedgerRow);
   }
 
+  /** Under BEGIN IMMEDIATE, so two runners starting at once cannot both create the tables. */
   async prepareLedger(): Promise<void> {
+    await this.begin();
+    try {
+      await this.createOrAdoptLedger();
+      await this.commit();
+    } catch (error) {
+      await this.rollback().catch(() => {});
+      throw error;
+    }
+  }
+
+  private async createOrAdoptLedger(): Promise<void> {
     const columns = await this.ledgerColumns();
     const statements: string[] = [];
     if (!columns) {
@@ -116,11 +139,7 @@ class SqliteDriver implements Driver {
       applied_by text,
       at text not null default CURRENT_TIMESTAMP,
       error text)`);
-    if (statements.length === 0) return;
-    await this.exec(`begin immediate;\n${statements.join(';\n')};\ncommit`).catch(async (error) => {
-      await this.exec('rollback').catch(() => {});
-      throw error;
-    });
+    if (statements.length > 0) await this.exec(statements.join(';\n'));
   }
 
   /** IMMEDIATE takes the write lock up front, so two runners never both read "pending" and then race. */
@@ -136,15 +155,22 @@ class SqliteDriver implements Driver {
     await this.exec('rollback');
   }
 
+  /** One statement at a time, so a failure names the statement's line (SQLite gives no position). */
   async runScript(script: Script): Promise<void> {
-    try {
-      await this.exec(script.text);
-    } catch (error) {
-      const path = script.file.path;
-      throw new MigrationError(`${path}: ${(error as Error).message}`, {
-        file: path,
-        hint: `fix the SQL in ${path} and run again; this migration was rolled back`,
-      });
+    for (const statement of script.statements) {
+      try {
+        await this.exec(statement.text);
+      } catch (error) {
+        const path = script.file.path;
+        const at = locate(script.text, statement.offset);
+        throw new MigrationError(`${path}:${at.line}: ${(error as Error).message}`, {
+          file: path,
+          line: at.line,
+          column: at.column,
+          context: sourceExcerpt(script.text, at),
+          hint: `fix the statement at ${path}:${at.line} and run again`,
+        });
+      }
     }
   }
 
