@@ -218,6 +218,14 @@ function runnableText(path: string, text: string, noTransaction: boolean): Pick<
   const { statements, metaCommands } = lexSql(text);
   const skipped: string[] = [];
   const blank: { offset: number; length: number }[] = [];
+  const copy = statements.find((st) => st.keyword === 'COPY' && /\bFROM\s+STDIN\b/i.test(st.text));
+  if (copy) {
+    throw new UsageError(`${path}:${copy.line}: COPY ... FROM stdin needs data from psql; tidemark cannot feed it`, {
+      file: path,
+      line: copy.line,
+      hint: 'load the rows with INSERT statements instead (or COPY from a server-side file)',
+    });
+  }
   for (const meta of metaCommands) {
     if (!SKIPPED_META_COMMANDS.test(meta.text)) {
       throw new UsageError(`${path}:${meta.line}: psql meta-command ${meta.text.split(/\s/)[0]} is not SQL; tidemark cannot run it`, {
@@ -228,14 +236,6 @@ function runnableText(path: string, text: string, noTransaction: boolean): Pick<
     }
     skipped.push(`${path}:${meta.line}: skipped psql meta-command ${meta.text.trim()}`);
     blank.push({ offset: meta.offset, length: meta.text.length });
-  }
-  const copy = statements.find((st) => st.keyword === 'COPY' && /\bFROM\s+STDIN\b/i.test(st.text));
-  if (copy) {
-    throw new UsageError(`${path}:${copy.line}: COPY ... FROM stdin needs data from psql; tidemark cannot feed it`, {
-      file: path,
-      line: copy.line,
-      hint: 'load the rows with INSERT statements instead (or COPY from a server-side file)',
-    });
   }
   let body = statements;
   if (!noTransaction) {
