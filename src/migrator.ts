@@ -112,7 +112,8 @@ export class Migrator {
           for (const script of pendingScripts) if (await this.apply(run, script, !options.singleTransaction)) applied++;
         });
       }
-      const version = dryRun ? Math.max(plan.current, ...plan.pending.map((m) => m.version)) : currentVersion(await driver.readLedger());
+      // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
+      const version = Math.max(plan.current, ...plan.pending.map((m) => m.version));
       this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
       return { applied, version };
     });
@@ -183,8 +184,8 @@ export class Migrator {
         await ledger.after(elapsed(started));
       } else {
         if (ownTransaction) await driver.begin();
-        if (ownTransaction && (await alreadyDone())) {
-          await driver.rollback();
+        if (await alreadyDone()) {
+          if (ownTransaction) await driver.rollback();
           return false;
         }
         await driver.runScript(script);
