@@ -124,6 +124,13 @@ config('a wrong password: exit 4, the password appears nowhere', async () => {
   }
 });
 
+config('a SQLite path that cannot be created: exit 4 naming it', () => {
+  const r = runCli(['migrate'], { cwd, env: { DATABASE_URL: 'sqlite:/dev/null/app.db' } });
+  assert.is(r.code, 4, r.output);
+  assert.match(r.stderr, /could not open sqlite:\/dev\/null\/app\.db/);
+  assert.not.match(r.stderr, /unexpected failure/);
+});
+
 config('a database that does not exist: exit 4 with the fix', () => {
   const url = new URL(process.env.TEST_DATABASE_URL);
   url.pathname = '/tidemark_no_such_db';

@@ -29,10 +29,10 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
     });
   }
   const missing = !existsSync(options.file);
-  if (missing && options.create) mkdirSync(dirname(options.file), { recursive: true });
   const path = missing && !options.create ? ':memory:' : options.file;
   const mode = sqlite3.OPEN_READWRITE | (options.create ? sqlite3.OPEN_CREATE : 0);
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
+    if (missing && options.create) mkdirSync(dirname(options.file), { recursive: true });
     const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) => (error ? reject(error) : resolve(opened)));
   }).catch((error: Error) => {
     throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
