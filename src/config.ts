@@ -3,7 +3,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
-import type { Dialect } from './files.js';
 
 export interface ConfigFlags {
   url?: string;
@@ -149,5 +148,3 @@ function passwordOf(url: string | undefined): string | undefined {
     return match[1];
   }
 }
-
-export type { Dialect };

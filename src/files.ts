@@ -53,10 +53,7 @@ export interface Script {
 
 /** Every migration file in a folder, validated across both dialects. */
 export class Catalog {
-  constructor(
-    readonly dir: string,
-    readonly files: readonly SqlFile[],
-  ) {}
+  constructor(readonly files: readonly SqlFile[]) {}
 
   /** The migrations that exist for one dialect, ordered by version. */
   migrationsFor(dialect: Dialect): Migration[] {
@@ -119,7 +116,7 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
       hint: 'rename or remove the files named above; nothing was run',
     });
   }
-  return new Catalog(dir, files);
+  return new Catalog(files);
 }
 
 export function parseFileName(dir: string, fileName: string, folder: string = dir): SqlFile | null {

@@ -223,7 +223,8 @@ export class Migrator {
         if (dryRun) this.emit({ type: 'reverted', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
         if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
-      const version = dryRun ? currentVersion(ledger.filter((r) => !steps.some((s) => s.row.version === r.version))) : currentVersion(await driver.readLedger());
+      const undone = new Set(steps.map((s) => s.row.version));
+      const version = currentVersion(ledger.filter((r) => !undone.has(r.version)));
       this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
       return { reverted, version };
     });

@@ -54,7 +54,7 @@ export interface Driver {
    * only serializes single write transactions, so each step must re-check with hasVersion().
    */
   lock(timeoutSeconds: number): Promise<boolean>;
-  /** Whether the ledger has a row for the version (read inside the current transaction). */
+  /** Whether the ledger (already prepared) has a row for the version, read inside the current transaction. */
   hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
@@ -77,8 +77,6 @@ export interface Driver {
   close(): Promise<void>;
 }
 
-/** Columns of the ledger that older runners created; tidemark adopts a table that has only these. */
-export const LEGACY_COLUMNS = ['id', 'version', 'migration_name', 'applied_at'] as const;
 /** Columns tidemark adds to a legacy ledger. */
 export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty'] as const;
 

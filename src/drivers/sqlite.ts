@@ -76,8 +76,8 @@ class SqliteDriver implements Driver {
     return false;
   }
 
+  /** Called only once prepareLedger() has made sure the table exists. */
   async hasVersion(version: number): Promise<boolean> {
-    if (!(await this.ledgerColumns())) return false;
     return (await this.all(`select 1 from ${this.ledger} where version = ?`, [version])).length > 0;
   }
 
