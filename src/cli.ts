@@ -59,6 +59,10 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('table', { type: 'string', describe: 'ledger table (default: MIGRATIONS_TABLE or schema_version)' })
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
     .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
+    .option('lock-timeout', { type: 'string', describe: 'seconds to wait for another run\'s migration lock (default 60)' })
+    .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
+    .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
+    .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
     .command(
       'migrate [target]',
       'apply pending migrations, up to target when given',
@@ -95,8 +99,12 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .command(
       'status',
       'list every version: applied, pending, missing file, changed',
-      (y) => y,
-      (args) => run(args, async (migrator, reporter) => reporter.status(await migrator.status())),
+      (y) => y.option('history', { type: 'boolean', describe: 'list every up, down, force and failed attempt instead' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          if (args.history) reporter.history(await migrator.history());
+          else reporter.status(await migrator.status());
+        }),
     )
     .command(
       'version',

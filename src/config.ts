@@ -10,6 +10,14 @@ export interface ConfigFlags {
   table?: string;
   json?: boolean;
   quiet?: boolean;
+  /** Seconds to wait for another runner's lock (PostgreSQL) or write lock (SQLite busy timeout). */
+  lockTimeout?: string | number;
+  /** Seconds to keep retrying the first connection; true means the default wait. */
+  wait?: string | number | boolean;
+  /** PostgreSQL statement_timeout for each migration, e.g. 30s, 5min, 500ms. */
+  statementTimeout?: string;
+  /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock. */
+  pgLockTimeout?: string;
 }
 
 export interface TableName {
@@ -27,6 +35,12 @@ export interface Config {
   table: TableName;
   json: boolean;
   quiet: boolean;
+  lockTimeoutSeconds: number;
+  /** 0: fail on the first refused connection. */
+  waitSeconds: number;
+  /** Set (with SET LOCAL) in each PostgreSQL migration; null leaves the server's setting. */
+  statementTimeout: string | null;
+  pgLockTimeout: string | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];
 }
@@ -40,6 +54,9 @@ interface PackageSettings {
   dir?: string;
   table?: string;
 }
+
+const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+const DEFAULT_WAIT_SECONDS = 60;
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -61,6 +78,10 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
     table: parseTableName(tableText),
     json: Boolean(flags.json),
     quiet: Boolean(flags.quiet),
+    lockTimeoutSeconds: seconds(flags.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_SECONDS, '--lock-timeout'),
+    waitSeconds: waitSeconds(flags.wait),
+    statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
+    pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
     secrets: [passwordOf(url), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
   };
 }
@@ -82,6 +103,28 @@ function readPackageSettings(cwd: string): PackageSettings {
     });
   }
   return settings as PackageSettings;
+}
+
+function seconds(value: string | number, flag: string): number {
+  const text = String(value);
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes whole seconds, not "${text}"`, { hint: `e.g. ${flag} 30` });
+  return Number(text);
+}
+
+/** `--wait` alone waits the default time; `--wait 30` that many seconds; no flag does not retry. */
+function waitSeconds(flag: ConfigFlags['wait']): number {
+  if (flag === undefined || flag === false) return 0;
+  if (flag === true || flag === '') return DEFAULT_WAIT_SECONDS;
+  return seconds(flag, '--wait');
+}
+
+/** A PostgreSQL duration (`500ms`, `30s`, `5min`, `1h`; a bare number is milliseconds). It is spliced into SET, so nothing else passes. */
+function duration(value: string, flag: string): string {
+  const text = String(value).trim();
+  if (!/^\d+\s*(ms|s|min|h|d)?$/.test(text)) {
+    throw new UsageError(`${flag} must be a duration like 500ms, 30s, 5min or 1h, not "${text}"`, { hint: `e.g. ${flag} 30s (0 turns the limit off)` });
+  }
+  return text.replace(/\s+/g, '');
 }
 
 /** `schema_version` or, on PostgreSQL, `schema.schema_version`; anything else could inject SQL. */

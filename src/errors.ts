@@ -53,9 +53,14 @@ export class MigrationError extends TidemarkError {
   }
 }
 
-/** The database could not be reached (or, later, locked) in time. */
+/** The database could not be reached, or its migration lock not taken, in time. */
 export class ConnectionError extends TidemarkError {
-  constructor(message: string, details?: ErrorDetails) {
-    super(message, ExitCode.connection, details);
+  /** The server did not answer (yet): worth retrying with --wait. A refused login is not. */
+  readonly unreachable: boolean;
+
+  constructor(message: string, details?: ErrorDetails & { unreachable?: boolean }) {
+    const { unreachable = false, ...rest } = details ?? {};
+    super(message, ExitCode.connection, rest);
+    this.unreachable = unreachable;
   }
 }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
-import type { Driver, HistoryEntry } from './drivers/driver.js';
+import type { Driver, HistoryEntry, HistoryRow } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
 import { discover, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
 import { currentVersion, dirtyResolution, planForce, planMigrate, planRollback, planStatus, type LedgerRow, type StatusEntry } from './plan.js';
@@ -34,9 +34,6 @@ export interface RollbackOptions {
   dryRun?: boolean;
 }
 
-/** How long a write command waits for another runner's lock before giving up (exit 4). */
-const LOCK_TIMEOUT_SECONDS = 60;
-
 interface Run {
   driver: Driver;
   /** The lock covers the whole run: no other runner can change the ledger meanwhile. */
@@ -47,6 +44,11 @@ export interface StatusReport {
   database: string;
   version: number;
   entries: StatusEntry[];
+}
+
+export interface HistoryReport {
+  database: string;
+  entries: HistoryRow[];
 }
 
 export class Migrator {
@@ -77,7 +79,7 @@ export class Migrator {
   ): Promise<T> {
     const driver = await connect(target, this.config, { create: access.create, onNotice: (message) => this.emit({ type: 'notice', message }) });
     try {
-      const exclusive = access.lock ? await driver.lock(LOCK_TIMEOUT_SECONDS) : false;
+      const exclusive = access.lock ? await driver.lock(this.config.lockTimeoutSeconds) : false;
       return await work({ driver, exclusive });
     } finally {
       await driver.close();
@@ -238,6 +240,12 @@ export class Migrator {
       const checksums = new Map(migrations.filter((m) => applied.has(m.version)).map((m) => [m.version, loadScript(m.forward).checksum]));
       return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
     });
+  }
+
+  /** The history table, oldest first: every up, down, force and failed attempt. */
+  async history(): Promise<HistoryReport> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => ({ database: driver.description, entries: await driver.readHistory() }));
   }
 
   async version(): Promise<number> {

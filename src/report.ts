@@ -1,7 +1,7 @@
 // Human and JSON output of migrator events, status tables and errors. Every line passes through redact().
 import kleur from 'kleur';
 import { TidemarkError } from './errors.js';
-import type { MigratorEvent, StatusReport } from './migrator.js';
+import type { HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
 import type { VersionState } from './plan.js';
 
 export interface ReporterOptions {
@@ -116,15 +116,36 @@ export class Reporter {
       e.executionMs === null ? '' : `${e.executionMs} ms`,
       e.hasRollback === false ? 'no rollback file' : '',
     ]);
-    const header = ['version', 'name', 'state', 'applied at', 'took', ''];
+    this.table(['version', 'name', 'state', 'applied at', 'took', ''], rows, 2, report.entries.map((e) => STATE_COLOUR[e.state]));
+  }
+
+  history(report: HistoryReport): void {
+    if (this.options.json) return this.json(report);
+    this.out(`${report.database}: history`);
+    if (report.entries.length === 0) return this.out('no history yet');
+    const rows = report.entries.map((e) => [
+      e.at,
+      e.action,
+      String(e.version),
+      e.name,
+      e.outcome,
+      e.executionMs === null ? '' : `${e.executionMs} ms`,
+      e.appliedBy ?? '',
+      e.error?.split('\n')[0] ?? '',
+    ]);
+    this.table(['at', 'action', 'version', 'name', 'outcome', 'took', 'by', 'error'], rows, 4, report.entries.map((e) => (e.outcome === 'ok' ? kleur.green : kleur.red)));
+  }
+
+  /** An aligned table; the cells of column `coloured` take their row's colour. */
+  private table(header: string[], rows: string[][], coloured: number, colours: ((text: string) => string)[]): void {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const format = (cells: string[], colour?: (t: string) => string) =>
       cells
-        .map((cell, i) => (i === 2 && colour ? colour(cell.padEnd(widths[i]!)) : cell.padEnd(widths[i]!)))
+        .map((cell, i) => (i === coloured && colour ? colour(cell.padEnd(widths[i]!)) : cell.padEnd(widths[i]!)))
         .join('  ')
         .trimEnd();
     this.out(kleur.bold(format(header)));
-    report.entries.forEach((e, i) => this.out(format(rows[i]!, STATE_COLOUR[e.state])));
+    rows.forEach((row, i) => this.out(format(row, colours[i])));
   }
 
   error(error: unknown): void {

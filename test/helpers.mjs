@@ -1,6 +1,7 @@
 // Real databases and a real CLI for the suites: a fresh PostgreSQL database or SQLite file per test,
 // a temporary project folder, and the built CLI run as a child process.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,19 +48,47 @@ export function removeProject(cwd) {
   rmSync(cwd, { recursive: true, force: true });
 }
 
-/** Runs `node dist/cli.js ...args` in cwd with only the given database settings, as a user would. */
-export function runCli(args, { cwd, env = {}, input } = {}) {
+/** The test runner's environment without any database settings, so a test sets exactly the ones it means. */
+function cleanEnv(env) {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
   );
+  return { ...clean, NO_COLOR: '1', ...env };
+}
+
+/** Runs `node dist/cli.js ...args` in cwd with only the given database settings, as a user would. */
+export function runCli(args, { cwd, env = {}, input } = {}) {
   const result = spawnSync(process.execPath, [CLI, ...args], {
     cwd,
-    env: { ...clean, NO_COLOR: '1', ...env },
+    env: cleanEnv(env),
     encoding: 'utf8',
     input: input ?? '',
     timeout: 60_000,
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+}
+
+/** runCli without waiting: for runners that must overlap. Resolves with the exit code and all output. */
+export function runCliAsync(args, { cwd, env = {} } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: cleanEnv(env) });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** A TCP port nothing listens on (for a closed port, or a server that appears later). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** A fresh database of one dialect with a small query interface; close() removes it. */

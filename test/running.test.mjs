@@ -1,8 +1,7 @@
 // How files run: statement lines, psql leftovers, transaction wrappers, no-transaction migrations and concurrent runners.
-import { spawn } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, DIALECTS, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase, writeSql } from './helpers.mjs';
+import { DIALECTS, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase, runCliAsync, writeSql } from './helpers.mjs';
 
 for (const dialect of DIALECTS) {
   const test = suite(`running files [${dialect}]`);
@@ -114,7 +113,7 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
     }
     for (const [name, text] of Object.entries(files)) writeSql(ctx.cwd, name, text);
     const runners = 6;
-    const results = await Promise.all(Array.from({ length: runners }, () => runAsync(['migrate'], ctx.cwd, ctx.db.url)));
+    const results = await Promise.all(Array.from({ length: runners }, () => runCliAsync(['migrate'], { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url } })));
     for (const r of results) assert.is(r.code, 0, r.output);
     const counted = (await ctx.db.query('select n from counter order by n')).map((row) => Number(row.n));
     assert.equal(counted, Array.from({ length: 12 }, (_, i) => i + 11), 'each insert ran exactly once');
@@ -151,13 +150,3 @@ postgresOnly('CREATE INDEX CONCURRENTLY runs with the directive, and without it 
 });
 
 postgresOnly.run();
-
-function runAsync(args, cwd, url) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, DATABASE_URL: url, NO_COLOR: '1' } });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}

@@ -1,5 +1,7 @@
 // Loads only the driver the URL names: the other database's client is never imported.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, Target } from '../config.js';
+import { ConnectionError } from '../errors.js';
 import type { Driver } from './driver.js';
 
 export interface ConnectOptions {
@@ -9,13 +11,28 @@ export interface ConnectOptions {
   onNotice: (message: string) => void;
 }
 
-const BUSY_TIMEOUT_MS = 60_000;
-
+/**
+ * With `config.waitSeconds`, a server that does not answer yet (a deploy right after a database
+ * restart) is retried until the deadline; a refused login or a missing database fails at once.
+ */
 export async function connect(target: Target, config: Config, options: ConnectOptions): Promise<Driver> {
+  const deadline = Date.now() + config.waitSeconds * 1000;
+  for (let pause = 250; ; pause = Math.min(pause * 2, 2000)) {
+    try {
+      return await open(target, config, options);
+    } catch (error) {
+      if (!(error instanceof ConnectionError && error.unreachable) || Date.now() + pause > deadline) throw error;
+      if (pause === 250) options.onNotice(`${target.description} does not answer yet; retrying for up to ${config.waitSeconds} s (--wait)`);
+      await sleep(pause);
+    }
+  }
+}
+
+async function open(target: Target, config: Config, options: ConnectOptions): Promise<Driver> {
   if (target.dialect === 'postgres') {
     const { connectPostgres } = await import('./postgres.js');
-    return connectPostgres({ url: target.url, description: target.description, table: config.table, onNotice: options.onNotice });
+    return connectPostgres({ url: target.url, description: target.description, table: config.table, onNotice: options.onNotice, timeouts: config });
   }
   const { connectSqlite } = await import('./sqlite.js');
-  return connectSqlite({ file: target.file, description: target.description, table: config.table, create: options.create, busyTimeoutMs: BUSY_TIMEOUT_MS });
+  return connectSqlite({ file: target.file, description: target.description, table: config.table, create: options.create, busyTimeoutMs: config.lockTimeoutSeconds * 1000 });
 }

@@ -41,6 +41,12 @@ export interface HistoryEntry {
   error: string | null;
 }
 
+/** A history line as read back: the entry plus who and when. */
+export interface HistoryRow extends HistoryEntry {
+  appliedBy: string | null;
+  at: string;
+}
+
 export interface Driver {
   readonly dialect: Dialect;
   /** Where the driver is connected, safe to print: never holds a password. */
@@ -73,6 +79,8 @@ export interface Driver {
   /** Changes an applied version's row: a new checksum, the dirty flag, the measured time. */
   updateRow(version: number, change: RowChange): Promise<void>;
   appendHistory(entry: HistoryEntry): Promise<void>;
+  /** The history table, oldest first; [] when it does not exist yet. */
+  readHistory(): Promise<HistoryRow[]>;
 
   close(): Promise<void>;
 }
@@ -100,5 +108,25 @@ export function toLedgerRow(r: Record<string, unknown>): LedgerRow {
     executionMs: r.execution_ms == null ? null : Number(r.execution_ms),
     appliedBy: (r.applied_by as string | null) ?? null,
     dirty: Boolean(r.dirty),
+  };
+}
+
+/** The query that reads the history table; `at` is an expression giving its time as text. */
+export function historyQuery(table: string, at = 'at'): string {
+  return `select action, version, migration_name, checksum, outcome, execution_ms, applied_by, ${at} as at, error from ${table} order by id`;
+}
+
+/** A row of historyQuery(). */
+export function toHistoryRow(r: Record<string, unknown>): HistoryRow {
+  return {
+    action: r.action as HistoryAction,
+    version: Number(r.version),
+    name: String(r.migration_name ?? ''),
+    checksum: (r.checksum as string | null) ?? null,
+    outcome: r.outcome as HistoryRow['outcome'],
+    executionMs: r.execution_ms == null ? null : Number(r.execution_ms),
+    appliedBy: (r.applied_by as string | null) ?? null,
+    at: String(r.at),
+    error: (r.error as string | null) ?? null,
   };
 }

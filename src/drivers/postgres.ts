@@ -4,7 +4,7 @@ import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
-import { ADDED_COLUMNS, ledgerQuery, rowChangeColumns, toLedgerRow, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+import { ADDED_COLUMNS, historyQuery, ledgerQuery, rowChangeColumns, toHistoryRow, toLedgerRow, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange } from './driver.js';
 import { locate, sourceExcerpt } from '../source.js';
 
 export interface PostgresOptions {
@@ -12,6 +12,7 @@ export interface PostgresOptions {
   description: string;
   table: TableName;
   onNotice: (message: string) => void;
+  timeouts: { statementTimeout: string | null; pgLockTimeout: string | null };
 }
 
 const quote = (identifier: string) => `"${identifier}"`;
@@ -40,10 +41,14 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
   return new PostgresDriver(pool, session, options, `${user}@${hostname()}`);
 }
 
+/** Errors meaning the server is not there (yet), as opposed to one that answered and said no. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', '57P03']);
+
 function connectionError(error: unknown, description: string): ConnectionError {
   const e = error as { code?: string; message?: string };
   const reason = e.code === 'ECONNREFUSED' ? 'connection refused (is the server running, and on this port?)' : (e.message ?? String(error));
   return new ConnectionError(`could not connect to ${description}: ${reason}`, {
+    unreachable: UNREACHABLE.has(e.code ?? ''),
     hint:
       e.code === '28P01' || e.code === '28000'
         ? 'check the user name and password in DATABASE_URL'
@@ -77,20 +82,36 @@ class PostgresDriver implements Driver {
    * only so that SET LOCAL bounds the wait; the lock itself outlives the commit.
    */
   async lock(timeoutSeconds: number): Promise<boolean> {
-    const { schema, name } = this.options.table;
-    const qualified = `coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}'`;
     try {
-      await this.session.unsafe(
-        `begin; set local lock_timeout = '${timeoutSeconds}s'; select pg_advisory_lock(${LOCK_NAMESPACE}, hashtext(${qualified})); commit`,
-      );
+      await this.session.unsafe(`begin; set local lock_timeout = '${timeoutSeconds}s'; select pg_advisory_lock(${this.lockKeys.join(', ')}); commit`);
     } catch (error) {
       await this.session.unsafe('rollback').catch(() => {});
       if ((error as postgres.PostgresError).code !== '55P03') throw error;
-      throw new ConnectionError(`could not get the migration lock on ${this.description} within ${timeoutSeconds} s: another tidemark run holds it`, {
-        hint: "wait for the other run to finish and try again; select * from pg_stat_activity where application_name = 'tidemark' shows it",
+      const holder = await this.lockHolder();
+      throw new ConnectionError(`could not get the migration lock on ${this.description} within ${timeoutSeconds} s: ${holder.text}`, {
+        hint: `wait for that run to finish and try again, or raise --lock-timeout; if it is stuck, end it with select pg_terminate_backend(${holder.pid ?? '<pid>'})`,
       });
     }
     return true;
+  }
+
+  /** LOCK_NAMESPACE and hashtext('schema.table'): the two keys of this ledger's advisory lock, as SQL. */
+  private get lockKeys(): [string, string] {
+    const { schema, name } = this.options.table;
+    return [String(LOCK_NAMESPACE), `hashtext(coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}')`];
+  }
+
+  /** Who holds the lock, from pg_stat_activity, for the timeout message. */
+  private async lockHolder(): Promise<{ text: string; pid?: number }> {
+    const [key1, key2] = this.lockKeys;
+    const [holder] = await this.session.unsafe(`
+      select a.pid, a.usename as user, a.application_name as application, coalesce(host(a.client_addr), 'local socket') as client,
+             to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since, round(extract(epoch from now() - a.backend_start)) as seconds
+      from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.classid = ${key1} and l.objid = (${key2})::oid and l.objsubid = 2`);
+    if (!holder) return { text: 'another run held it and has just let go' };
+    const who = `user ${holder.user}, application ${holder.application || '(none)'}, from ${holder.client}`;
+    return { text: `held by pid ${holder.pid} (${who}) since ${holder.since}, ${holder.seconds} s ago`, pid: holder.pid };
   }
 
   async hasVersion(version: number): Promise<boolean> {
@@ -153,8 +174,18 @@ class PostgresDriver implements Driver {
     if (statements.length > 0) await this.session.unsafe(statements.join(';\n'));
   }
 
+  /** Every transaction gets the configured limits, so a migration cannot block production traffic forever. */
   async begin(): Promise<void> {
-    await this.session.unsafe('begin');
+    await this.session.unsafe(['begin', ...this.limits('set local')].join('; '));
+  }
+
+  /** `set local statement_timeout = '30s'` and the like, for the limits that are configured. */
+  private limits(set: 'set' | 'set local'): string[] {
+    const { statementTimeout, pgLockTimeout } = this.options.timeouts;
+    return [
+      statementTimeout === null ? '' : `${set} statement_timeout = '${statementTimeout}'`,
+      pgLockTimeout === null ? '' : `${set} lock_timeout = '${pgLockTimeout}'`,
+    ].filter(Boolean);
   }
 
   async commit(): Promise<void> {
@@ -171,13 +202,22 @@ class PostgresDriver implements Driver {
    * query in an implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
    */
   async runScript(script: Script): Promise<void> {
-    const pieces = script.noTransaction ? script.statements : [{ text: script.text, offset: 0 }];
-    for (const piece of pieces) {
-      try {
-        await this.session.unsafe(piece.text);
-      } catch (error) {
-        throw scriptError(error, script, piece.offset);
-      }
+    if (!script.noTransaction) return this.runPiece(script, { text: script.text, offset: 0 });
+    // No transaction for SET LOCAL to live in: the limits hold for the session while the file runs.
+    const limits = this.limits('set');
+    if (limits.length > 0) await this.session.unsafe(limits.join('; '));
+    try {
+      for (const statement of script.statements) await this.runPiece(script, statement);
+    } finally {
+      if (limits.length > 0) await this.session.unsafe('reset statement_timeout; reset lock_timeout');
+    }
+  }
+
+  private async runPiece(script: Script, piece: { text: string; offset: number }): Promise<void> {
+    try {
+      await this.session.unsafe(piece.text);
+    } catch (error) {
+      throw scriptError(error, script, piece.offset);
     }
   }
 
@@ -206,20 +246,33 @@ class PostgresDriver implements Driver {
     );
   }
 
+  async readHistory(): Promise<HistoryRow[]> {
+    const [{ exists }] = await this.session`select to_regclass(${this.history}) is not null as exists`;
+    if (!exists) return [];
+    return (await this.session.unsafe(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
+  }
+
   async close(): Promise<void> {
     this.session.release();
     await this.pool.end({ timeout: 5 });
   }
 }
 
-const NO_TRANSACTION_HINT =
-  'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction (and keep such statements in a file of their own)';
+/** Fixes for server errors that are about how the file runs rather than what it says. */
+const SERVER_HINTS: Record<string, string> = {
+  '25001':
+    'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction (and keep such statements in a file of their own)',
+  '57014': 'the migration ran longer than --statement-timeout allows; raise it, or split the work into smaller migrations',
+  '55P03': 'a table it needs was locked by other sessions for longer than --pg-lock-timeout; run again when traffic is lower, or raise it',
+};
 
 /** Turns a server error into file:line:column with the source line, a caret, and the server's detail and hint. */
 function scriptError(error: unknown, script: Script, offset: number): Error {
   const e = error as postgres.PostgresError;
   if (!(e instanceof Error) || !('severity' in e)) return error as Error;
-  const where = e.position ? locate(script.text, offset + Number(e.position) - 1) : null;
+  // Without a position (a timeout, a runtime error) a statement run on its own is still known by its start.
+  const at = e.position ? offset + Number(e.position) - 1 : script.noTransaction ? offset : null;
+  const where = at === null ? null : locate(script.text, at);
   const context = where ? sourceExcerpt(script.text, where) : [];
   if (e.detail) context.push(`detail: ${e.detail}`);
   if (e.where) context.push(`where: ${e.where}`);
@@ -230,6 +283,6 @@ function scriptError(error: unknown, script: Script, offset: number): Error {
     line: where?.line,
     column: where?.column,
     context,
-    hint: e.hint ?? (e.code === '25001' ? NO_TRANSACTION_HINT : `fix the SQL in ${path} and run again`),
+    hint: e.hint ?? SERVER_HINTS[e.code] ?? `fix the SQL in ${path} and run again`,
   });
 }

@@ -7,7 +7,7 @@ import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
-import { ADDED_COLUMNS, ledgerQuery, rowChangeColumns, toLedgerRow, type Driver, type HistoryEntry, type LedgerEntry, type RowChange } from './driver.js';
+import { ADDED_COLUMNS, historyQuery, ledgerQuery, rowChangeColumns, toHistoryRow, toLedgerRow, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange } from './driver.js';
 
 export interface SqliteOptions {
   file: string;
@@ -200,6 +200,11 @@ class SqliteDriver implements Driver {
       `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error) values (?, ?, ?, ?, ?, ?, ?, ?)`,
       [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, this.appliedBy, entry.error],
     );
+  }
+
+  async readHistory(): Promise<HistoryRow[]> {
+    const exists = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [`${this.options.table.name}_history`]);
+    return exists.length === 0 ? [] : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
   }
 
   close(): Promise<void> {
