@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
 import { isTransactionControl, lexSql, type Statement } from './sqltext.js';
@@ -92,7 +92,8 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   let names: string[];
   try {
     names = readdirSync(folder, { withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name.toLowerCase().endsWith('.sql'))
+      // A symbolic link counts as what it points at: a linked migration must not be skipped silently.
+      .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && entry.name.toLowerCase().endsWith('.sql'))
       .map((entry) => entry.name);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -105,6 +106,12 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   const problems: string[] = [];
   const files: SqlFile[] = [];
   for (const fileName of names.sort()) {
+    const kind = linkTarget(join(folder, fileName));
+    if (kind === 'other') continue;
+    if (kind === 'broken') {
+      problems.push(`${join(dir, fileName)}: a symbolic link to a file that does not exist; fix or remove the link`);
+      continue;
+    }
     const file = parseFileName(dir, fileName, folder);
     if (file) files.push(file);
     else problems.push(`${join(dir, fileName)}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
@@ -117,6 +124,16 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
     });
   }
   return new Catalog(files);
+}
+
+/** What a directory entry is once symbolic links are followed. */
+function linkTarget(path: string): 'file' | 'broken' | 'other' {
+  try {
+    return statSync(path).isFile() ? 'file' : 'other';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP') return 'broken';
+    throw error;
+  }
 }
 
 export function parseFileName(dir: string, fileName: string, folder: string = dir): SqlFile | null {
@@ -161,11 +178,12 @@ function checkConsistency(files: SqlFile[]): string[] {
       if (rollback && !chooseVariant(group, 'forward', dialect)) {
         const forwardElsewhere = group.some((f) => f.kind === 'forward');
         const id = `${group[0]!.versionText}_${group[0]!.name}`;
+        // Name the dialect only when the forward file exists for the other one; otherwise it is missing everywhere.
         problems.push(
-          `${rollback.path}: rollback with no forward migration for ${dialect}; ` +
-            (forwardElsewhere && !rollback.dialect
-              ? `rename it to ${id}_rollback.${dialects.find((d) => d !== dialect)}.sql, or add ${id}.${dialect}.sql`
-              : `add ${id}.sql, or remove the rollback`),
+          forwardElsewhere
+            ? `${rollback.path}: rollback with no forward migration for ${dialect}; ` +
+                (rollback.dialect ? `add ${id}.${dialect}.sql, or remove the rollback` : `rename it to ${id}_rollback.${dialects.find((d) => d !== dialect)}.sql, or add ${id}.${dialect}.sql`)
+            : `${rollback.path}: rollback with no forward migration; add ${id}.sql, or remove the rollback`,
         );
         break;
       }
@@ -191,17 +209,54 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Reads a file as tidemark runs and records it: BOM removed, CRLF turned into LF, directives parsed. */
 export function loadScript(file: SqlFile): Script {
   let text: string;
+  const bytes = readFileSync(file.fullPath);
   try {
-    text = utf8.decode(readFileSync(file.fullPath));
+    text = utf8.decode(bytes);
   } catch (error) {
     if (error instanceof TypeError) {
-      throw new UsageError(`${file.path}: not valid UTF-8 text`, { file: file.path, hint: 'save the file as UTF-8' });
+      const at = firstInvalidUtf8(bytes);
+      throw new UsageError(`${file.path}:${at.line}:${at.column}: not valid UTF-8 text (byte 0x${at.byte.toString(16).toUpperCase().padStart(2, '0')})`, {
+        file: file.path,
+        line: at.line,
+        column: at.column,
+        hint: `save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 ${file.path}); tidemark and psql read migrations as UTF-8`,
+      });
     }
     throw error;
   }
   text = normalizeText(text);
   const noTransaction = parseDirectives(file.path, text).has('no-transaction');
+  checkMisplacedDirectives(file.path, text);
   return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+}
+
+/** Line, column (in characters) and value of the first byte that is not valid UTF-8. */
+function firstInvalidUtf8(bytes: Uint8Array): { line: number; column: number; byte: number } {
+  let lineStart = 0;
+  let line = 1;
+  while (lineStart <= bytes.length) {
+    const newline = bytes.indexOf(10, lineStart);
+    const end = newline < 0 ? bytes.length : newline;
+    try {
+      utf8.decode(bytes.subarray(lineStart, end));
+    } catch {
+      // Byte by byte: the decoder throws at the first byte that cannot start or continue a character.
+      const decoder = new TextDecoder('utf-8', { fatal: true });
+      let chars = 0;
+      for (let i = lineStart; i < end; i++) {
+        try {
+          chars += decoder.decode(bytes.subarray(i, i + 1), { stream: true }).length;
+        } catch {
+          return { line, column: chars + 1, byte: bytes[i]! };
+        }
+      }
+      return { line, column: chars + 1, byte: bytes[end - 1]! };
+    }
+    if (newline < 0) break;
+    lineStart = newline + 1;
+    line++;
+  }
+  return { line: 1, column: 1, byte: bytes[0] ?? 0 };
 }
 
 const SKIPPED_META_COMMANDS = /^\\(set\s+ON_ERROR_STOP\s+(on|1|true)\s*|timing(\s+\w+)?\s*|echo\b.*)$/i;
@@ -294,6 +349,28 @@ export function parseDirectives(path: string, text: string): Set<string> {
     found.add(name);
   }
   return found;
+}
+
+/**
+ * A `-- tidemark:` comment below the leading comment block is not a directive: psql and tidemark would
+ * both ignore it, and the file would run in a transaction although its author meant otherwise.
+ */
+function checkMisplacedDirectives(path: string, text: string): void {
+  const lines = text.split('\n');
+  let leading = true;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (leading && (line === '' || line.startsWith('--'))) continue;
+    leading = false;
+    const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
+    if (directive) {
+      throw new UsageError(`${path}:${i + 1}: "-- tidemark:${directive[1]}" is below the first SQL line, where it is not a directive`, {
+        file: path,
+        line: i + 1,
+        hint: 'move the directive to the comment lines at the very top of the file, before any SQL or /* */ comment',
+      });
+    }
+  }
 }
 
 /** Checks a name given to `create`: it becomes part of a file name. */

@@ -146,7 +146,6 @@ export class Migrator {
     return this.step(run, 'up', script, ownTransaction, {
       before: () => driver.insertRow({ ...row, executionMs: null, dirty: true }),
       after: (ms) => driver.updateRow(file.version, { dirty: false, executionMs: ms }),
-      inTransaction: (ms) => driver.insertRow({ ...row, executionMs: ms, dirty: false }),
     });
   }
 
@@ -155,7 +154,6 @@ export class Migrator {
     return this.step(run, 'down', script, true, {
       before: () => driver.updateRow(recorded.version, { dirty: true }),
       after: () => driver.deleteRow(recorded.version),
-      inTransaction: () => driver.deleteRow(recorded.version),
     });
   }
 
@@ -169,31 +167,23 @@ export class Migrator {
     action: 'up' | 'down',
     script: Script,
     ownTransaction: boolean,
-    ledger: { before: () => Promise<void>; after: (ms: number) => Promise<void>; inTransaction: (ms: number) => Promise<void> },
+    dirtyRow: { before: () => Promise<void>; after: (ms: number) => Promise<void> },
   ): Promise<boolean> {
     const { driver } = run;
     const { file } = script;
     const history = { action, version: file.version, name: file.name, checksum: script.checksum } as const;
-    /** Without a run-wide lock, the ledger is re-read here, inside the step's own write lock. */
-    const alreadyDone = async () => !run.exclusive && (await driver.hasVersion(file.version)) === (action === 'up');
     for (const line of script.skipped) this.emit({ type: 'notice', message: line });
     const started = performance.now();
     try {
       if (script.noTransaction) {
-        if (await alreadyDone()) return false;
-        await ledger.before();
+        // Without a run-wide lock, the ledger is re-read first (the dirty row then claims the version).
+        if (!run.exclusive && (await driver.hasVersion(file.version)) === (action === 'up')) return false;
+        await dirtyRow.before();
         await driver.runScript(script);
-        await ledger.after(elapsed(started));
-      } else {
-        if (ownTransaction) await driver.begin();
-        if (await alreadyDone()) {
-          if (ownTransaction) await driver.rollback();
-          return false;
-        }
-        await driver.runScript(script);
-        await ledger.inTransaction(elapsed(started));
+        await dirtyRow.after(elapsed(started));
         await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
-        if (ownTransaction) await driver.commit();
+      } else if ((await driver.runStep({ action, script, ownTransaction, recheck: !run.exclusive })) === null) {
+        return false;
       }
     } catch (error) {
       if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
@@ -204,7 +194,6 @@ export class Migrator {
       else this.failure = entry;
       throw await asMigrationError(error, script, driver);
     }
-    if (script.noTransaction) await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
     this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
     return true;
   }

@@ -30,6 +30,19 @@ export function rowChangeColumns(change: RowChange): [string[], (string | number
 
 export type HistoryAction = 'up' | 'down' | 'force';
 
+/** A transactional migration or rollback: its SQL plus the ledger and history rows that record it. */
+export interface Step {
+  action: 'up' | 'down';
+  script: Script;
+  /** Wrap it in its own transaction (false inside --single-transaction's one transaction). */
+  ownTransaction: boolean;
+  /**
+   * No run-wide lock: inside the transaction, first check that the ledger still lacks (up) or has
+   * (down) the version, and do nothing if another runner got there first.
+   */
+  recheck: boolean;
+}
+
 /** One line of the append-only history table. */
 export interface HistoryEntry {
   action: HistoryAction;
@@ -73,6 +86,12 @@ export interface Driver {
 
   /** Runs a migration file's SQL; a failure is a MigrationError naming file:line where known. */
   runScript(script: Script): Promise<void>;
+  /**
+   * Runs a transactional step and writes its ledger row (inserted for up, deleted for down) and an
+   * `ok` history row, in as few round trips as the database allows. Returns the milliseconds the
+   * step took, or null when the recheck found it already done. On failure the caller rolls back.
+   */
+  runStep(step: Step): Promise<number | null>;
 
   insertRow(entry: LedgerEntry): Promise<void>;
   deleteRow(version: number): Promise<void>;
@@ -83,6 +102,15 @@ export interface Driver {
   readHistory(): Promise<HistoryRow[]>;
 
   close(): Promise<void>;
+}
+
+/** The ledger row and history entry that record a finished step. */
+export function stepRecords(step: Step, executionMs: number | null): { entry: LedgerEntry; history: HistoryEntry } {
+  const { file } = step.script;
+  return {
+    entry: { version: file.version, name: file.name, checksum: step.script.checksum, executionMs, dirty: false },
+    history: { action: step.action, version: file.version, name: file.name, checksum: step.script.checksum, outcome: 'ok', executionMs, error: null },
+  };
 }
 
 /** Columns tidemark adds to a legacy ledger. */

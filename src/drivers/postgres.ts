@@ -1,10 +1,25 @@
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
-import { ADDED_COLUMNS, historyQuery, ledgerQuery, rowChangeColumns, toHistoryRow, toLedgerRow, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange } from './driver.js';
+import {
+  ADDED_COLUMNS,
+  historyQuery,
+  ledgerQuery,
+  rowChangeColumns,
+  stepRecords,
+  toHistoryRow,
+  toLedgerRow,
+  type Driver,
+  type HistoryEntry,
+  type HistoryRow,
+  type LedgerEntry,
+  type RowChange,
+  type Step,
+} from './driver.js';
 import { locate, sourceExcerpt } from '../source.js';
 
 export interface PostgresOptions {
@@ -221,29 +236,52 @@ class PostgresDriver implements Driver {
     }
   }
 
+  /**
+   * One round trip: BEGIN, the limits, the file, its ledger and history rows and COMMIT go as one
+   * simple-protocol query. The server measures the time, so no second trip is needed to record it.
+   */
+  async runStep(step: Step): Promise<number | null> {
+    const { entry, history } = stepRecords(step, null);
+    const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
+    const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
+    // The file may end in a comment or without a semicolon: the records start on a line of their own.
+    const tail = `\n;\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}${step.ownTransaction ? ';\ncommit' : ''}`;
+    const started = performance.now();
+    await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length });
+    return Math.round(performance.now() - started);
+  }
+
+  private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs)): string {
+    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, literal(this.appliedBy), literal(entry.dirty)];
+    return `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (${values.join(', ')})`;
+  }
+
+  private deleteRowSql(version: number): string {
+    return `delete from ${this.ledger} where version = ${literal(version)}`;
+  }
+
+  private historySql(entry: HistoryEntry, executionMs = literal(entry.executionMs)): string {
+    const values = [entry.action, entry.version, entry.name, entry.checksum, entry.outcome].map(literal);
+    return `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error)
+       values (${values.join(', ')}, ${executionMs}, ${literal(this.appliedBy)}, ${literal(entry.error)})`;
+  }
+
   async insertRow(entry: LedgerEntry): Promise<void> {
-    await this.session.unsafe(
-      `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values ($1, $2, $3, $4, $5, $6)`,
-      [entry.version, entry.name, entry.checksum, entry.executionMs, this.appliedBy, entry.dirty],
-    );
+    await this.session.unsafe(this.insertRowSql(entry));
   }
 
   async deleteRow(version: number): Promise<void> {
-    await this.session.unsafe(`delete from ${this.ledger} where version = $1`, [version]);
+    await this.session.unsafe(this.deleteRowSql(version));
   }
 
   async updateRow(version: number, change: RowChange): Promise<void> {
     const [columns, values] = rowChangeColumns(change);
-    const assignments = columns.map((c, i) => `${c} = $${i + 1}`).join(', ');
-    await this.session.unsafe(`update ${this.ledger} set ${assignments} where version = $${columns.length + 1}`, [...values, version]);
+    const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
+    await this.session.unsafe(`update ${this.ledger} set ${assignments} where version = ${literal(version)}`);
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
-    await this.session.unsafe(
-      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error)
-       values ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, this.appliedBy, entry.error],
-    );
+    await this.session.unsafe(this.historySql(entry));
   }
 
   async readHistory(): Promise<HistoryRow[]> {
@@ -256,6 +294,22 @@ class PostgresDriver implements Driver {
     this.session.release();
     await this.pool.end({ timeout: 5 });
   }
+}
+
+/** Milliseconds since the server received the current query: a step's own duration, measured where it ran. */
+const SERVER_ELAPSED_MS = `round(extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::int`;
+
+/** A SQL literal. Ledger values are mostly tidemark's own, but error texts and host names are not. */
+function literal(value: string | number | boolean | null): string {
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
+    return String(value);
+  }
+  const quoted = `'${value.replace(/'/g, "''")}'`;
+  // E'' keeps a backslash a backslash whatever standard_conforming_strings says.
+  return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
 /** Fixes for server errors that are about how the file runs rather than what it says. */
@@ -272,7 +326,8 @@ function scriptError(error: unknown, script: Script, offset: number): Error {
   if (!(e instanceof Error) || !('severity' in e)) return error as Error;
   // Without a position (a timeout, a runtime error) a statement run on its own is still known by its start.
   const at = e.position ? offset + Number(e.position) - 1 : script.noTransaction ? offset : null;
-  const where = at === null ? null : locate(script.text, at);
+  // A position outside the file's text is in the statements tidemark wrapped around it.
+  const where = at === null || at < 0 || at >= script.text.length ? null : locate(script.text, at);
   const context = where ? sourceExcerpt(script.text, where) : [];
   if (e.detail) context.push(`detail: ${e.detail}`);
   if (e.where) context.push(`where: ${e.where}`);

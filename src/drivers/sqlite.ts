@@ -1,13 +1,28 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
-import { ADDED_COLUMNS, historyQuery, ledgerQuery, rowChangeColumns, toHistoryRow, toLedgerRow, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange } from './driver.js';
+import {
+  ADDED_COLUMNS,
+  historyQuery,
+  ledgerQuery,
+  rowChangeColumns,
+  stepRecords,
+  toHistoryRow,
+  toLedgerRow,
+  type Driver,
+  type HistoryEntry,
+  type HistoryRow,
+  type LedgerEntry,
+  type RowChange,
+  type Step,
+} from './driver.js';
 
 export interface SqliteOptions {
   file: string;
@@ -172,6 +187,23 @@ class SqliteDriver implements Driver {
         });
       }
     }
+  }
+
+  /** In-process, so round trips cost nothing: the step is plain calls inside BEGIN IMMEDIATE. */
+  async runStep(step: Step): Promise<number | null> {
+    const { version } = step.script.file;
+    if (step.ownTransaction) await this.begin();
+    if (step.recheck && (await this.hasVersion(version)) === (step.action === 'up')) {
+      if (step.ownTransaction) await this.rollback();
+      return null;
+    }
+    const started = performance.now();
+    await this.runScript(step.script);
+    const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
+    await (step.action === 'up' ? this.insertRow(entry) : this.deleteRow(version));
+    await this.appendHistory(history);
+    if (step.ownTransaction) await this.commit();
+    return history.executionMs;
   }
 
   async insertRow(entry: LedgerEntry): Promise<void> {
