@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfig, type ConfigFlags } from './config.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
+import { MigrationLog } from './log.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
 
@@ -12,15 +13,25 @@ interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
 }
 
-/** Builds the config, reporter and migrator for one command and maps every failure to its exit code. */
-async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>): Promise<void> {
+/**
+ * Builds the config, reporter and migrator for one command and maps every failure to its exit code.
+ * Commands that change the database (`changes`) also append to the migration log, unless dry runs.
+ */
+async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>, changes = false): Promise<void> {
   let reporter = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: [] });
+  let log: MigrationLog | null = null;
   try {
     const config = loadConfig(args);
-    reporter = new Reporter({ json: config.json, quiet: config.quiet, secrets: config.secrets });
-    await work(new Migrator(config, reporter.event), reporter);
+    const output = new Reporter({ json: config.json, quiet: config.quiet, secrets: config.secrets });
+    reporter = output;
+    if (changes && config.log && !args['dry-run']) {
+      log = new MigrationLog({ path: config.log, cwd: config.cwd, redact: (text) => output.redact(text), onWriteError: (message) => output.event({ type: 'warning', message }) });
+    }
+    const logged = log;
+    await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
   } catch (error) {
     reporter.error(error);
+    log?.error(error);
     process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
   }
 }
@@ -63,6 +74,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
     .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
     .command(
       'migrate [target]',
       'apply pending migrations, up to target when given',
@@ -79,7 +91,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             allowChanged: args['allow-changed'],
             singleTransaction: args['single-transaction'],
           });
-        }),
+        }, true),
     )
     .command(
       'rollback [steps]',
@@ -94,7 +106,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator) => {
           await migrator.rollback({ steps: wholeNumber(args.steps, 'steps'), to: wholeNumber(args.to, 'version'), all: args.all, dryRun: args['dry-run'] });
-        }),
+        }, true),
     )
     .command(
       'status',
@@ -125,7 +137,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           const version = wholeNumber(args.version, 'version')!;
           if (!args['dry-run']) await confirmForce(version, args.yes);
           await migrator.force(version, { dryRun: args['dry-run'] });
-        }),
+        }, true),
     )
     .command(
       'create <name>',

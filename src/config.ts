@@ -18,6 +18,8 @@ export interface ConfigFlags {
   statementTimeout?: string;
   /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock. */
   pgLockTimeout?: string;
+  /** The migration log's path, or false (`--no-log`) for none. */
+  log?: string | false;
 }
 
 export interface TableName {
@@ -41,6 +43,8 @@ export interface Config {
   /** Set (with SET LOCAL) in each PostgreSQL migration; null leaves the server's setting. */
   statementTimeout: string | null;
   pgLockTimeout: string | null;
+  /** Where commands that change the database append their log lines; null: no log. */
+  log: string | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];
 }
@@ -53,10 +57,12 @@ interface PackageSettings {
   url?: string;
   dir?: string;
   table?: string;
+  log?: string;
 }
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_WAIT_SECONDS = 60;
+const DEFAULT_LOG = 'logs/migration.log';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -82,6 +88,7 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
+    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || settings.log || DEFAULT_LOG,
     secrets: [passwordOf(url), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
   };
 }

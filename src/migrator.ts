@@ -11,8 +11,9 @@ import { currentVersion, dirtyResolution, planForce, planMigrate, planRollback, 
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
+  | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
   | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
-  | { type: 'failed'; version: number; versionText: string; name: string; error: string }
+  | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
   | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
   | { type: 'warning'; message: string }
@@ -173,6 +174,7 @@ export class Migrator {
     const { file } = script;
     const history = { action, version: file.version, name: file.name, checksum: script.checksum } as const;
     for (const line of script.skipped) this.emit({ type: 'notice', message: line });
+    this.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });
     const started = performance.now();
     try {
       if (script.noTransaction) {
@@ -188,7 +190,7 @@ export class Migrator {
     } catch (error) {
       if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
       const message = error instanceof Error ? error.message : String(error);
-      this.emit({ type: 'failed', version: file.version, versionText: file.versionText, name: file.name, error: message });
+      this.emit({ type: 'failed', action, version: file.version, versionText: file.versionText, name: file.name, error: message });
       const entry = { ...history, outcome: 'failed', executionMs: elapsed(started), error: message } as const;
       if (ownTransaction) await recordFailure(driver, entry);
       else this.failure = entry;

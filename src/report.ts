@@ -20,13 +20,46 @@ const STATE_COLOUR: Record<VersionState, (text: string) => string> = {
   dirty: kleur.red,
 };
 
+/** A migration must run this long before the live elapsed-time line appears. */
+const LIVE_AFTER_MS = 1000;
+
 export class Reporter {
   private readonly stdout: NodeJS.WritableStream;
   private readonly stderr: NodeJS.WritableStream;
+  /** The elapsed-time line redrawn in place while a migration runs, on a terminal only. */
+  private live: { timer: NodeJS.Timeout; drawn: boolean } | null = null;
 
   constructor(private readonly options: ReporterOptions) {
     this.stdout = options.stdout ?? process.stdout;
     this.stderr = options.stderr ?? process.stderr;
+  }
+
+  /** Cursor tricks only where a person watches: a terminal, not pm2 logs, a pipe or --json. */
+  private get interactive(): boolean {
+    return Boolean((this.stdout as NodeJS.WriteStream).isTTY) && !this.options.json && !this.options.quiet;
+  }
+
+  private startLive(event: Extract<MigratorEvent, { type: 'running' }>): void {
+    const started = Date.now();
+    const label = `${event.action === 'up' ? '↑' : '↓'} ${event.versionText} ${event.name}`;
+    const live = {
+      drawn: false,
+      timer: setInterval(() => {
+        const ms = Date.now() - started;
+        if (ms < LIVE_AFTER_MS) return;
+        this.stdout.write(`\r\x1b[K${label}  ${kleur.dim(`${(ms / 1000).toFixed(1)} s…`)}`);
+        live.drawn = true;
+      }, 100),
+    };
+    live.timer.unref();
+    this.live = live;
+  }
+
+  private stopLive(): void {
+    if (!this.live) return;
+    clearInterval(this.live.timer);
+    if (this.live.drawn) this.stdout.write('\r\x1b[K');
+    this.live = null;
   }
 
   /**
@@ -53,6 +86,11 @@ export class Reporter {
   }
 
   event = (event: MigratorEvent): void => {
+    this.stopLive();
+    if (event.type === 'running') {
+      if (this.interactive) this.startLive(event);
+      return;
+    }
     if (this.options.json) {
       if (event.type !== 'notice') this.json('ms' in event ? { ...event, ms: Math.round(event.ms) } : event);
       return;
@@ -64,7 +102,7 @@ export class Reporter {
     else if (!this.options.quiet || event.type === 'summary') this.out(line);
   };
 
-  private describe(event: MigratorEvent): string | null {
+  private describe(event: Exclude<MigratorEvent, { type: 'running' }>): string | null {
     const would = 'dryRun' in event && event.dryRun ? 'would ' : '';
     switch (event.type) {
       case 'start':
@@ -149,6 +187,7 @@ export class Reporter {
   }
 
   error(error: unknown): void {
+    this.stopLive();
     if (!(error instanceof TidemarkError)) {
       // A bug, not a user error: say so, with the stack, but still never a password.
       this.err(`${kleur.red('error:')} unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

@@ -1,0 +1,72 @@
+// The migration log: one appended line per event, for the operator reading pm2 hosts after the fact.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { TidemarkError } from './errors.js';
+import type { MigratorEvent } from './migrator.js';
+
+export interface MigrationLogOptions {
+  /** The log file; relative paths are relative to cwd. */
+  path: string;
+  cwd: string;
+  /** Removes passwords from every line (the reporter's redact). */
+  redact: (text: string) => string;
+  /** Told once when the file cannot be written; the migration itself goes on. */
+  onWriteError: (message: string) => void;
+}
+
+/**
+ * Appends `ISO-time database action version name duration outcome error` lines. Dry runs change
+ * nothing and are not logged. The file and its folder are created on first use, never truncated.
+ */
+export class MigrationLog {
+  private readonly file: string;
+  private database = '-';
+  private opened = false;
+  private broken = false;
+
+  constructor(private readonly options: MigrationLogOptions) {
+    this.file = resolve(options.cwd, options.path);
+  }
+
+  event = (event: MigratorEvent): void => {
+    if ('dryRun' in event && event.dryRun) return;
+    switch (event.type) {
+      case 'start':
+        this.database = event.database;
+        return this.write(event.command, '-', '-', '-', 'start', `${event.count} pending`);
+      case 'applied':
+      case 'reverted':
+        return this.write(event.type === 'applied' ? 'up' : 'down', event.versionText, event.name, `${Math.round(event.ms)}ms`, 'ok');
+      case 'failed':
+        return this.write(event.action, event.versionText, event.name, '-', 'failed', event.error);
+      case 'summary':
+        return this.write(event.command, String(event.version), '-', `${Math.round(event.ms)}ms`, 'done', `${event.count} ${event.command === 'migrate' ? 'applied' : 'rolled back'}`);
+      case 'forced':
+        this.database = event.database;
+        return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
+      case 'warning':
+        return this.write('-', '-', '-', '-', 'warning', event.message);
+    }
+  };
+
+  /** The error a command ended with, so a failed deploy's reason is in the log too. */
+  error(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    const hint = error instanceof TidemarkError && error.details.hint ? ` (hint: ${error.details.hint})` : '';
+    this.write('-', '-', '-', '-', 'error', message + hint);
+  }
+
+  private write(action: string, version: string, name: string, duration: string, outcome: string, text = ''): void {
+    if (this.broken) return;
+    // One event, one line: a multi-line server error is folded so the log stays greppable.
+    const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, text.replace(/\s*\n\s*/g, ' | ')].join(' ').trimEnd();
+    try {
+      if (!this.opened) mkdirSync(dirname(this.file), { recursive: true });
+      this.opened = true;
+      appendFileSync(this.file, `${this.options.redact(line)}\n`);
+    } catch (error) {
+      this.broken = true;
+      this.options.onWriteError(`cannot write the migration log ${this.options.path}: ${(error as Error).message}; use --log <path> or --no-log`);
+    }
+  }
+}
