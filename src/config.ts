@@ -45,6 +45,8 @@ export interface Config {
   pgLockTimeout: string | null;
   /** Where commands that change the database append their log lines; null: no log. */
   log: string | null;
+  /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
+  schemaVersion: number | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];
 }
@@ -89,6 +91,7 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
     log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || settings.log || DEFAULT_LOG,
+    schemaVersion: env.SCHEMA_VERSION ? versionNumber(env.SCHEMA_VERSION, 'SCHEMA_VERSION') : null,
     secrets: [passwordOf(url), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
   };
 }
@@ -116,6 +119,11 @@ function seconds(value: string | number, flag: string): number {
   const text = String(value);
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes whole seconds, not "${text}"`, { hint: `e.g. ${flag} 30` });
   return Number(text);
+}
+
+function versionNumber(text: string, name: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${name} must be a version number, not "${text}"`, { hint: `e.g. ${name}=3` });
+  return Number(text.trim());
 }
 
 /** `--wait` alone waits the default time; `--wait 30` that many seconds; no flag does not retry. */

@@ -64,3 +64,10 @@ export class ConnectionError extends TidemarkError {
     this.unreachable = unreachable;
   }
 }
+
+/** The database is not at the version the application expects (assertSchemaVersion, verify). */
+export class SchemaVersionError extends TidemarkError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(message, ExitCode.verifyFailed, details);
+  }
+}

@@ -1,18 +1,56 @@
 // The public API: the same migrator the CLI uses, for scripts and application start-up.
-import { loadConfig, type Config, type ConfigFlags } from './config.js';
+import { loadConfig, type ConfigFlags } from './config.js';
 import { Migrator, type EventListener } from './migrator.js';
+import { assertAtVersion } from './plan.js';
 
-export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError } from './errors.js';
+export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError, SchemaVersionError } from './errors.js';
+export type { ErrorDetails } from './errors.js';
 export type { Config, ConfigFlags } from './config.js';
-export type { MigratorEvent, EventListener, MigrateOptions, RollbackOptions, StatusReport } from './migrator.js';
+export type { MigratorEvent, MigratorEvents, EventListener, MigrateOptions, RollbackOptions, StatusReport, HistoryReport } from './migrator.js';
 export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
+export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export { Migrator };
 
 /**
- * A migrator configured like the CLI: the given settings win over DATABASE_URL, MIGRATIONS_DIR,
- * .env and package.json's "tidemark" field.
+ * Settings for {@link createMigrator} and {@link assertSchemaVersion}. Each one wins over its
+ * environment variable (`DATABASE_URL`, `MIGRATIONS_DIR`, `MIGRATIONS_TABLE`, …), `.env` in `cwd`
+ * and package.json's `"tidemark"` field, exactly as the CLI's flags do.
  */
-export function createMigrator(settings: ConfigFlags & { cwd?: string } = {}, onEvent?: EventListener): Migrator {
-  const config: Config = loadConfig(settings, settings.cwd ?? process.cwd());
-  return new Migrator(config, onEvent);
+export interface TidemarkSettings extends ConfigFlags {
+  /** The project folder: `.env`, package.json and relative paths are read from here. Default: process.cwd(). */
+  cwd?: string;
+}
+
+/**
+ * A migrator configured like the CLI.
+ *
+ * @example
+ * const migrator = createMigrator({ url: 'sqlite:data/app.db' });
+ * migrator.events.on('applied', (e) => console.log(`applied ${e.versionText} ${e.name} in ${e.ms} ms`));
+ * const { version } = await migrator.migrate();
+ *
+ * @param onEvent - optional listener for every progress event (also available as `migrator.events`).
+ * @throws UsageError when the configuration is invalid (no database, a bad table name).
+ */
+export function createMigrator(settings: TidemarkSettings = {}, onEvent?: EventListener): Migrator {
+  return new Migrator(loadConfig(settings, settings.cwd ?? process.cwd()), onEvent);
+}
+
+/**
+ * For application start-up: resolves with the database's version when it is exactly the version
+ * this release expects, and rejects with a {@link SchemaVersionError} (exit code 3) naming both
+ * versions and the fix otherwise, or when a version is dirty. Read-only: it never migrates.
+ *
+ * The expected version is `expected` if given, else `SCHEMA_VERSION` (environment or `.env`), else
+ * the highest migration file this release has for the database's dialect.
+ *
+ * @example
+ * await assertSchemaVersion(); // in server.js, before app.listen(): refuses to start on a stale schema
+ */
+export async function assertSchemaVersion(settings: TidemarkSettings & { expected?: number } = {}): Promise<number> {
+  const config = loadConfig(settings, settings.cwd ?? process.cwd());
+  const report = await new Migrator(config).status();
+  const newestFile = report.entries.filter((e) => e.state !== 'missing-file').reduce((top, e) => Math.max(top, e.version), 0);
+  assertAtVersion(report.database, report.version, report.entries, settings.expected ?? config.schemaVersion ?? newestFile);
+  return report.version;
 }

@@ -1,5 +1,6 @@
 // Runs plans through a Driver: transactions, ledger rows, history, events. No dialect knowledge here.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
@@ -52,11 +53,30 @@ export interface HistoryReport {
   entries: HistoryRow[];
 }
 
+/** Each event under its own type name ('applied', 'failed', …), and every event under 'event'. */
+export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & { event: [MigratorEvent] };
+
+/**
+ * Runs migrations for one database, as the CLI does. Every method reads the files first and refuses
+ * bad ones before connecting; every failure is a {@link TidemarkError} with an exit code and a hint.
+ */
 export class Migrator {
+  /** Progress for an application: `migrator.events.on('applied', (e) => log(e.name, e.ms))`. */
+  readonly events = new EventEmitter<MigratorEvents>();
+  private readonly emit: EventListener;
+
+  /** @param listener - called with every event before the emitter gets it (the CLI's printer). */
   constructor(
     private readonly config: Config,
-    private readonly emit: EventListener = () => {},
-  ) {}
+    listener?: EventListener,
+  ) {
+    const emitter = this.events as EventEmitter;
+    this.emit = (event) => {
+      listener?.(event);
+      emitter.emit('event', event);
+      emitter.emit(event.type, event);
+    };
+  }
 
   private get dir(): string {
     return this.config.dir;
@@ -87,6 +107,12 @@ export class Migrator {
     }
   }
 
+  /**
+   * Applies the pending migrations in order (up to `options.target`), each in its own transaction
+   * with its ledger row. Refuses (UsageError) on a dirty row, an edited applied file or an
+   * out-of-order version; a failing migration is a MigrationError naming file:line.
+   * @returns how many this run applied and the version the database is at now.
+   */
   async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
     const { migrations, target } = this.migrations();
     const scripts = new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
@@ -200,6 +226,11 @@ export class Migrator {
     return true;
   }
 
+  /**
+   * Undoes the last migration, the last `steps`, every one above `to`, or `all`, newest first, each
+   * with its rollback file in one transaction with the deletion of its ledger row.
+   * @returns how many this run rolled back and the version the database is at now.
+   */
   async rollback(options: RollbackOptions = {}): Promise<{ reverted: number; version: number }> {
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
@@ -223,6 +254,7 @@ export class Migrator {
     });
   }
 
+  /** Every version with a file or a ledger row: applied, pending, changed, missing-file or dirty. Read-only. */
   async status(): Promise<StatusReport> {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
@@ -239,6 +271,7 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => ({ database: driver.description, entries: await driver.readHistory() }));
   }
 
+  /** The highest applied version, 0 when none. Read-only; does not read the files. */
   async version(): Promise<number> {
     const target = parseTarget(this.config.url, this.config.cwd);
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => currentVersion(await driver.readLedger()));

@@ -1,5 +1,5 @@
 // Pure planning: ledger rows + migration files -> what a command must do. No I/O here.
-import { UsageError } from './errors.js';
+import { SchemaVersionError, UsageError } from './errors.js';
 import type { Migration } from './files.js';
 
 /** One row of the ledger table, as tidemark reads it (legacy rows have nulls where columns were added). */
@@ -179,12 +179,8 @@ export interface ForcePlan {
 
 /** Makes the ledger hold exactly the versions <= target that exist for the dialect. */
 export function planForce(migrations: Migration[], ledger: LedgerRow[], target: number): ForcePlan {
+  if (target !== 0) assertVersionExists(migrations, target, ', or 0 to empty the ledger');
   const wanted = migrations.filter((m) => m.version <= target);
-  if (target !== 0 && !wanted.some((m) => m.version === target)) {
-    throw new UsageError(`there is no migration with version ${target} for this database`, {
-      hint: `use one of the versions \`tidemark status\` lists, or 0 to empty the ledger`,
-    });
-  }
   const wantedVersions = new Set(wanted.map((m) => m.version));
   const rows = new Map(ledger.map((r) => [r.version, r]));
   return {
@@ -192,4 +188,49 @@ export function planForce(migrations: Migration[], ledger: LedgerRow[], target: 
     add: wanted.filter((m) => !rows.has(m.version)),
     clean: ledger.filter((r) => r.dirty && wantedVersions.has(r.version)),
   };
+}
+
+/**
+ * The migrations to record as applied, without running them, on a database whose schema was built
+ * by hand or by another tool up to `target`. Only on an empty ledger: rewriting one is force's job.
+ */
+export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: number): Migration[] {
+  assertVersionExists(migrations, target, '');
+  if (ledger.length > 0) {
+    throw new UsageError(`the ledger already records ${ledger.length === 1 ? '1 version' : `${ledger.length} versions`} (up to ${currentVersion(ledger)}); baseline only starts an empty ledger`, {
+      hint: `see what it holds with \`tidemark status\`; to make it say version ${target} anyway, run \`tidemark force ${target} --yes\``,
+    });
+  }
+  return migrations.filter((m) => m.version <= target);
+}
+
+/** force and baseline take a version that has a file for this dialect. */
+function assertVersionExists(migrations: Migration[], version: number, orElse: string): void {
+  if (migrations.some((m) => m.version === version)) return;
+  throw new UsageError(`there is no migration with version ${version} for this database`, {
+    hint: `use one of the versions \`tidemark status\` lists${orElse}`,
+  });
+}
+
+/**
+ * Refuses unless the database is exactly at `expected` with nothing dirty: what an application
+ * checks at start-up so that it never runs against a schema it was not written for.
+ */
+export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number): void {
+  const dirty = entries.find((e) => e.state === 'dirty');
+  if (dirty) {
+    throw new SchemaVersionError(`${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`, {
+      hint: 'see `tidemark status`, check the database by hand and resolve it with `tidemark force`',
+    });
+  }
+  if (current < expected) {
+    throw new SchemaVersionError(`${database} is at version ${current}, but this release expects version ${expected}`, {
+      hint: 'run `npm run migrate` before starting the application',
+    });
+  }
+  if (current > expected) {
+    throw new SchemaVersionError(`${database} is at version ${current}, ahead of this release, which expects version ${expected}`, {
+      hint: 'deploy the release that matches the database, or roll the database back with `npm run migrate:rollback -- --to ' + expected + '`',
+    });
+  }
 }

@@ -1,0 +1,73 @@
+// The public API as an application uses it: createMigrator with progress events, and
+// assertSchemaVersion refusing to start on a schema the release was not written for.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assertSchemaVersion, createMigrator, ExitCode, SchemaVersionError } from '../dist/index.js';
+import { DIALECTS, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase, writeSql } from './helpers.mjs';
+
+for (const dialect of DIALECTS) {
+  const test = suite(`api [${dialect}]`);
+  const ctx = perTestDatabase(test, dialect);
+  const settings = () => ({ cwd: ctx.cwd, url: ctx.db.url, log: false });
+  const versions = EXAMPLE_VERSIONS[dialect];
+  const top = versions.at(-1);
+
+  test('createMigrator migrates, reports progress through events, and rolls back', async () => {
+    const migrator = createMigrator(settings());
+    const applied = [];
+    const all = [];
+    migrator.events.on('applied', (e) => applied.push(`${e.versionText} ${e.name}`));
+    migrator.events.on('event', (e) => all.push(e.type));
+    const result = await migrator.migrate();
+    assert.equal(result, { applied: versions.length, version: top });
+    assert.equal(applied, ['001 create_users', '002 user_strategies', '003 create_trades', '004 price_cache'].slice(0, versions.length));
+    assert.equal(all[0], 'start');
+    assert.equal(all.at(-1), 'summary');
+    assert.equal(await ledgerVersions(ctx.db), versions);
+
+    const status = await migrator.status();
+    assert.equal(status.entries.map((e) => e.state), versions.map(() => 'applied'));
+    assert.equal(await migrator.rollback({ steps: 2 }), { reverted: 2, version: versions.at(-3) });
+    assert.is(await migrator.version(), versions.at(-3));
+  });
+
+  test('a failing migration rejects with a MigrationError carrying file, line and exit code 1', async () => {
+    writeSql(ctx.cwd, '009_broken.sql', 'SELECT 1;\nSELEC 2;\n');
+    writeSql(ctx.cwd, '009_broken_rollback.sql', 'SELECT 1;\n');
+    const failed = [];
+    const migrator = createMigrator(settings(), (e) => e.type === 'failed' && failed.push(e.version));
+    const error = await migrator.migrate().then(
+      () => null,
+      (e) => e,
+    );
+    assert.ok(error, 'migrate rejected');
+    assert.is(error.exitCode, ExitCode.migrationFailed);
+    assert.is(error.details.file, 'sql/009_broken.sql');
+    assert.is(error.details.line, 2);
+    assert.equal(failed, [9]);
+    assert.equal(await ledgerVersions(ctx.db), versions);
+  });
+
+  test('assertSchemaVersion resolves at the expected version and refuses behind, ahead or dirty', async () => {
+    const behind = await assertSchemaVersion(settings()).catch((e) => e);
+    assert.instance(behind, SchemaVersionError);
+    assert.is(behind.exitCode, 3);
+    assert.match(behind.message, new RegExp(`is at version 0, but this release expects version ${top}`));
+    assert.match(behind.details.hint, /npm run migrate/);
+    assert.equal(await ctx.db.tables(), [], 'it never migrates');
+
+    await createMigrator(settings()).migrate();
+    assert.is(await assertSchemaVersion(settings()), top);
+
+    const ahead = await assertSchemaVersion({ ...settings(), expected: 2 }).catch((e) => e);
+    assert.instance(ahead, SchemaVersionError);
+    assert.match(ahead.message, new RegExp(`is at version ${top}, ahead of this release, which expects version 2`));
+
+    await ctx.db.query(`update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${top}`);
+    const dirty = await assertSchemaVersion(settings()).catch((e) => e);
+    assert.instance(dirty, SchemaVersionError);
+    assert.match(dirty.message, new RegExp(`version ${top} \\(\\w+\\) is dirty`));
+  });
+
+  test.run();
+}
