@@ -3,37 +3,67 @@
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfig, type ConfigFlags } from './config.js';
+import { loadConfigs, type Config, type ConfigFlags } from './config.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
+import { formatVerifyReport } from './findings.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
+import { formatSnapshot } from './schema.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
 }
 
+interface RunOptions {
+  /** The command changes the database: it appends to the migration log (dry runs do not). */
+  changes?: boolean;
+  /** The command rewrites one ledger or folder (force, baseline, create): several databases need --db. */
+  oneDatabase?: string;
+}
+
 /**
- * Builds the config, reporter and migrator for one command and maps every failure to its exit code.
- * Commands that change the database (`changes`) also append to the migration log, unless dry runs.
+ * Builds the configs, reporter and migrators for one command, runs it on each configured database in
+ * order (stopping at the first failure, and saying which were done), and maps failures to exit codes.
  */
-async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>, changes = false): Promise<void> {
+async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>, options: RunOptions = {}): Promise<void> {
   let reporter = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: [] });
+  let configs: Config[] = [];
   let log: MigrationLog | null = null;
+  const done: string[] = [];
+  let started = false;
   try {
-    const config = loadConfig(args);
-    const output = new Reporter({ json: config.json, quiet: config.quiet, secrets: config.secrets });
-    reporter = output;
-    if (changes && config.log && !args['dry-run']) {
-      log = new MigrationLog({ path: config.log, cwd: config.cwd, redact: (text) => output.redact(text), onWriteError: (message) => output.event({ type: 'warning', message }) });
+    configs = loadConfigs(args);
+    if (options.oneDatabase && configs.length > 1) {
+      throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
+        hint: `add --db, e.g. --db ${configs[0]!.name}`,
+      });
     }
-    const logged = log;
-    await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
+    const output = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: configs.flatMap((c) => c.secrets) });
+    reporter = output;
+    started = true;
+    for (const config of configs) {
+      if (config.name !== null) output.section(config.name);
+      log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
+      const logged = log;
+      await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
+      done.push(config.name ?? '');
+    }
   } catch (error) {
     reporter.error(error);
     log?.error(error);
+    if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);
     process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
   }
+}
+
+function openLog(config: Config, output: Reporter): MigrationLog {
+  return new MigrationLog({
+    path: config.log!,
+    cwd: config.cwd,
+    redact: (text) => output.redact(text),
+    onWriteError: (message) => output.event({ type: 'warning', message }),
+  });
 }
 
 /** Versions and counts arrive as strings through npm: accept only whole numbers. */
@@ -74,6 +104,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
     .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
     .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
     .command(
       'migrate [target]',
@@ -91,7 +122,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             allowChanged: args['allow-changed'],
             singleTransaction: args['single-transaction'],
           });
-        }, true),
+        }, { changes: true }),
     )
     .command(
       'rollback [steps]',
@@ -106,7 +137,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator) => {
           await migrator.rollback({ steps: wholeNumber(args.steps, 'steps'), to: wholeNumber(args.to, 'version'), all: args.all, dryRun: args['dry-run'] });
-        }, true),
+        }, { changes: true }),
     )
     .command(
       'status',
@@ -137,7 +168,39 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           const version = wholeNumber(args.version, 'version')!;
           if (!args['dry-run']) await confirmForce(version, args.yes);
           await migrator.force(version, { dryRun: args['dry-run'] });
-        }, true),
+        }, { changes: true, oneDatabase: 'force' }),
+    )
+    .command(
+      'baseline <version>',
+      'record the versions up to version as applied, running no SQL, on a database built without tidemark',
+      (y) => dryRun(y).positional('version', { type: 'string', describe: 'the version the existing schema is at' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.baseline(wholeNumber(args.version, 'version')!, { dryRun: args['dry-run'] });
+        }, { changes: true, oneDatabase: 'baseline' }),
+    )
+    .command(
+      'sql [target]',
+      'print the script migrate (or rollback) would run, for psql or the sqlite3 shell',
+      (y) =>
+        y
+          .positional('target', { type: 'string', describe: 'highest version to include' })
+          .option('rollback', { type: 'string', describe: 'print the rollback script instead: undo the last [steps] (default 1)' })
+          .option('to', { type: 'string', describe: 'rollback script: undo every migration above this version' })
+          .option('all', { type: 'boolean', describe: 'rollback script: undo every applied migration' })
+          .conflicts('target', ['rollback', 'to', 'all'])
+          .conflicts('to', 'all'),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          // `--rollback` alone is '' (one step); --to and --all mean a rollback script too.
+          const steps = args.rollback ? wholeNumber(args.rollback, 'steps') : undefined;
+          if (steps !== undefined && (args.to !== undefined || args.all)) {
+            throw new UsageError('--rollback <steps> cannot be combined with --to or --all', { hint: 'e.g. tidemark sql --rollback 2, or tidemark sql --to 1' });
+          }
+          const rollback = args.rollback !== undefined || args.to !== undefined || Boolean(args.all);
+          const script = await migrator.sql({ target: wholeNumber(args.target, 'target'), rollback, steps, to: wholeNumber(args.to, 'version'), all: args.all });
+          reporter.out(args.json ? JSON.stringify({ script }) : script.trimEnd());
+        }, { oneDatabase: 'sql' }),
     )
     .command(
       'create <name>',
@@ -148,20 +211,31 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           const paths = migrator.create(String(args.name));
           if (args.json) reporter.out(JSON.stringify({ created: paths }));
           else for (const path of paths) reporter.out(`created ${path}`);
-        }),
+        }, { oneDatabase: 'create' }),
     )
     .command(
       'verify',
-      'check that the database is exactly what the files say (not yet available)',
-      (y) => y,
+      'check that the database is exactly what the files say; exit 3 on any finding',
+      (y) => y.option('rollbacks', { type: 'boolean', describe: 'also prove on a scratch database that every rollback undoes its migration' }),
       (args) =>
-        run(args, async () => {
-          throw new UsageError('verify is not available yet in this version of tidemark', {
-            hint: 'use `tidemark status` to see pending, missing and changed migrations meanwhile',
-          });
+        run(args, async (migrator, reporter) => {
+          const report = await migrator.verify({ rollbacks: args.rollbacks });
+          if (args.json) reporter.out(JSON.stringify(report));
+          else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
+          if (!report.ok) process.exitCode = ExitCode.verifyFailed;
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, create or verify')
+    .command(
+      'schema',
+      'print the normalized schema, for review in git (--json: as data)',
+      (y) => y,
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const snapshot = await migrator.schema();
+          reporter.out(args.json ? JSON.stringify(snapshot) : formatSnapshot(snapshot));
+        }),
+    )
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, verify or schema')
     .strict()
     .fail((message, error) => {
       if (error) throw error;

@@ -20,6 +20,8 @@ export interface ConfigFlags {
   pgLockTimeout?: string;
   /** The migration log's path, or false (`--no-log`) for none. */
   log?: string | false;
+  /** With several databases configured: work on this one only. */
+  db?: string;
 }
 
 export interface TableName {
@@ -30,6 +32,8 @@ export interface TableName {
 
 export interface Config {
   cwd: string;
+  /** The database's name in a "databases" configuration; null for the one-database set-up. */
+  name: string | null;
   /** The database URL as given; undefined when none is configured (fine for `create`). */
   url: string | undefined;
   /** The migrations folder, as given (relative paths are shown relative to cwd). */
@@ -55,12 +59,19 @@ export type Target =
   | { dialect: 'sqlite'; file: string; description: string }
   | { dialect: 'postgres'; url: string; description: string };
 
-interface PackageSettings {
+interface DatabaseSettings {
+  /** A URL, or `env:NAME` for the value of the environment variable NAME. */
   url?: string;
   dir?: string;
   table?: string;
-  log?: string;
 }
+
+interface ProjectSettings extends DatabaseSettings {
+  log?: string;
+  databases?: Record<string, DatabaseSettings>;
+}
+
+const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_WAIT_SECONDS = 60;
@@ -69,50 +80,109 @@ const DEFAULT_LOG = 'logs/migration.log';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /**
- * Precedence: flags, then the process environment, then `.env` in cwd, then package.json's
- * "tidemark" field, then defaults. `.env` is loaded into process.env with Node's own loader,
- * which never overwrites a variable the environment already has.
+ * One Config per database to work on, in the order configured. Precedence: flags, then the process
+ * environment, then `.env` in cwd, then tidemark.config.json or package.json's "tidemark" field,
+ * then defaults. `.env` is loaded into process.env with Node's own loader, which never overwrites a
+ * variable the environment already has. With a "databases" map, `--db` picks one of them.
  */
-export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config[] {
   const envFile = join(cwd, '.env');
   if (env === process.env && existsSync(envFile)) process.loadEnvFile(envFile);
-  const settings = readPackageSettings(cwd);
-  const url = flags.url || env.DATABASE_URL || settings.url || undefined;
-  const tableText = flags.table || env.MIGRATIONS_TABLE || settings.table || 'schema_version';
+  const settings = readProjectSettings(cwd);
+  if (!settings.databases) {
+    if (flags.db) throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
+    const url = flags.url || env.DATABASE_URL || settings.url || undefined;
+    return [configFor(null, { ...settings, url }, flags, cwd, env)];
+  }
+  const named = Object.entries(settings.databases).filter(([name]) => !flags.db || name === flags.db);
+  if (named.length === 0) {
+    const names = Object.keys(settings.databases).join(', ') || 'none';
+    throw new UsageError(`--db ${flags.db}: no such database; configured: ${names}`, { hint: `e.g. --db ${Object.keys(settings.databases)[0] ?? 'main'}` });
+  }
+  if (named.length > 1 && (flags.url || flags.dir)) {
+    throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
+  }
+  return named.map(([name, database]) => configFor(name, { ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
+}
+
+/** Exactly one database: the API's and single-database commands' view. */
+export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config {
+  const configs = loadConfigs(flags, cwd, env);
+  if (configs.length > 1) {
+    throw new UsageError(`this project configures several databases (${configs.map((c) => c.name).join(', ')}); name one`, { hint: `pass --db (API: { db: '${configs[0]!.name}' })` });
+  }
+  return configs[0]!;
+}
+
+function configFor(name: string | null, database: DatabaseSettings, flags: ConfigFlags, cwd: string, env: NodeJS.ProcessEnv, log?: string): Config {
+  const url = database.url;
+  const suffix = name === null ? '' : `_${name.toUpperCase()}`;
+  const schemaVersion = env[`SCHEMA_VERSION${suffix}`];
   return {
     cwd,
+    name,
     url,
-    dir: flags.dir || env.MIGRATIONS_DIR || settings.dir || 'sql',
-    table: parseTableName(tableText),
+    dir: flags.dir || (name === null ? env.MIGRATIONS_DIR : undefined) || database.dir || (name === null ? 'sql' : `sql/${name}`),
+    table: parseTableName(flags.table || (name === null ? env.MIGRATIONS_TABLE : undefined) || database.table || 'schema_version'),
     json: Boolean(flags.json),
     quiet: Boolean(flags.quiet),
     lockTimeoutSeconds: seconds(flags.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_SECONDS, '--lock-timeout'),
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
-    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || settings.log || DEFAULT_LOG,
-    schemaVersion: env.SCHEMA_VERSION ? versionNumber(env.SCHEMA_VERSION, 'SCHEMA_VERSION') : null,
+    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || log || DEFAULT_LOG,
+    schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     secrets: [passwordOf(url), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
   };
 }
 
-function readPackageSettings(cwd: string): PackageSettings {
-  const path = join(cwd, 'package.json');
-  if (!existsSync(path)) return {};
-  let settings: unknown;
+const DATABASES_HINT =
+  'name databases in tidemark.config.json or package.json "tidemark": { "databases": { "main": { "url": "env:DATABASE_URL", "dir": "sql/main" } } }';
+
+/** `env:NAME` reads the variable, so a committed config never holds a password. */
+function resolveUrl(name: string, url: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (!url?.startsWith('env:')) return url;
+  const variable = url.slice('env:'.length);
+  const value = env[variable];
+  if (!value) {
+    throw new UsageError(`database "${name}" takes its URL from ${variable}, which is not set`, {
+      hint: `set ${variable} in the environment or .env, e.g. ${variable}=sqlite:data/${name}.db`,
+    });
+  }
+  return value;
+}
+
+/** tidemark.config.json when it exists, else package.json's "tidemark" field, else nothing. */
+function readProjectSettings(cwd: string): ProjectSettings {
+  const configFile = join(cwd, CONFIG_FILE);
+  const settings = existsSync(configFile) ? readJson(configFile) : readPackageField(join(cwd, 'package.json'));
+  if (settings === undefined) return {};
+  const where = existsSync(configFile) ? configFile : `${join(cwd, 'package.json')} "tidemark"`;
+  if (!isObject(settings)) throw new UsageError(`${where}: must be an object`, { hint: 'write it as { "dir": "sql", "table": "schema_version" }' });
+  const { databases } = settings as ProjectSettings;
+  if (databases !== undefined && (!isObject(databases) || !Object.values(databases).every(isObject))) {
+    throw new UsageError(`${where}: "databases" must map names to { "url", "dir", "table" } objects`, { hint: DATABASES_HINT });
+  }
+  for (const name of Object.keys(databases ?? {})) {
+    if (!IDENTIFIER.test(name)) throw new UsageError(`${where}: "${name}" cannot be a database name`, { hint: 'use letters, digits and underscores, e.g. "trades"' });
+  }
+  return settings as ProjectSettings;
+}
+
+function readPackageField(path: string): unknown {
+  return existsSync(path) ? (readJson(path) as { tidemark?: unknown }).tidemark : undefined;
+}
+
+function readJson(path: string): unknown {
   try {
-    settings = (JSON.parse(readFileSync(path, 'utf8')) as { tidemark?: unknown }).tidemark;
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
     throw new UsageError(`${path}: not valid JSON (${(error as Error).message})`, { file: path, hint: 'fix the JSON syntax' });
   }
-  if (settings === undefined) return {};
-  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
-    throw new UsageError(`${path}: the "tidemark" field must be an object`, {
-      file: path,
-      hint: 'write it as "tidemark": { "dir": "sql", "table": "schema_version" }',
-    });
-  }
-  return settings as PackageSettings;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function seconds(value: string | number, flag: string): number {

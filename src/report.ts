@@ -135,11 +135,30 @@ export class Reporter {
         const head = event.dryRun ? `dry run: the ledger of ${event.database} would say version ${event.version}` : `the ledger of ${event.database} now says version ${event.version}`;
         return `${head} (${changes.length ? changes.join('; ') : 'no change'}); no migration SQL was run`;
       }
+      case 'baselined': {
+        const versions = `${event.recorded.length === 1 ? 'version' : 'versions'} ${event.recorded.join(', ')}`;
+        return event.dryRun
+          ? `dry run: the ledger of ${event.database} would record ${versions} as applied (baseline ${event.version}); nothing was changed`
+          : `the ledger of ${event.database} now records ${versions} as applied (baseline ${event.version}); no migration SQL was run`;
+      }
       case 'warning':
         return `${kleur.yellow('warning:')} ${event.message}`;
       case 'notice':
         return this.options.quiet ? null : `${kleur.dim('notice:')} ${event.message}`;
     }
+  }
+
+  /** Starts the output of one named database, so a multi-database run reads in groups. */
+  section(name: string): void {
+    if (this.options.json) this.json({ type: 'database', name });
+    else this.out(kleur.bold(`== ${name} ==`));
+  }
+
+  /** After a failure in a multi-database run: which databases were done and which were not run. */
+  stoppedAt(names: string[], done: string[]): void {
+    const failed = names[done.length];
+    const notRun = names.slice(done.length + 1);
+    this.err(`stopped at ${failed}; done: ${done.join(', ') || 'none'}; not run: ${notRun.join(', ') || 'none'}`);
   }
 
   status(report: StatusReport): void {

@@ -18,9 +18,12 @@ import {
   type HistoryRow,
   type LedgerEntry,
   type RowChange,
+  type ShellSql,
   type Step,
 } from './driver.js';
 import { locate, sourceExcerpt } from '../source.js';
+import type { Snapshot } from '../schema.js';
+import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot } from './postgres-schema.js';
 
 export interface PostgresOptions {
   url: string;
@@ -38,7 +41,8 @@ const LOCK_NAMESPACE = 0x746d;
 export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
   const pool = postgres(options.url, {
     max: 1,
-    onnotice: (notice) => options.onNotice(String(notice.message)),
+    // 25P01: tidemark's own ROLLBACK after a file that failed to parse, so no transaction had begun.
+    onnotice: (notice) => notice.code !== '25P01' && options.onNotice(String(notice.message)),
     connection: { application_name: 'tidemark' },
     // Migration files are run as text; no result needs type conversion beyond what we cast in SQL.
     fetch_types: false,
@@ -151,11 +155,16 @@ class PostgresDriver implements Driver {
   }
 
   async prepareLedger(): Promise<void> {
+    const statements = await this.ledgerDdl();
+    if (statements.length > 0) await this.session.unsafe(statements.join(';\n'));
+  }
+
+  async ledgerDdl(): Promise<string[]> {
     const columns = await this.ledgerColumns();
     const statements: string[] = [];
     if (!columns) {
       if (this.options.table.schema) statements.push(`create schema if not exists ${quote(this.options.table.schema)}`);
-      statements.push(`create table ${this.ledger} (
+      statements.push(`create table if not exists ${this.ledger} (
         id serial primary key,
         version bigint not null unique,
         migration_name varchar(255) not null,
@@ -175,7 +184,7 @@ class PostgresDriver implements Driver {
       if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
     }
     const [{ exists }] = await this.session`select to_regclass(${this.history}) is not null as exists`;
-    if (!exists) statements.push(`create table ${this.history} (
+    if (!exists) statements.push(`create table if not exists ${this.history} (
       id serial primary key,
       action text not null,
       version bigint not null,
@@ -186,7 +195,7 @@ class PostgresDriver implements Driver {
       applied_by text,
       at timestamp not null default now(),
       error text)`);
-    if (statements.length > 0) await this.session.unsafe(statements.join(';\n'));
+    return statements;
   }
 
   /** Every transaction gets the configured limits, so a migration cannot block production traffic forever. */
@@ -251,8 +260,19 @@ class PostgresDriver implements Driver {
     return Math.round(performance.now() - started);
   }
 
-  private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs)): string {
-    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, literal(this.appliedBy), literal(entry.dirty)];
+  /** Hand runs with psql record who ran them as the database user, marked as psql's. */
+  readonly shell: ShellSql = {
+    stopOnError: '\\set ON_ERROR_STOP on',
+    begin: 'BEGIN',
+    commit: 'COMMIT',
+    insertRow: (entry) => this.insertRowSql(entry, undefined, PSQL_APPLIED_BY),
+    deleteRow: (version) => this.deleteRowSql(version),
+    updateRow: (version, change) => this.updateRowSql(version, change),
+    appendHistory: (entry) => this.historySql(entry, undefined, PSQL_APPLIED_BY),
+  };
+
+  private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
+    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty)];
     return `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (${values.join(', ')})`;
   }
 
@@ -260,10 +280,16 @@ class PostgresDriver implements Driver {
     return `delete from ${this.ledger} where version = ${literal(version)}`;
   }
 
-  private historySql(entry: HistoryEntry, executionMs = literal(entry.executionMs)): string {
+  private updateRowSql(version: number, change: RowChange): string {
+    const [columns, values] = rowChangeColumns(change);
+    const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
+    return `update ${this.ledger} set ${assignments} where version = ${literal(version)}`;
+  }
+
+  private historySql(entry: HistoryEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
     const values = [entry.action, entry.version, entry.name, entry.checksum, entry.outcome].map(literal);
     return `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error)
-       values (${values.join(', ')}, ${executionMs}, ${literal(this.appliedBy)}, ${literal(entry.error)})`;
+       values (${values.join(', ')}, ${executionMs}, ${appliedBy}, ${literal(entry.error)})`;
   }
 
   async insertRow(entry: LedgerEntry): Promise<void> {
@@ -275,9 +301,7 @@ class PostgresDriver implements Driver {
   }
 
   async updateRow(version: number, change: RowChange): Promise<void> {
-    const [columns, values] = rowChangeColumns(change);
-    const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
-    await this.session.unsafe(`update ${this.ledger} set ${assignments} where version = ${literal(version)}`);
+    await this.session.unsafe(this.updateRowSql(version, change));
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
@@ -290,11 +314,26 @@ class PostgresDriver implements Driver {
     return (await this.session.unsafe(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
   }
 
+  snapshot(): Promise<Snapshot> {
+    return readPostgresSnapshot(this.session, this.options.table);
+  }
+
+  saveSnapshot(version: number, snapshot: string): Promise<void> {
+    return saveSnapshot(this.session, this.options.table, version, snapshot);
+  }
+
+  savedSnapshot(version: number): Promise<string | null> {
+    return readSavedSnapshot(this.session, this.options.table, version);
+  }
+
   async close(): Promise<void> {
     this.session.release();
     await this.pool.end({ timeout: 5 });
   }
 }
+
+/** applied_by of a row written by a hand run of a `tidemark sql` script: e.g. `postgres@psql`. */
+const PSQL_APPLIED_BY = `current_user || '@psql'`;
 
 /** Milliseconds since the server received the current query: a step's own duration, measured where it ran. */
 const SERVER_ELAPSED_MS = `round(extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::int`;
