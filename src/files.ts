@@ -241,16 +241,22 @@ function firstInvalidUtf8(bytes: Uint8Array): { line: number; column: number; by
       utf8.decode(bytes.subarray(lineStart, end));
     } catch {
       // Byte by byte: the decoder throws at the first byte that cannot start or continue a character.
+      // The offending character starts where an unfinished multi-byte sequence began, if one is open.
       const decoder = new TextDecoder('utf-8', { fatal: true });
       let chars = 0;
+      let sequenceStart = -1;
       for (let i = lineStart; i < end; i++) {
+        let decoded: string;
         try {
-          chars += decoder.decode(bytes.subarray(i, i + 1), { stream: true }).length;
+          decoded = decoder.decode(bytes.subarray(i, i + 1), { stream: true });
         } catch {
-          return { line, column: chars + 1, byte: bytes[i]! };
+          return { line, column: chars + 1, byte: bytes[sequenceStart >= 0 ? sequenceStart : i]! };
         }
+        chars += Array.from(decoded).length;
+        if (decoded.length > 0) sequenceStart = -1;
+        else if (sequenceStart < 0) sequenceStart = i;
       }
-      return { line, column: chars + 1, byte: bytes[end - 1]! };
+      return { line, column: chars + 1, byte: bytes[sequenceStart >= 0 ? sequenceStart : end - 1]! };
     }
     if (newline < 0) break;
     lineStart = newline + 1;
@@ -364,7 +370,7 @@ function checkMisplacedDirectives(path: string, text: string): void {
     leading = false;
     const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
     if (directive) {
-      throw new UsageError(`${path}:${i + 1}: "-- tidemark:${directive[1]}" is below the first SQL line, where it is not a directive`, {
+      throw new UsageError(`${path}:${i + 1}: "-- tidemark:${directive[1]}" is not at the top of the file, so it is not a directive`, {
         file: path,
         line: i + 1,
         hint: 'move the directive to the comment lines at the very top of the file, before any SQL or /* */ comment',

@@ -5,10 +5,27 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
-import type { Driver, HistoryEntry, HistoryRow } from './drivers/driver.js';
+import type { Driver, HistoryEntry, HistoryRow, LedgerEntry } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
 import { discover, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
-import { currentVersion, dirtyResolution, planForce, planMigrate, planRollback, planStatus, type LedgerRow, type StatusEntry } from './plan.js';
+import {
+  currentVersion,
+  dirtyResolution,
+  planBaseline,
+  planForce,
+  planMigrate,
+  planRollback,
+  planStatus,
+  versionAfterRollback,
+  writesLedger,
+  type LedgerRow,
+  type MigratePlan,
+  type StatusEntry,
+} from './plan.js';
+import { shellScript, type ShellScriptPlan } from './sqlscript.js';
+import type { VerifyReport } from './findings.js';
+import type { Snapshot } from './schema.js';
+import { recordSnapshot, verify, type VerifyOptions } from './verify.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -17,6 +34,7 @@ export type MigratorEvent =
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
   | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
+  | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
   | { type: 'warning'; message: string }
   | { type: 'notice'; message: string };
 
@@ -34,6 +52,15 @@ export interface RollbackOptions {
   to?: number;
   all?: boolean;
   dryRun?: boolean;
+}
+
+/** `tidemark sql`: migrate's script up to `target`, or with `rollback` the rollback script for steps, to or all. */
+export interface SqlOptions {
+  target?: number;
+  rollback?: boolean;
+  steps?: number;
+  to?: number;
+  all?: boolean;
 }
 
 interface Run {
@@ -120,13 +147,9 @@ export class Migrator {
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const checksums = new Map([...scripts].map(([version, s]) => [version, s.checksum]));
-      const plan = planMigrate(migrations, ledger, checksums, options);
-      const pendingScripts = plan.pending.map((m) => scripts.get(m.version)!);
+      const plan = this.planMigration(migrations, scripts, ledger, options);
+      const pendingScripts = plan.scripts;
       if (options.singleTransaction) assertAllTransactional(pendingScripts);
-      for (const m of plan.pending.filter((m) => !m.rollback)) {
-        this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
-      }
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
@@ -135,17 +158,28 @@ export class Migrator {
         applied = plan.pending.length;
       } else {
         // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
-        if (plan.pending.length > 0 || plan.backfill.length > 0) await driver.prepareLedger();
+        if (writesLedger(plan)) await driver.prepareLedger();
         for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum });
         await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
           for (const script of pendingScripts) if (await this.apply(run, script, !options.singleTransaction)) applied++;
         });
       }
       // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
-      const version = Math.max(plan.current, ...plan.pending.map((m) => m.version));
+      const { version } = plan;
+      if (!dryRun && applied > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
       return { applied, version };
     });
+  }
+
+  /** migrate's plan with the loaded files it runs; warns about migrations that could not be undone. */
+  private planMigration(migrations: Migration[], scripts: Map<number, Script>, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { scripts: Script[] } {
+    const checksums = new Map([...scripts].map(([version, s]) => [version, s.checksum]));
+    const plan = planMigrate(migrations, ledger, checksums, options);
+    for (const m of plan.pending.filter((m) => !m.rollback)) {
+      this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
+    }
+    return { ...plan, scripts: plan.pending.map((m) => scripts.get(m.version)!) };
   }
 
   /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
@@ -247,8 +281,8 @@ export class Migrator {
         if (dryRun) this.emit({ type: 'reverted', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
         if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
-      const undone = new Set(steps.map((s) => s.row.version));
-      const version = currentVersion(ledger.filter((r) => !undone.has(r.version)));
+      const version = versionAfterRollback(ledger, steps);
+      if (!dryRun && reverted > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
       return { reverted, version };
     });
@@ -277,6 +311,24 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => currentVersion(await driver.readLedger()));
   }
 
+  /**
+   * Checks that the database is exactly what the files say: nothing pending, files unchanged, no
+   * dirty row, rollback files present, no schema drift; with `rollbacks`, proves every rollback on a
+   * scratch database. Read-only; the findings are data (the CLI exits 3 on any).
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const { migrations, target } = this.migrations();
+    return this.withDriver(target, { create: false, lock: false }, ({ driver }) =>
+      verify({ driver, target, config: this.config, migrations, emit: this.emit, migratorFor: (config) => new Migrator(config) }, options),
+    );
+  }
+
+  /** The live schema, normalized (tidemark's own tables left out). Read-only. */
+  async schema(): Promise<Snapshot> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return this.withDriver(target, { create: false, lock: false }, ({ driver }) => driver.snapshot());
+  }
+
   /** Makes the ledger say `version` without running any migration SQL. */
   async force(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
@@ -285,18 +337,14 @@ export class Migrator {
       const added = plan.add.map((m) => loadScript(m.forward));
       if (!options.dryRun) {
         await driver.prepareLedger();
-        await driver.begin();
-        try {
+        await inTransaction(driver, async () => {
           for (const row of plan.remove) await driver.deleteRow(row.version);
           for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false });
-          for (const s of added) await driver.insertRow({ version: s.file.version, name: s.file.name, checksum: s.checksum, executionMs: null, dirty: false });
+          for (const s of added) await driver.insertRow(recordedRow(s));
           const name = migrations.find((m) => m.version === version)?.name ?? '';
           await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
-          await driver.commit();
-        } catch (error) {
-          await driver.rollback().catch(() => {});
-          throw error;
-        }
+        });
+        await recordSnapshot(driver, version, this.emit);
       }
       this.emit({
         type: 'forced',
@@ -307,6 +355,52 @@ export class Migrator {
         cleaned: plan.clean.map((r) => r.version),
         dryRun: Boolean(options.dryRun),
       });
+    });
+  }
+
+  /**
+   * Records the versions <= `version` as applied, running no migration SQL, on a database whose
+   * schema was built up to there by hand or by another tool. Refuses when the ledger has rows.
+   */
+  async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
+    const { migrations, target } = this.migrations();
+    await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
+      const recorded = planBaseline(migrations, await driver.readLedger(), version).map((m) => loadScript(m.forward));
+      if (!options.dryRun) {
+        await driver.prepareLedger();
+        await inTransaction(driver, async () => {
+          // SQLite has no run-wide lock: check again inside the write lock that the ledger is still empty.
+          planBaseline(migrations, await driver.readLedger(), version);
+          for (const s of recorded) await driver.insertRow(recordedRow(s));
+          await driver.appendHistory({ action: 'baseline', version, name: recorded.at(-1)!.file.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+        });
+      }
+      this.emit({ type: 'baselined', database: driver.description, version, recorded: recorded.map((s) => s.file.version), dryRun: Boolean(options.dryRun) });
+    });
+  }
+
+  /**
+   * The script `migrate` (or with `rollback`, `rollback`) would run now, for psql or the sqlite3
+   * shell, with the ledger and history rows tidemark would write. Reads the ledger and nothing else.
+   */
+  async sql(options: SqlOptions = {}): Promise<string> {
+    const { migrations, target } = this.migrations();
+    const scripts = options.rollback ? new Map<number, Script>() : new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+      const ledger = await driver.readLedger();
+      const base = { database: driver.description, from: currentVersion(ledger), generatedAt: new Date() };
+      let plan: ShellScriptPlan;
+      if (options.rollback) {
+        const steps = planRollback(migrations, ledger, options);
+        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], scripts: steps.map((step) => loadScript(step.migration.rollback)) };
+      } else {
+        const migration = this.planMigration(migrations, scripts, ledger, options);
+        const backfill = migration.backfill.map((m) => driver.shell.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum }));
+        const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
+        plan = { ...base, command: 'migrate', to: migration.version, setup, scripts: migration.scripts };
+      }
+      for (const script of plan.scripts) for (const line of script.skipped) this.emit({ type: 'notice', message: line });
+      return shellScript(driver.shell, plan);
     });
   }
 
@@ -323,6 +417,23 @@ export class Migrator {
     for (const [fileName, text] of files) writeFileSync(join(folder, fileName), text, { flag: 'wx' });
     return files.map(([fileName]) => join(this.dir, fileName));
   }
+}
+
+/** Runs work in one transaction: all of it commits, or none of it. */
+async function inTransaction(driver: Driver, work: () => Promise<void>): Promise<void> {
+  await driver.begin();
+  try {
+    await work();
+    await driver.commit();
+  } catch (error) {
+    await driver.rollback().catch(() => {});
+    throw error;
+  }
+}
+
+/** The ledger row of a migration recorded as applied without running it (force, baseline). */
+function recordedRow(script: Script): LedgerEntry {
+  return { version: script.file.version, name: script.file.name, checksum: script.checksum, executionMs: null, dirty: false };
 }
 
 function elapsed(since: number): number {

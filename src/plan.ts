@@ -86,6 +86,8 @@ export interface MigratePlan {
   /** Applied rows adopted from a legacy ledger (no checksum) whose checksum can now be recorded. */
   backfill: Migration[];
   current: number;
+  /** The version once the pending migrations are applied. */
+  version: number;
 }
 
 export interface MigrateOptions {
@@ -127,7 +129,12 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
     const row = applied.get(m.version);
     return row !== undefined && (row.checksum === null || (options.allowChanged && row.checksum !== checksums.get(m.version)));
   });
-  return { pending, backfill, current };
+  return { pending, backfill, current, version: Math.max(current, ...pending.map((m) => m.version)) };
+}
+
+/** A run with nothing to apply or backfill writes nothing, not even the ledger's tables. */
+export function writesLedger(plan: MigratePlan): boolean {
+  return plan.pending.length > 0 || plan.backfill.length > 0;
 }
 
 export interface RollbackOptions {
@@ -139,6 +146,12 @@ export interface RollbackOptions {
 export interface RollbackStep {
   migration: Migration & { rollback: NonNullable<Migration['rollback']> };
   row: LedgerRow;
+}
+
+/** The version the database is at once the steps are undone. */
+export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[]): number {
+  const undone = new Set(steps.map((s) => s.row.version));
+  return currentVersion(ledger.filter((r) => !undone.has(r.version)));
 }
 
 /** The applied migrations to undo, newest first; every one must have its rollback file. */
@@ -197,7 +210,7 @@ export function planForce(migrations: Migration[], ledger: LedgerRow[], target: 
 export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: number): Migration[] {
   assertVersionExists(migrations, target, '');
   if (ledger.length > 0) {
-    throw new UsageError(`the ledger already records ${ledger.length === 1 ? '1 version' : `${ledger.length} versions`} (up to ${currentVersion(ledger)}); baseline only starts an empty ledger`, {
+    throw new UsageError(`the ledger already records ${ledger.length === 1 ? '1 version' : `${ledger.length} versions`} (up to ${currentVersion(ledger)}); baseline is for a database whose ledger is empty`, {
       hint: `see what it holds with \`tidemark status\`; to make it say version ${target} anyway, run \`tidemark force ${target} --yes\``,
     });
   }

@@ -1,6 +1,7 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
 import type { Dialect, Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
+import type { Snapshot } from '../schema.js';
 
 /** A ledger row as tidemark writes it. */
 export interface LedgerEntry {
@@ -28,7 +29,7 @@ export function rowChangeColumns(change: RowChange): [string[], (string | number
   return [set.map(([c]) => c), set.map(([, v]) => v)];
 }
 
-export type HistoryAction = 'up' | 'down' | 'force';
+export type HistoryAction = 'up' | 'down' | 'force' | 'baseline';
 
 /** A transactional migration or rollback: its SQL plus the ledger and history rows that record it. */
 export interface Step {
@@ -79,6 +80,10 @@ export interface Driver {
   readLedger(): Promise<LedgerRow[]>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */
   prepareLedger(): Promise<void>;
+  /** The DDL prepareLedger() would run now (CREATE TABLE IF NOT EXISTS, or ALTER TABLE); [] when the tables are ready. */
+  ledgerDdl(): Promise<string[]>;
+  /** tidemark's ledger statements as a script for the database's own shell (`tidemark sql`). */
+  readonly shell: ShellSql;
 
   begin(): Promise<void>;
   commit(): Promise<void>;
@@ -101,7 +106,29 @@ export interface Driver {
   /** The history table, oldest first; [] when it does not exist yet. */
   readHistory(): Promise<HistoryRow[]>;
 
+  /** The application's schema from the catalogs, normalized; tidemark's own tables left out. */
+  snapshot(): Promise<Snapshot>;
+  /** Stores a serialized snapshot (schema.ts) as the one taken at `version`. */
+  saveSnapshot(version: number, snapshot: string): Promise<void>;
+  /** The serialized snapshot stored for `version`, or null. */
+  savedSnapshot(version: number): Promise<string | null>;
+
   close(): Promise<void>;
+}
+
+/**
+ * tidemark's statements with literal values, for a script a person runs in psql or the sqlite3 shell:
+ * the same SQL the driver runs, except that applied_by names the shell's user (see README.md).
+ */
+export interface ShellSql {
+  /** The shell command that makes the script stop at the first error: its first line. */
+  stopOnError: string;
+  begin: string;
+  commit: string;
+  insertRow(entry: LedgerEntry): string;
+  deleteRow(version: number): string;
+  updateRow(version: number, change: RowChange): string;
+  appendHistory(entry: HistoryEntry): string;
 }
 
 /** The ledger row and history entry that record a finished step. */

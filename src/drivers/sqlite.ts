@@ -8,6 +8,8 @@ import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
+import type { Snapshot } from '../schema.js';
+import { readSavedSqliteSnapshot, readSqliteSnapshot, saveSqliteSnapshot } from './sqlite-schema.js';
 import {
   ADDED_COLUMNS,
   historyQuery,
@@ -21,6 +23,7 @@ import {
   type HistoryRow,
   type LedgerEntry,
   type RowChange,
+  type ShellSql,
   type Step,
 } from './driver.js';
 
@@ -74,8 +77,8 @@ class SqliteDriver implements Driver {
     this.history = quote(`${options.table.name}_history`);
   }
 
-  private run(sql: string, params: Params = []): Promise<void> {
-    return new Promise((resolve, reject) => this.db.run(sql, params, (error) => (error ? reject(error) : resolve())));
+  private run(sql: string): Promise<void> {
+    return new Promise((resolve, reject) => this.db.run(sql, (error) => (error ? reject(error) : resolve())));
   }
 
   private all<Row>(sql: string, params: Params = []): Promise<Row[]> {
@@ -111,7 +114,8 @@ class SqliteDriver implements Driver {
   async prepareLedger(): Promise<void> {
     await this.begin();
     try {
-      await this.createOrAdoptLedger();
+      const statements = await this.ledgerDdl();
+      if (statements.length > 0) await this.exec(statements.join(';\n'));
       await this.commit();
     } catch (error) {
       await this.rollback().catch(() => {});
@@ -119,11 +123,11 @@ class SqliteDriver implements Driver {
     }
   }
 
-  private async createOrAdoptLedger(): Promise<void> {
+  async ledgerDdl(): Promise<string[]> {
     const columns = await this.ledgerColumns();
     const statements: string[] = [];
     if (!columns) {
-      statements.push(`create table ${this.ledger} (
+      statements.push(`create table if not exists ${this.ledger} (
         id integer primary key autoincrement,
         version integer not null unique,
         migration_name text not null,
@@ -143,7 +147,7 @@ class SqliteDriver implements Driver {
       for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c))) statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
     }
     const history = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [`${this.options.table.name}_history`]);
-    if (history.length === 0) statements.push(`create table ${this.history} (
+    if (history.length === 0) statements.push(`create table if not exists ${this.history} (
       id integer primary key autoincrement,
       action text not null,
       version integer not null,
@@ -154,7 +158,7 @@ class SqliteDriver implements Driver {
       applied_by text,
       at text not null default CURRENT_TIMESTAMP,
       error text)`);
-    if (statements.length > 0) await this.exec(statements.join(';\n'));
+    return statements;
   }
 
   /** IMMEDIATE takes the write lock up front, so two runners never both read "pending" and then race. */
@@ -206,32 +210,51 @@ class SqliteDriver implements Driver {
     return history.executionMs;
   }
 
+  /** The sqlite3 shell has no user to record: a hand run's rows say where they came from. */
+  readonly shell: ShellSql = {
+    stopOnError: '.bail on',
+    begin: 'BEGIN IMMEDIATE',
+    commit: 'COMMIT',
+    insertRow: (entry) => this.insertRowSql(entry, SHELL_APPLIED_BY),
+    deleteRow: (version) => this.deleteRowSql(version),
+    updateRow: (version, change) => this.updateRowSql(version, change),
+    appendHistory: (entry) => this.historySql(entry, SHELL_APPLIED_BY),
+  };
+
+  private insertRowSql(entry: LedgerEntry, appliedBy = this.appliedBy): string {
+    const values = [entry.version, entry.name, entry.checksum, entry.executionMs, appliedBy, entry.dirty].map(literal);
+    return `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (${values.join(', ')})`;
+  }
+
+  private deleteRowSql(version: number): string {
+    return `delete from ${this.ledger} where version = ${literal(version)}`;
+  }
+
+  private updateRowSql(version: number, change: RowChange): string {
+    const [columns, values] = rowChangeColumns(change);
+    const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
+    return `update ${this.ledger} set ${assignments} where version = ${literal(version)}`;
+  }
+
+  private historySql(entry: HistoryEntry, appliedBy = this.appliedBy): string {
+    const values = [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, appliedBy, entry.error].map(literal);
+    return `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error) values (${values.join(', ')})`;
+  }
+
   async insertRow(entry: LedgerEntry): Promise<void> {
-    await this.run(`insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (?, ?, ?, ?, ?, ?)`, [
-      entry.version,
-      entry.name,
-      entry.checksum,
-      entry.executionMs,
-      this.appliedBy,
-      entry.dirty ? 1 : 0,
-    ]);
+    await this.run(this.insertRowSql(entry));
   }
 
   async deleteRow(version: number): Promise<void> {
-    await this.run(`delete from ${this.ledger} where version = ?`, [version]);
+    await this.run(this.deleteRowSql(version));
   }
 
   async updateRow(version: number, change: RowChange): Promise<void> {
-    const [columns, values] = rowChangeColumns(change);
-    const assignments = columns.map((c) => `${c} = ?`).join(', ');
-    await this.run(`update ${this.ledger} set ${assignments} where version = ?`, [...values.map((v) => (typeof v === 'boolean' ? Number(v) : v)), version]);
+    await this.run(this.updateRowSql(version, change));
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
-    await this.run(
-      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error) values (?, ?, ?, ?, ?, ?, ?, ?)`,
-      [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, this.appliedBy, entry.error],
-    );
+    await this.run(this.historySql(entry));
   }
 
   async readHistory(): Promise<HistoryRow[]> {
@@ -239,7 +262,33 @@ class SqliteDriver implements Driver {
     return exists.length === 0 ? [] : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
   }
 
+  snapshot(): Promise<Snapshot> {
+    return readSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table);
+  }
+
+  saveSnapshot(version: number, snapshot: string): Promise<void> {
+    return saveSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version, snapshot);
+  }
+
+  savedSnapshot(version: number): Promise<string | null> {
+    return readSavedSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version);
+  }
+
   close(): Promise<void> {
     return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
   }
+}
+
+/** applied_by of a row written by a hand run of a `tidemark sql` script. */
+const SHELL_APPLIED_BY = 'sqlite3 shell';
+
+/** A SQL literal: the same statement text serves the driver and a script for the sqlite3 shell. */
+function literal(value: string | number | boolean | null): string {
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
+    return String(value);
+  }
+  return `'${value.replace(/'/g, "''")}'`;
 }

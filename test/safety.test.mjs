@@ -1,0 +1,460 @@
+// Safe under concurrent deploys and crashes (issue 3): many runners at once, kill -9 during a
+// transactional and during a no-transaction migration, and the lock, timeout, --wait and history
+// options. Runners are real CLI processes started with spawn; waits are polls with generous limits,
+// never timed assertions.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import postgres from 'postgres';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CLI, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, writeSql } from './helpers.mjs';
+
+const ADMIN_URL = new URL(process.env.TEST_DATABASE_URL);
+const RUNNERS = 16;
+const MIGRATIONS = 30;
+/** A SQLite statement that runs far longer than any test: it counts to ten billion. */
+const SQLITE_FOREVER = 'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT x FROM c)';
+
+/** The CLI as a child process that runs alongside the test; `done` resolves with its exit. */
+function start(args, cwd, url, env = {}) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL'].includes(k)));
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...clean, NO_COLOR: '1', DATABASE_URL: url, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = { child, stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (run.stdout += d));
+  child.stderr.on('data', (d) => (run.stderr += d));
+  run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, output: run.stdout + run.stderr })));
+  return run;
+}
+
+/** Waits until check() returns something truthy, checking every `everyMs`; fails after `limitMs`. */
+async function poll(what, check, { limitMs = 60_000, everyMs = 200 } = {}) {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) assert.unreachable(`gave up after ${limitMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** A project with exactly these migration files and a fresh database of the dialect. */
+async function project(dialect, files) {
+  const cwd = makeProject(files);
+  const db = await freshDatabase(dialect, cwd);
+  return { cwd, db, cli: (...args) => runCli(args, { cwd, env: { DATABASE_URL: db.url } }) };
+}
+
+async function dispose(p) {
+  await p.db.close();
+  removeProject(p.cwd);
+}
+
+const pad = (v) => String(v).padStart(3, '0');
+
+/** The sleeping tidemark backend running `fragment`, or undefined. */
+async function sleepingBackend(db, fragment) {
+  const [row] = await db.query(
+    `select pid from pg_stat_activity where datname = current_database() and application_name like 'tidemark%' and state = 'active' and pid <> pg_backend_pid() and query like $1`,
+    [`%${fragment}%`],
+  );
+  return row?.pid;
+}
+
+/** Advisory locks held in this database (tidemark's run lock is the only one these tests take). */
+async function advisoryLocks(db) {
+  const [{ n }] = await db.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`);
+  return n;
+}
+
+const isDirty = (row) => row.dirty === true || Number(row.dirty) === 1;
+
+// ---- 1. many runners at once ---------------------------------------------------------------------
+for (const dialect of ['sqlite', 'postgres']) {
+  const test = suite(`concurrent runners [${dialect}]`);
+
+  test(`${RUNNERS} runners started at once on ${MIGRATIONS} pending migrations: each runs exactly once, all exit 0`, async () => {
+    const files = { '001_counter.sql': 'CREATE TABLE counter (n INTEGER);\n', '001_counter_rollback.sql': 'DROP TABLE counter;\n' };
+    for (let v = 2; v <= MIGRATIONS; v++) {
+      files[`${pad(v)}_bump_${v}.sql`] = `INSERT INTO counter (n) VALUES (${v});\n`;
+      files[`${pad(v)}_bump_${v}_rollback.sql`] = `DELETE FROM counter WHERE n = ${v};\n`;
+    }
+    const p = await project(dialect, files);
+    try {
+      const started = performance.now();
+      const runners = Array.from({ length: RUNNERS }, () => start(['migrate'], p.cwd, p.db.url));
+      const results = await Promise.all(runners.map((r) => r.done));
+      const wall = performance.now() - started;
+      console.log(`\n  [${dialect}] ${RUNNERS} runners, ${MIGRATIONS} migrations: ${Math.round(wall)} ms wall`);
+
+      results.forEach((r, i) => assert.is(r.code, 0, `runner ${i + 1}:\n${r.output}`));
+      assert.equal(await ledgerVersions(p.db), Array.from({ length: MIGRATIONS }, (_, i) => i + 1), 'the ledger has exactly one row per migration');
+      const counted = (await p.db.query('select n from counter order by n')).map((row) => Number(row.n));
+      assert.is(counted.length, MIGRATIONS - 1, 'one row per insert migration');
+      assert.equal(counted, Array.from({ length: MIGRATIONS - 1 }, (_, i) => i + 2), 'distinct values: every insert ran exactly once');
+      const [{ n }] = await p.db.query(`select count(*) as n from schema_version_history where action = 'up' and outcome = 'ok'`);
+      assert.is(Number(n), MIGRATIONS, 'the history records each migration once');
+      const reported = results.reduce((sum, r) => sum + (r.stdout.match(/^↑ \d+ /gm) ?? []).length, 0);
+      assert.is(reported, MIGRATIONS, 'across all runners, each migration is reported as applied once');
+    } finally {
+      await dispose(p);
+    }
+  });
+
+  test.run();
+}
+
+// ---- 2. kill -9 during a transactional migration -------------------------------------------------
+const crash = suite('kill -9 during a transactional migration');
+
+crash('PostgreSQL: the lock is released, nothing of the migration stays, a rerun applies everything', async () => {
+  const slow = 'CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) VALUES (1);\nSELECT pg_sleep(30);\n';
+  const p = await project('postgres', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_slow.sql': slow,
+    '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
+  });
+  try {
+    const runner = start(['migrate'], p.cwd, p.db.url);
+    const pid = await poll('the migration to sleep in pg_sleep', () => sleepingBackend(p.db, 'pg_sleep(30)'));
+    assert.ok((await advisoryLocks(p.db)) > 0, 'the runner holds its advisory lock while it sleeps');
+    runner.child.kill('SIGKILL');
+    const killed = await runner.done;
+    assert.is(killed.signal, 'SIGKILL', killed.output);
+
+    // Uncommitted: already invisible while the orphaned backend still runs.
+    assert.equal(await ledgerVersions(p.db), [1]);
+    assert.not.ok((await p.db.tables()).includes('slow_t'));
+
+    // The server ends the backend once it notices the client is gone; then the lock goes with it.
+    const killedAt = performance.now();
+    await poll('the killed runner\'s backend and its advisory lock to go away', async () => {
+      const [{ alive }] = await p.db.query('select count(*)::int as alive from pg_stat_activity where pid = $1', [pid]);
+      return alive === 0 && (await advisoryLocks(p.db)) === 0;
+    });
+    console.log(`\n  [postgres] lock released ${((performance.now() - killedAt) / 1000).toFixed(1)} s after kill -9`);
+    assert.equal(await ledgerVersions(p.db), [1], 'no ledger row for the killed migration');
+    assert.not.ok((await p.db.tables()).includes('slow_t'), 'its CREATE TABLE was rolled back');
+    const [{ n }] = await p.db.query(`select count(*)::int as n from schema_version_history where version = 2 and outcome = 'ok'`);
+    assert.is(n, 0, 'no history of success either');
+
+    writeSql(p.cwd, '002_slow.sql', slow.replace('SELECT pg_sleep(30);\n', ''));
+    const rerun = p.cli('migrate');
+    assert.is(rerun.code, 0, rerun.output);
+    assert.match(rerun.stdout, /↑ 002 slow/);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+    assert.equal((await p.db.query('select a from slow_t')).map((r) => Number(r.a)), [1]);
+  } finally {
+    await dispose(p);
+  }
+});
+
+crash('SQLite: the hot journal is rolled back, no stale lock, a rerun applies everything', async () => {
+  const p = await project('sqlite', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_slow.sql': `CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) VALUES (1);\nINSERT INTO slow_t (a) ${SQLITE_FOREVER};\n`,
+    '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
+  });
+  try {
+    const runner = start(['migrate'], p.cwd, p.db.url);
+    // 001 is committed and reported; 002's transaction has written (its journal exists) and is counting.
+    await poll('001 to be applied and 002 to be writing', () => /↑ 001 base/.test(runner.stdout) && existsSync(`${p.db.file}-journal`));
+    await sleep(500);
+    assert.is(runner.child.exitCode, null, `the runner is still inside 002:\n${runner.stdout}${runner.stderr}`);
+    runner.child.kill('SIGKILL');
+    const killed = await runner.done;
+    assert.is(killed.signal, 'SIGKILL', killed.output);
+
+    const status = p.cli('status');
+    assert.is(status.code, 0, status.output);
+    assert.match(status.stdout, /001\s+base\s+applied/);
+    assert.match(status.stdout, /002\s+slow\s+pending/);
+    assert.equal(await ledgerVersions(p.db), [1], 'no ledger row for the killed migration');
+    assert.not.ok((await p.db.tables()).includes('slow_t'), 'its CREATE TABLE was rolled back');
+
+    writeSql(p.cwd, '002_slow.sql', 'CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) VALUES (1);\n');
+    const rerun = p.cli('migrate');
+    assert.is(rerun.code, 0, rerun.output);
+    assert.match(rerun.stdout, /↑ 002 slow/);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+    assert.equal((await p.db.query('select a from slow_t')).map((r) => Number(r.a)), [1]);
+  } finally {
+    await dispose(p);
+  }
+});
+
+crash.run();
+
+// ---- 3. kill -9 during a no-transaction migration ------------------------------------------------
+const dirty = suite('kill -9 during a no-transaction migration');
+
+for (const dialect of ['postgres', 'sqlite']) {
+  dirty(`${dialect}: the version stays dirty, migrate and rollback refuse until force, then migrate works`, async () => {
+    const long = dialect === 'postgres' ? 'SELECT pg_sleep(30);' : `INSERT INTO nt_half (a) ${SQLITE_FOREVER};`;
+    const p = await project(dialect, {
+      '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+      '001_base_rollback.sql': 'DROP TABLE base;\n',
+      '002_nt.sql': `-- tidemark:no-transaction\nCREATE TABLE nt_half (a INTEGER);\n${long}\n`,
+      '002_nt_rollback.sql': 'DROP TABLE nt_half;\n',
+      '003_after.sql': 'CREATE TABLE after_t (a INTEGER);\n',
+      '003_after_rollback.sql': 'DROP TABLE after_t;\n',
+    });
+    try {
+      const runner = start(['migrate'], p.cwd, p.db.url);
+      if (dialect === 'postgres') {
+        await poll('the no-transaction migration to sleep', () => sleepingBackend(p.db, 'pg_sleep(30)'));
+      } else {
+        // Read while the runner writes: a momentary SQLITE_BUSY just means "not yet".
+        await poll('the no-transaction migration to reach its long statement', async () => existsSync(p.db.file) && (await p.db.tables().catch(() => [])).includes('nt_half'));
+        await sleep(500);
+      }
+      assert.is(runner.child.exitCode, null, `the runner is still inside 002:\n${runner.stdout}${runner.stderr}`);
+      runner.child.kill('SIGKILL');
+      const killed = await runner.done;
+      assert.is(killed.signal, 'SIGKILL', killed.output);
+      if (dialect === 'postgres') {
+        // The orphaned session keeps the run lock until the server notices the client is gone.
+        await poll('the killed runner\'s advisory lock to go away', async () => (await advisoryLocks(p.db)) === 0);
+      }
+
+      const status = p.cli('status');
+      assert.is(status.code, 0, status.output);
+      assert.match(status.stdout, /002\s+nt\s+dirty/);
+      assert.match(status.stdout, /003\s+after\s+pending/);
+      const rows = await p.db.query('select version, dirty from schema_version order by version');
+      assert.equal(rows.map((r) => [Number(r.version), isDirty(r)]), [[1, false], [2, true]]);
+      assert.ok((await p.db.tables()).includes('nt_half'), 'outside a transaction, the CREATE TABLE before the kill stayed');
+
+      for (const args of [['migrate'], ['rollback'], ['migrate', '--dry-run']]) {
+        const r = p.cli(...args);
+        assert.is(r.code, 2, `${args.join(' ')}:\n${r.output}`);
+        assert.match(r.stderr, /version 2 \(nt\) is dirty/);
+        assert.match(r.stderr, /tidemark force 2 --yes/);
+        assert.match(r.stderr, /^hint: /m);
+      }
+      assert.not.ok((await p.db.tables()).includes('after_t'), 'the refusals ran nothing');
+
+      // The table is there: the change took effect, so the ledger may say 2.
+      const forced = p.cli('force', '2', '--yes');
+      assert.is(forced.code, 0, forced.output);
+      assert.match(forced.stdout, /now says version 2 \(marked 2 clean\)/);
+      const after = p.cli('migrate');
+      assert.is(after.code, 0, after.output);
+      assert.match(after.stdout, /↑ 003 after/);
+      const finalRows = await p.db.query('select version, dirty from schema_version order by version');
+      assert.equal(finalRows.map((r) => [Number(r.version), isDirty(r)]), [[1, false], [2, false], [3, false]]);
+    } finally {
+      await dispose(p);
+    }
+  });
+}
+
+dirty.run();
+
+// ---- 4. lock timeout, statement and lock limits, --wait, history ---------------------------------
+const options = suite('lock timeout, limits, --wait and history');
+
+options('PostgreSQL --lock-timeout: exit 4 naming the holder (pid, user, application, since); the holder finishes', async () => {
+  const p = await project('postgres', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_slow.sql': 'SELECT pg_sleep(8);\n',
+    '002_slow_rollback.sql': 'SELECT 1;\n',
+  });
+  try {
+    const holder = start(['migrate'], p.cwd, p.db.url);
+    const pid = await poll('the holder to sleep', () => sleepingBackend(p.db, 'pg_sleep(8)'));
+    const r = p.cli('migrate', '--lock-timeout', '1');
+    assert.is(r.code, 4, r.output);
+    assert.match(r.stderr, /^error: could not get the migration lock on postgres:\/\/\S+ within 1 s: /m);
+    assert.match(r.stderr, new RegExp(`pid ${pid}\\b`), 'names the holder\'s pid');
+    assert.match(r.stderr, new RegExp(`user ${ADMIN_URL.username || 'postgres'}\\b`));
+    assert.match(r.stderr, /application tidemark/);
+    assert.match(r.stderr, /since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+    assert.match(r.stderr, /^hint: .*--lock-timeout/m);
+    const held = await holder.done;
+    assert.is(held.code, 0, held.output);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+  } finally {
+    await dispose(p);
+  }
+});
+
+options('SQLite --lock-timeout: a runner that cannot get the write lock in time exits 4 with a message', async () => {
+  const p = await project('sqlite', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_slow.sql': `CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) ${SQLITE_FOREVER};\n`,
+    '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
+  });
+  let holder;
+  try {
+    assert.is(p.cli('migrate', '1').code, 0);
+    holder = start(['migrate'], p.cwd, p.db.url);
+    await poll('the holder to be inside 002', () => existsSync(`${p.db.file}-journal`));
+    const r = p.cli('migrate', '--lock-timeout', '1');
+    assert.is(r.code, 4, r.output);
+    assert.match(r.stderr, /^error: .*sqlite:\S+.*(lock|busy)/im);
+    assert.match(r.stderr, /^hint: .*--lock-timeout/m);
+    assert.not.match(r.output, /unexpected failure/);
+  } finally {
+    holder?.child.kill('SIGKILL');
+    await holder?.done;
+    await dispose(p);
+  }
+});
+
+options('PostgreSQL --statement-timeout: a migration that runs too long fails (exit 1) with a hint and leaves nothing', async () => {
+  const p = await project('postgres', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_slow.sql': 'CREATE TABLE slow_t (a INTEGER);\nSELECT pg_sleep(5);\n',
+    '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
+  });
+  try {
+    assert.is(p.cli('migrate', '1').code, 0);
+    const bad = p.cli('migrate', '--statement-timeout', 'soon');
+    assert.is(bad.code, 2, bad.output);
+    assert.match(bad.stderr, /--statement-timeout must be a duration/);
+    const r = p.cli('migrate', '--statement-timeout', '300ms');
+    assert.is(r.code, 1, r.output);
+    assert.match(r.stderr, /^error: sql\/002_slow\.sql\S*: canceling statement due to statement timeout/m);
+    assert.match(r.stderr, /^hint: .*--statement-timeout/m);
+    assert.equal(await ledgerVersions(p.db), [1]);
+    assert.not.ok((await p.db.tables()).includes('slow_t'));
+    // SET LOCAL: the limit ended with the migration; without it the same file runs.
+    const again = p.cli('migrate');
+    assert.is(again.code, 0, again.output);
+  } finally {
+    await dispose(p);
+  }
+});
+
+options('PostgreSQL --pg-lock-timeout: a migration waiting for a busy table gives up (exit 1) instead of blocking traffic', async () => {
+  const p = await project('postgres', {
+    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    '002_widen.sql': 'ALTER TABLE base ADD COLUMN b INTEGER;\n',
+    '002_widen_rollback.sql': 'ALTER TABLE base DROP COLUMN b;\n',
+  });
+  const other = postgres(p.db.url, { max: 1, onnotice: () => {} });
+  try {
+    assert.is(p.cli('migrate', '1').code, 0);
+    // Another session (the application) holds a lock on the table in an open transaction.
+    let release;
+    const released = new Promise((resolve) => (release = resolve));
+    let locked;
+    const isLocked = new Promise((resolve) => (locked = resolve));
+    const transaction = other.begin(async (tx) => {
+      await tx`lock table base in access share mode`;
+      locked();
+      await released;
+    });
+    await isLocked;
+    const r = p.cli('migrate', '--pg-lock-timeout', '300ms');
+    release();
+    await transaction;
+    assert.is(r.code, 1, r.output);
+    assert.match(r.stderr, /^error: sql\/002_widen\.sql\S*: canceling statement due to lock timeout/m);
+    assert.match(r.stderr, /^hint: .*--pg-lock-timeout/m);
+    assert.equal(await ledgerVersions(p.db), [1]);
+    const again = p.cli('migrate', '--pg-lock-timeout', '5s');
+    assert.is(again.code, 0, again.output);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+  } finally {
+    await other.end({ timeout: 5 });
+    await dispose(p);
+  }
+});
+
+/** A free TCP port on 127.0.0.1. */
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+options('--wait: a server that comes up during the wait is used; one that never does is exit 4 after the wait', async () => {
+  const p = await project('postgres', { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' });
+  let proxy;
+  try {
+    const port = await freePort();
+    const viaProxy = new URL(p.db.url);
+    viaProxy.host = `127.0.0.1:${port}`;
+    const waiting = start(['migrate', '--wait', '60'], p.cwd, viaProxy.toString());
+    await poll('the runner to say it is waiting', () => /does not answer yet/.test(waiting.stderr), { limitMs: 30_000 });
+    // The "database restart" finishes: something now listens on the port and forwards to the server.
+    proxy = createServer((client) => {
+      const server = tcpConnect(Number(ADMIN_URL.port || 5432), ADMIN_URL.hostname);
+      client.pipe(server).pipe(client);
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+    });
+    await new Promise((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    const done = await waiting.done;
+    assert.is(done.code, 0, done.output);
+    assert.match(done.stdout, /↑ 001 base/);
+    assert.equal(await ledgerVersions(p.db), [1]);
+
+    const closed = new URL(p.db.url);
+    closed.host = `127.0.0.1:${await freePort()}`;
+    const never = await start(['status', '--wait', '2'], p.cwd, closed.toString()).done;
+    assert.is(never.code, 4, never.output);
+    assert.match(never.stderr, /does not answer yet; retrying for up to 2 s/);
+    assert.match(never.stderr, /^error: could not connect to postgres:\/\/\S+: connection refused/m);
+    const bad = p.cli('status', '--wait', 'a-while');
+    assert.is(bad.code, 2, bad.output);
+  } finally {
+    await new Promise((resolve) => (proxy ? proxy.close(resolve) : resolve()));
+    await dispose(p);
+  }
+});
+
+for (const dialect of ['sqlite', 'postgres']) {
+  options(`${dialect}: status --history lists every up, down, force and failed attempt with its error`, async () => {
+    const p = await project(dialect, {
+      '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+      '001_base_rollback.sql': 'DROP TABLE base;\n',
+      '002_more.sql': 'CREATE TABLE more_t (a INTEGER);\n',
+      '002_more_rollback.sql': 'DROP TABLE more_t;\n',
+      '003_broken.sql': 'CREATE TABLE broken (a INTEGER);\nINSERT INTO broken (a) VALUES (nope);\n',
+      '003_broken_rollback.sql': 'DROP TABLE broken;\n',
+    });
+    try {
+      const empty = p.cli('status', '--history');
+      assert.is(empty.code, 0, empty.output);
+      assert.match(empty.stdout, /no history yet/);
+      assert.is(p.cli('migrate').code, 1);
+      assert.is(p.cli('rollback').code, 0);
+      assert.is(p.cli('force', '2', '--yes').code, 0);
+
+      const r = p.cli('status', '--history');
+      assert.is(r.code, 0, r.output);
+      const lines = r.stdout.split('\n').filter((line) => /^\d{4}-\d\d-\d\d/.test(line));
+      const summary = lines.map((line) => line.split(/\s{2,}/).slice(1, 5).join(' '));
+      assert.equal(summary, ['up 1 base ok', 'up 2 more ok', 'up 3 broken failed', 'down 2 more ok', 'force 2 more ok']);
+      assert.match(lines[2], /nope/, 'the failed attempt shows its error');
+
+      const json = p.cli('status', '--history', '--json');
+      assert.is(json.code, 0, json.output);
+      const { entries } = JSON.parse(json.stdout);
+      assert.equal(entries.map((e) => [e.action, e.version, e.outcome]), [['up', 1, 'ok'], ['up', 2, 'ok'], ['up', 3, 'failed'], ['down', 2, 'ok'], ['force', 2, 'ok']]);
+      assert.match(entries[2].error, /nope/);
+      assert.ok(entries.every((e) => e.at && e.appliedBy), 'each entry says when and who');
+      assert.ok(entries[0].checksum && entries[0].checksum.length === 64, 'an up records its file\'s checksum');
+    } finally {
+      await dispose(p);
+    }
+  });
+}
+
+options.run();
