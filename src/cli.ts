@@ -43,7 +43,8 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     reporter = output;
     started = true;
     for (const config of configs) {
-      if (config.name !== null) output.section(config.name);
+      // Headers only group several databases: one database's output (a `sql` script) stays as it is.
+      if (configs.length > 1) output.section(config.name!);
       log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
       const logged = log;
       await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);

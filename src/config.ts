@@ -239,13 +239,20 @@ export function parseTarget(url: string | undefined, cwd: string): Target {
     return { dialect: 'sqlite', file, description: `sqlite:${path}` };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
+    const malformed = new UsageError(`the PostgreSQL URL is malformed: ${describeUrl(url)}`, {
+      hint: 'write it as postgres://user:password@host:5432/database, percent-encoding @ / : ? # % in the password (@ is %40)',
+    });
+    // A second @ means an unencoded one in the password: the URL would parse with part of it as the host.
+    if ((userInfoOf(url)?.split('@').length ?? 1) > 1) throw malformed;
     let parsed: URL;
     try {
       parsed = new URL(url);
     } catch {
-      throw new UsageError(`the PostgreSQL URL is malformed: ${describeUrl(url)}`, {
-        hint: 'write it as postgres://user:password@host:5432/database (percent-encode special characters in the password)',
-      });
+      throw malformed;
+    }
+    const sslmode = parsed.searchParams.get('sslmode');
+    if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
+      throw new UsageError(`sslmode=${sslmode} is not a TLS mode`, { hint: `use one of ${SSL_MODES.join(', ')} (e.g. ?sslmode=require)` });
     }
     // The same defaults postgres.js applies, so the description names where it really connects.
     const env = process.env;
@@ -266,13 +273,23 @@ function describeUrl(url: string): string {
   return scheme ? `"${scheme}…"` : 'the configured URL';
 }
 
+const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
+/** `user:password` of `scheme://user:password@host…`, taken up to the last @ before any ? or #, so an unencoded @ or / in a password is still all of it. */
+function userInfoOf(url: string): string | undefined {
+  const rest = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^?#]*)/.exec(url)?.[1] ?? '';
+  const at = rest.lastIndexOf('@');
+  return at < 0 ? undefined : rest.slice(0, at);
+}
+
 function passwordOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  const match = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@]*?:([^@/]*)@/.exec(url);
-  if (!match?.[1]) return undefined;
+  const info = url ? userInfoOf(url) : undefined;
+  const colon = info?.indexOf(':') ?? -1;
+  if (!info || colon < 0 || colon === info.length - 1) return undefined;
+  const password = info.slice(colon + 1);
   try {
-    return decodeURIComponent(match[1]);
+    return decodeURIComponent(password);
   } catch {
-    return match[1];
+    return password;
   }
 }

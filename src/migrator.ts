@@ -7,8 +7,9 @@ import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
 import type { Driver, HistoryEntry, HistoryRow, LedgerEntry } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
-import { discover, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
+import { discover, forwardChecksums, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
 import {
+  assertNotDirty,
   currentVersion,
   dirtyResolution,
   planBaseline,
@@ -129,6 +130,8 @@ export class Migrator {
     try {
       const exclusive = access.lock ? await driver.lock(this.config.lockTimeoutSeconds) : false;
       return await work({ driver, exclusive });
+    } catch (error) {
+      throw driver.explain(error);
     } finally {
       await driver.close();
     }
@@ -142,12 +145,13 @@ export class Migrator {
    */
   async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
     const { migrations, target } = this.migrations();
-    const scripts = new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
+    // Every file is hashed (an edited applied file must be caught); only pending ones are parsed.
+    const checksums = forwardChecksums(migrations);
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const plan = this.planMigration(migrations, scripts, ledger, options);
+      const plan = this.planMigration(migrations, checksums, ledger, options);
       const pendingScripts = plan.scripts;
       if (options.singleTransaction) assertAllTransactional(pendingScripts);
       const started = performance.now();
@@ -159,7 +163,7 @@ export class Migrator {
       } else {
         // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
         if (writesLedger(plan)) await driver.prepareLedger();
-        for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum });
+        for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: checksums.get(m.version)! });
         await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
           for (const script of pendingScripts) if (await this.apply(run, script, !options.singleTransaction)) applied++;
         });
@@ -173,13 +177,12 @@ export class Migrator {
   }
 
   /** migrate's plan with the loaded files it runs; warns about migrations that could not be undone. */
-  private planMigration(migrations: Migration[], scripts: Map<number, Script>, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { scripts: Script[] } {
-    const checksums = new Map([...scripts].map(([version, s]) => [version, s.checksum]));
+  private planMigration(migrations: Migration[], checksums: Map<number, string>, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { scripts: Script[] } {
     const plan = planMigrate(migrations, ledger, checksums, options);
     for (const m of plan.pending.filter((m) => !m.rollback)) {
       this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
     }
-    return { ...plan, scripts: plan.pending.map((m) => scripts.get(m.version)!) };
+    return { ...plan, scripts: plan.pending.map((m) => loadScript(m.forward)) };
   }
 
   /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
@@ -294,7 +297,7 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
       const applied = new Set(ledger.map((r) => r.version));
-      const checksums = new Map(migrations.filter((m) => applied.has(m.version)).map((m) => [m.version, loadScript(m.forward).checksum]));
+      const checksums = forwardChecksums(migrations, applied);
       return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
     });
   }
@@ -308,7 +311,11 @@ export class Migrator {
   /** The highest applied version, 0 when none. Read-only; does not read the files. */
   async version(): Promise<number> {
     const target = parseTarget(this.config.url, this.config.cwd);
-    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => currentVersion(await driver.readLedger()));
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+      const ledger = await driver.readLedger();
+      assertNotDirty(ledger);
+      return currentVersion(ledger);
+    });
   }
 
   /**
@@ -385,7 +392,7 @@ export class Migrator {
    */
   async sql(options: SqlOptions = {}): Promise<string> {
     const { migrations, target } = this.migrations();
-    const scripts = options.rollback ? new Map<number, Script>() : new Map(migrations.map((m) => [m.version, loadScript(m.forward)]));
+    const checksums = options.rollback ? new Map<number, string>() : forwardChecksums(migrations);
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
       const base = { database: driver.description, from: currentVersion(ledger), generatedAt: new Date() };
@@ -394,8 +401,8 @@ export class Migrator {
         const steps = planRollback(migrations, ledger, options);
         plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], scripts: steps.map((step) => loadScript(step.migration.rollback)) };
       } else {
-        const migration = this.planMigration(migrations, scripts, ledger, options);
-        const backfill = migration.backfill.map((m) => driver.shell.updateRow(m.version, { checksum: scripts.get(m.version)!.checksum }));
+        const migration = this.planMigration(migrations, checksums, ledger, options);
+        const backfill = migration.backfill.map((m) => driver.shell.updateRow(m.version, { checksum: checksums.get(m.version)! }));
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
         plan = { ...base, command: 'migrate', to: migration.version, setup, scripts: migration.scripts };
       }

@@ -486,12 +486,12 @@ const CASES = [
   {
     name: 'PostgreSQL: a malformed URL (port 99999)',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:99999' }), code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encode/] }],
+    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:99999' }), code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/] }],
   },
   {
     name: 'PostgreSQL: a password with @ and / not percent-encoded is a malformed URL, and no part of it is shown',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => `postgres://${ROLE}:${PG_PASSWORD}@${ADMIN_URL.host}/${ctx.dbName}`, code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encode/] }],
+    run: [{ args: ['migrate'], url: (ctx) => `postgres://${ROLE}:${PG_PASSWORD}@${ADMIN_URL.host}/${ctx.dbName}`, code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/] }],
   },
   {
     name: 'PostgreSQL: an unknown sslmode',

@@ -1,4 +1,5 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
+import { UsageError } from '../errors.js';
 import type { Dialect, Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
@@ -114,6 +115,8 @@ export interface Driver {
   savedSnapshot(version: number): Promise<string | null>;
 
   close(): Promise<void>;
+  /** The database's own errors that mean "you may not" (privileges, read-only files) as a TidemarkError with the fix; others unchanged. */
+  explain(error: unknown): unknown;
 }
 
 /**
@@ -140,6 +143,18 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
   };
 }
 
+/**
+ * A table that merely shares the ledger's name (another tool's, an application's) must never be
+ * adopted and altered: it needs at least the legacy columns version and migration_name.
+ */
+export function assertLedgerLayout(table: string, columns: Set<string> | null): void {
+  const missing = ['version', 'migration_name'].filter((c) => columns && !columns.has(c));
+  if (missing.length === 0) return;
+  throw new UsageError(`the table ${table} is not a migration ledger: it has no ${missing.join(' or ')} column`, {
+    hint: 'if another tool owns that table, give tidemark its own with --table (e.g. --table tidemark_versions); nothing was changed',
+  });
+}
+
 /** Columns tidemark adds to a legacy ledger. */
 export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty'] as const;
 
@@ -154,9 +169,15 @@ export function ledgerQuery(table: string, columns: Set<string>, expressions: Pa
 }
 
 /** A row of ledgerQuery() as tidemark works with it. */
-export function toLedgerRow(r: Record<string, unknown>): LedgerRow {
+export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRow {
+  const version = Number(r.version);
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new UsageError(`the ledger table ${table} holds a version that is not a whole number: ${JSON.stringify(r.version)}`, {
+      hint: `fix or delete that row by hand (versions are the numbers at the start of the migration file names), or point --table at tidemark's ledger`,
+    });
+  }
   return {
-    version: Number(r.version),
+    version,
     name: String(r.migration_name),
     appliedAt: r.applied_at == null ? null : String(r.applied_at),
     checksum: (r.checksum as string | null) ?? null,

@@ -13,6 +13,7 @@ import {
   stepRecords,
   toHistoryRow,
   toLedgerRow,
+  assertLedgerLayout,
   type Driver,
   type HistoryEntry,
   type HistoryRow,
@@ -21,7 +22,7 @@ import {
   type ShellSql,
   type Step,
 } from './driver.js';
-import { locate, sourceExcerpt } from '../source.js';
+import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
 import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot } from './postgres-schema.js';
 
@@ -51,7 +52,12 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
   let user: string;
   try {
     // Query before reserve(): postgres.js 3.4 never resolves reserve() on a fresh pool when fetch_types is off.
-    [{ user }] = (await pool`select current_user as user`) as unknown as [{ user: string }];
+    // PostgreSQL 14+ also checks the client socket while a statement runs, so a runner killed mid-migration
+    // (kill -9) has its statement cancelled, its transaction rolled back and its lock freed within a second.
+    [{ user }] = (await pool`
+      select current_user as user,
+             case when current_setting('server_version_num')::int >= 140000
+                  then set_config('client_connection_check_interval', '1000', false) end as checking`) as unknown as [{ user: string }];
     session = await pool.reserve();
   } catch (error) {
     await pool.end({ timeout: 0 }).catch(() => {});
@@ -142,7 +148,9 @@ class PostgresDriver implements Driver {
     const rows = await this.session`
       select a.attname as name from pg_attribute a
       where a.attrelid = to_regclass(${this.ledger}) and a.attnum > 0 and not a.attisdropped`;
-    return rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
+    const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
+    assertLedgerLayout(this.ledger, columns);
+    return columns;
   }
 
   async readLedger(): Promise<LedgerRow[]> {
@@ -151,7 +159,7 @@ class PostgresDriver implements Driver {
     const rows = await this.session.unsafe(
       ledgerQuery(this.ledger, columns, { version: 'version::text', applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` }),
     );
-    return rows.map(toLedgerRow);
+    return rows.map((row) => toLedgerRow(row, this.ledger));
   }
 
   async prepareLedger(): Promise<void> {
@@ -246,17 +254,20 @@ class PostgresDriver implements Driver {
   }
 
   /**
-   * One round trip: BEGIN, the limits, the file, its ledger and history rows and COMMIT go as one
-   * simple-protocol query. The server measures the time, so no second trip is needed to record it.
+   * Two round trips: BEGIN, the limits, the file and its ledger and history rows go as one
+   * simple-protocol query, and COMMIT alone after it. COMMIT must not ride in the same query: a
+   * runner killed meanwhile would leave a server that still finishes the query and commits it.
+   * The server measures the time, so no extra trip is needed to record it.
    */
   async runStep(step: Step): Promise<number | null> {
     const { entry, history } = stepRecords(step, null);
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
-    const tail = `\n;\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}${step.ownTransaction ? ';\ncommit' : ''}`;
+    const tail = `\n;\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}`;
     const started = performance.now();
     await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length });
+    if (step.ownTransaction) await this.commit();
     return Math.round(performance.now() - started);
   }
 
@@ -326,6 +337,14 @@ class PostgresDriver implements Driver {
     return readSavedSnapshot(this.session, this.options.table, version);
   }
 
+  explain(error: unknown): unknown {
+    const e = error as postgres.PostgresError;
+    if (e?.code !== '42501') return error;
+    return new ConnectionError(`${this.description}: ${e.message}`, {
+      hint: `the database user lacks a privilege tidemark needs; have the owner grant it (e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), or connect as the schema's owner`,
+    });
+  }
+
   async close(): Promise<void> {
     this.session.release();
     await this.pool.end({ timeout: 5 });
@@ -364,7 +383,9 @@ function scriptError(error: unknown, script: Script, offset: number): Error {
   const e = error as postgres.PostgresError;
   if (!(e instanceof Error) || !('severity' in e)) return error as Error;
   // Without a position (a timeout, a runtime error) a statement run on its own is still known by its start.
-  const at = e.position ? offset + Number(e.position) - 1 : script.noTransaction ? offset : null;
+  // The server counts characters; a negative offset is tidemark's own (ASCII) prefix before the file.
+  const characters = e.position ? Number(e.position) - 1 + Math.min(offset, 0) : 0;
+  const at = e.position ? (characters < 0 ? null : offsetAfterCharacters(script.text, Math.max(offset, 0), characters)) : script.noTransaction ? offset : null;
   // A position outside the file's text is in the statements tidemark wrapped around it.
   const where = at === null || at < 0 || at >= script.text.length ? null : locate(script.text, at);
   const context = where ? sourceExcerpt(script.text, where) : [];

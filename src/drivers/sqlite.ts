@@ -18,6 +18,7 @@ import {
   stepRecords,
   toHistoryRow,
   toLedgerRow,
+  assertLedgerLayout,
   type Driver,
   type HistoryEntry,
   type HistoryRow,
@@ -58,7 +59,24 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
     });
   });
   db.configure('busyTimeout', options.busyTimeoutMs);
+  // SQLite opens lazily: a file that is not a database only shows it at the first read.
+  await new Promise<void>((resolve, reject) => db.get('select count(*) from sqlite_schema', (error) => (error ? reject(error) : resolve()))).catch(
+    async (error: Error & { code?: string }) => {
+      await new Promise((resolve) => db.close(resolve));
+      if (error.code === 'SQLITE_BUSY') throw busyError(options);
+      throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
+        hint: 'DATABASE_URL must name a SQLite database file (or a path where one can be created), not another kind of file',
+      });
+    },
+  );
   return new SqliteDriver(db, options);
+}
+
+/** Another connection held the database's lock for longer than the busy timeout. */
+function busyError(options: SqliteOptions): ConnectionError {
+  return new ConnectionError(`could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection is writing`, {
+    hint: 'wait for the other run (or the application transaction) to finish and try again, or raise --lock-timeout',
+  });
 }
 
 class SqliteDriver implements Driver {
@@ -101,13 +119,15 @@ class SqliteDriver implements Driver {
 
   private async ledgerColumns(): Promise<Set<string> | null> {
     const rows = await this.all<{ name: string }>(`select name from pragma_table_info(?)`, [this.options.table.name]);
-    return rows.length === 0 ? null : new Set(rows.map((r) => r.name));
+    const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name));
+    assertLedgerLayout(this.ledger, columns);
+    return columns;
   }
 
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
-    return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map(toLedgerRow);
+    return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map((row) => toLedgerRow(row, this.ledger));
   }
 
   /** Under BEGIN IMMEDIATE, so two runners starting at once cannot both create the tables. */
@@ -163,7 +183,12 @@ class SqliteDriver implements Driver {
 
   /** IMMEDIATE takes the write lock up front, so two runners never both read "pending" and then race. */
   async begin(): Promise<void> {
-    await this.exec('begin immediate');
+    try {
+      await this.exec('begin immediate');
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+      throw busyError(this.options);
+    }
   }
 
   async commit(): Promise<void> {
@@ -193,6 +218,23 @@ class SqliteDriver implements Driver {
     }
   }
 
+  /**
+   * Inside a transaction the whole file goes to SQLite in one call. Only when it fails is it run
+   * again from a savepoint, statement by statement, to name the failing line; nothing of the first
+   * attempt survives the rollback to the savepoint.
+   */
+  private async runWhole(script: Script): Promise<void> {
+    await this.exec('savepoint tidemark_file');
+    try {
+      await this.exec(script.text);
+    } catch (error) {
+      await this.exec('rollback to tidemark_file');
+      await this.runScript(script);
+      throw error;
+    }
+    await this.exec('release tidemark_file');
+  }
+
   /** In-process, so round trips cost nothing: the step is plain calls inside BEGIN IMMEDIATE. */
   async runStep(step: Step): Promise<number | null> {
     const { version } = step.script.file;
@@ -202,11 +244,11 @@ class SqliteDriver implements Driver {
       return null;
     }
     const started = performance.now();
-    await this.runScript(step.script);
+    await this.runWhole(step.script);
     const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
-    await (step.action === 'up' ? this.insertRow(entry) : this.deleteRow(version));
-    await this.appendHistory(history);
-    if (step.ownTransaction) await this.commit();
+    // The records and the commit in one call into SQLite's worker thread instead of three.
+    const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry) : this.deleteRowSql(version);
+    await this.exec([ledgerWrite, this.historySql(history), ...(step.ownTransaction ? ['commit'] : [])].join(';\n'));
     return history.executionMs;
   }
 
@@ -272,6 +314,14 @@ class SqliteDriver implements Driver {
 
   savedSnapshot(version: number): Promise<string | null> {
     return readSavedSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version);
+  }
+
+  explain(error: unknown): unknown {
+    const code = (error as { code?: string })?.code;
+    if (code !== 'SQLITE_READONLY' && code !== 'SQLITE_PERM' && code !== 'SQLITE_CANTOPEN') return error;
+    return new ConnectionError(`${this.description}: ${(error as Error).message}`, {
+      hint: 'tidemark needs to write the database file and create files beside it (the journal): check the permissions of the file and its folder',
+    });
   }
 
   close(): Promise<void> {
