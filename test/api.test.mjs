@@ -25,6 +25,10 @@ for (const dialect of DIALECTS) {
     assert.equal(all.at(-1), 'summary');
     assert.equal(await ledgerVersions(ctx.db), versions);
 
+    const report = await migrator.verify();
+    assert.ok(report.ok, JSON.stringify(report.findings));
+    assert.is(report.version, top);
+
     const status = await migrator.status();
     assert.equal(status.entries.map((e) => e.state), versions.map(() => 'applied'));
     assert.equal(await migrator.rollback({ steps: 2 }), { reverted: 2, version: versions.at(-3) });

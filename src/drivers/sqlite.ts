@@ -74,7 +74,7 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
 
 /** Another connection held the database's lock for longer than the busy timeout. */
 function busyError(options: SqliteOptions): ConnectionError {
-  return new ConnectionError(`could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection is writing`, {
+  return new ConnectionError(`could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection holds its write lock`, {
     hint: 'wait for the other run (or the application transaction) to finish and try again, or raise --lock-timeout',
   });
 }
