@@ -26,8 +26,8 @@ export async function readSqliteSnapshot(query: SqliteQuery, table: TableName): 
       own,
     );
     const of = (type: string) => objects.filter((o) => o.type === type);
-    const tables = [];
-    for (const t of of('table')) tables.push({ name: t.name, columns: await columns(query, t.name), constraints: await constraints(query, t.name, t.sql) });
+    const pragmas = await readPragmas(query);
+    const tables = of('table').map((t) => ({ name: t.name, columns: columns(pragmas.columns.get(t.name) ?? []), constraints: constraints(pragmas, t.name, t.sql) }));
     return normalizeSnapshot({
       tables,
       indexes: of('index').map((i) => indexOf(i.name, i.table, i.sql)),
@@ -46,8 +46,37 @@ function withoutHeader(sql: string, header: RegExp): string {
   return normalizeSql(sql).replace(header, '');
 }
 
-async function columns(query: SqliteQuery, table: string): Promise<Column[]> {
-  const rows = await query(`select name, type, "notnull" as not_null, dflt_value, hidden from pragma_table_xinfo(?) where hidden <> 1 order by cid`, [table]);
+/** Each pragma's rows for every table, by table name. */
+interface Pragmas {
+  columns: Map<string, Row[]>;
+  keys: Map<string, Row[]>;
+  uniques: Map<string, Row[]>;
+  references: Map<string, Row[]>;
+}
+
+/** Every pragma read once for all tables (joined with sqlite_schema), not once per table: 4 queries, not 4 per table. */
+async function readPragmas(query: SqliteQuery): Promise<Pragmas> {
+  const perTable = async (select: string, from: string, order: string) =>
+    groupBy(await query(`select m.name as tbl, ${select} from sqlite_schema m ${from} where m.type = 'table' order by m.name, ${order}`));
+  return {
+    columns: await perTable(`p.name, p.type, p."notnull" as not_null, p.dflt_value, p.hidden`, `join pragma_table_xinfo(m.name) p on p.hidden <> 1`, 'p.cid'),
+    keys: await perTable('p.name', 'join pragma_table_info(m.name) p on p.pk > 0', 'p.pk'),
+    uniques: await perTable('l.name as index_name, i.name', `join pragma_index_list(m.name) l on l.origin = 'u' join pragma_index_info(l.name) i`, 'l.seq, i.seqno'),
+    references: await perTable('f.id, f."table", f."from", f."to", f.on_update, f.on_delete', 'join pragma_foreign_key_list(m.name) f', 'f.id, f.seq'),
+  };
+}
+
+function groupBy(rows: Row[]): Map<string, Row[]> {
+  const groups = new Map<string, Row[]>();
+  for (const row of rows) {
+    const group = groups.get(row.tbl);
+    if (group) group.push(row);
+    else groups.set(row.tbl, [row]);
+  }
+  return groups;
+}
+
+function columns(rows: Row[]): Column[] {
   return rows.map((c) => ({
     name: c.name,
     type: normalizeSql(c.type).toLowerCase() || 'untyped',
@@ -57,16 +86,16 @@ async function columns(query: SqliteQuery, table: string): Promise<Column[]> {
   }));
 }
 
-async function constraints(query: SqliteQuery, table: string, sql: string): Promise<Constraint[]> {
+function constraints(pragmas: Pragmas, table: string, sql: string): Constraint[] {
   const list = (names: string[]) => `(${names.join(', ')})`;
   const found: Constraint[] = [];
-  const keyColumns = await query(`select name from pragma_table_info(?) where pk > 0 order by pk`, [table]);
+  const keyColumns = pragmas.keys.get(table) ?? [];
   if (keyColumns.length > 0) found.push({ kind: 'primary key', name: null, definition: list(keyColumns.map((c) => c.name)) });
-  for (const index of await query(`select name from pragma_index_list(?) where origin = 'u'`, [table])) {
-    const indexed = await query(`select name from pragma_index_info(?) order by seqno`, [index.name]);
-    found.push({ kind: 'unique', name: null, definition: list(indexed.map((c) => c.name)) });
+  const uniques = pragmas.uniques.get(table) ?? [];
+  for (const index of new Set(uniques.map((u) => u.index_name))) {
+    found.push({ kind: 'unique', name: null, definition: list(uniques.filter((u) => u.index_name === index).map((c) => c.name)) });
   }
-  const references = await query(`select id, "table", "from", "to", on_update, on_delete from pragma_foreign_key_list(?) order by id, seq`, [table]);
+  const references = pragmas.references.get(table) ?? [];
   for (const id of new Set(references.map((r) => r.id))) {
     const parts = references.filter((r) => r.id === id);
     const target = parts.every((r) => r.to !== null) ? `${parts[0]!.table}${list(parts.map((r) => r.to))}` : parts[0]!.table;

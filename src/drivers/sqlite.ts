@@ -219,20 +219,18 @@ class SqliteDriver implements Driver {
   }
 
   /**
-   * Inside a transaction the whole file goes to SQLite in one call. Only when it fails is it run
-   * again from a savepoint, statement by statement, to name the failing line; nothing of the first
-   * attempt survives the rollback to the savepoint.
+   * Inside a transaction the whole file goes to SQLite in one call, after a savepoint. Only when it
+   * fails is it run again from the savepoint, statement by statement, to name the failing line;
+   * nothing of the first attempt survives the rollback to the savepoint. The caller releases it.
    */
   private async runWhole(script: Script): Promise<void> {
-    await this.exec('savepoint tidemark_file');
     try {
-      await this.exec(script.text);
+      await this.exec(`savepoint tidemark_file;\n${script.text}`);
     } catch (error) {
       await this.exec('rollback to tidemark_file');
       await this.runScript(script);
       throw error;
     }
-    await this.exec('release tidemark_file');
   }
 
   /** In-process, so round trips cost nothing: the step is plain calls inside BEGIN IMMEDIATE. */
@@ -246,9 +244,9 @@ class SqliteDriver implements Driver {
     const started = performance.now();
     await this.runWhole(step.script);
     const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
-    // The records and the commit in one call into SQLite's worker thread instead of three.
+    // The savepoint's release, the records and the commit in one call into SQLite's worker thread.
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry) : this.deleteRowSql(version);
-    await this.exec([ledgerWrite, this.historySql(history), ...(step.ownTransaction ? ['commit'] : [])].join(';\n'));
+    await this.exec(['release tidemark_file', ledgerWrite, this.historySql(history), ...(step.ownTransaction ? ['commit'] : [])].join(';\n'));
     return history.executionMs;
   }
 
