@@ -364,19 +364,12 @@ async function w1w3(dialect, project) {
   const names = modes.map((m) => baselineName(dialect, m));
   const w1 = ONLY.has('W1') ? series('W1', dialect, names, `apply ${project.count.toLocaleString('en')} one-table migrations`) : null;
   const w3 = ONLY.has('W3') ? series('W3', dialect, names, `rollback --all of ${project.count.toLocaleString('en')}`) : null;
-  const n = project.count;
   for (let run = 0; run < RUNS; run++) {
     const mine = await freshDatabase(dialect, project);
     const theirs = {};
     try {
       for (const m of modes) theirs[m] = await freshDatabase(dialect, project);
-      await settle(dialect);
-      const up = await rotated(run, [
-        ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
-        ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
-      ]);
-      await expectCounts(mine, { tables: n, ledger: n }, 'tidemark migrate');
-      for (const m of modes) await expectCounts(theirs[m], { tables: n }, `${baselineName(dialect, m)}: all`);
+      const up = await applyAll(dialect, project, run, mine, theirs, modes);
       if (w1) record(w1, run, up);
       if (!w3) continue;
       await settle(dialect);
@@ -392,6 +385,18 @@ async function w1w3(dialect, project) {
       for (const db of Object.values(theirs)) await db.drop();
     }
   }
+}
+
+/** `tidemark migrate` and each shell baseline on their fresh databases, in this run's order; every result checked. */
+async function applyAll(dialect, project, run, mine, theirs, modes) {
+  await settle(dialect);
+  const results = await rotated(run, [
+    ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
+    ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
+  ]);
+  await expectCounts(mine, { tables: project.count, ledger: project.count }, 'tidemark migrate');
+  for (const m of modes) await expectCounts(theirs[m], { tables: project.count }, `${baselineName(dialect, m)}: all`);
+  return results;
 }
 
 function record(s, run, results) {
@@ -440,14 +445,7 @@ async function w4(dialect, project) {
     const theirs = {};
     try {
       for (const m of modes) theirs[m] = await freshDatabase(dialect, project);
-      await settle(dialect);
-      const results = await rotated(run, [
-        ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
-        ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
-      ]);
-      await expectCounts(mine, { tables: project.count, ledger: project.count }, 'tidemark migrate');
-      for (const m of modes) await expectCounts(theirs[m], { tables: project.count }, `${baselineName(dialect, m)}: all`);
-      record(s, run, results);
+      record(s, run, await applyAll(dialect, project, run, mine, theirs, modes));
     } finally {
       await mine.drop();
       for (const db of Object.values(theirs)) await db.drop();

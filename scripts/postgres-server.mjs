@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** A free TCP port on 127.0.0.1: for the embedded server, a closed port, or a server that appears later. */
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -189,12 +189,9 @@ export class Migrator {
   private async inOptionalTransaction(driver: Driver, enabled: boolean, work: () => Promise<void>): Promise<void> {
     if (!enabled) return work();
     this.failure = null;
-    await driver.begin();
     try {
-      await work();
-      await driver.commit();
+      await inTransaction(driver, work);
     } catch (error) {
-      await driver.rollback().catch(() => {});
       // The failure's history row was rolled back with everything else: write it again, outside.
       if (this.failure) await recordFailure(driver, this.failure);
       throw error;

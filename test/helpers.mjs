@@ -1,7 +1,6 @@
 // Real databases and a real CLI for the suites: a fresh PostgreSQL database or SQLite file per test,
 // a temporary project folder, and the built CLI run as a child process.
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import sqlite3 from 'sqlite3';
+export { freePort } from '../scripts/postgres-server.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -79,17 +79,6 @@ export function runCliAsync(args, { cwd, env = {} } = {}) {
   });
 }
 
-/** A TCP port nothing listens on (for a closed port, or a server that appears later). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A fresh database of one dialect with a small query interface; close() removes it. */
 export async function freshDatabase(dialect, cwd) {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, writeSql } from './helpers.mjs';
+import { CLI, freePort, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, writeSql } from './helpers.mjs';
 
 const ADMIN_URL = new URL(process.env.TEST_DATABASE_URL);
 const RUNNERS = 16;
@@ -41,6 +41,9 @@ async function poll(what, check, { limitMs = 60_000, everyMs = 200 } = {}) {
 }
 
 /** A project with exactly these migration files and a fresh database of the dialect. */
+/** Version 1 of most projects here: a table to build on, so a test's own migration is version 2. */
+const BASE = { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' };
+
 async function project(dialect, files) {
   const cwd = makeProject(files);
   const db = await freshDatabase(dialect, cwd);
@@ -112,8 +115,7 @@ const crash = suite('kill -9 during a transactional migration');
 crash('PostgreSQL: the lock is released, nothing of the migration stays, a rerun applies everything', async () => {
   const slow = 'CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) VALUES (1);\nSELECT pg_sleep(30);\n';
   const p = await project('postgres', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_slow.sql': slow,
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
@@ -154,8 +156,7 @@ crash('PostgreSQL: the lock is released, nothing of the migration stays, a rerun
 
 crash('SQLite: the hot journal is rolled back, no stale lock, a rerun applies everything', async () => {
   const p = await project('sqlite', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_slow.sql': `CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) VALUES (1);\nINSERT INTO slow_t (a) ${SQLITE_FOREVER};\n`,
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
@@ -196,8 +197,7 @@ for (const dialect of ['postgres', 'sqlite']) {
   dirty(`${dialect}: the version stays dirty, migrate and rollback refuse until force, then migrate works`, async () => {
     const long = dialect === 'postgres' ? 'SELECT pg_sleep(30);' : `INSERT INTO nt_half (a) ${SQLITE_FOREVER};`;
     const p = await project(dialect, {
-      '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-      '001_base_rollback.sql': 'DROP TABLE base;\n',
+      ...BASE,
       '002_nt.sql': `-- tidemark:no-transaction\nCREATE TABLE nt_half (a INTEGER);\n${long}\n`,
       '002_nt_rollback.sql': 'DROP TABLE nt_half;\n',
       '003_after.sql': 'CREATE TABLE after_t (a INTEGER);\n',
@@ -260,8 +260,7 @@ const options = suite('lock timeout, limits, --wait and history');
 
 options('PostgreSQL --lock-timeout: exit 4 naming the holder (pid, user, application, since); the holder finishes', async () => {
   const p = await project('postgres', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_slow.sql': 'SELECT pg_sleep(8);\n',
     '002_slow_rollback.sql': 'SELECT 1;\n',
   });
@@ -286,8 +285,7 @@ options('PostgreSQL --lock-timeout: exit 4 naming the holder (pid, user, applica
 
 options('SQLite --lock-timeout: a runner that cannot get the write lock in time exits 4 with a message', async () => {
   const p = await project('sqlite', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_slow.sql': `CREATE TABLE slow_t (a INTEGER);\nINSERT INTO slow_t (a) ${SQLITE_FOREVER};\n`,
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
@@ -310,8 +308,7 @@ options('SQLite --lock-timeout: a runner that cannot get the write lock in time 
 
 options('PostgreSQL --statement-timeout: a migration that runs too long fails (exit 1) with a hint and leaves nothing', async () => {
   const p = await project('postgres', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_slow.sql': 'CREATE TABLE slow_t (a INTEGER);\nSELECT pg_sleep(5);\n',
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
@@ -336,8 +333,7 @@ options('PostgreSQL --statement-timeout: a migration that runs too long fails (e
 
 options('PostgreSQL --pg-lock-timeout: a migration waiting for a busy table gives up (exit 1) instead of blocking traffic', async () => {
   const p = await project('postgres', {
-    '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-    '001_base_rollback.sql': 'DROP TABLE base;\n',
+    ...BASE,
     '002_widen.sql': 'ALTER TABLE base ADD COLUMN b INTEGER;\n',
     '002_widen_rollback.sql': 'ALTER TABLE base DROP COLUMN b;\n',
   });
@@ -371,20 +367,9 @@ options('PostgreSQL --pg-lock-timeout: a migration waiting for a busy table give
   }
 });
 
-/** A free TCP port on 127.0.0.1. */
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 options('--wait: a server that comes up during the wait is used; one that never does is exit 4 after the wait', async () => {
-  const p = await project('postgres', { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' });
+  const p = await project('postgres', BASE);
   let proxy;
   try {
     const port = await freePort();
@@ -422,8 +407,7 @@ options('--wait: a server that comes up during the wait is used; one that never 
 for (const dialect of ['sqlite', 'postgres']) {
   options(`${dialect}: status --history lists every up, down, force and failed attempt with its error`, async () => {
     const p = await project(dialect, {
-      '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
-      '001_base_rollback.sql': 'DROP TABLE base;\n',
+      ...BASE,
       '002_more.sql': 'CREATE TABLE more_t (a INTEGER);\n',
       '002_more_rollback.sql': 'DROP TABLE more_t;\n',
       '003_broken.sql': 'CREATE TABLE broken (a INTEGER);\nINSERT INTO broken (a) VALUES (nope);\n',
