@@ -114,6 +114,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         dryRun(y)
           .positional('target', { type: 'string', describe: 'highest version to apply' })
           .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
+          .option('allow-out-of-order', { type: 'boolean', describe: 'apply pending versions below the applied version (recorded as up-out-of-order)' })
           .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' }),
       (args) =>
         run(args, async (migrator) => {
@@ -121,6 +122,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             target: wholeNumber(args.target, 'target'),
             dryRun: args['dry-run'],
             allowChanged: args['allow-changed'],
+            allowOutOfOrder: args['allow-out-of-order'],
             singleTransaction: args['single-transaction'],
           });
         }, { changes: true }),
@@ -133,16 +135,23 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .positional('steps', { type: 'string', describe: 'how many migrations to undo (default 1)' })
           .option('to', { type: 'string', describe: 'undo every migration above this version' })
           .option('all', { type: 'boolean', describe: 'undo every applied migration' })
+          .option('use-stored', { type: 'boolean', describe: 'run the rollback stored in the ledger, not a rollback file that differs from it' })
           .conflicts('to', ['all', 'steps'])
           .conflicts('all', 'steps'),
       (args) =>
         run(args, async (migrator) => {
-          await migrator.rollback({ steps: wholeNumber(args.steps, 'steps'), to: wholeNumber(args.to, 'version'), all: args.all, dryRun: args['dry-run'] });
+          await migrator.rollback({
+            steps: wholeNumber(args.steps, 'steps'),
+            to: wholeNumber(args.to, 'version'),
+            all: args.all,
+            useStored: args['use-stored'],
+            dryRun: args['dry-run'],
+          });
         }, { changes: true }),
     )
     .command(
       'status',
-      'list every version: applied, pending, missing file, changed',
+      'list every version: applied, pending, out of order, not in this release, changed',
       (y) => y.option('history', { type: 'boolean', describe: 'list every up, down, force and failed attempt instead' }),
       (args) =>
         run(args, async (migrator, reporter) => {
@@ -189,6 +198,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('rollback', { type: 'string', describe: 'print the rollback script instead: undo the last [steps] (default 1)' })
           .option('to', { type: 'string', describe: 'rollback script: undo every migration above this version' })
           .option('all', { type: 'boolean', describe: 'rollback script: undo every applied migration' })
+          .option('allow-out-of-order', { type: 'boolean', describe: 'as migrate --allow-out-of-order' })
+          .option('use-stored', { type: 'boolean', describe: 'rollback script: as rollback --use-stored' })
           .conflicts('target', ['rollback', 'to', 'all'])
           .conflicts('to', 'all'),
       (args) =>
@@ -199,7 +210,15 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             throw new UsageError('--rollback <steps> cannot be combined with --to or --all', { hint: 'e.g. tidemark sql --rollback 2, or tidemark sql --to 1' });
           }
           const rollback = args.rollback !== undefined || args.to !== undefined || Boolean(args.all);
-          const script = await migrator.sql({ target: wholeNumber(args.target, 'target'), rollback, steps, to: wholeNumber(args.to, 'version'), all: args.all });
+          const script = await migrator.sql({
+            target: wholeNumber(args.target, 'target'),
+            rollback,
+            steps,
+            to: wholeNumber(args.to, 'version'),
+            all: args.all,
+            allowOutOfOrder: args['allow-out-of-order'],
+            useStored: args['use-stored'],
+          });
           reporter.out(args.json ? JSON.stringify({ script }) : script.trimEnd());
         }, { oneDatabase: 'sql' }),
     )

@@ -209,10 +209,28 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Reads a file as tidemark runs and records it: BOM removed, CRLF turned into LF, directives parsed. */
 export function loadScript(file: SqlFile): Script {
-  const text = readMigrationText(file);
+  return scriptFromText(file, readMigrationText(file));
+}
+
+/**
+ * A script from text already read and normalized: a file's, or a rollback stored in the ledger when
+ * its migration was applied (then `file` names where it came from).
+ */
+export function scriptFromText(file: SqlFile, text: string): Script {
   const noTransaction = parseDirectives(file.path, text).has('no-transaction');
   checkMisplacedDirectives(file.path, text);
   return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+}
+
+/** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */
+export interface SourceText {
+  text: string;
+  checksum: string;
+}
+
+export function readSourceText(file: SqlFile): SourceText {
+  const text = readMigrationText(file);
+  return { text, checksum: checksumOf(text) };
 }
 
 /** The checksum alone, without splitting the file into statements: all an applied file needs. */
@@ -220,9 +238,29 @@ export function fileChecksum(file: SqlFile): string {
   return checksumOf(readMigrationText(file));
 }
 
-/** Forward-file checksums of the given versions (all, when no filter): what change detection compares. */
-export function forwardChecksums(migrations: Migration[], only?: Set<number>): Map<number, string> {
-  return new Map(migrations.filter((m) => !only || only.has(m.version)).map((m) => [m.version, fileChecksum(m.forward)]));
+/** Checksums of the forward and rollback files as they are now, by version. */
+export interface Checksums {
+  forward: Map<number, string>;
+  /** Only versions that have a rollback file. */
+  rollback: Map<number, string>;
+}
+
+/** The checksums of the given versions' files (all, when no filter): what change detection compares. */
+export function fileChecksums(migrations: Migration[], only?: Set<number>): Checksums {
+  const chosen = migrations.filter((m) => !only || only.has(m.version));
+  return {
+    forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])),
+    rollback: new Map(chosen.flatMap((m) => (m.rollback ? [[m.version, fileChecksum(m.rollback)] as const] : []))),
+  };
+}
+
+/**
+ * Where a rollback stored in the ledger came from, as a file that is not on disk: its path names
+ * the stored copy, so an error in it reads `stored 004_add_fee_rollback.sql:3: ...`.
+ */
+export function storedRollbackFile(version: number, name: string, versionText: string): SqlFile {
+  const fileName = `${versionText}_${name}_rollback.sql`;
+  return { path: `stored ${fileName}`, fullPath: '', version, versionText, name, kind: 'rollback', dialect: null };
 }
 
 /** The file's text as checksummed and run: UTF-8 (or an error naming the bad byte), no BOM, LF line ends. */

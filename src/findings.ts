@@ -1,7 +1,7 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
-import type { Migration } from './files.js';
-import { currentVersion, dirtyResolution, type LedgerRow } from './plan.js';
+import type { Checksums, Migration } from './files.js';
+import { currentVersion, dirtyResolution, editedFiles, type LedgerRow } from './plan.js';
 import type { Difference } from './schema.js';
 
 /** The checks of `verify`, in the order they are reported. */
@@ -37,8 +37,8 @@ export interface VerifyReport {
 export interface LedgerFacts {
   migrations: Migration[];
   ledger: LedgerRow[];
-  /** The current checksum of each applied version's forward file. */
-  checksums: Map<number, string>;
+  /** The current checksums of each applied version's files. */
+  checksums: Checksums;
   expectedVersion: number | null;
 }
 
@@ -86,27 +86,24 @@ function missingFiles({ migrations, ledger }: LedgerFacts): Finding | null {
   if (orphans.length === 0) return null;
   return {
     check: 'missing-file',
-    message: `${plural(orphans.length, 'applied version has', 'applied versions have')} no migration file`,
-    details: orphans.map((r) => `version ${r.version} (${r.name})`),
-    fix: 'restore the migration files from version control; for an abandoned migration, undo its changes by hand and run `tidemark force <version> --yes` to take it off the ledger',
+    message: `${plural(orphans.length, 'applied version is', 'applied versions are')} not in this release: no migration file`,
+    details: orphans.map((r) => `version ${r.version} (${r.name})${r.rollbackChecksum ? ': its rollback is stored in the ledger' : ''}`),
+    fix:
+      'deploy the release that has the files, or undo them with `tidemark rollback` (it runs the rollback stored in the ledger when the file is gone); ' +
+      'for an abandoned migration with nothing stored, undo its changes by hand and run `tidemark force <version> --yes`',
     versions: orphans.map((r) => r.version),
   };
 }
 
 function changedFiles({ migrations, ledger, checksums }: LedgerFacts): Finding | null {
-  const recorded = new Map(ledger.map((r) => [r.version, r.checksum]));
-  // A null checksum comes from an adopted legacy ledger: unknown, not different.
-  const edited = migrations.filter((m) => {
-    const checksum = recorded.get(m.version);
-    return checksum != null && checksum !== checksums.get(m.version);
-  });
+  const edited = editedFiles(migrations, ledger, checksums);
   if (edited.length === 0) return null;
   return {
     check: 'checksum',
-    message: `${plural(edited.length, 'applied migration was', 'applied migrations were')} edited after it ran`,
-    details: edited.map((m) => `${m.forward.path}: checksum differs from the one recorded when it was applied`),
-    fix: 'restore the files as they were applied (git checkout) and put the change in a new migration (`tidemark create <name>`); for a harmless edit such as a comment, `tidemark migrate --allow-changed` records the new checksum',
-    versions: edited.map((m) => m.version),
+    message: `${plural(edited.length, 'applied migration file was', 'applied migration files were')} edited after the migration ran`,
+    details: edited.map(({ file }) => `${file.path}: checksum differs from the one recorded when ${file.versionText} was applied`),
+    fix: 'restore the files as they were applied (git checkout) and put the change in a new migration (`tidemark create <name>`); for a harmless edit such as a comment, or a fixed rollback file, `tidemark migrate --allow-changed` records the new checksum (and the rollback\'s new text)',
+    versions: [...new Set(edited.map((e) => e.version))],
   };
 }
 

@@ -55,7 +55,7 @@ export function createMigrator(settings: TidemarkSettings = {}, onEvent?: EventL
 export async function assertSchemaVersion(settings: TidemarkSettings & { expected?: number } = {}): Promise<number> {
   const config = loadConfig(settings, settings.cwd ?? process.cwd());
   const report = await new Migrator(config).status();
-  const newestFile = report.entries.filter((e) => e.state !== 'missing-file').reduce((top, e) => Math.max(top, e.version), 0);
+  const newestFile = report.entries.filter((e) => e.state !== 'not-in-release').reduce((top, e) => Math.max(top, e.version), 0);
   assertAtVersion(report.database, report.version, report.entries, settings.expected ?? config.schemaVersion ?? newestFile);
   return report.version;
 }

@@ -5,13 +5,26 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
-import type { Driver, HistoryEntry, HistoryRow, LedgerEntry } from './drivers/driver.js';
+import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange, type Step, type StepSource } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
-import { discover, forwardChecksums, loadScript, validateMigrationName, type Migration, type Script } from './files.js';
+import {
+  discover,
+  fileChecksum,
+  fileChecksums,
+  loadScript,
+  readSourceText,
+  scriptFromText,
+  storedRollbackFile,
+  validateMigrationName,
+  type Checksums,
+  type Migration,
+  type Script,
+} from './files.js';
 import {
   assertNotDirty,
   currentVersion,
   dirtyResolution,
+  notInReleaseWarning,
   planBaseline,
   planForce,
   planMigrate,
@@ -20,7 +33,9 @@ import {
   versionAfterRollback,
   writesLedger,
   type LedgerRow,
+  type Backfill,
   type MigratePlan,
+  type RollbackStep,
   type StatusEntry,
 } from './plan.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
@@ -45,6 +60,8 @@ export interface MigrateOptions {
   target?: number;
   dryRun?: boolean;
   allowChanged?: boolean;
+  /** Apply pending versions below the applied version instead of refusing (exit 2). */
+  allowOutOfOrder?: boolean;
   singleTransaction?: boolean;
 }
 
@@ -52,6 +69,8 @@ export interface RollbackOptions {
   steps?: number;
   to?: number;
   all?: boolean;
+  /** Run the rollback stored in the ledger even where the rollback file exists and differs. */
+  useStored?: boolean;
   dryRun?: boolean;
 }
 
@@ -62,6 +81,8 @@ export interface SqlOptions {
   steps?: number;
   to?: number;
   all?: boolean;
+  allowOutOfOrder?: boolean;
+  useStored?: boolean;
 }
 
 interface Run {
@@ -146,14 +167,13 @@ export class Migrator {
   async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
     const { migrations, target } = this.migrations();
     // Every file is hashed (an edited applied file must be caught); only pending ones are parsed.
-    const checksums = forwardChecksums(migrations);
+    const checksums = fileChecksums(migrations);
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
       const plan = this.planMigration(migrations, checksums, ledger, options);
-      const pendingScripts = plan.scripts;
-      if (options.singleTransaction) assertAllTransactional(pendingScripts);
+      if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
@@ -163,9 +183,9 @@ export class Migrator {
       } else {
         // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
         if (writesLedger(plan)) await driver.prepareLedger();
-        for (const m of plan.backfill) await driver.updateRow(m.version, { checksum: checksums.get(m.version)! });
+        for (const b of plan.backfill) await driver.updateRow(b.migration.version, backfillChange(b, checksums));
         await this.inOptionalTransaction(driver, Boolean(options.singleTransaction), async () => {
-          for (const script of pendingScripts) if (await this.apply(run, script, !options.singleTransaction)) applied++;
+          for (const pending of plan.runs) if (await this.apply(run, pending, !options.singleTransaction)) applied++;
         });
       }
       // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
@@ -176,13 +196,22 @@ export class Migrator {
     });
   }
 
-  /** migrate's plan with the loaded files it runs; warns about migrations that could not be undone. */
-  private planMigration(migrations: Migration[], checksums: Map<number, string>, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { scripts: Script[] } {
+  /**
+   * migrate's plan with the loaded files it runs; warns about migrations that could not be undone
+   * and about applied versions this release does not have (the database is ahead of the code).
+   */
+  private planMigration(migrations: Migration[], checksums: Checksums, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { runs: StepSource[] } {
     const plan = planMigrate(migrations, ledger, checksums, options);
+    const ahead = notInReleaseWarning(plan.notInRelease, migrations);
+    if (ahead) this.emit({ type: 'warning', message: ahead });
     for (const m of plan.pending.filter((m) => !m.rollback)) {
       this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
     }
-    return { ...plan, scripts: plan.pending.map((m) => loadScript(m.forward)) };
+    for (const m of plan.pending.filter((m) => plan.outOfOrder.has(m.version))) {
+      this.emit({ type: 'warning', message: `${m.forward.path} runs out of order, below the applied version ${plan.current} (--allow-out-of-order)` });
+    }
+    const runs = plan.pending.map((m) => ({ script: loadScript(m.forward), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) }));
+    return { ...plan, runs };
   }
 
   /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
@@ -200,19 +229,20 @@ export class Migrator {
 
   private failure: HistoryEntry | null = null;
 
-  private apply(run: Run, script: Script, ownTransaction: boolean): Promise<boolean> {
+  private apply(run: Run, pending: StepSource, ownTransaction: boolean): Promise<boolean> {
     const { driver } = run;
-    const { file } = script;
-    const row = { version: file.version, name: file.name, checksum: script.checksum };
-    return this.step(run, 'up', script, ownTransaction, {
-      before: () => driver.insertRow({ ...row, executionMs: null, dirty: true }),
+    const { file } = pending.script;
+    const step: Step = { action: 'up', ...pending, ownTransaction, recheck: !run.exclusive };
+    return this.step(run, step, {
+      before: () => driver.insertRow({ ...stepRecords(step, null).entry, dirty: true }),
       after: (ms) => driver.updateRow(file.version, { dirty: false, executionMs: ms }),
     });
   }
 
   private revert(run: Run, script: Script, recorded: LedgerRow): Promise<boolean> {
     const { driver } = run;
-    return this.step(run, 'down', script, true, {
+    const step: Step = { action: 'down', script, rollback: null, outOfOrder: false, ownTransaction: true, recheck: !run.exclusive };
+    return this.step(run, step, {
       before: () => driver.updateRow(recorded.version, { dirty: true }),
       after: () => driver.deleteRow(recorded.version),
     });
@@ -223,16 +253,11 @@ export class Migrator {
    * the ledger change commit together or not at all. no-transaction: the ledger row is marked dirty
    * first and cleared after, so a crash stays visible.
    */
-  private async step(
-    run: Run,
-    action: 'up' | 'down',
-    script: Script,
-    ownTransaction: boolean,
-    dirtyRow: { before: () => Promise<void>; after: (ms: number) => Promise<void> },
-  ): Promise<boolean> {
+  private async step(run: Run, step: Step, dirtyRow: { before: () => Promise<void>; after: (ms: number) => Promise<void> }): Promise<boolean> {
     const { driver } = run;
+    const { action, script, ownTransaction } = step;
     const { file } = script;
-    const history = { action, version: file.version, name: file.name, checksum: script.checksum } as const;
+    const { history } = stepRecords(step, null);
     for (const line of script.skipped) this.emit({ type: 'notice', message: line });
     this.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });
     const started = performance.now();
@@ -244,7 +269,7 @@ export class Migrator {
         await driver.runScript(script);
         await dirtyRow.after(elapsed(started));
         await driver.appendHistory({ ...history, outcome: 'ok', executionMs: elapsed(started), error: null });
-      } else if ((await driver.runStep({ action, script, ownTransaction, recheck: !run.exclusive })) === null) {
+      } else if ((await driver.runStep(step)) === null) {
         return false;
       }
     } catch (error) {
@@ -271,14 +296,14 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const steps = planRollback(migrations, ledger, options);
-      const scripts = steps.map((step) => loadScript(step.migration.rollback));
+      const steps = planRollback(migrations, ledger, options, rollbackChecksums(migrations, ledger));
+      const scripts = await this.rollbackScripts(driver, steps);
       const started = performance.now();
       this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
       let reverted = 0;
       for (const [i, step] of steps.entries()) {
-        const m = step.migration;
-        if (dryRun) this.emit({ type: 'reverted', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
+        if (step.note) this.emit({ type: step.note.level, message: step.note.message });
+        if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
         if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
       const version = versionAfterRollback(ledger, steps);
@@ -288,13 +313,31 @@ export class Migrator {
     });
   }
 
-  /** Every version with a file or a ledger row: applied, pending, changed, missing-file or dirty. Read-only. */
+  /**
+   * Each step's script: its rollback file, or the rollback stored in the ledger when the file is not
+   * in this release. Read (and checked) before anything runs, so a bad one changes nothing.
+   */
+  private async rollbackScripts(driver: Driver, steps: RollbackStep[]): Promise<Script[]> {
+    const scripts: Script[] = [];
+    for (const step of steps) {
+      if (step.file) {
+        scripts.push(loadScript(step.file));
+        continue;
+      }
+      const text = await driver.storedRollback(step.version);
+      if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
+      scripts.push(scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text));
+    }
+    return scripts;
+  }
+
+  /** Every version with a file or a ledger row and its state (applied, pending, not in this release, changed, …). Read-only. */
   async status(): Promise<StatusReport> {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
       const applied = new Set(ledger.map((r) => r.version));
-      const checksums = forwardChecksums(migrations, applied);
+      const checksums = fileChecksums(migrations, applied);
       return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
     });
   }
@@ -338,13 +381,13 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
       const plan = planForce(migrations, await driver.readLedger(), version);
-      const added = plan.add.map((m) => loadScript(m.forward));
+      const added = plan.add.map(recordedRow);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
           for (const row of plan.remove) await driver.deleteRow(row.version);
           for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false });
-          for (const s of added) await driver.insertRow(recordedRow(s));
+          for (const entry of added) await driver.insertRow(entry);
           const name = migrations.find((m) => m.version === version)?.name ?? '';
           await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
         });
@@ -369,17 +412,17 @@ export class Migrator {
   async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
-      const recorded = planBaseline(migrations, await driver.readLedger(), version).map((m) => loadScript(m.forward));
+      const recorded = planBaseline(migrations, await driver.readLedger(), version).map(recordedRow);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
           // SQLite has no run-wide lock: check again inside the write lock that the ledger is still empty.
           planBaseline(migrations, await driver.readLedger(), version);
-          for (const s of recorded) await driver.insertRow(recordedRow(s));
-          await driver.appendHistory({ action: 'baseline', version, name: recorded.at(-1)!.file.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+          for (const entry of recorded) await driver.insertRow(entry);
+          await driver.appendHistory({ action: 'baseline', version, name: recorded.at(-1)!.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
         });
       }
-      this.emit({ type: 'baselined', database: driver.description, version, recorded: recorded.map((s) => s.file.version), dryRun: Boolean(options.dryRun) });
+      this.emit({ type: 'baselined', database: driver.description, version, recorded: recorded.map((entry) => entry.version), dryRun: Boolean(options.dryRun) });
     });
   }
 
@@ -389,21 +432,23 @@ export class Migrator {
    */
   async sql(options: SqlOptions = {}): Promise<string> {
     const { migrations, target } = this.migrations();
-    const checksums = options.rollback ? new Map<number, string>() : forwardChecksums(migrations);
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
       const base = { database: driver.description, from: currentVersion(ledger), generatedAt: new Date() };
       let plan: ShellScriptPlan;
       if (options.rollback) {
-        const steps = planRollback(migrations, ledger, options);
-        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], scripts: steps.map((step) => loadScript(step.migration.rollback)) };
+        const steps = planRollback(migrations, ledger, options, rollbackChecksums(migrations, ledger));
+        for (const step of steps) if (step.note) this.emit({ type: step.note.level, message: step.note.message });
+        const scripts = await this.rollbackScripts(driver, steps);
+        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
       } else {
+        const checksums = fileChecksums(migrations);
         const migration = this.planMigration(migrations, checksums, ledger, options);
-        const backfill = migration.backfill.map((m) => driver.shell.updateRow(m.version, { checksum: checksums.get(m.version)! }));
+        const backfill = migration.backfill.map((b) => driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)));
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
-        plan = { ...base, command: 'migrate', to: migration.version, setup, scripts: migration.scripts };
+        plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
       }
-      for (const script of plan.scripts) for (const line of script.skipped) this.emit({ type: 'notice', message: line });
+      for (const { script } of plan.steps) for (const line of script.skipped) this.emit({ type: 'notice', message: line });
       return shellScript(driver.shell, plan);
     });
   }
@@ -435,9 +480,24 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
   }
 }
 
-/** The ledger row of a migration recorded as applied without running it (force, baseline). */
-function recordedRow(script: Script): LedgerEntry {
-  return { version: script.file.version, name: script.file.name, checksum: script.checksum, executionMs: null, dirty: false };
+/** The ledger row of a migration recorded as applied without running it (force, baseline), with its rollback's text. */
+function recordedRow(m: Migration): LedgerEntry {
+  const script = loadScript(m.forward);
+  return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
+}
+
+/** The checksums of the applied versions' rollback files: what the stored copies are compared with. */
+function rollbackChecksums(migrations: Migration[], ledger: LedgerRow[]): Map<number, string> {
+  const applied = new Set(ledger.map((r) => r.version));
+  return new Map(migrations.flatMap((m) => (m.rollback && applied.has(m.version) ? [[m.version, fileChecksum(m.rollback)] as const] : [])));
+}
+
+/** The ledger change a backfill makes: the forward checksum, the rollback file's text, or both. */
+function backfillChange(b: Backfill, checksums: Checksums): RowChange {
+  return {
+    checksum: b.checksum ? checksums.forward.get(b.migration.version) : undefined,
+    rollback: b.rollback ? readSourceText(b.migration.rollback!) : undefined,
+  };
 }
 
 function elapsed(since: number): number {

@@ -1,6 +1,6 @@
 // Pure planning: ledger rows + migration files -> what a command must do. No I/O here.
 import { SchemaVersionError, UsageError } from './errors.js';
-import type { Migration } from './files.js';
+import type { Checksums, Migration, SqlFile } from './files.js';
 
 /** One row of the ledger table, as tidemark reads it (legacy rows have nulls where columns were added). */
 export interface LedgerRow {
@@ -11,9 +11,19 @@ export interface LedgerRow {
   executionMs: number | null;
   appliedBy: string | null;
   dirty: boolean;
+  /** Checksum of the rollback stored with the row when it was applied; null when none was stored. */
+  rollbackChecksum: string | null;
 }
 
-export type VersionState = 'applied' | 'pending' | 'missing-file' | 'changed' | 'dirty';
+/**
+ * `out-of-order`: pending, but below the applied version (a branch merged late). `not-in-release`:
+ * applied, but this release has no file for it (the code was reverted, the database was not).
+ * `rollback-changed`: the rollback file differs from the one stored when the version was applied.
+ */
+export type VersionState = 'applied' | 'pending' | 'out-of-order' | 'not-in-release' | 'changed' | 'rollback-changed' | 'dirty';
+
+/** How an applied version can be undone: by its rollback file, by the copy stored in the ledger, or not at all. */
+export type RollbackSource = 'file' | 'stored' | null;
 
 export interface StatusEntry {
   version: number;
@@ -22,14 +32,15 @@ export interface StatusEntry {
   state: VersionState;
   appliedAt: string | null;
   executionMs: number | null;
-  /** null when the version has no file to judge by. */
-  hasRollback: boolean | null;
+  /** What `rollback` would run to undo it; for a pending version, whether it has a rollback file. */
+  rollback: RollbackSource;
 }
 
-/** `checksums` maps a version to its forward file's current checksum (only needed for applied versions). */
-export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksums: Map<number, string>): StatusEntry[] {
+/** `checksums` holds the current files' checksums (only needed for applied versions). */
+export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums): StatusEntry[] {
   const files = new Map(migrations.map((m) => [m.version, m]));
   const rows = new Map(ledger.map((r) => [r.version, r]));
+  const current = currentVersion(ledger);
   const versions = [...new Set([...files.keys(), ...rows.keys()])].sort((a, b) => a - b);
   return versions.map((version) => {
     const file = files.get(version);
@@ -38,20 +49,26 @@ export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksu
       version,
       versionText: file?.versionText ?? String(version),
       name: file?.name ?? row!.name,
-      state: stateOf(row, file, checksums.get(version)),
+      state: stateOf(version, row, file, checksums, current),
       appliedAt: row?.appliedAt ?? null,
       executionMs: row?.executionMs ?? null,
-      hasRollback: file ? Boolean(file.rollback) : null,
+      rollback: file?.rollback ? 'file' : row?.rollbackChecksum ? 'stored' : null,
     };
   });
 }
 
-function stateOf(row: LedgerRow | undefined, file: Migration | undefined, checksum: string | undefined): VersionState {
-  if (!row) return 'pending';
+function stateOf(version: number, row: LedgerRow | undefined, file: Migration | undefined, checksums: Checksums, current: number): VersionState {
+  if (!row) return version < current ? 'out-of-order' : 'pending';
   if (row.dirty) return 'dirty';
-  if (!file) return 'missing-file';
-  if (row.checksum !== null && checksum !== undefined && row.checksum !== checksum) return 'changed';
+  if (!file) return 'not-in-release';
+  if (differs(row.checksum, checksums.forward.get(version))) return 'changed';
+  if (differs(row.rollbackChecksum, checksums.rollback.get(version))) return 'rollback-changed';
   return 'applied';
+}
+
+/** A recorded checksum against a file's: null (not recorded) or no file is unknown, not different. */
+function differs(recorded: string | null | undefined, now: string | undefined): boolean {
+  return recorded != null && now !== undefined && recorded !== now;
 }
 
 /** The highest applied version, 0 when nothing is applied. */
@@ -83,20 +100,37 @@ function previousVersion(ledger: LedgerRow[], version: number): number {
 export interface MigratePlan {
   /** Pending migrations to apply, in order. */
   pending: Migration[];
-  /** Applied rows adopted from a legacy ledger (no checksum) whose checksum can now be recorded. */
-  backfill: Migration[];
+  /** Pending versions below the applied version, applied because --allow-out-of-order said so. */
+  outOfOrder: Set<number>;
+  /** Applied versions whose ledger row needs the files' checksums (or rollback text) recorded. */
+  backfill: Backfill[];
+  /** Applied versions this release has no file for: the database is ahead of the code. */
+  notInRelease: LedgerRow[];
   current: number;
   /** The version once the pending migrations are applied. */
   version: number;
 }
 
-export interface MigrateOptions {
-  target?: number;
-  /** Versions whose applied file was edited, accepted by `--allow-changed`. */
-  allowChanged?: boolean;
+/**
+ * What to record for an applied version: the forward checksum (a row adopted from a legacy ledger,
+ * or an edit accepted by --allow-changed), and the rollback file's text (none stored yet, or an edit
+ * accepted), so that a later release without the file can still roll it back.
+ */
+export interface Backfill {
+  migration: Migration;
+  checksum: boolean;
+  rollback: boolean;
 }
 
-export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checksums: Map<number, string>, options: MigrateOptions = {}): MigratePlan {
+export interface MigrateOptions {
+  target?: number;
+  /** Versions whose applied file (or rollback file) was edited, accepted by `--allow-changed`. */
+  allowChanged?: boolean;
+  /** Apply pending versions below the applied version (`--allow-out-of-order`). */
+  allowOutOfOrder?: boolean;
+}
+
+export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums, options: MigrateOptions = {}): MigratePlan {
   assertNotDirty(ledger);
   const applied = new Map(ledger.map((r) => [r.version, r]));
   const current = currentVersion(ledger);
@@ -106,30 +140,74 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
       hint: `migrate only moves forward; run \`tidemark rollback --to ${target}\` to go back`,
     });
   }
-  if (!options.allowChanged) {
-    const changed = migrations.filter((m) => {
-      const row = applied.get(m.version);
-      return row?.checksum != null && row.checksum !== checksums.get(m.version);
+  const edits = editedFiles(migrations, ledger, checksums);
+  if (!options.allowChanged && edits.length > 0) {
+    throw new UsageError(`${edits.length === 1 ? 'an applied migration file was' : `${edits.length} applied migration files were`} edited after the migration ran`, {
+      context: edits.map(({ file }) => `${file.path}: checksum differs from the one recorded when ${file.versionText} was applied`),
+      hint:
+        'restore the files as they were applied and put the change in a new migration (`tidemark create <name>`), ' +
+        'or pass --allow-changed to record the new checksums (for an edited rollback file: its new text, which a later rollback runs)',
     });
-    if (changed.length > 0) {
-      throw new UsageError(`${changed.length === 1 ? 'an applied migration was' : `${changed.length} applied migrations were`} edited after it ran`, {
-        context: changed.map((m) => `${m.forward.path}: checksum differs from the one recorded when it was applied`),
-        hint: 'restore the files as they were applied and put the change in a new migration (`tidemark create <name>`), or pass --allow-changed to record the new checksums',
-      });
-    }
   }
   const pending = migrations.filter((m) => !applied.has(m.version) && (target === undefined || m.version <= target));
   const late = pending.filter((m) => m.version < current);
-  if (late.length > 0) {
-    throw new UsageError(`${late.map((m) => m.forward.path).join(', ')}: version ${late[0]!.version} is older than the applied version ${current}`, {
-      hint: `give the file a version above ${current} (rename it) so it runs in order`,
-    });
-  }
-  const backfill = migrations.filter((m) => {
+  if (late.length > 0 && !options.allowOutOfOrder) throw outOfOrderError(late, current);
+  const backfill = migrations.flatMap((m): Backfill[] => {
     const row = applied.get(m.version);
-    return row !== undefined && (row.checksum === null || (options.allowChanged && row.checksum !== checksums.get(m.version)));
+    if (!row) return [];
+    const accept = (recorded: string | null, now: string | undefined) => now !== undefined && (recorded === null || (Boolean(options.allowChanged) && recorded !== now));
+    const entry = { migration: m, checksum: accept(row.checksum, checksums.forward.get(m.version)), rollback: accept(row.rollbackChecksum, checksums.rollback.get(m.version)) };
+    return entry.checksum || entry.rollback ? [entry] : [];
   });
-  return { pending, backfill, current, version: Math.max(current, ...pending.map((m) => m.version)) };
+  const files = new Set(migrations.map((m) => m.version));
+  return {
+    pending,
+    outOfOrder: new Set(late.map((m) => m.version)),
+    backfill,
+    notInRelease: ledger.filter((r) => !files.has(r.version)),
+    current,
+    version: Math.max(current, ...pending.map((m) => m.version)),
+  };
+}
+
+/** Applied versions' forward and rollback files that differ from what was recorded when they ran. */
+export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums): { version: number; file: SqlFile }[] {
+  const applied = new Map(ledger.map((r) => [r.version, r]));
+  return migrations.flatMap((m) => {
+    const row = applied.get(m.version);
+    if (!row) return [];
+    const edited = [];
+    if (differs(row.checksum, checksums.forward.get(m.version))) edited.push({ version: m.version, file: m.forward });
+    if (m.rollback && differs(row.rollbackChecksum, checksums.rollback.get(m.version))) edited.push({ version: m.version, file: m.rollback });
+    return edited;
+  });
+}
+
+/** Never applied silently, never skipped silently: the person chooses. */
+function outOfOrderError(late: Migration[], current: number): UsageError {
+  const [first] = late;
+  const versions = late.map((m) => m.version).join(', ');
+  return new UsageError(`${late.length === 1 ? `version ${versions} is` : `versions ${versions} are`} pending but below the applied version ${current}: out of order (a migration added after later ones ran)`, {
+    context: late.map((m) => `${m.forward.path}: not applied, while version ${current} is`),
+    hint:
+      `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- --allow-out-of-order; the history records it as up-out-of-order), ` +
+      `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ${current} (e.g. ${String(current + 1).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ${late.length === 1 ? 'it runs' : 'they run'} in order`,
+  });
+}
+
+/** The warning for a release that lacks files of applied versions: what the database is ahead by, and the way back. */
+export function notInReleaseWarning(rows: LedgerRow[], migrations: Migration[]): string | null {
+  if (rows.length === 0) return null;
+  const newestFile = migrations.reduce((top, m) => Math.max(top, m.version), 0);
+  const list = rows.map((r) => `${r.version} (${r.name})`).join(', ');
+  const subject = rows.length === 1 ? `version ${list} is` : `versions ${list} are`;
+  if (rows.some((r) => r.version < newestFile)) {
+    return `${subject} applied but this release has no file for ${rows.length === 1 ? 'it' : 'them'}; restore the files from version control (see \`tidemark status\`)`;
+  }
+  return (
+    `${subject} applied but not in this release: the database is ahead of the code (a reverted release?). ` +
+    `To take the database back to this release, run \`npm run migrate:rollback -- --to ${newestFile}\`; it runs the rollback stored in the ledger where the file is gone`
+  );
 }
 
 /** A run with nothing to apply or backfill writes nothing, not even the ledger's tables. */
@@ -141,11 +219,19 @@ export interface RollbackOptions {
   steps?: number;
   to?: number;
   all?: boolean;
+  /** Run the rollback stored in the ledger even where the rollback file exists and differs (`--use-stored`). */
+  useStored?: boolean;
 }
 
 export interface RollbackStep {
-  migration: Migration & { rollback: NonNullable<Migration['rollback']> };
   row: LedgerRow;
+  version: number;
+  versionText: string;
+  name: string;
+  /** The rollback file to run, or null: run the copy stored in the ledger when the version was applied. */
+  file: SqlFile | null;
+  /** Why the stored copy runs, or why the file runs although it differs from it: said before the step. */
+  note: { level: 'notice' | 'warning'; message: string } | null;
 }
 
 /** The version the database is at once the steps are undone. */
@@ -154,8 +240,12 @@ export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[])
   return currentVersion(ledger.filter((r) => !undone.has(r.version)));
 }
 
-/** The applied migrations to undo, newest first; every one must have its rollback file. */
-export function planRollback(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions): RollbackStep[] {
+/**
+ * The applied versions to undo, newest first, each with what undoes it: its rollback file, or the
+ * rollback stored in the ledger when the file is not in this release (the code was reverted).
+ * `rollbackChecksums` holds the current rollback files' checksums.
+ */
+export function planRollback(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions, rollbackChecksums: Map<number, string>): RollbackStep[] {
   assertNotDirty(ledger);
   const newestFirst = [...ledger].sort((a, b) => b.version - a.version);
   let chosen: LedgerRow[];
@@ -168,17 +258,37 @@ export function planRollback(migrations: Migration[], ledger: LedgerRow[], optio
   const steps: RollbackStep[] = [];
   for (const row of chosen) {
     const migration = files.get(row.version);
-    if (!migration) problems.push(`version ${row.version} (${row.name}) is applied but has no migration file in this folder`);
-    else if (!migration.rollback) problems.push(`${migration.forward.path}: no rollback file; write ${migration.versionText}_${migration.name}_rollback.sql`);
-    else steps.push({ migration: migration as RollbackStep['migration'], row });
+    const step = rollbackStep(row, migration, rollbackChecksums.get(row.version), Boolean(options.useStored));
+    if (step) steps.push(step);
+    else if (migration) problems.push(`${migration.forward.path}: no rollback file, and none stored in the ledger; write ${migration.versionText}_${migration.name}_rollback.sql`);
+    else problems.push(`version ${row.version} (${row.name}) is applied, but this release has no file for it and the ledger stored no rollback for it`);
   }
   if (problems.length > 0) {
     throw new UsageError('cannot roll back: nothing was changed', {
       context: problems,
-      hint: 'add the missing rollback files (or restore the migration files) and run the rollback again',
+      hint: 'add the missing rollback files (or restore the migration files from the release that applied them) and run the rollback again',
     });
   }
   return steps;
+}
+
+/** File or stored copy: the file wins unless --use-stored; the stored copy serves when the file is gone. */
+function rollbackStep(row: LedgerRow, migration: Migration | undefined, fileChecksum: string | undefined, useStored: boolean): RollbackStep | null {
+  const base = { row, version: row.version, versionText: migration?.versionText ?? String(row.version), name: migration?.name ?? row.name };
+  const file = migration?.rollback ?? null;
+  const stored = row.rollbackChecksum !== null;
+  const label = `${base.versionText} ${base.name}`;
+  if (!file) {
+    if (!stored) return null;
+    const message = `${label}: its rollback file is not in this release; running the rollback stored in the ledger when it was applied`;
+    return { ...base, file: null, note: { level: 'notice', message } };
+  }
+  if (!stored || row.rollbackChecksum === fileChecksum) return { ...base, file, note: null };
+  if (useStored) {
+    return { ...base, file: null, note: { level: 'notice', message: `${label}: running the rollback stored in the ledger when it was applied (--use-stored), not ${file.path}, which differs from it` } };
+  }
+  const message = `${file.path} differs from the rollback stored in the ledger when ${base.versionText} was applied; running the file (pass --use-stored to run the stored copy)`;
+  return { ...base, file, note: { level: 'warning', message } };
 }
 
 export interface ForcePlan {

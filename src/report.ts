@@ -2,7 +2,7 @@
 import kleur from 'kleur';
 import { TidemarkError } from './errors.js';
 import type { HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
-import type { VersionState } from './plan.js';
+import type { StatusEntry, VersionState } from './plan.js';
 
 export interface ReporterOptions {
   json: boolean;
@@ -12,12 +12,15 @@ export interface ReporterOptions {
   stderr?: NodeJS.WritableStream;
 }
 
-const STATE_COLOUR: Record<VersionState, (text: string) => string> = {
-  applied: kleur.green,
-  pending: kleur.yellow,
-  'missing-file': kleur.red,
-  changed: kleur.red,
-  dirty: kleur.red,
+/** Each state's colour and its words in the status table (`--json` keeps the state's name). */
+const STATES: Record<VersionState, { colour: (text: string) => string; label: string }> = {
+  applied: { colour: kleur.green, label: 'applied' },
+  pending: { colour: kleur.yellow, label: 'pending' },
+  'out-of-order': { colour: kleur.red, label: 'pending, out of order' },
+  'not-in-release': { colour: kleur.yellow, label: 'applied, not in this release' },
+  changed: { colour: kleur.red, label: 'changed' },
+  'rollback-changed': { colour: kleur.red, label: 'rollback file changed' },
+  dirty: { colour: kleur.red, label: 'dirty' },
 };
 
 /** A migration must run this long before the live elapsed-time line appears. */
@@ -168,12 +171,12 @@ export class Reporter {
     const rows = report.entries.map((e) => [
       e.versionText,
       e.name,
-      e.state,
+      STATES[e.state].label,
       e.appliedAt ?? '',
       e.executionMs === null ? '' : `${e.executionMs} ms`,
-      e.hasRollback === false ? 'no rollback file' : '',
+      rollbackNote(e),
     ]);
-    this.table(['version', 'name', 'state', 'applied at', 'took', ''], rows, 2, report.entries.map((e) => STATE_COLOUR[e.state]));
+    this.table(['version', 'name', 'state', 'applied at', 'took', ''], rows, 2, report.entries.map((e) => STATES[e.state].colour));
   }
 
   history(report: HistoryReport): void {
@@ -219,6 +222,12 @@ export class Reporter {
     for (const line of error.details.context ?? []) this.err(`  ${line}`);
     if (error.details.hint) this.err(`${kleur.cyan('hint:')} ${error.details.hint}`);
   }
+}
+
+/** The status table's last column: how the version would be undone, when that is not its rollback file. */
+function rollbackNote(entry: StatusEntry): string {
+  if (entry.rollback === 'stored') return 'rollback stored in the ledger';
+  return entry.rollback === null ? 'no rollback file' : '';
 }
 
 export function formatDuration(ms: number): string {

@@ -1,7 +1,6 @@
 // `tidemark sql`: the script migrate or rollback would run now, for a person to review and run in
 // the database's own shell (psql, sqlite3). Pure assembly: every statement comes from the driver.
-import { stepRecords, type ShellSql } from './drivers/driver.js';
-import type { Script } from './files.js';
+import { stepRecords, type ShellSql, type StepSource } from './drivers/driver.js';
 
 export interface ShellScriptPlan {
   command: 'migrate' | 'rollback';
@@ -12,20 +11,20 @@ export interface ShellScriptPlan {
   generatedAt: Date;
   /** What tidemark runs before the first step: the ledger's DDL, checksums for adopted legacy rows. */
   setup: string[];
-  /** The forward files to apply (migrate) or the rollback files to run (rollback), in order. */
-  scripts: Script[];
+  /** The forward files to apply (migrate) or the rollbacks to run (rollback), in order. */
+  steps: StepSource[];
 }
 
 export function shellScript(shell: ShellSql, plan: ShellScriptPlan): string {
   const action = plan.command === 'migrate' ? 'up' : 'down';
   const sections = [header(shell, plan)];
   if (plan.setup.length > 0) sections.push(['-- the ledger, prepared as tidemark does before its first write', ...plan.setup.map((s) => `${s};`)].join('\n'));
-  for (const script of plan.scripts) sections.push(step(shell, action, script).join('\n'));
+  for (const source of plan.steps) sections.push(step(shell, action, source).join('\n'));
   return `${sections.join('\n\n')}\n`;
 }
 
 function header(shell: ShellSql, plan: ShellScriptPlan): string {
-  const count = plan.scripts.length;
+  const count = plan.steps.length;
   const lines = [
     shell.stopOnError,
     `-- tidemark sql: ${plan.command} ${plan.database} from version ${plan.from} to version ${plan.to}`,
@@ -41,9 +40,10 @@ function header(shell: ShellSql, plan: ShellScriptPlan): string {
  * One file with the ledger statements that record it, as the migrator runs them: inside its own
  * transaction, or (no-transaction) guarded by a dirty row that stays if the script stops halfway.
  */
-function step(shell: ShellSql, action: 'up' | 'down', script: Script): string[] {
+function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): string[] {
+  const { script } = source;
   const { file } = script;
-  const { entry, history } = stepRecords({ action, script, ownTransaction: !script.noTransaction, recheck: false }, null);
+  const { entry, history } = stepRecords({ action, ...source, ownTransaction: !script.noTransaction, recheck: false }, null);
   const heading = `-- ${file.versionText} ${file.name} (${file.path})`;
   const body = runnableText(script);
   const recordHistory = `${shell.appendHistory(history)};`;
@@ -59,7 +59,7 @@ function step(shell: ShellSql, action: 'up' | 'down', script: Script): string[] 
 }
 
 /** The text tidemark runs, closed with a semicolon if its last statement has none, so the next statement stands alone. */
-function runnableText(script: Script): string[] {
+function runnableText(script: StepSource['script']): string[] {
   const text = script.text.trimEnd();
   if (text === '') return [];
   const last = script.statements.at(-1);

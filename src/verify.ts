@@ -5,7 +5,7 @@ import type { Config, Target } from './config.js';
 import type { Driver } from './drivers/driver.js';
 import { createScratch } from './drivers/scratch.js';
 import { ExitCode, TidemarkError } from './errors.js';
-import { forwardChecksums, type Migration } from './files.js';
+import { fileChecksums, type Migration } from './files.js';
 import { driftFinding, ledgerFindings, rebuildObstacle, rollbackFinding, scratchFailure, type Finding, type VerifyReport } from './findings.js';
 import type { EventListener } from './migrator.js';
 import { currentVersion } from './plan.js';
@@ -55,7 +55,7 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
   const expectedVersion = options.expectedVersion ?? ctx.config.schemaVersion;
   const ledger = await driver.readLedger();
   const applied = new Set(ledger.map((r) => r.version));
-  const checksums = forwardChecksums(migrations, applied);
+  const checksums = fileChecksums(migrations, applied);
   const version = currentVersion(ledger);
   const findings: Finding[] = ledgerFindings({ migrations, ledger, checksums, expectedVersion });
 

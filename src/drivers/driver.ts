@@ -1,6 +1,6 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
 import { UsageError } from '../errors.js';
-import type { Dialect, Script } from '../files.js';
+import type { Dialect, Script, SourceText } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
 
@@ -11,12 +11,15 @@ export interface LedgerEntry {
   checksum: string;
   executionMs: number | null;
   dirty: boolean;
+  /** The rollback file's text and checksum when the version was applied: a reverted release can still undo it. */
+  rollback: SourceText | null;
 }
 
 export interface RowChange {
   checksum?: string;
   dirty?: boolean;
   executionMs?: number;
+  rollback?: SourceText;
 }
 
 /** The ledger columns and values a RowChange sets, in a fixed order. */
@@ -25,17 +28,24 @@ export function rowChangeColumns(change: RowChange): [string[], (string | number
     ['checksum', change.checksum],
     ['dirty', change.dirty],
     ['execution_ms', change.executionMs],
+    ['rollback_sql', change.rollback?.text],
+    ['rollback_checksum', change.rollback?.checksum],
   ];
   const set = pairs.filter((pair): pair is [string, string | number | boolean] => pair[1] !== undefined);
   return [set.map(([c]) => c), set.map(([, v]) => v)];
 }
 
-export type HistoryAction = 'up' | 'down' | 'force' | 'baseline';
+/** `up-out-of-order`: a version below the applied one, applied with --allow-out-of-order. */
+export type HistoryAction = 'up' | 'up-out-of-order' | 'down' | 'force' | 'baseline';
 
 /** A transactional migration or rollback: its SQL plus the ledger and history rows that record it. */
 export interface Step {
   action: 'up' | 'down';
   script: Script;
+  /** up: the rollback file's text, recorded with the ledger row; null for down or when there is no rollback file. */
+  rollback: SourceText | null;
+  /** up: applied below the current version by --allow-out-of-order, which its history row records. */
+  outOfOrder: boolean;
   /** Wrap it in its own transaction (false inside --single-transaction's one transaction). */
   ownTransaction: boolean;
   /**
@@ -44,6 +54,9 @@ export interface Step {
    */
   recheck: boolean;
 }
+
+/** What a step runs and records, without how: migrate's pending migrations, `tidemark sql`'s script steps. */
+export type StepSource = Pick<Step, 'script' | 'rollback' | 'outOfOrder'>;
 
 /** One line of the append-only history table. */
 export interface HistoryEntry {
@@ -79,6 +92,8 @@ export interface Driver {
   hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
+  /** The rollback text stored with an applied version's row, or null when none was stored. */
+  storedRollback(version: number): Promise<string | null>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */
   prepareLedger(): Promise<void>;
   /** The DDL prepareLedger() would run now (CREATE TABLE IF NOT EXISTS, or ALTER TABLE); [] when the tables are ready. */
@@ -137,9 +152,10 @@ export interface ShellSql {
 /** The ledger row and history entry that record a finished step. */
 export function stepRecords(step: Step, executionMs: number | null): { entry: LedgerEntry; history: HistoryEntry } {
   const { file } = step.script;
+  const action = step.outOfOrder ? 'up-out-of-order' : step.action;
   return {
-    entry: { version: file.version, name: file.name, checksum: step.script.checksum, executionMs, dirty: false },
-    history: { action: step.action, version: file.version, name: file.name, checksum: step.script.checksum, outcome: 'ok', executionMs, error: null },
+    entry: { version: file.version, name: file.name, checksum: step.script.checksum, executionMs, dirty: false, rollback: step.rollback },
+    history: { action, version: file.version, name: file.name, checksum: step.script.checksum, outcome: 'ok', executionMs, error: null },
   };
 }
 
@@ -155,8 +171,16 @@ export function assertLedgerLayout(table: string, columns: Set<string> | null): 
   });
 }
 
+/** The ledger columns tidemark writes when it records a version, in the order of their values. */
+export const LEDGER_INSERT_COLUMNS = 'version, migration_name, checksum, execution_ms, applied_by, dirty, rollback_sql, rollback_checksum';
+
+/** rollback_sql and rollback_checksum of a row, null when no rollback file was there to store. */
+export function rollbackValues(entry: LedgerEntry): [string | null, string | null] {
+  return [entry.rollback?.text ?? null, entry.rollback?.checksum ?? null];
+}
+
 /** Columns tidemark adds to a legacy ledger. */
-export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty'] as const;
+export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty', 'rollback_checksum', 'rollback_sql'] as const;
 
 /**
  * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.
@@ -164,7 +188,8 @@ export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty']
  */
 export function ledgerQuery(table: string, columns: Set<string>, expressions: Partial<Record<string, string>> = {}): string {
   const read = (column: string, missing = 'null') => `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
-  const list = [read('version'), read('migration_name'), read('applied_at'), read('checksum'), read('execution_ms'), read('applied_by'), read('dirty', '0')];
+  // rollback_sql stays unread: only a rollback that needs it fetches it (storedRollback).
+  const list = [read('version'), read('migration_name'), read('applied_at'), read('checksum'), read('execution_ms'), read('applied_by'), read('dirty', '0'), read('rollback_checksum')];
   return `select ${list.join(', ')} from ${table} order by version`;
 }
 
@@ -184,6 +209,7 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
     executionMs: r.execution_ms == null ? null : Number(r.execution_ms),
     appliedBy: (r.applied_by as string | null) ?? null,
     dirty: Boolean(r.dirty),
+    rollbackChecksum: (r.rollback_checksum as string | null) ?? null,
   };
 }
 

@@ -7,6 +7,8 @@ import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import {
   ADDED_COLUMNS,
+  LEDGER_INSERT_COLUMNS,
+  rollbackValues,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -153,6 +155,13 @@ class PostgresDriver implements Driver {
     return columns;
   }
 
+  async storedRollback(version: number): Promise<string | null> {
+    const columns = await this.ledgerColumns();
+    if (!columns?.has('rollback_sql')) return null;
+    const [row] = await this.session.unsafe(`select rollback_sql from ${this.ledger} where version = $1`, [version]);
+    return (row?.rollback_sql as string | null) ?? null;
+  }
+
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
@@ -180,13 +189,17 @@ class PostgresDriver implements Driver {
         checksum char(64),
         execution_ms integer,
         applied_by text,
-        dirty boolean not null default false)`);
+        dirty boolean not null default false,
+        rollback_checksum char(64),
+        rollback_sql text)`);
     } else {
       const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
         checksum: 'char(64)',
         execution_ms: 'integer',
         applied_by: 'text',
         dirty: 'boolean not null default false',
+        rollback_checksum: 'char(64)',
+        rollback_sql: 'text',
       };
       const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
       if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
@@ -283,8 +296,8 @@ class PostgresDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
-    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty)];
-    return `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (${values.join(', ')})`;
+    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty), ...rollbackValues(entry).map(literal)];
+    return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
   private deleteRowSql(version: number): string {

@@ -12,6 +12,8 @@ import type { Snapshot } from '../schema.js';
 import { readSavedSqliteSnapshot, readSqliteSnapshot, saveSqliteSnapshot } from './sqlite-schema.js';
 import {
   ADDED_COLUMNS,
+  LEDGER_INSERT_COLUMNS,
+  rollbackValues,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -124,6 +126,13 @@ class SqliteDriver implements Driver {
     return columns;
   }
 
+  async storedRollback(version: number): Promise<string | null> {
+    const columns = await this.ledgerColumns();
+    if (!columns?.has('rollback_sql')) return null;
+    const [row] = await this.all<{ rollback_sql: string | null }>(`select rollback_sql from ${this.ledger} where version = ?`, [version]);
+    return row?.rollback_sql ?? null;
+  }
+
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
@@ -155,13 +164,17 @@ class SqliteDriver implements Driver {
         checksum text,
         execution_ms integer,
         applied_by text,
-        dirty integer not null default 0)`);
+        dirty integer not null default 0,
+        rollback_checksum text,
+        rollback_sql text)`);
     } else {
       const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
         checksum: 'text',
         execution_ms: 'integer',
         applied_by: 'text',
         dirty: 'integer not null default 0',
+        rollback_checksum: 'text',
+        rollback_sql: 'text',
       };
       // SQLite adds one column per statement.
       for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c))) statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
@@ -262,8 +275,8 @@ class SqliteDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, appliedBy = this.appliedBy): string {
-    const values = [entry.version, entry.name, entry.checksum, entry.executionMs, appliedBy, entry.dirty].map(literal);
-    return `insert into ${this.ledger} (version, migration_name, checksum, execution_ms, applied_by, dirty) values (${values.join(', ')})`;
+    const values = [entry.version, entry.name, entry.checksum, entry.executionMs, appliedBy, entry.dirty, ...rollbackValues(entry)].map(literal);
+    return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
   private deleteRowSql(version: number): string {
