@@ -101,7 +101,7 @@ function changedFiles({ migrations, ledger, checksums }: LedgerFacts): Finding |
   return {
     check: 'checksum',
     message: `${plural(edited.length, 'applied migration file was', 'applied migration files were')} edited after the migration ran`,
-    details: edited.map(({ file }) => `${file.path}: checksum differs from the one recorded when ${file.versionText} was applied`),
+    details: edited.map(({ file, versionText }) => `${file.path}: checksum differs from the one recorded when ${versionText} was applied`),
     fix: 'restore the files as they were applied (git checkout) and put the change in a new migration (`tidemark create <name>`); for a harmless edit such as a comment, or a fixed rollback file, `tidemark migrate --allow-changed` records the new checksum (and the rollback\'s new text)',
     versions: [...new Set(edited.map((e) => e.version))],
   };

@@ -143,7 +143,7 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
   const edits = editedFiles(migrations, ledger, checksums);
   if (!options.allowChanged && edits.length > 0) {
     throw new UsageError(`${edits.length === 1 ? 'an applied migration file was' : `${edits.length} applied migration files were`} edited after the migration ran`, {
-      context: edits.map(({ file }) => `${file.path}: checksum differs from the one recorded when ${file.versionText} was applied`),
+      context: edits.map(({ file, versionText }) => `${file.path}: checksum differs from the one recorded when ${versionText} was applied`),
       hint:
         'restore the files as they were applied and put the change in a new migration (`tidemark create <name>`), ' +
         'or pass --allow-changed to record the new checksums (for an edited rollback file: its new text, which a later rollback runs)',
@@ -171,14 +171,15 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
 }
 
 /** Applied versions' forward and rollback files that differ from what was recorded when they ran. */
-export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums): { version: number; file: SqlFile }[] {
+export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums): { version: number; versionText: string; file: SqlFile }[] {
   const applied = new Map(ledger.map((r) => [r.version, r]));
   return migrations.flatMap((m) => {
     const row = applied.get(m.version);
     if (!row) return [];
     const edited = [];
-    if (differs(row.checksum, checksums.forward.get(m.version))) edited.push({ version: m.version, file: m.forward });
-    if (m.rollback && differs(row.rollbackChecksum, checksums.rollback.get(m.version))) edited.push({ version: m.version, file: m.rollback });
+    const { version, versionText } = m;
+    if (differs(row.checksum, checksums.forward.get(version))) edited.push({ version, versionText, file: m.forward });
+    if (m.rollback && differs(row.rollbackChecksum, checksums.rollback.get(version))) edited.push({ version, versionText, file: m.rollback });
     return edited;
   });
 }

@@ -91,7 +91,7 @@ for (const dialect of DIALECTS) {
     assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
   });
 
-  test('status shows applied, pending, missing-file and changed; version prints the bare number', async () => {
+  test('status shows applied, pending, not in this release and changed; version prints the bare number', async () => {
     let v = ctx.cli('version');
     assert.is(v.code, 0, v.output);
     assert.is(v.stdout, '0\n');
@@ -111,7 +111,7 @@ for (const dialect of DIALECTS) {
     assert.is(s.code, 0, s.output);
     const line = (version) => s.stdout.split('\n').find((l) => l.startsWith(version)) ?? '';
     assert.match(line('001'), /create_users\s+changed/);
-    assert.match(line('2 '), /user_strategies\s+missing-file/);
+    assert.match(line('2 '), /user_strategies\s+applied, not in this release\s+.*rollback stored in the ledger/);
     assert.match(line('003'), /create_trades\s+applied/);
     assert.match(line('005'), /add_orders\s+pending\s+no rollback file/);
     if (dialect === 'sqlite') assert.match(line('004'), /price_cache\s+pending/);
@@ -121,7 +121,7 @@ for (const dialect of DIALECTS) {
     assert.is(json.version, 3);
     assert.equal(
       json.entries.map((e) => `${e.version}:${e.state}`),
-      dialect === 'sqlite' ? ['1:changed', '2:missing-file', '3:applied', '4:pending', '5:pending'] : ['1:changed', '2:missing-file', '3:applied', '5:pending'],
+      dialect === 'sqlite' ? ['1:changed', '2:not-in-release', '3:applied', '4:pending', '5:pending'] : ['1:changed', '2:not-in-release', '3:applied', '5:pending'],
     );
   });
 
@@ -232,7 +232,7 @@ for (const dialect of DIALECTS) {
     assert.match(m.stderr, /005_add_orders\.sql has no rollback file/);
     const r = ctx.cli('rollback', '2');
     assert.is(r.code, 2, r.output);
-    assert.match(r.stderr, /sql\/005_add_orders\.sql: no rollback file; write 005_add_orders_rollback\.sql/);
+    assert.match(r.stderr, /sql\/005_add_orders\.sql: no rollback file, and none stored in the ledger; write 005_add_orders_rollback\.sql/);
     assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5]);
     assert.ok((await ctx.db.tables()).includes('orders'));
   });
@@ -258,10 +258,10 @@ for (const dialect of DIALECTS) {
     writeSql(ctx.cwd, '005_late_branch_rollback.sql', 'DROP TABLE late;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 2, r.output);
-    assert.match(r.stderr, /005_late_branch\.sql: version 5 is older than the applied version 10/);
-    assert.match(r.stderr, /rename/);
+    assert.match(r.stderr, /version 5 is pending but below the applied version 10: out of order/);
+    assert.match(r.stderr, /--allow-out-of-order .*renumber/);
     assert.not.ok((await ctx.db.tables()).includes('late'));
-    assert.match(ctx.cli('status').stdout, /005\s+late_branch\s+pending/);
+    assert.match(ctx.cli('status').stdout, /005\s+late_branch\s+pending, out of order/);
   });
 
   test.run();

@@ -49,6 +49,9 @@ const FORTY_LINES = [
   `INSERT INTO users (id, email) VALUES ('u39', 'u39@example.com') RETURNIN id;`,
 ].join('\n') + '\n';
 
+/** "DROP", then bytes that are not UTF-8 on line 2. */
+const NOT_UTF8 = Buffer.from([0x44, 0x52, 0x4f, 0x50, 0x0a, 0xff, 0xfe, 0x0a]);
+
 const dirtyValue = (ctx) => (ctx.dialect === 'postgres' ? 'true' : '1');
 const markDirty = (ctx) => ctx.db.query(`update schema_version set dirty = ${dirtyValue(ctx)} where version = ${LAST[ctx.dialect].version}`);
 const dirtyRefusal = (ctx) => [
@@ -187,9 +190,17 @@ const CASES = [
     run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_latin1\.sql:3:38: not valid UTF-8 text \(byte 0xE9\)/m, /^hint: save the file as UTF-8/m] }],
   },
   {
-    name: 'non-UTF-8 bytes in a rollback file',
-    files: { '005_ok.sql': 'CREATE TABLE ok (a TEXT);\n', '005_ok_rollback.sql': Buffer.from([0x44, 0x52, 0x4f, 0x50, 0x0a, 0xff, 0xfe, 0x0a]) },
-    setup: (ctx) => expectRun(ctx, ['migrate'], 0),
+    name: 'non-UTF-8 bytes in the rollback file of a pending migration: migrate refuses (its text is stored on apply)',
+    files: { '005_ok.sql': 'CREATE TABLE ok (a TEXT);\n', '005_ok_rollback.sql': NOT_UTF8 },
+    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m] }],
+  },
+  {
+    name: 'non-UTF-8 bytes in a rollback file written after its migration ran',
+    files: { '005_ok.sql': 'CREATE TABLE ok (a TEXT);\n', '005_ok_rollback.sql': 'DROP TABLE ok;\n' },
+    setup: (ctx) => {
+      expectRun(ctx, ['migrate'], 0);
+      writeSql(ctx.cwd, '005_ok_rollback.sql', NOT_UTF8);
+    },
     run: [{ args: ['rollback'], code: 2, stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m] }],
   },
   {
@@ -276,23 +287,24 @@ const CASES = [
     name: 'rolling back a migration that has no rollback file',
     files: { '005_oneway.sql': 'CREATE TABLE oneway (a INTEGER);\n' },
     setup: (ctx) => expectRun(ctx, ['migrate'], 0),
-    run: [{ args: ['rollback'], code: 2, stderr: [/^error: cannot roll back: nothing was changed/m, /sql\/005_oneway\.sql: no rollback file; write 005_oneway_rollback\.sql/] }],
+    run: [{ args: ['rollback'], code: 2, stderr: [/^error: cannot roll back: nothing was changed/m, /sql\/005_oneway\.sql: no rollback file, and none stored in the ledger; write 005_oneway_rollback\.sql/] }],
   },
   {
-    name: 'rolling back a migration whose files are gone',
+    name: 'rolling back a migration whose files are gone and whose ledger row stored no rollback (applied by hand)',
     files: { '005_gone.sql': 'CREATE TABLE gone (a INTEGER);\n', '005_gone_rollback.sql': 'DROP TABLE gone;\n' },
-    setup: (ctx) => {
+    setup: async (ctx) => {
       expectRun(ctx, ['migrate'], 0);
       removeSql(ctx.cwd, '005_gone.sql');
       removeSql(ctx.cwd, '005_gone_rollback.sql');
+      await ctx.db.query('update schema_version set rollback_sql = null, rollback_checksum = null where version = 5');
     },
-    run: [{ args: ['rollback'], code: 2, stderr: [/version 5 \(gone\) is applied but has no migration file in this folder/] }],
+    run: [{ args: ['rollback'], code: 2, stderr: [/version 5 \(gone\) is applied, but this release has no file for it and the ledger stored no rollback for it/] }],
   },
   {
     name: 'an edited applied file: migrate refuses and names it, status shows it',
     setup: (ctx) => writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + 'CREATE INDEX users_name_idx ON users (display_name);\n'),
     run: [
-      { args: ['migrate'], code: 2, stderr: [/^error: an applied migration was edited after it ran/m, /sql\/001_create_users\.sql: checksum differs/, /--allow-changed/] },
+      { args: ['migrate'], code: 2, stderr: [/^error: an applied migration file was edited after the migration ran/m, /sql\/001_create_users\.sql: checksum differs/, /--allow-changed/] },
       { args: ['status'], code: 0, stdout: [/001\s+create_users\s+changed/] },
     ],
   },
@@ -323,7 +335,7 @@ const CASES = [
       writeSql(ctx.cwd, '007_mid.sql', 'CREATE TABLE mid (a INTEGER);\n');
       writeSql(ctx.cwd, '007_mid_rollback.sql', 'DROP TABLE mid;\n');
     },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/007_mid\.sql: version 7 is older than the applied version 10/m] }],
+    run: [{ args: ['migrate'], code: 2, stderr: [/^error: version 7 is pending but below the applied version 10: out of order/m, /^ {2}sql\/007_mid\.sql: not applied/m, /--allow-out-of-order/, /renumber/] }],
   },
   {
     name: 'a migrate target below the current version',

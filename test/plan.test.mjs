@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checksumOf, discover, normalizeText, parseDirectives, parseFileName } from '../dist/files.js';
-import { planForce, planMigrate, planRollback } from '../dist/plan.js';
+import { planForce, planMigrate, planRollback, planStatus } from '../dist/plan.js';
 
 const files = suite('files');
 
@@ -64,31 +64,63 @@ const m = (version, { rollback = true } = {}) => ({
   forward: { path: `sql/${version}_m${version}.sql` },
   rollback: rollback ? { path: `sql/${version}_m${version}_rollback.sql` } : null,
 });
-const row = (version, extra = {}) => ({ version, name: `m${version}`, appliedAt: null, checksum: `c${version}`, executionMs: 1, appliedBy: null, dirty: false, ...extra });
-const sums = (...versions) => new Map(versions.map((v) => [v, `c${v}`]));
+const row = (version, extra = {}) => ({ version, name: `m${version}`, appliedAt: null, checksum: `c${version}`, executionMs: 1, appliedBy: null, dirty: false, rollbackChecksum: `r${version}`, ...extra });
+/** The files' checksums as planning sees them: forward `c<V>`, rollback `r<V>`, as recorded by row(). */
+const sums = (...versions) => ({ forward: new Map(versions.map((v) => [v, `c${v}`])), rollback: new Map(versions.map((v) => [v, `r${v}`])) });
+const rollbackSums = (...versions) => sums(...versions).rollback;
 
-plan('migrate: pending up to the target; legacy rows are backfilled', () => {
+plan('migrate: pending up to the target; legacy rows get their checksum and rollback text', () => {
   const migrations = [m(1), m(2), m(3)];
-  const p = planMigrate(migrations, [row(1, { checksum: null })], sums(1, 2, 3), { target: 2 });
+  const p = planMigrate(migrations, [row(1, { checksum: null, rollbackChecksum: null })], sums(1, 2, 3), { target: 2 });
   assert.equal(p.pending.map((x) => x.version), [2]);
-  assert.equal(p.backfill.map((x) => x.version), [1]);
+  assert.equal(p.backfill.map((b) => [b.migration.version, b.checksum, b.rollback]), [[1, true, true]]);
   assert.is(p.current, 1);
+  const rollbackOnly = planMigrate(migrations, [row(1, { rollbackChecksum: null })], sums(1, 2, 3), { target: 1 });
+  assert.equal(rollbackOnly.backfill.map((b) => [b.migration.version, b.checksum, b.rollback]), [[1, false, true]]);
 });
 
-plan('migrate: refuses a dirty ledger, an edited file and an out-of-order version', () => {
+plan('migrate: refuses a dirty ledger, an edited forward or rollback file, and an out-of-order version', () => {
   assert.throws(() => planMigrate([m(1)], [row(1, { dirty: true })], sums(1)), /version 1 \(m1\) is dirty/);
-  assert.throws(() => planMigrate([m(1)], [row(1, { checksum: 'old' })], sums(1)), /edited after it ran/);
-  assert.throws(() => planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3)), /version 2 is older than the applied version 3/);
+  assert.throws(() => planMigrate([m(1)], [row(1, { checksum: 'old' })], sums(1)), /edited after the migration ran/);
+  assert.throws(() => planMigrate([m(1)], [row(1, { rollbackChecksum: 'old' })], sums(1)), (e) => /1_m1_rollback\.sql: checksum differs/.test(e.details.context.join('\n')));
+  assert.throws(() => planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3)), /version 2 is pending but below the applied version 3: out of order/);
+});
+
+plan('migrate: --allow-out-of-order applies the late version and marks it; applied versions without files are not in this release', () => {
+  const late = planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3), { allowOutOfOrder: true });
+  assert.equal(late.pending.map((x) => x.version), [2]);
+  assert.equal([...late.outOfOrder], [2]);
+  assert.is(late.version, 3);
+  const reverted = planMigrate([m(1), m(2)], [row(1), row(2), row(3)], sums(1, 2));
+  assert.equal(reverted.pending, []);
+  assert.equal(reverted.notInRelease.map((r) => r.version), [3]);
 });
 
 plan('rollback: steps, --to, --all, newest first; a missing rollback file stops the whole plan', () => {
   const migrations = [m(1), m(2), m(3)];
   const ledger = [row(1), row(2), row(3)];
-  assert.equal(planRollback(migrations, ledger, {}).map((s) => s.row.version), [3]);
-  assert.equal(planRollback(migrations, ledger, { steps: 2 }).map((s) => s.row.version), [3, 2]);
-  assert.equal(planRollback(migrations, ledger, { to: 1 }).map((s) => s.row.version), [3, 2]);
-  assert.equal(planRollback(migrations, ledger, { all: true }).map((s) => s.row.version), [3, 2, 1]);
-  assert.throws(() => planRollback([m(1), m(2, { rollback: false }), m(3)], ledger, { steps: 2 }), /cannot roll back: nothing was changed/);
+  const now = rollbackSums(1, 2, 3);
+  assert.equal(planRollback(migrations, ledger, {}, now).map((s) => s.row.version), [3]);
+  assert.equal(planRollback(migrations, ledger, { steps: 2 }, now).map((s) => s.row.version), [3, 2]);
+  assert.equal(planRollback(migrations, ledger, { to: 1 }, now).map((s) => s.row.version), [3, 2]);
+  assert.equal(planRollback(migrations, ledger, { all: true }, now).map((s) => s.row.version), [3, 2, 1]);
+  const unstored = [row(1), row(2, { rollbackChecksum: null }), row(3)];
+  assert.throws(() => planRollback([m(1), m(2, { rollback: false }), m(3)], unstored, { steps: 2 }, now), /cannot roll back: nothing was changed/);
+});
+
+plan('rollback: the file when it matches; the stored copy when the file is gone; a differing file runs with a warning unless useStored', () => {
+  const ledger = [row(1), row(2), row(3)];
+  const source = (steps) => steps.map((s) => `${s.version}:${s.file ? 'file' : 'stored'}:${s.note?.level ?? '-'}`);
+  assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { all: true }, rollbackSums(1, 2, 3))), ['3:file:-', '2:file:-', '1:file:-']);
+  assert.equal(source(planRollback([m(1), m(2, { rollback: false })], ledger, { all: true }, rollbackSums(1))), ['3:stored:notice', '2:stored:notice', '1:file:-']);
+  const edited = new Map([[1, 'r1'], [2, 'edited'], [3, 'r3']]);
+  assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1 }, edited)), ['3:file:-', '2:file:warning']);
+  assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1, useStored: true }, edited)), ['3:file:-', '2:stored:notice']);
+});
+
+plan('status: out of order, not in this release, rollback file changed', () => {
+  const entries = planStatus([m(1), m(2), m(3), m(4)], [row(1), row(3, { rollbackChecksum: 'old' }), row(5)], sums(1, 2, 3, 4));
+  assert.equal(entries.map((e) => `${e.version}:${e.state}:${e.rollback}`), ['1:applied:file', '2:out-of-order:file', '3:rollback-changed:file', '4:out-of-order:file', '5:not-in-release:stored']);
 });
 
 plan('force: exactly the versions <= V that exist', () => {

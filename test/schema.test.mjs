@@ -96,8 +96,8 @@ const m = (version, { rollback = true } = {}) => ({
   forward: { path: `sql/${String(version).padStart(3, '0')}_m${version}.sql` },
   rollback: rollback ? { path: `sql/${String(version).padStart(3, '0')}_m${version}_rollback.sql` } : null,
 });
-const row = (version, extra = {}) => ({ version, name: `m${version}`, appliedAt: null, checksum: `c${version}`, executionMs: 1, appliedBy: null, dirty: false, ...extra });
-const sums = (...versions) => new Map(versions.map((v) => [v, `c${v}`]));
+const row = (version, extra = {}) => ({ version, name: `m${version}`, appliedAt: null, checksum: `c${version}`, executionMs: 1, appliedBy: null, dirty: false, rollbackChecksum: `r${version}`, ...extra });
+const sums = (...versions) => ({ forward: new Map(versions.map((v) => [v, `c${v}`])), rollback: new Map(versions.map((v) => [v, `r${v}`])) });
 
 findings('a ledger that matches its files has no finding; SCHEMA_VERSION is checked only when set', () => {
   const facts = { migrations: [m(1), m(2)], ledger: [row(1), row(2)], checksums: sums(1, 2), expectedVersion: null };
@@ -111,7 +111,7 @@ findings('a ledger that matches its files has no finding; SCHEMA_VERSION is chec
 findings('each kind of problem is one finding listing its items', () => {
   const facts = {
     migrations: [m(1), m(2, { rollback: false }), m(3), m(4)],
-    ledger: [row(1, { checksum: 'old' }), row(2, { dirty: true }), row(9), row(3, { checksum: null })],
+    ledger: [row(1, { checksum: 'old' }), row(2, { dirty: true }), row(9), row(3, { checksum: null, rollbackChecksum: 'old' })],
     checksums: sums(1, 2, 3),
     expectedVersion: null,
   };
@@ -119,8 +119,8 @@ findings('each kind of problem is one finding listing its items', () => {
     ledgerFindings(facts).map((f) => [f.check, f.versions, f.details]),
     [
       ['pending', [4], ['004 m4']],
-      ['missing-file', [9], ['version 9 (m9)']],
-      ['checksum', [1], ['sql/001_m1.sql: checksum differs from the one recorded when it was applied']],
+      ['missing-file', [9], ['version 9 (m9): its rollback is stored in the ledger']],
+      ['checksum', [1, 3], ['sql/001_m1.sql: checksum differs from the one recorded when 001 was applied', 'sql/003_m3_rollback.sql: checksum differs from the one recorded when 003 was applied']],
       ['dirty', [2], ['version 2 (m2)']],
       ['rollback-file', [2], ['sql/002_m2.sql: write 002_m2_rollback.sql']],
     ],

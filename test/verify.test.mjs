@@ -129,8 +129,8 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 3, r.output);
     const pending = dialect === 'sqlite' ? ['003 create_trades', '004 price_cache', '005 orders'] : ['003 create_trades', '005 orders'];
     assert.match(r.stdout, `✗ ${pending.length} migrations are pending\n${pending.map((p) => `  ${p}`).join('\n')}\n  fix: run \`tidemark migrate\``);
-    assert.match(r.stdout, '✗ 1 applied version has no migration file\n  version 2 (user_strategies)');
-    assert.match(r.stdout, '✗ 1 applied migration was edited after it ran\n  sql/001_create_users.sql: checksum differs');
+    assert.match(r.stdout, '✗ 1 applied version is not in this release: no migration file\n  version 2 (user_strategies): its rollback is stored in the ledger');
+    assert.match(r.stdout, '✗ 1 applied migration file was edited after the migration ran\n  sql/001_create_users.sql: checksum differs');
     assert.match(r.stdout, '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 1 (create_users)');
     assert.match(r.stdout, '✗ 1 migration has no rollback file\n  sql/005_orders.sql: write 005_orders_rollback.sql');
     assert.match(r.stdout, '✓ the schema matches the snapshot recorded after version 2');
