@@ -102,6 +102,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
     .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
     .option('lock-timeout', { type: 'string', describe: 'seconds to wait for another run\'s migration lock (default 60)' })
+    .option('lock', { type: 'string', describe: 'PostgreSQL: how runners keep apart: advisory (default), table (behind PgBouncer in transaction mode) or none' })
+    .option('lock-ttl', { type: 'string', describe: 'PostgreSQL, --lock table: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
     .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })

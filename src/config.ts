@@ -12,6 +12,10 @@ export interface ConfigFlags {
   quiet?: boolean;
   /** Seconds to wait for another runner's lock (PostgreSQL) or write lock (SQLite busy timeout). */
   lockTimeout?: string | number;
+  /** How runners keep apart on PostgreSQL: advisory (default), table or none. */
+  lock?: string;
+  /** Table mode: seconds a lock row lives unless its holder renews it. */
+  lockTtl?: string | number;
   /** Seconds to keep retrying the first connection; true means the default wait. */
   wait?: string | number | boolean;
   /** PostgreSQL statement_timeout for each migration, e.g. 30s, 5min, 500ms. */
@@ -42,6 +46,10 @@ export interface Config {
   json: boolean;
   quiet: boolean;
   lockTimeoutSeconds: number;
+  /** How PostgreSQL runners keep apart (--lock, TIDEMARK_LOCK, "lock"); SQLite ignores it. */
+  lock: LockMode;
+  /** --lock table: seconds the lock row lives unless its holder renews it. */
+  lockTtlSeconds: number;
   /** 0: fail on the first refused connection. */
   waitSeconds: number;
   /** Set (with SET LOCAL) in each PostgreSQL migration; null leaves the server's setting. */
@@ -55,6 +63,14 @@ export interface Config {
   secrets: string[];
 }
 
+/**
+ * advisory: a session advisory lock. table: a row in `<ledger>_lock`, for transaction-mode poolers
+ * (PgBouncer), where a session lock does not hold. none: deploys are serialized some other way.
+ * SQLite ignores it: each step takes the write lock (BEGIN IMMEDIATE) whatever the mode.
+ */
+const LOCK_MODES = ['advisory', 'table', 'none'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+
 export type Target =
   | { dialect: 'sqlite'; file: string; description: string }
   | { dialect: 'postgres'; url: string; description: string };
@@ -64,6 +80,7 @@ interface DatabaseSettings {
   url?: string;
   dir?: string;
   table?: string;
+  lock?: string;
 }
 
 interface ProjectSettings extends DatabaseSettings {
@@ -74,6 +91,7 @@ interface ProjectSettings extends DatabaseSettings {
 const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+const DEFAULT_LOCK_TTL_SECONDS = 30;
 const DEFAULT_WAIT_SECONDS = 60;
 const DEFAULT_LOG = 'logs/migration.log';
 
@@ -102,7 +120,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (named.length > 1 && (flags.url || flags.dir)) {
     throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
   }
-  return named.map(([name, database]) => configFor(name, { ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
+  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
 }
 
 /** Exactly one database: the API's and single-database commands' view. */
@@ -127,6 +145,8 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     json: Boolean(flags.json),
     quiet: Boolean(flags.quiet),
     lockTimeoutSeconds: seconds(flags.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_SECONDS, '--lock-timeout'),
+    lock: lockMode(flags, env, database),
+    lockTtlSeconds: seconds(flags.lockTtl ?? DEFAULT_LOCK_TTL_SECONDS, '--lock-ttl', 1),
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
@@ -185,10 +205,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function seconds(value: string | number, flag: string): number {
+function seconds(value: string | number, flag: string, least = 0): number {
   const text = String(value);
-  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes whole seconds, not "${text}"`, { hint: `e.g. ${flag} 30` });
+  if (!/^\d+$/.test(text) || Number(text) < least) {
+    throw new UsageError(`${flag} takes whole seconds${least > 0 ? ` (at least ${least})` : ''}, not "${text}"`, { hint: `e.g. ${flag} 30` });
+  }
   return Number(text);
+}
+
+/** --lock, else TIDEMARK_LOCK, else "lock" in the project settings, else advisory. */
+function lockMode(flags: ConfigFlags, env: NodeJS.ProcessEnv, database: DatabaseSettings): LockMode {
+  const [source, value] =
+    flags.lock !== undefined ? ['--lock', flags.lock] : env.TIDEMARK_LOCK ? ['TIDEMARK_LOCK', env.TIDEMARK_LOCK] : ['"lock" in the project settings', database.lock ?? 'advisory'];
+  if ((LOCK_MODES as readonly unknown[]).includes(value)) return value as LockMode;
+  throw new UsageError(`${source} must be one of ${LOCK_MODES.join(', ')}, not "${value}"`, {
+    hint: 'advisory (the default) suits direct connections; table suits PgBouncer in transaction mode; none only when deploys are serialized some other way',
+  });
 }
 
 function versionNumber(text: string, name: string): number {

@@ -149,7 +149,8 @@ export class Migrator {
   ): Promise<T> {
     const driver = await connect(target, this.config, { create: access.create, onNotice: (message) => this.emit({ type: 'notice', message }) });
     try {
-      const exclusive = access.lock ? await driver.lock(this.config.lockTimeoutSeconds) : false;
+      const { lock: mode, lockTimeoutSeconds: timeoutSeconds, lockTtlSeconds: ttlSeconds } = this.config;
+      const exclusive = access.lock ? await driver.lock({ mode, timeoutSeconds, ttlSeconds }) : false;
       return await work({ driver, exclusive });
     } catch (error) {
       throw driver.explain(error);
@@ -257,6 +258,8 @@ export class Migrator {
     const { driver } = run;
     const { action, script, ownTransaction } = step;
     const { file } = script;
+    // A run that lost its lock (table mode: another runner took it over) must not start another step.
+    driver.assertLocked();
     const { history } = stepRecords(step, null);
     for (const line of script.skipped) this.emit({ type: 'notice', message: line });
     this.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });

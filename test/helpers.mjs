@@ -6,8 +6,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeF
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import sqlite3 from 'sqlite3';
+import * as assert from 'uvu/assert';
 export { freePort } from '../scripts/postgres-server.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,7 +53,7 @@ export function removeProject(cwd) {
 /** The test runner's environment without any database settings, so a test sets exactly the ones it means. */
 function cleanEnv(env) {
   const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
+    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
   );
   return { ...clean, NO_COLOR: '1', ...env };
 }
@@ -79,6 +81,56 @@ export function runCliAsync(args, { cwd, env = {} } = {}) {
   });
 }
 
+/** runCli as a child process that runs alongside the test (to kill or watch it); `done` resolves with its exit. */
+export function startCli(args, cwd, url, env = {}) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: cleanEnv({ DATABASE_URL: url, ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = { child, stdout: '', stderr: '' };
+  child.stdout.on('data', (d) => (run.stdout += d));
+  child.stderr.on('data', (d) => (run.stderr += d));
+  run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, output: run.stdout + run.stderr })));
+  return run;
+}
+
+/** Waits until check() returns something truthy, checking every `everyMs`; fails after `limitMs`. */
+export async function poll(what, check, { limitMs = 60_000, everyMs = 200 } = {}) {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) assert.unreachable(`gave up after ${limitMs / 1000} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Version 1 of many test projects: a table to build on, so a test's own migration is version 2. */
+export const BASE = { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' };
+
+/** A project with exactly these migration files and a fresh database of the dialect; dispose() removes both. */
+export async function project(dialect, files) {
+  const cwd = makeProject(files);
+  const db = await freshDatabase(dialect, cwd);
+  return { cwd, db, cli: (...args) => runCli(args, { cwd, env: { DATABASE_URL: db.url } }) };
+}
+
+export async function dispose(p) {
+  await p.db.close();
+  removeProject(p.cwd);
+}
+
+/** The pid of the tidemark backend that is running a statement containing `fragment`, or undefined. */
+export async function sleepingBackend(db, fragment) {
+  const [row] = await db.query(
+    `select pid from pg_stat_activity where datname = current_database() and application_name like 'tidemark%' and state = 'active' and pid <> pg_backend_pid() and query like $1`,
+    [`%${fragment}%`],
+  );
+  return row?.pid;
+}
+
+/** Advisory locks held in this database (tidemark's run lock is the only one these tests take). */
+export async function advisoryLocks(db) {
+  const [{ n }] = await db.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`);
+  return n;
+}
 
 /** A fresh database of one dialect with a small query interface; close() removes it. */
 export async function freshDatabase(dialect, cwd) {

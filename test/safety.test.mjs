@@ -2,7 +2,6 @@
 // transactional and during a no-transaction migration, and the lock, timeout, --wait and history
 // options. Runners are real CLI processes started with spawn; waits are polls with generous limits,
 // never timed assertions.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, freePort, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, writeSql } from './helpers.mjs';
+import { BASE, advisoryLocks, dispose, freePort, ledgerVersions, poll, project, sleepingBackend, startCli, writeSql } from './helpers.mjs';
 
 const ADMIN_URL = new URL(process.env.TEST_DATABASE_URL);
 const RUNNERS = 16;
@@ -18,65 +17,15 @@ const MIGRATIONS = 30;
 /** A SQLite statement that runs far longer than any test: it counts to ten billion. */
 const SQLITE_FOREVER = 'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT x FROM c)';
 
-/** The CLI as a child process that runs alongside the test; `done` resolves with its exit. */
-function start(args, cwd, url, env = {}) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL'].includes(k)));
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...clean, NO_COLOR: '1', DATABASE_URL: url, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const run = { child, stdout: '', stderr: '' };
-  child.stdout.on('data', (d) => (run.stdout += d));
-  child.stderr.on('data', (d) => (run.stderr += d));
-  run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, output: run.stdout + run.stderr })));
-  return run;
-}
-
-/** Waits until check() returns something truthy, checking every `everyMs`; fails after `limitMs`. */
-async function poll(what, check, { limitMs = 60_000, everyMs = 200 } = {}) {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) assert.unreachable(`gave up after ${limitMs / 1000} s waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** A project with exactly these migration files and a fresh database of the dialect. */
-/** Version 1 of most projects here: a table to build on, so a test's own migration is version 2. */
-const BASE = { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' };
-
-async function project(dialect, files) {
-  const cwd = makeProject(files);
-  const db = await freshDatabase(dialect, cwd);
-  return { cwd, db, cli: (...args) => runCli(args, { cwd, env: { DATABASE_URL: db.url } }) };
-}
-
-async function dispose(p) {
-  await p.db.close();
-  removeProject(p.cwd);
-}
-
 const pad = (v) => String(v).padStart(3, '0');
-
-/** The sleeping tidemark backend running `fragment`, or undefined. */
-async function sleepingBackend(db, fragment) {
-  const [row] = await db.query(
-    `select pid from pg_stat_activity where datname = current_database() and application_name like 'tidemark%' and state = 'active' and pid <> pg_backend_pid() and query like $1`,
-    [`%${fragment}%`],
-  );
-  return row?.pid;
-}
-
-/** Advisory locks held in this database (tidemark's run lock is the only one these tests take). */
-async function advisoryLocks(db) {
-  const [{ n }] = await db.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`);
-  return n;
-}
 
 const isDirty = (row) => row.dirty === true || Number(row.dirty) === 1;
 
 // ---- 1. many runners at once ---------------------------------------------------------------------
-for (const dialect of ['sqlite', 'postgres']) {
-  const test = suite(`concurrent runners [${dialect}]`);
+// PostgreSQL in both of its locking modes; SQLite's steps take the write lock whatever the mode.
+for (const [dialect, lock] of [['sqlite', null], ['postgres', 'advisory'], ['postgres', 'table']]) {
+  const mode = lock ? ` --lock ${lock}` : '';
+  const test = suite(`concurrent runners [${dialect}${mode}]`);
 
   test(`${RUNNERS} runners started at once on ${MIGRATIONS} pending migrations: each runs exactly once, all exit 0`, async () => {
     const files = { '001_counter.sql': 'CREATE TABLE counter (n INTEGER);\n', '001_counter_rollback.sql': 'DROP TABLE counter;\n' };
@@ -87,10 +36,10 @@ for (const dialect of ['sqlite', 'postgres']) {
     const p = await project(dialect, files);
     try {
       const started = performance.now();
-      const runners = Array.from({ length: RUNNERS }, () => start(['migrate'], p.cwd, p.db.url));
+      const runners = Array.from({ length: RUNNERS }, () => startCli(['migrate', ...(lock ? ['--lock', lock] : [])], p.cwd, p.db.url));
       const results = await Promise.all(runners.map((r) => r.done));
       const wall = performance.now() - started;
-      console.log(`\n  [${dialect}] ${RUNNERS} runners, ${MIGRATIONS} migrations: ${Math.round(wall)} ms wall`);
+      console.log(`\n  [${dialect}${mode}] ${RUNNERS} runners, ${MIGRATIONS} migrations: ${Math.round(wall)} ms wall`);
 
       results.forEach((r, i) => assert.is(r.code, 0, `runner ${i + 1}:\n${r.output}`));
       assert.equal(await ledgerVersions(p.db), Array.from({ length: MIGRATIONS }, (_, i) => i + 1), 'the ledger has exactly one row per migration');
@@ -120,7 +69,7 @@ crash('PostgreSQL: the lock is released, nothing of the migration stays, a rerun
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
   try {
-    const runner = start(['migrate'], p.cwd, p.db.url);
+    const runner = startCli(['migrate'], p.cwd, p.db.url);
     const pid = await poll('the migration to sleep in pg_sleep', () => sleepingBackend(p.db, 'pg_sleep(30)'));
     assert.ok((await advisoryLocks(p.db)) > 0, 'the runner holds its advisory lock while it sleeps');
     runner.child.kill('SIGKILL');
@@ -161,7 +110,7 @@ crash('SQLite: the hot journal is rolled back, no stale lock, a rerun applies ev
     '002_slow_rollback.sql': 'DROP TABLE slow_t;\n',
   });
   try {
-    const runner = start(['migrate'], p.cwd, p.db.url);
+    const runner = startCli(['migrate'], p.cwd, p.db.url);
     // 001 is committed and reported; 002's transaction has written (its journal exists) and is counting.
     await poll('001 to be applied and 002 to be writing', () => /↑ 001 base/.test(runner.stdout) && existsSync(`${p.db.file}-journal`));
     await sleep(500);
@@ -204,7 +153,7 @@ for (const dialect of ['postgres', 'sqlite']) {
       '003_after_rollback.sql': 'DROP TABLE after_t;\n',
     });
     try {
-      const runner = start(['migrate'], p.cwd, p.db.url);
+      const runner = startCli(['migrate'], p.cwd, p.db.url);
       if (dialect === 'postgres') {
         await poll('the no-transaction migration to sleep', () => sleepingBackend(p.db, 'pg_sleep(30)'));
       } else {
@@ -265,7 +214,7 @@ options('PostgreSQL --lock-timeout: exit 4 naming the holder (pid, user, applica
     '002_slow_rollback.sql': 'SELECT 1;\n',
   });
   try {
-    const holder = start(['migrate'], p.cwd, p.db.url);
+    const holder = startCli(['migrate'], p.cwd, p.db.url);
     const pid = await poll('the holder to sleep', () => sleepingBackend(p.db, 'pg_sleep(8)'));
     const r = p.cli('migrate', '--lock-timeout', '1');
     assert.is(r.code, 4, r.output);
@@ -292,7 +241,7 @@ options('SQLite --lock-timeout: a runner that cannot get the write lock in time 
   let holder;
   try {
     assert.is(p.cli('migrate', '1').code, 0);
-    holder = start(['migrate'], p.cwd, p.db.url);
+    holder = startCli(['migrate'], p.cwd, p.db.url);
     await poll('the holder to be inside 002', () => existsSync(`${p.db.file}-journal`));
     const r = p.cli('migrate', '--lock-timeout', '1');
     assert.is(r.code, 4, r.output);
@@ -375,7 +324,7 @@ options('--wait: a server that comes up during the wait is used; one that never 
     const port = await freePort();
     const viaProxy = new URL(p.db.url);
     viaProxy.host = `127.0.0.1:${port}`;
-    const waiting = start(['migrate', '--wait', '60'], p.cwd, viaProxy.toString());
+    const waiting = startCli(['migrate', '--wait', '60'], p.cwd, viaProxy.toString());
     await poll('the runner to say it is waiting', () => /does not answer yet/.test(waiting.stderr), { limitMs: 30_000 });
     // The "database restart" finishes: something now listens on the port and forwards to the server.
     proxy = createServer((client) => {
@@ -392,7 +341,7 @@ options('--wait: a server that comes up during the wait is used; one that never 
 
     const closed = new URL(p.db.url);
     closed.host = `127.0.0.1:${await freePort()}`;
-    const never = await start(['status', '--wait', '2'], p.cwd, closed.toString()).done;
+    const never = await startCli(['status', '--wait', '2'], p.cwd, closed.toString()).done;
     assert.is(never.code, 4, never.output);
     assert.match(never.stderr, /does not answer yet; retrying for up to 2 s/);
     assert.match(never.stderr, /^error: could not connect to postgres:\/\/\S+: connection refused/m);

@@ -1,4 +1,5 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
+import type { LockMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Dialect, Script, SourceText } from '../files.js';
 import type { LedgerRow } from '../plan.js';
@@ -75,6 +76,14 @@ export interface HistoryRow extends HistoryEntry {
   at: string;
 }
 
+/** How a run keeps concurrent runners apart (config.ts LockMode), and how long it waits. */
+export interface LockOptions {
+  mode: LockMode;
+  timeoutSeconds: number;
+  /** Table mode: how long the lock row lives unless renewed. */
+  ttlSeconds: number;
+}
+
 export interface Driver {
   readonly dialect: Dialect;
   /** Where the driver is connected, safe to print: never holds a password. */
@@ -87,7 +96,9 @@ export interface Driver {
    * ConnectionError, exit 4). Returns true when it holds for the whole run; false when the database
    * only serializes single write transactions, so each step must re-check with hasVersion().
    */
-  lock(timeoutSeconds: number): Promise<boolean>;
+  lock(options: LockOptions): Promise<boolean>;
+  /** Throws a ConnectionError (exit 4) when the run's lock is known to be lost; called before each step so none starts without it. */
+  assertLocked(): void;
   /** Whether the ledger (already prepared) has a row for the version, read inside the current transaction. */
   hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */

@@ -10,10 +10,15 @@ type Session = Pick<postgres.Sql, 'unsafe'>;
 
 const quote = (identifier: string) => `"${identifier}"`;
 
-/** Quoted, schema-qualified names of the ledger, its history and the snapshot table. */
-function tidemarkTables(table: TableName): { ledger: string; history: string; snapshots: string } {
+/** Quoted, schema-qualified names of the ledger, its history, the snapshot table and the lock table (--lock table). */
+export function tidemarkTables(table: TableName): { ledger: string; history: string; snapshots: string; lock: string } {
   const qualify = (name: string) => (table.schema ? `${quote(table.schema)}.` : '') + quote(name);
-  return { ledger: qualify(table.name), history: qualify(`${table.name}_history`), snapshots: qualify(`${table.name}_schema`) };
+  return {
+    ledger: qualify(table.name),
+    history: qualify(`${table.name}_history`),
+    snapshots: qualify(`${table.name}_schema`),
+    lock: qualify(`${table.name}_lock`),
+  };
 }
 
 /** Schemas that hold the application's objects, not the system's. */

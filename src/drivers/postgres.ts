@@ -20,12 +20,14 @@ import {
   type HistoryEntry,
   type HistoryRow,
   type LedgerEntry,
+  type LockOptions,
   type RowChange,
   type ShellSql,
   type Step,
 } from './driver.js';
 import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
+import { takeRunLock, type RunLock } from './postgres-lock.js';
 import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot } from './postgres-schema.js';
 
 export interface PostgresOptions {
@@ -37,8 +39,6 @@ export interface PostgresOptions {
 }
 
 const quote = (identifier: string) => `"${identifier}"`;
-/** First key of tidemark's advisory locks ('tm'), so they never collide with an application's one-key locks. */
-const LOCK_NAMESPACE = 0x746d;
 
 /** Connects one reserved session (the one a later lock will live on) and checks it answers. */
 export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
@@ -90,6 +90,7 @@ class PostgresDriver implements Driver {
   readonly description: string;
   private readonly ledger: string;
   private readonly history: string;
+  private runLock: RunLock | undefined;
 
   constructor(
     private readonly pool: postgres.Sql,
@@ -103,42 +104,14 @@ class PostgresDriver implements Driver {
     this.history = schema + quote(`${options.table.name}_history`);
   }
 
-  /**
-   * A session-level advisory lock on this reserved connection, keyed by the ledger's schema-qualified
-   * name so two applications in one database do not wait for each other. Taken inside a transaction
-   * only so that SET LOCAL bounds the wait; the lock itself outlives the commit.
-   */
-  async lock(timeoutSeconds: number): Promise<boolean> {
-    try {
-      await this.session.unsafe(`begin; set local lock_timeout = '${timeoutSeconds}s'; select pg_advisory_lock(${this.lockKeys.join(', ')}); commit`);
-    } catch (error) {
-      await this.session.unsafe('rollback').catch(() => {});
-      if ((error as postgres.PostgresError).code !== '55P03') throw error;
-      const holder = await this.lockHolder();
-      throw new ConnectionError(`could not get the migration lock on ${this.description} within ${timeoutSeconds} s: ${holder.text}`, {
-        hint: `wait for that run to finish and try again, or raise --lock-timeout; if it is stuck, end it with select pg_terminate_backend(${holder.pid ?? '<pid>'})`,
-      });
-    }
+  /** The run lock (--lock), in postgres-lock.ts; none until lock() is called. */
+  async lock(options: LockOptions): Promise<boolean> {
+    this.runLock = await takeRunLock(options, { ...this.options, session: this.session });
     return true;
   }
 
-  /** LOCK_NAMESPACE and hashtext('schema.table'): the two keys of this ledger's advisory lock, as SQL. */
-  private get lockKeys(): [string, string] {
-    const { schema, name } = this.options.table;
-    return [String(LOCK_NAMESPACE), `hashtext(coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}')`];
-  }
-
-  /** Who holds the lock, from pg_stat_activity, for the timeout message. */
-  private async lockHolder(): Promise<{ text: string; pid?: number }> {
-    const [key1, key2] = this.lockKeys;
-    const [holder] = await this.session.unsafe(`
-      select a.pid, a.usename as user, a.application_name as application, coalesce(host(a.client_addr), 'local socket') as client,
-             to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since, round(extract(epoch from now() - a.backend_start)) as seconds
-      from pg_locks l join pg_stat_activity a on a.pid = l.pid
-      where l.locktype = 'advisory' and l.granted and l.classid = ${key1} and l.objid = (${key2})::oid and l.objsubid = 2`);
-    if (!holder) return { text: 'another run held it and has just let go' };
-    const who = `user ${holder.user}, application ${holder.application || '(none)'}, from ${holder.client}`;
-    return { text: `held by pid ${holder.pid} (${who}) since ${holder.since}, ${holder.seconds} s ago`, pid: holder.pid };
+  assertLocked(): void {
+    this.runLock?.assertHeld();
   }
 
   async hasVersion(version: number): Promise<boolean> {
@@ -359,6 +332,7 @@ class PostgresDriver implements Driver {
   }
 
   async close(): Promise<void> {
+    await this.runLock?.release();
     this.session.release();
     await this.pool.end({ timeout: 5 });
   }

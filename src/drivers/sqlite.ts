@@ -109,10 +109,13 @@ class SqliteDriver implements Driver {
     return new Promise((resolve, reject) => this.db.exec(sql, (error) => (error ? reject(error) : resolve())));
   }
 
-  /** SQLite has no session lock: each step's BEGIN IMMEDIATE (with the busy timeout) serializes writers. */
+  /** SQLite has no session lock: in every mode, each step's BEGIN IMMEDIATE (with the busy timeout) serializes writers. */
   async lock(): Promise<boolean> {
     return false;
   }
+
+  /** The write lock is taken and let go by each step: there is no run lock to lose. */
+  assertLocked(): void {}
 
   /** Called only once prepareLedger() has made sure the table exists. */
   async hasVersion(version: number): Promise<boolean> {
