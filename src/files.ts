@@ -248,10 +248,12 @@ export interface Checksums {
 /** The checksums of the given versions' files (all, when no filter): what change detection compares. */
 export function fileChecksums(migrations: Migration[], only?: Set<number>): Checksums {
   const chosen = migrations.filter((m) => !only || only.has(m.version));
-  return {
-    forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])),
-    rollback: new Map(chosen.flatMap((m) => (m.rollback ? [[m.version, fileChecksum(m.rollback)] as const] : []))),
-  };
+  return { forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])), rollback: rollbackChecksums(chosen) };
+}
+
+/** The rollback files' checksums of the given versions (all, when no filter), by version. */
+export function rollbackChecksums(migrations: Migration[], only?: Set<number>): Map<number, string> {
+  return new Map(migrations.flatMap((m) => (m.rollback && (!only || only.has(m.version)) ? [[m.version, fileChecksum(m.rollback)] as const] : [])));
 }
 
 /**

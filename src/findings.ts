@@ -1,7 +1,7 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
 import type { Checksums, Migration } from './files.js';
-import { currentVersion, dirtyResolution, editedFiles, type LedgerRow } from './plan.js';
+import { currentVersion, dirtyResolution, editedFiles, notInRelease, type LedgerRow } from './plan.js';
 import type { Difference } from './schema.js';
 
 /** The checks of `verify`, in the order they are reported. */
@@ -81,8 +81,7 @@ function expectedVersion({ migrations, ledger, expectedVersion: expected }: Ledg
 }
 
 function missingFiles({ migrations, ledger }: LedgerFacts): Finding | null {
-  const files = new Set(migrations.map((m) => m.version));
-  const orphans = ledger.filter((r) => !files.has(r.version));
+  const orphans = notInRelease(migrations, ledger);
   if (orphans.length === 0) return null;
   return {
     check: 'missing-file',

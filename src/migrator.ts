@@ -9,10 +9,10 @@ import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type Ledg
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
 import {
   discover,
-  fileChecksum,
   fileChecksums,
   loadScript,
   readSourceText,
+  rollbackChecksums,
   scriptFromText,
   storedRollbackFile,
   validateMigrationName,
@@ -30,6 +30,7 @@ import {
   planMigrate,
   planRollback,
   planStatus,
+  rowsToRollBack,
   versionAfterRollback,
   writesLedger,
   type LedgerRow,
@@ -299,7 +300,7 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const steps = planRollback(migrations, ledger, options, rollbackChecksums(migrations, ledger));
+      const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
       const scripts = await this.rollbackScripts(driver, steps);
       const started = performance.now();
       this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
@@ -440,7 +441,7 @@ export class Migrator {
       const base = { database: driver.description, from: currentVersion(ledger), generatedAt: new Date() };
       let plan: ShellScriptPlan;
       if (options.rollback) {
-        const steps = planRollback(migrations, ledger, options, rollbackChecksums(migrations, ledger));
+        const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
         for (const step of steps) if (step.note) this.emit({ type: step.note.level, message: step.note.message });
         const scripts = await this.rollbackScripts(driver, steps);
         plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
@@ -489,10 +490,9 @@ function recordedRow(m: Migration): LedgerEntry {
   return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
 }
 
-/** The checksums of the applied versions' rollback files: what the stored copies are compared with. */
-function rollbackChecksums(migrations: Migration[], ledger: LedgerRow[]): Map<number, string> {
-  const applied = new Set(ledger.map((r) => r.version));
-  return new Map(migrations.flatMap((m) => (m.rollback && applied.has(m.version) ? [[m.version, fileChecksum(m.rollback)] as const] : [])));
+/** The checksums of the rollback files of the versions a rollback undoes: what their stored copies are compared with. */
+function undoneRollbackChecksums(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions): Map<number, string> {
+  return rollbackChecksums(migrations, new Set(rowsToRollBack(ledger, options).map((r) => r.version)));
 }
 
 /** The ledger change a backfill makes: the forward checksum, the rollback file's text, or both. */

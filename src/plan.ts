@@ -159,12 +159,11 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
     const entry = { migration: m, checksum: accept(row.checksum, checksums.forward.get(m.version)), rollback: accept(row.rollbackChecksum, checksums.rollback.get(m.version)) };
     return entry.checksum || entry.rollback ? [entry] : [];
   });
-  const files = new Set(migrations.map((m) => m.version));
   return {
     pending,
     outOfOrder: new Set(late.map((m) => m.version)),
     backfill,
-    notInRelease: ledger.filter((r) => !files.has(r.version)),
+    notInRelease: notInRelease(migrations, ledger),
     current,
     version: Math.max(current, ...pending.map((m) => m.version)),
   };
@@ -194,6 +193,12 @@ function outOfOrderError(late: Migration[], current: number): UsageError {
       `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- --allow-out-of-order; the history records it as up-out-of-order), ` +
       `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ${current} (e.g. ${String(current + 1).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ${late.length === 1 ? 'it runs' : 'they run'} in order`,
   });
+}
+
+/** Applied versions this release has no file for (the code was reverted, or files were deleted). */
+export function notInRelease(migrations: Migration[], ledger: LedgerRow[]): LedgerRow[] {
+  const files = new Set(migrations.map((m) => m.version));
+  return ledger.filter((r) => !files.has(r.version));
 }
 
 /** The warning for a release that lacks files of applied versions: what the database is ahead by, and the way back. */
@@ -248,12 +253,7 @@ export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[])
  */
 export function planRollback(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions, rollbackChecksums: Map<number, string>): RollbackStep[] {
   assertNotDirty(ledger);
-  const newestFirst = [...ledger].sort((a, b) => b.version - a.version);
-  let chosen: LedgerRow[];
-  if (options.all) chosen = newestFirst;
-  else if (options.to !== undefined) chosen = newestFirst.filter((r) => r.version > options.to!);
-  else chosen = newestFirst.slice(0, options.steps ?? 1);
-
+  const chosen = rowsToRollBack(ledger, options);
   const files = new Map(migrations.map((m) => [m.version, m]));
   const problems: string[] = [];
   const steps: RollbackStep[] = [];
@@ -271,6 +271,14 @@ export function planRollback(migrations: Migration[], ledger: LedgerRow[], optio
     });
   }
   return steps;
+}
+
+/** The applied rows a rollback undoes, newest first: the last `steps` (default 1), every one above `to`, or `all`. */
+export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): LedgerRow[] {
+  const newestFirst = [...ledger].sort((a, b) => b.version - a.version);
+  if (options.all) return newestFirst;
+  if (options.to !== undefined) return newestFirst.filter((r) => r.version > options.to!);
+  return newestFirst.slice(0, options.steps ?? 1);
 }
 
 /** File or stored copy: the file wins unless --use-stored; the stored copy serves when the file is gone. */

@@ -1,6 +1,7 @@
 // `tidemark sql`: the script migrate or rollback would run now, for a person to review and run in
 // the database's own shell (psql, sqlite3). Pure assembly: every statement comes from the driver.
 import { stepRecords, type ShellSql, type StepSource } from './drivers/driver.js';
+import type { Script } from './files.js';
 
 export interface ShellScriptPlan {
   command: 'migrate' | 'rollback';
@@ -59,7 +60,7 @@ function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): strin
 }
 
 /** The text tidemark runs, closed with a semicolon if its last statement has none, so the next statement stands alone. */
-function runnableText(script: StepSource['script']): string[] {
+function runnableText(script: Script): string[] {
   const text = script.text.trimEnd();
   if (text === '') return [];
   const last = script.statements.at(-1);

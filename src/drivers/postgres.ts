@@ -28,7 +28,7 @@ import {
 import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
 import { takeRunLock, type RunLock } from './postgres-lock.js';
-import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot } from './postgres-schema.js';
+import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot, tidemarkTables } from './postgres-schema.js';
 
 export interface PostgresOptions {
   url: string;
@@ -99,9 +99,7 @@ class PostgresDriver implements Driver {
     readonly appliedBy: string,
   ) {
     this.description = options.description;
-    const schema = options.table.schema ? `${quote(options.table.schema)}.` : '';
-    this.ledger = schema + quote(options.table.name);
-    this.history = schema + quote(`${options.table.name}_history`);
+    ({ ledger: this.ledger, history: this.history } = tidemarkTables(options.table));
   }
 
   /** The run lock (--lock), in postgres-lock.ts; none until lock() is called. */
