@@ -7,6 +7,7 @@ import { loadConfigs, type Config, type ConfigFlags } from './config.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
 import { formatVerifyReport } from './findings.js';
+import type { InitStep } from './init.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
 import { formatSnapshot } from './schema.js';
@@ -88,6 +89,12 @@ async function confirmForce(version: number, yes: boolean | undefined): Promise<
   const answer = await prompt.question(`Make the ledger say version ${version}, without running any SQL? [y/N] `);
   prompt.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('force cancelled; nothing was changed');
+}
+
+function initLines(steps: InitStep[], dryRun: boolean): string[] {
+  const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
+  if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
+  return lines;
 }
 
 const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
@@ -236,6 +243,18 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         }, { oneDatabase: 'create' }),
     )
     .command(
+      'init',
+      'add tidemark to this app: npm scripts, a migrations folder, DATABASE_URL in .env',
+      (y) =>
+        dryRun(y).option('pm2', { type: 'boolean', describe: 'also write ecosystem.config.cjs with a commented pm2 deploy block' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const steps = migrator.init({ pm2: args.pm2, url: (args as GlobalArgs).url, dryRun: args['dry-run'] });
+          if (args.json) reporter.out(JSON.stringify({ steps, dryRun: Boolean(args['dry-run']) }));
+          else for (const line of initLines(steps, Boolean(args['dry-run']))) reporter.out(line);
+        }, { oneDatabase: 'init' }),
+    )
+    .command(
       'verify',
       'check that the database is exactly what the files say; exit 3 on any finding',
       (y) => y.option('rollbacks', { type: 'boolean', describe: 'also prove on a scratch database that every rollback undoes its migration' }),
@@ -257,7 +276,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? JSON.stringify(snapshot) : formatSnapshot(snapshot));
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, verify or schema')
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify or schema')
     .strict()
     .fail((message, error) => {
       if (error) throw error;

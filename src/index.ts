@@ -10,6 +10,7 @@ export type { MigratorEvent, MigratorEvents, EventListener, MigrateOptions, Roll
 export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';
+export type { InitOptions, InitStep } from './init.js';
 export type { VerifyReport, Finding, CheckName } from './findings.js';
 export type { Snapshot, Difference, Table, Column, Constraint, Index, View, Trigger, EnumType, Sequence, Routine } from './schema.js';
 export { diffSnapshots, formatSnapshot } from './schema.js';

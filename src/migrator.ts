@@ -39,6 +39,7 @@ import {
   type RollbackStep,
   type StatusEntry,
 } from './plan.js';
+import { init, type InitOptions, type InitStep } from './init.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
@@ -469,6 +470,11 @@ export class Migrator {
     ];
     for (const [fileName, text] of files) writeFileSync(join(folder, fileName), text, { flag: 'wx' });
     return files.map(([fileName]) => join(this.dir, fileName));
+  }
+
+  /** Adds tidemark to the app in the working folder: npm scripts, DATABASE_URL in .env, a first migration pair. */
+  init(options: InitOptions = {}): InitStep[] {
+    return init(this.config.cwd, this.dir, options, () => this.create('first_migration'));
   }
 }
 
