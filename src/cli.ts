@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // yargs commands: parse, call the core, print. No SQL here.
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -95,6 +96,11 @@ function initLines(steps: InitStep[], dryRun: boolean): string[] {
   const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
   if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
   return lines;
+}
+
+/** tidemark's own version, from the package.json beside dist/ (one small read at start-up). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
@@ -284,7 +290,9 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       process.exit(ExitCode.usage);
     })
     .help()
-    .version(false)
+    // yargs' ESM build wraps by characters, splitting words: long lines are left to the terminal.
+    .wrap(null)
+    .version(packageVersion())
     .parseAsync();
 }
 
