@@ -98,7 +98,7 @@ function initLines(steps: InitStep[], dryRun: boolean): string[] {
   return lines;
 }
 
-/** tidemark's own version, from the package.json beside dist/ (one small read at start-up). */
+/** tidemark's own version, from the package.json beside dist/ (read only for --version). */
 function packageVersion(): string {
   return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
@@ -106,6 +106,7 @@ function packageVersion(): string {
 const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
 
 export function cli(argv: string[]): Promise<unknown> | unknown {
+  if (argv.length === 1 && argv[0] === '--version') return void process.stdout.write(`${packageVersion()}\n`);
   return yargs(argv)
     .scriptName('tidemark')
     .usage('$0 <command> [options]\n\nPlain-SQL migrations for PostgreSQL and SQLite.')
@@ -292,7 +293,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .help()
     // yargs' ESM build wraps by characters, splitting words: long lines are left to the terminal.
     .wrap(null)
-    .version(packageVersion())
+    // `version` names force's and baseline's positional, so yargs' own --version would take it over.
+    .version(false)
     .parseAsync();
 }
 
