@@ -22,8 +22,10 @@ import {
 } from './files.js';
 import {
   assertNotDirty,
+  assertSerialLedger,
   currentVersion,
   dirtyResolution,
+  ledgerAnomalies,
   notInReleaseWarning,
   planBaseline,
   planForce,
@@ -43,7 +45,7 @@ import { init, type InitOptions, type InitStep } from './init.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
-import { recordSnapshot, verify, type VerifyOptions } from './verify.js';
+import { verify, type VerifyOptions } from './verify.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -193,7 +195,6 @@ export class Migrator {
       }
       // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
       const { version } = plan;
-      if (!dryRun && applied > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
       return { applied, version };
     });
@@ -312,7 +313,6 @@ export class Migrator {
         if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
       const version = versionAfterRollback(ledger, steps);
-      if (!dryRun && reverted > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
       return { reverted, version };
     });
@@ -341,6 +341,7 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
+      for (const anomaly of ledgerAnomalies(ledger)) this.emit({ type: 'warning', message: `the ledger is not one a serial run could have written: ${anomaly}` });
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = fileChecksums(migrations, applied);
       return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
@@ -358,6 +359,7 @@ export class Migrator {
     const target = parseTarget(this.config.url, this.config.cwd);
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
+      assertSerialLedger(ledger);
       assertNotDirty(ledger);
       return currentVersion(ledger);
     });
@@ -396,7 +398,6 @@ export class Migrator {
           const name = migrations.find((m) => m.version === version)?.name ?? '';
           await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
         });
-        await recordSnapshot(driver, version, this.emit);
       }
       this.emit({
         type: 'forced',

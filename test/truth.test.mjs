@@ -91,7 +91,7 @@ for (const dialect of DIALECTS) {
     assert.equal(differenceLines(r.stdout), ['+ column users.phone: text']);
   });
 
-  test('a duplicated ledger version (unique constraint dropped by hand) is a finding; migrate and rollback refuse', async () => {
+  test('a duplicated ledger version (unique constraint dropped by hand) is a finding; migrate, rollback, force and version refuse, status warns', async () => {
     assert.is(ctx.cli('migrate').code, 0);
     if (dialect === 'postgres') {
       await ctx.db.query('ALTER TABLE schema_version DROP CONSTRAINT schema_version_version_key');
@@ -110,11 +110,14 @@ for (const dialect of DIALECTS) {
     assert.match(r.stdout, '✗ the ledger is not one a serial run could have written');
     assert.match(r.stdout, '  version 1 is recorded 2 times');
     assert.ok(checks(ctx.cli('verify', '--json').stdout).includes('ledger'));
-    for (const command of [['migrate'], ['rollback'], ['status']]) {
+    for (const command of [['migrate'], ['rollback'], ['force', '1', '--yes'], ['version']]) {
       const refused = ctx.cli(...command);
       assert.is(refused.code, 2, `${command}: ${refused.output}`);
       assert.match(refused.stderr, 'version 1 is recorded 2 times');
     }
+    const status = ctx.cli('status');
+    assert.is(status.code, 0, status.output);
+    assert.match(status.stderr, 'warning: the ledger is not one a serial run could have written: version 1 is recorded 2 times');
     assert.equal(await ledgerVersions(ctx.db), [1, 1, ...EXAMPLE_VERSIONS[dialect].slice(1)], 'nothing changed');
   });
 
