@@ -265,14 +265,15 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       'check that the database is exactly what the files say; exit 3 on any finding',
       (y) =>
         y
-          .option('rollbacks', { type: 'boolean', describe: 'also prove on a scratch database that every rollback undoes its migration' })
+          .option('rollbacks', { type: 'boolean', describe: 'also prove each rollback on a scratch database' })
           .option('from', { type: 'string', describe: '--rollbacks: start at this version' })
-          .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first rollback that fails or leaves something behind' })
-          .option('from-files', { type: 'boolean', describe: 'build the expected schema from the files on a scratch database (the default; always so)' })
-          .option('scratch-url', { type: 'string', describe: 'build it on this server instead, or in this empty database (a user without CREATEDB)' }),
+          .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
+          .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
+          .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' }),
       (args) =>
         run(args, async (migrator, reporter) => {
-          const report = await migrator.verify({ rollbacks: args.rollbacks, from: wholeNumber(args.from, 'version'), failFast: args['fail-fast'] });
+          const from = wholeNumber(args.from, 'version');
+          const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
           if (args.json) reporter.out(JSON.stringify(report));
           else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
           if (!report.ok) process.exitCode = ExitCode.verifyFailed;

@@ -61,7 +61,7 @@ export interface Config {
   log: string | null;
   /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
   schemaVersion: number | null;
-  /** verify --scratch-url: the server (or empty database) to build the expected schema on; null: the target's server. */
+  /** verify --scratch-url: the server (or empty database) to build the expected schema on; null: the target's. */
   scratchUrl: string | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];

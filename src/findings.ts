@@ -1,11 +1,30 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
 import type { Checksums, Migration } from './files.js';
-import { currentVersion, dirtyResolution, editedFiles, LEDGER_REPAIR, ledgerAnomalies, notInRelease, type LedgerRow } from './plan.js';
+import {
+  currentVersion,
+  dirtyResolution,
+  editedFiles,
+  LEDGER_REPAIR,
+  ledgerAnomalies,
+  notInRelease,
+  type LedgerRow,
+} from './plan.js';
 import type { Difference } from './schema.js';
 
 /** The checks of `verify`, in the order they are reported. */
-export const CHECKS = ['ledger', 'pending', 'expected-version', 'missing-file', 'checksum', 'dirty', 'rollback-file', 'reference', 'drift', 'rollbacks'] as const;
+export const CHECKS = [
+  'ledger',
+  'pending',
+  'expected-version',
+  'missing-file',
+  'checksum',
+  'dirty',
+  'rollback-file',
+  'reference',
+  'drift',
+  'rollbacks',
+] as const;
 export type CheckName = (typeof CHECKS)[number];
 
 export interface Finding {
@@ -38,9 +57,11 @@ export interface VerifyReport {
  * The expected schema: always the migration files of the applied versions (`versions`, in apply
  * order) run on a scratch database; `none` when they could not be, with the reason.
  */
-export type Reference = { source: 'files'; description: string; versions: number[] } | { source: 'none'; reason: string };
+export type Reference =
+  | { source: 'files'; description: string; versions: number[] }
+  | { source: 'none'; reason: string };
 
-/** What `verify --rollbacks` found for one migration; lossy: its rollback ran but left something behind or took too much. */
+/** What `verify --rollbacks` found for one migration; lossy: its rollback ran but did not restore the schema. */
 export const ROLLBACK_VERDICTS = ['proven', 'lossy', 'failed', 'unchecked'] as const;
 export type RollbackVerdict = (typeof ROLLBACK_VERDICTS)[number];
 
@@ -61,16 +82,18 @@ export interface RollbackSummary {
 }
 
 export function summarizeRollbacks(from: number | null, results: RollbackResult[]): RollbackSummary {
-  const counts = Object.fromEntries(ROLLBACK_VERDICTS.map((v) => [v, results.filter((r) => r.verdict === v).length])) as RollbackSummary['counts'];
+  const count = (verdict: RollbackVerdict) => results.filter((r) => r.verdict === verdict).length;
+  const counts = Object.fromEntries(ROLLBACK_VERDICTS.map((v) => [v, count(v)])) as RollbackSummary['counts'];
   return { from, counts, results };
 }
 
-/** The reference's words: `the migration files at version 7 (applied in the order 1, 3, 2), built on a scratch database`. */
+/** Its words: `the migration files at version 7 (applied in the order 1, 3, 2), built on a scratch database`. */
 export function filesReference(versions: number[]): Reference {
-  if (versions.length === 0) return { source: 'files', description: 'an empty schema (no version is applied)', versions };
+  if (versions.length === 0) return { source: 'files', description: 'an empty schema (no version applied)', versions };
   const sorted = [...versions].sort((a, b) => a - b);
   const order = versions.some((v, i) => v !== sorted[i]) ? ` (applied in the order ${versions.join(', ')})` : '';
-  return { source: 'files', description: `the migration files at version ${sorted.at(-1)}${order}, built on a scratch database`, versions };
+  const description = `the migration files at version ${sorted.at(-1)}${order}, built on a scratch database`;
+  return { source: 'files', description, versions };
 }
 
 export interface LedgerFacts {
@@ -83,7 +106,9 @@ export interface LedgerFacts {
 
 /** Every finding that the ledger and the files alone show. */
 export function ledgerFindings(facts: LedgerFacts): Finding[] {
-  return [impossibleLedger, pending, expectedVersion, missingFiles, changedFiles, dirtyRows, missingRollbacks].map((check) => check(facts)).filter((f): f is Finding => f !== null);
+  return [impossibleLedger, pending, expectedVersion, missingFiles, changedFiles, dirtyRows, missingRollbacks]
+    .map((check) => check(facts))
+    .filter((f): f is Finding => f !== null);
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
@@ -91,7 +116,8 @@ const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one :
 function impossibleLedger({ ledger }: LedgerFacts): Finding | null {
   const anomalies = ledgerAnomalies(ledger);
   if (anomalies.length === 0) return null;
-  return { check: 'ledger', message: 'the ledger is not one a serial run could have written', details: anomalies, fix: LEDGER_REPAIR, versions: [] };
+  const message = 'the ledger is not one a serial run could have written';
+  return { check: 'ledger', message, details: anomalies, fix: LEDGER_REPAIR, versions: [] };
 }
 
 function pending({ migrations, ledger }: LedgerFacts): Finding | null {
@@ -175,16 +201,18 @@ function missingRollbacks({ migrations }: LedgerFacts): Finding | null {
   };
 }
 
-/** Why the expected schema cannot be rebuilt from the files, or null when it can: every applied version needs its file. */
+/** Why the expected schema cannot be rebuilt from the files, or null: every applied version needs its file. */
 export function rebuildObstacle(migrations: Migration[], ledger: LedgerRow[]): string | null {
   const files = new Set(migrations.map((m) => m.version));
   const orphan = ledger.find((r) => !files.has(r.version));
-  return orphan ? `version ${orphan.version} (${orphan.name}) is applied but this release has no file to rebuild it from` : null;
+  if (!orphan) return null;
+  return `version ${orphan.version} (${orphan.name}) is applied but this release has no file to rebuild it from`;
 }
 
 /** verify could not build what the files produce, so it cannot say whether the schema matches: never "verified". */
 export function referenceFinding(reason: string, fix: string, versions: number[] = []): Finding {
-  return { check: 'reference', message: `the schema was not compared with the migration files: ${reason}`, details: [], fix, versions };
+  const message = `the schema was not compared with the migration files: ${reason}`;
+  return { check: 'reference', message, details: [], fix, versions };
 }
 
 /** The fix never suggests force: force changes the ledger, not what the files produce. */
@@ -194,8 +222,8 @@ export function driftFinding(differences: Difference[], reference: string, versi
     message: `the schema differs from ${reference} (+ only in the database, - missing from it, ~ changed)`,
     details: differences.map((d) => d.line),
     fix:
-      'undo these changes by hand; to keep them instead, undo them here too, put them in a new migration (`tidemark create <name>`) ' +
-      'and run `tidemark migrate`, so that every database gets them',
+      'undo these changes by hand; to keep them instead, undo them here too, put them in a new migration ' +
+      '(`tidemark create <name>`) and run `tidemark migrate`, so that every database gets them',
     versions: [version],
     differences,
   };
@@ -213,7 +241,12 @@ export function rollbackFinding(migration: Migration, differences: Difference[])
 }
 
 /** A step that failed on a scratch database: the migrations do not build, or a rollback does not run. */
-export function scratchFailure(check: 'reference' | 'rollbacks', what: string, migration: Migration | null, error: { message: string; context: string[]; hint?: string }): Finding {
+export function scratchFailure(
+  check: 'reference' | 'rollbacks',
+  what: string,
+  migration: Migration | null,
+  error: { message: string; context: string[]; hint?: string },
+): Finding {
   return {
     check,
     message: `${what} failed on the scratch database: ${error.message}`,
@@ -244,8 +277,11 @@ function passed(check: CheckName, report: VerifyReport): string | null {
       return null;
     case 'drift':
       return report.reference.source === 'none' ? null : `the schema matches ${report.reference.description}`;
-    case 'rollbacks':
-      return report.rollbacks === null ? null : `every rollback checked undoes its migration (${plural(report.rollbacks.counts.proven, 'rollback', 'rollbacks')} proven on a scratch database)`;
+    case 'rollbacks': {
+      if (report.rollbacks === null) return null;
+      const proven = plural(report.rollbacks.counts.proven, 'rollback', 'rollbacks');
+      return `every rollback checked undoes its migration (${proven} proven on a scratch database)`;
+    }
   }
 }
 
@@ -253,7 +289,9 @@ function passed(check: CheckName, report: VerifyReport): string | null {
 function rollbackSummaryLines(summary: RollbackSummary): string[] {
   const counts = ROLLBACK_VERDICTS.map((v) => `${summary.counts[v]} ${v}`).join(', ');
   const from = summary.from === null ? '' : ` (from version ${summary.from})`;
-  const unchecked = summary.results.filter((r) => r.verdict === 'unchecked').map((r) => `  ${r.versionText} ${r.name}: unchecked: ${r.reason}`);
+  const unchecked = summary.results
+    .filter((r) => r.verdict === 'unchecked')
+    .map((r) => `  ${r.versionText} ${r.name}: unchecked: ${r.reason}`);
   return [`rollbacks: ${counts}${from}`, ...unchecked];
 }
 
@@ -268,6 +306,8 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
   }
   if (report.rollbacks) lines.push(...rollbackSummaryLines(report.rollbacks));
   const { reference } = report;
-  lines.push(report.ok && reference.source === 'files' ? `verified: matches ${reference.description}` : `verify found ${plural(report.findings.length, 'problem', 'problems')}`);
+  const verified = report.ok && reference.source === 'files';
+  const problems = plural(report.findings.length, 'problem', 'problems');
+  lines.push(verified ? `verified: matches ${reference.description}` : `verify found ${problems}`);
   return lines;
 }

@@ -341,7 +341,9 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
-      for (const anomaly of ledgerAnomalies(ledger)) this.emit({ type: 'warning', message: `the ledger is not one a serial run could have written: ${anomaly}` });
+      for (const anomaly of ledgerAnomalies(ledger)) {
+        this.emit({ type: 'warning', message: `the ledger is not one a serial run could have written: ${anomaly}` });
+      }
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = fileChecksums(migrations, applied);
       return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };

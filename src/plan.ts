@@ -97,17 +97,18 @@ export function ledgerAnomalies(ledger: LedgerRow[]): string[] {
   return lines;
 }
 
-/** How to repair a ledger with anomalies: by hand, since no command of tidemark's can know which row is the true one. */
+/** How to repair a ledger with anomalies: by hand, since no command can know which row is the true one. */
 export const LEDGER_REPAIR =
-  'look at the rows (`tidemark status`, the history with `tidemark status --history`) and fix the ledger table by hand: ' +
-  'delete the extra row of each version recorded twice (keep the lowest id) and put back its unique constraint on version; ' +
-  'resolve the dirty versions one by one';
+  'look at the rows (`tidemark status`, and `tidemark status --history`) and fix the ledger table by hand: ' +
+  'delete the extra row of each version recorded twice (keep the lowest id) and put back the unique ' +
+  'constraint on version; resolve the dirty versions one by one';
 
 /** Commands that act on the ledger refuse one that no serial run could have written: their plan would rest on a lie. */
 export function assertSerialLedger(ledger: LedgerRow[]): void {
   const anomalies = ledgerAnomalies(ledger);
   if (anomalies.length === 0) return;
-  throw new UsageError('the ledger is not one a serial run could have written; nothing was changed', { context: anomalies, hint: LEDGER_REPAIR });
+  const message = 'the ledger is not one a serial run could have written; nothing was changed';
+  throw new UsageError(message, { context: anomalies, hint: LEDGER_REPAIR });
 }
 
 /** Refuses to go on while a no-transaction migration is half done: only `force` may resolve it. */

@@ -21,6 +21,7 @@ import {
   type Reference,
   type RollbackResult,
   type RollbackSummary,
+  type RollbackVerdict,
   type VerifyReport,
 } from './findings.js';
 import type { EventListener } from './migrator.js';
@@ -78,7 +79,9 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
     findings.push(...proof.findings);
     rollbacks = proof.summary;
   }
-  return { database: driver.description, version, expectedVersion, reference: expected.reference, rollbacks, findings, ok: findings.length === 0 };
+  const { reference } = expected;
+  const ok = findings.length === 0;
+  return { database: driver.description, version, expectedVersion, reference, rollbacks, findings, ok };
 }
 
 interface ExpectedSchema {
@@ -93,21 +96,27 @@ interface ExpectedSchema {
  * order the ledger says they were applied (out-of-order ones included), run on a scratch database.
  */
 async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<ExpectedSchema> {
-  const none = (finding: Finding): ExpectedSchema => ({ reference: { source: 'none', reason: finding.message }, schema: null, finding });
+  const none = (finding: Finding): ExpectedSchema => ({
+    reference: { source: 'none', reason: finding.message },
+    schema: null,
+    finding,
+  });
+  const files = new Map(ctx.migrations.map((m) => [m.version, m]));
   const obstacle = rebuildObstacle(ctx.migrations, ledger);
   if (obstacle) {
-    const fix = 'deploy the release that has the files of every applied version, then verify again (see `tidemark status`)';
-    return none(referenceFinding(obstacle, fix, ledger.filter((r) => !ctx.migrations.some((m) => m.version === r.version)).map((r) => r.version)));
+    const fix = 'deploy the release that has the files of all applied versions (see `tidemark status`), verify again';
+    return none(referenceFinding(obstacle, fix, ledger.filter((r) => !files.has(r.version)).map((r) => r.version)));
   }
-  const files = new Map(ctx.migrations.map((m) => [m.version, m]));
   const order = [...new Set(inApplyOrder(ledger).map((r) => r.version))].map((v) => files.get(v)!);
   const reference = filesReference(order.map((m) => m.version));
   if (order.length === 0) return { reference, schema: EMPTY_SNAPSHOT };
   const built = await onScratch(ctx, 'building the expected schema', async (_, scratch) => {
-    const driver = await connect(parseTarget(scratch.url, ctx.config.cwd), { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
+    const target = parseTarget(scratch.url, ctx.config.cwd);
+    const driver = await connect(target, { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
     try {
       for (const m of order) {
-        const failure = await attempt('reference', `applying ${m.versionText} ${m.name}`, m, () => runFile(driver, loadScript(m.forward)));
+        const run = () => runFile(driver, loadScript(m.forward));
+        const failure = await attempt('reference', `applying ${label(m)}`, m, run);
         if (failure) return none(failure);
       }
       return { reference, schema: await driver.snapshot() };
@@ -141,17 +150,24 @@ interface Proof {
  * A rollback that fails or leaves something behind does not end the check: it carries on from a fresh
  * scratch database with the migrations up to that one applied (unless --fail-fast).
  */
-async function proveRollbacks(ctx: VerifyContext, options: VerifyOptions): Promise<{ summary: RollbackSummary; findings: Finding[] }> {
+async function proveRollbacks(
+  ctx: VerifyContext,
+  options: VerifyOptions,
+): Promise<{ summary: RollbackSummary; findings: Finding[] }> {
   const todo = ctx.migrations.filter((m) => m.version >= (options.from ?? 0));
   if (options.from !== undefined && !ctx.migrations.some((m) => m.version === options.from)) {
-    throw new UsageError(`--from ${options.from}: there is no migration with that version for this database`, { hint: 'use one of the versions `tidemark status` lists' });
+    throw new UsageError(`--from ${options.from}: there is no migration with that version for this database`, {
+      hint: 'use one of the versions `tidemark status` lists',
+    });
   }
   const proof: Proof = { results: [], findings: [] };
   while (proof.results.length < todo.length) {
     const rest = todo.slice(proof.results.length);
-    const built = await onScratch(ctx, 'proving rollbacks', (scratch) => proveFrom(scratch, rest, proof, Boolean(options.failFast)));
+    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, Boolean(options.failFast));
+    const built = await onScratch(ctx, 'proving rollbacks', prove);
     if (isUnavailable(built)) {
-      proof.findings.push({ ...referenceFinding(built.unavailable, built.fix), check: 'rollbacks', message: `the rollbacks were not proven: ${built.unavailable}` });
+      const message = `the rollbacks were not proven: ${built.unavailable}`;
+      proof.findings.push({ ...referenceFinding(built.unavailable, built.fix), check: 'rollbacks', message });
       markUnchecked(proof, rest, 'no scratch database');
     }
   }
@@ -163,7 +179,8 @@ const label = (m: Migration) => `${m.versionText} ${m.name}`;
 /** Proves `rest` in order on one scratch database, until one leaves it in a state the next cannot be judged on. */
 async function proveFrom(scratch: ScratchMigrator, rest: Migration[], proof: Proof, failFast: boolean): Promise<void> {
   const [first] = rest;
-  const below = await attempt('rollbacks', `applying the migrations below ${label(first!)}`, null, () => scratch.migrate({ target: first!.version - 1 }));
+  const what = `applying the migrations below ${label(first!)}`;
+  const below = await attempt('rollbacks', what, null, () => scratch.migrate({ target: first!.version - 1 }));
   if (below) {
     proof.findings.push(below);
     return markUnchecked(proof, rest, `not reached: the migrations below it do not apply on a scratch database`);
@@ -173,34 +190,52 @@ async function proveFrom(scratch: ScratchMigrator, rest: Migration[], proof: Pro
     proof.results.push(result);
     proof.findings.push(...findings);
     const later = rest.slice(i + 1);
-    if (result.reason === FORWARD_FAILED) return markUnchecked(proof, later, `not reached: ${label(m)} does not apply on a database built by the migrations before it`);
-    if (failFast && (result.verdict === 'failed' || result.verdict === 'lossy')) return markUnchecked(proof, later, `--fail-fast stopped at ${label(m)}`);
+    if (result.reason === FORWARD_FAILED) {
+      const why = `not reached: ${label(m)} does not apply on a database built by the migrations before it`;
+      return markUnchecked(proof, later, why);
+    }
+    if (failFast && result.verdict !== 'proven' && result.verdict !== 'unchecked') {
+      return markUnchecked(proof, later, `--fail-fast stopped at ${label(m)}`);
+    }
     if (fresh) return;
   }
 }
 
 function markUnchecked(proof: Proof, migrations: Migration[], reason: string): void {
-  for (const m of migrations) proof.results.push({ version: m.version, versionText: m.versionText, name: m.name, verdict: 'unchecked', reason });
+  for (const m of migrations) proof.results.push(resultOf(m, 'unchecked', reason));
+}
+
+function resultOf(m: Migration, verdict: RollbackVerdict, reason: string | null = null): RollbackResult {
+  return { version: m.version, versionText: m.versionText, name: m.name, verdict, reason };
 }
 
 const FORWARD_FAILED = 'its migration does not apply';
 
-/** One migration's proof; `fresh`: the scratch database is no longer what the files say, so the next needs a new one. */
-async function proveOne(scratch: ScratchMigrator, m: Migration): Promise<{ result: RollbackResult; findings: Finding[]; fresh: boolean }> {
-  const verdict = (v: RollbackResult['verdict'], reason: string | null = null): RollbackResult => ({ version: m.version, versionText: m.versionText, name: m.name, verdict: v, reason });
+/** One migration's proof; `fresh`: the scratch database is no longer what the files say: the next needs a new one. */
+async function proveOne(
+  scratch: ScratchMigrator,
+  m: Migration,
+): Promise<{ result: RollbackResult; findings: Finding[]; fresh: boolean }> {
+  const outcome = (verdict: RollbackVerdict, reason: string | null, finding: Finding | null) => ({
+    result: resultOf(m, verdict, reason),
+    findings: finding ? [finding] : [],
+    fresh: finding !== null,
+  });
   const before = await scratch.schema();
   const applying = await attempt('rollbacks', `applying ${label(m)}`, m, () => scratch.migrate({ target: m.version }));
-  if (applying) return { result: verdict('failed', FORWARD_FAILED), findings: [applying], fresh: true };
-  if (!m.rollback) return { result: verdict('unchecked', 'no rollback file'), findings: [], fresh: false };
+  if (applying) return outcome('failed', FORWARD_FAILED, applying);
+  if (!m.rollback) return outcome('unchecked', 'no rollback file', null);
   const rolling = await attempt('rollbacks', `rolling back ${label(m)}`, m, () => scratch.rollback({ steps: 1 }));
-  if (rolling) return { result: verdict('failed', 'its rollback fails'), findings: [rolling], fresh: true };
+  if (rolling) return outcome('failed', 'its rollback fails', rolling);
   const differences = diffSnapshots(before, await scratch.schema());
-  if (differences.length > 0) return { result: verdict('lossy', 'its rollback does not restore the schema'), findings: [rollbackFinding(m, differences)], fresh: true };
-  const again = await attempt('rollbacks', `applying ${label(m)} again after its rollback`, m, () => scratch.migrate({ target: m.version }), {
-    fix: `the rollback leaves behind something ${m.forward.path} creates: make ${m.rollback.path} undo everything it does`,
-  });
-  if (again) return { result: verdict('lossy', 'it does not apply again after its rollback'), findings: [again], fresh: true };
-  return { result: verdict('proven'), findings: [], fresh: false };
+  if (differences.length > 0) {
+    return outcome('lossy', 'its rollback does not restore the schema', rollbackFinding(m, differences));
+  }
+  const fix = `the rollback leaves behind something ${m.forward.path} makes: make ${m.rollback.path} undo all it does`;
+  const reapply = () => scratch.migrate({ target: m.version });
+  const again = await attempt('rollbacks', `applying ${label(m)} again after its rollback`, m, reapply, { fix });
+  if (again) return outcome('lossy', 'it does not apply again after its rollback', again);
+  return outcome('proven', null, null);
 }
 
 /**
@@ -219,7 +254,8 @@ async function attempt(
     return null;
   } catch (error) {
     if (!(error instanceof TidemarkError) || error.exitCode !== ExitCode.migrationFailed) throw error;
-    return scratchFailure(check, what, migration, { message: error.message, context: [...(error.details.context ?? [])], hint: fix ?? error.details.hint });
+    const context = [...(error.details.context ?? [])];
+    return scratchFailure(check, what, migration, { message: error.message, context, hint: fix ?? error.details.hint });
   }
 }
 
@@ -235,8 +271,9 @@ async function onScratch<T>(
 ): Promise<T | ScratchUnavailable> {
   const given = ctx.config.scratchUrl === null ? null : parseTarget(ctx.config.scratchUrl, ctx.config.cwd);
   if (given && given.dialect !== ctx.target.dialect) {
-    throw new UsageError(`--scratch-url names a ${given.dialect} database, and the database to verify is ${ctx.target.dialect}`, {
-      hint: `give --scratch-url a ${ctx.target.dialect} URL (the expected schema must be built by the same kind of database)`,
+    const { dialect } = ctx.target;
+    throw new UsageError(`--scratch-url names a ${given.dialect} database, and the database to verify is ${dialect}`, {
+      hint: `give --scratch-url a ${dialect} URL (the expected schema must be built by the same kind of database)`,
     });
   }
   const scratch = await createScratch(ctx.target, given);

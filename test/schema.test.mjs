@@ -135,7 +135,7 @@ findings('a ledger no serial run could have written: a version twice, several di
 findings('the reference names the version, and the apply order when it is not the version order', () => {
   assert.is(filesReference([1, 2, 3]).description, 'the migration files at version 3, built on a scratch database');
   assert.is(filesReference([1, 3, 2]).description, 'the migration files at version 3 (applied in the order 1, 3, 2), built on a scratch database');
-  assert.is(filesReference([]).description, 'an empty schema (no version is applied)');
+  assert.is(filesReference([]).description, 'an empty schema (no version applied)');
 });
 
 findings('the text report: every check that holds, each finding with its details and fix, a total', () => {

@@ -196,7 +196,17 @@ export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty',
 export function ledgerQuery(table: string, columns: Set<string>, expressions: Partial<Record<string, string>> = {}): string {
   const read = (column: string, missing = 'null') => `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
   // rollback_sql stays unread: only a rollback that needs it fetches it (storedRollback).
-  const list = [read('id'), read('version'), read('migration_name'), read('applied_at'), read('checksum'), read('execution_ms'), read('applied_by'), read('dirty', '0'), read('rollback_checksum')];
+  const list = [
+    read('id'),
+    read('version'),
+    read('migration_name'),
+    read('applied_at'),
+    read('checksum'),
+    read('execution_ms'),
+    read('applied_by'),
+    read('dirty', '0'),
+    read('rollback_checksum'),
+  ];
   return `select ${list.join(', ')} from ${table} order by version`;
 }
 

@@ -165,26 +165,34 @@ export async function readPostgresSnapshot(session: Session, table: TableName): 
 
 const SCRATCH_HINT =
   'pass --scratch-url with a PostgreSQL URL where this user may create a database, or an empty database it may use ' +
-  '(e.g. one an administrator created for it; verify empties it again afterwards); or allow the user to create databases (ALTER ROLE <user> CREATEDB)';
+  '(e.g. one an administrator created for it; verify empties it again afterwards); ' +
+  'or allow the user to create databases (ALTER ROLE <user> CREATEDB)';
+
+interface ScratchServer {
+  url: string;
+  description: string;
+  /** Given with --scratch-url: its database may serve itself when no new one can be created. */
+  given: boolean;
+}
 
 /**
  * A new, empty database on the server, reached by the same URL with another database name; it is
  * created and dropped from a connection to the URL's database. When the user may not create one
  * and the URL was given with --scratch-url, that database itself, if it holds no objects.
  */
-export async function createPostgresScratch(server: { url: string; description: string; given: boolean }): Promise<ScratchResult> {
+export async function createPostgresScratch(server: ScratchServer): Promise<ScratchResult> {
   const name = `tidemark_scratch_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(server.url, { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: 'tidemark' } });
+  const options = { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: 'tidemark' } };
+  const admin = postgres(server.url, options);
   try {
     await admin.unsafe(`create database ${name}`);
   } catch (error) {
     const e = error as postgres.PostgresError;
     if (e.code === '42501' && server.given) return useEmptyDatabase(admin, server.url, server.description);
     await admin.end({ timeout: 0 }).catch(() => {});
-    if (e.code === '42501') return { unavailable: `cannot create a scratch database on ${server.description}: ${e.message}`, fix: SCRATCH_HINT };
-    throw new ConnectionError(`cannot create a scratch database on ${server.description}: ${e.message ?? String(error)}`, {
-      hint: 'check that the server accepts new databases (CREATE DATABASE) from this user, or pass --scratch-url',
-    });
+    const cannot = `cannot create a scratch database on ${server.description}: ${e.message ?? String(error)}`;
+    if (e.code === '42501') return { unavailable: cannot, fix: SCRATCH_HINT };
+    throw new ConnectionError(cannot, { hint: 'check that the server accepts new databases, or pass --scratch-url' });
   }
   const scratchUrl = new URL(server.url);
   scratchUrl.pathname = `/${name}`;
@@ -201,14 +209,18 @@ export async function createPostgresScratch(server: { url: string; description: 
   };
 }
 
-/** Objects in the application's schemas, extensions' aside: a database that has any is someone's, never a scratch one. */
+/** Objects in the application's schemas (extensions' aside): a database with any is someone's, not a scratch one. */
 const USER_OBJECTS = `
   select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
-          where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c') and ${USER_SCHEMA} and ${notFromExtension('pg_class', 'c.oid')})
+          where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c') and ${USER_SCHEMA}
+            and ${notFromExtension('pg_class', 'c.oid')})
        + (select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace
           where t.typtype in ('e', 'd', 'r') and ${USER_SCHEMA} and ${notFromExtension('pg_type', 't.oid')})
        + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
           where ${USER_SCHEMA} and ${notFromExtension('pg_proc', 'p.oid')}) as objects`;
+
+const EXISTING = `select (select array_agg(nspname::text) from pg_namespace) as schemas,
+  (select array_agg(extname::text) from pg_extension) as extensions`;
 
 /**
  * The --scratch-url database as the scratch database, for a user who may not create databases: only
@@ -221,14 +233,17 @@ async function useEmptyDatabase(admin: postgres.Sql, url: string, description: s
     if (Number(objects) > 0) {
       await admin.end({ timeout: 0 });
       return {
-        unavailable: `the database given with --scratch-url (${description}) holds objects, and this user may not create a database there; verify builds only on an empty database, since it empties it afterwards`,
+        unavailable:
+          `the database given with --scratch-url (${description}) holds objects, and this user may not create ` +
+          'a database there; verify builds only on an empty database, since it empties it afterwards',
         fix: 'give --scratch-url an empty database (or one on a server where this user may create databases)',
       };
     }
-    const before = await admin.unsafe(`select (select array_agg(nspname::text) from pg_namespace) as schemas, (select array_agg(extname::text) from pg_extension) as extensions`);
-    const { schemas, extensions } = before[0] as unknown as { schemas: string[]; extensions: string[] };
+    const [before] = (await admin.unsafe(EXISTING)) as unknown as [{ schemas: string[]; extensions: string[] }];
     let emptied: Promise<void> | null = null;
-    return { url, description, drop: () => (emptied ??= emptyDatabase(admin, schemas, extensions).finally(() => admin.end({ timeout: 5 }))) };
+    const empty = () => emptyDatabase(admin, before).finally(() => admin.end({ timeout: 5 }));
+    const drop = () => (emptied ??= empty());
+    return { url, description, drop };
   } catch (error) {
     await admin.end({ timeout: 0 }).catch(() => {});
     throw error;
@@ -244,20 +259,28 @@ const DROPS = `
   union all
   select format('drop %s if exists %s cascade', case when t.typtype = 'd' then 'domain' else 'type' end, t.oid::regtype)
     from pg_type t join pg_namespace n on n.oid = t.typnamespace
-    where (t.typtype in ('e', 'd', 'r') or (t.typtype = 'c' and (select relkind from pg_class where oid = t.typrelid) = 'c'))
+    where (t.typtype in ('e', 'd', 'r') or (select relkind from pg_class where oid = t.typrelid) = 'c')
       and ${USER_SCHEMA} and ${notFromExtension('pg_type', 't.oid')}
   union all
-  select format('drop %s if exists %s cascade', case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, p.oid::regprocedure)
+  select format('drop %s if exists %s cascade',
+           case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, p.oid::regprocedure)
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
     where ${USER_SCHEMA} and ${notFromExtension('pg_proc', 'p.oid')}`;
 
-async function emptyDatabase(admin: postgres.Sql, schemas: string[], extensions: string[]): Promise<void> {
+async function emptyDatabase(admin: postgres.Sql, before: { schemas: string[]; extensions: string[] }): Promise<void> {
   const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
-  const newSchemas = await admin.unsafe(`select nspname from pg_namespace where nspname <> all($1::text[]) and nspname !~ '^pg_'`, [schemas]);
-  for (const { nspname } of newSchemas) await admin.unsafe(`drop schema if exists ${quoted(nspname)} cascade`);
-  const newExtensions = await admin.unsafe(`select extname from pg_extension where extname <> all($1::text[])`, [extensions]);
-  for (const { extname } of newExtensions) await admin.unsafe(`drop extension if exists ${quoted(extname)} cascade`);
-  // One at a time (`if exists`: a cascade may have dropped what a later one names), then once more for what a drop revealed.
+  const added = async (catalog: string, column: string, existed: string[]) => {
+    const sql = `select ${column} as name from ${catalog} where ${column} <> all($1::text[])`;
+    const rows = await admin.unsafe(sql, [existed]);
+    return rows.map((r) => quoted(r.name as string)).filter((name) => !name.startsWith('"pg_'));
+  };
+  for (const name of await added('pg_namespace', 'nspname', before.schemas)) {
+    await admin.unsafe(`drop schema if exists ${name} cascade`);
+  }
+  for (const name of await added('pg_extension', 'extname', before.extensions)) {
+    await admin.unsafe(`drop extension if exists ${name} cascade`);
+  }
+  // One at a time (`if exists`: a cascade may have dropped what a later one names); again for what a drop revealed.
   for (let round = 0; round < 3; round++) {
     const drops = await admin.unsafe(DROPS);
     if (drops.length === 0) return;

@@ -30,7 +30,8 @@ export function isUnavailable(value: unknown): value is ScratchUnavailable {
 export async function createScratch(target: Target, given: Target | null): Promise<ScratchResult> {
   if (target.dialect === 'postgres') {
     const { createPostgresScratch } = await import('./postgres-schema.js');
-    return createPostgresScratch(given?.dialect === 'postgres' ? { ...given, given: true } : { ...target, given: false });
+    const server = given?.dialect === 'postgres' ? { ...given, given: true } : { ...target, given: false };
+    return createPostgresScratch(server);
   }
   const { createSqliteScratch } = await import('./sqlite-schema.js');
   return createSqliteScratch(given?.dialect === 'sqlite' ? given.file : null);

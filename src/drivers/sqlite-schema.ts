@@ -1,4 +1,5 @@
-// SQLite catalog reads behind schema snapshots (sqlite_schema and the pragmas), and scratch databases. SQLite keeps CHECK constraints and index definitions only as the SQL
+// SQLite catalog reads behind schema snapshots (sqlite_schema and the pragmas), and scratch databases.
+// SQLite keeps CHECK constraints and index definitions only as the SQL
 // text they were created with, so those parts are parsed from it.
 import { existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ type Row = Record<string, any>;
 /** Runs one statement on the driver's connection and returns its rows. */
 export type SqliteQuery = (sql: string, params?: readonly (string | number | null)[]) => Promise<Row[]>;
 
-/** The application's schema; tidemark's own tables are left out, with `<table>_schema` of earlier versions (ignored). */
+/** The application's schema; tidemark's own tables are left out, and `<table>_schema` of earlier versions. */
 export async function readSqliteSnapshot(query: SqliteQuery, table: TableName): Promise<Snapshot> {
   const own = [table.name, `${table.name}_history`, `${table.name}_schema`];
   await query('begin');
@@ -188,11 +189,15 @@ export function createSqliteScratch(given: string | null): ScratchResult {
   if (given === null) {
     const folder = mkdtempSync(join(tmpdir(), 'tidemark-scratch-'));
     const file = join(folder, 'scratch.db');
-    return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop: async () => rmSync(folder, { recursive: true, force: true }) };
+    const drop = async () => rmSync(folder, { recursive: true, force: true });
+    return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop };
   }
   const existed = existsSync(given);
   if (existed && statSync(given).size > 0) {
-    return { unavailable: `the file given with --scratch-url (${given}) is not empty`, fix: 'give --scratch-url a file that does not exist yet (or is empty); verify removes or empties it afterwards' };
+    return {
+      unavailable: `the file given with --scratch-url (${given}) is not empty`,
+      fix: 'give --scratch-url a file that does not exist yet (or is empty); verify removes or empties it afterwards',
+    };
   }
   const drop = async () => (existed ? truncateSync(given, 0) : rmSync(given, { force: true }));
   return { url: `sqlite:${given}`, description: `sqlite:${given}`, drop };
