@@ -287,7 +287,7 @@ async function onScratch<T>(
   process.once('SIGINT', dropAndExit);
   process.once('SIGTERM', dropAndExit);
   try {
-    ctx.emit({ type: 'notice', message: `${purpose} on scratch database ${scratch.description} (removed afterwards)` });
+    ctx.emit({ type: 'notice', message: `${purpose} on scratch database ${scratch.description} (${scratch.afterwards})` });
     return await work(ctx.migratorFor({ ...ctx.config, url: scratch.url }), scratch);
   } finally {
     process.off('SIGINT', dropAndExit);

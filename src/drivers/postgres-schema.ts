@@ -200,6 +200,7 @@ export async function createPostgresScratch(server: ScratchServer): Promise<Scra
   return {
     url: scratchUrl.toString(),
     description: server.description.replace(/\/[^/]*$/, `/${name}`),
+    afterwards: 'removed afterwards',
     // WITH (FORCE) ends any session still connected to it, e.g. one cut short by Ctrl-C.
     drop: () =>
       (dropped ??= admin
@@ -243,7 +244,7 @@ async function useEmptyDatabase(admin: postgres.Sql, url: string, description: s
     let emptied: Promise<void> | null = null;
     const empty = () => emptyDatabase(admin, before).finally(() => admin.end({ timeout: 5 }));
     const drop = () => (emptied ??= empty());
-    return { url, description, drop };
+    return { url, description, drop, afterwards: 'emptied afterwards' };
   } catch (error) {
     await admin.end({ timeout: 0 }).catch(() => {});
     throw error;

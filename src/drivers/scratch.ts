@@ -6,6 +6,8 @@ export interface ScratchDatabase {
   url: string;
   /** Where it is, safe to print. */
   description: string;
+  /** What drop() does to it, for the notice: `removed afterwards`, or `emptied afterwards` for a given one. */
+  afterwards: string;
   /** Removes it (or, for a database given with --scratch-url, empties it); safe to call more than once. */
   drop(): Promise<void>;
 }

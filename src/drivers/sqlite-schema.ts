@@ -190,7 +190,7 @@ export function createSqliteScratch(given: string | null): ScratchResult {
     const folder = mkdtempSync(join(tmpdir(), 'tidemark-scratch-'));
     const file = join(folder, 'scratch.db');
     const drop = async () => rmSync(folder, { recursive: true, force: true });
-    return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop };
+    return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop, afterwards: 'removed afterwards' };
   }
   const existed = existsSync(given);
   if (existed && statSync(given).size > 0) {
@@ -200,5 +200,6 @@ export function createSqliteScratch(given: string | null): ScratchResult {
     };
   }
   const drop = async () => (existed ? truncateSync(given, 0) : rmSync(given, { force: true }));
-  return { url: `sqlite:${given}`, description: `sqlite:${given}`, drop };
+  const afterwards = existed ? 'emptied afterwards' : 'removed afterwards';
+  return { url: `sqlite:${given}`, description: `sqlite:${given}`, drop, afterwards };
 }
