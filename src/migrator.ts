@@ -99,6 +99,8 @@ export interface StatusReport {
   database: string;
   version: number;
   entries: StatusEntry[];
+  /** What no serial run could have written into the ledger (a version twice, ...); [] normally. */
+  anomalies: string[];
 }
 
 export interface HistoryReport {
@@ -341,12 +343,14 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
-      for (const anomaly of ledgerAnomalies(ledger)) {
+      const anomalies = ledgerAnomalies(ledger);
+      for (const anomaly of anomalies) {
         this.emit({ type: 'warning', message: `the ledger is not one a serial run could have written: ${anomaly}` });
       }
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = fileChecksums(migrations, applied);
-      return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
+      const entries = planStatus(migrations, ledger, checksums);
+      return { database: driver.description, version: currentVersion(ledger), entries, anomalies };
     });
   }
 

@@ -2,7 +2,7 @@
 // not produce, on both dialects, through the CLI. The expected schema is always the files of the
 // ledger's applied versions, in apply order, built on a scratch database.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
@@ -118,6 +118,14 @@ for (const dialect of DIALECTS) {
     const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);
     assert.match(status.stderr, 'warning: the ledger is not one a serial run could have written: version 1 is recorded 2 times');
+    const json = JSON.parse(ctx.cli('status', '--json').stdout.trim().split('\n').at(-1));
+    assert.equal(json.anomalies, ['version 1 is recorded 2 times']);
+    // An application's start-up check refuses it too.
+    const { assertSchemaVersion } = await import('../dist/index.js');
+    await assertSchemaVersion({ url: ctx.db.url, cwd: ctx.cwd }).then(
+      () => assert.unreachable('assertSchemaVersion accepted a duplicated version'),
+      (error) => assert.match(error.message, 'version 1 is recorded 2 times'),
+    );
     assert.equal(await ledgerVersions(ctx.db), [1, 1, ...EXAMPLE_VERSIONS[dialect].slice(1)], 'nothing changed');
   });
 
@@ -222,6 +230,24 @@ for (const dialect of DIALECTS) {
     }
   });
 
+  if (dialect === 'sqlite') {
+    test('--scratch-url: a file that does not exist is built and removed; a file with content is refused; another dialect is exit 2', async () => {
+      assert.is(ctx.cli('migrate').code, 0);
+      const file = join(ctx.cwd, 'scratch-here.db');
+      let r = ctx.cli('verify', '--scratch-url', `sqlite:${file}`);
+      assert.is(r.code, 0, r.output);
+      assert.match(r.stderr, `on scratch database sqlite:${file} (removed afterwards)`);
+      assert.not.ok(existsSync(file));
+      r = ctx.cli('verify', '--scratch-url', ctx.db.url);
+      assert.is(r.code, 3, r.output);
+      assert.match(r.stdout, `✗ the schema was not compared with the migration files: the file given with --scratch-url (${ctx.db.file}) is not empty`);
+      assert.ok((await ctx.db.tables()).includes('users'), 'the database given is left alone');
+      r = ctx.cli('verify', '--scratch-url', 'postgres://nobody@127.0.0.1:1/x');
+      assert.is(r.code, 2, r.output);
+      assert.match(r.stderr, '--scratch-url names a postgres database, and the database to verify is sqlite');
+    });
+  }
+
   if (dialect === 'postgres') {
     test('a role without CREATEDB: verify exits 3 naming --scratch-url; with it, verify builds there and leaves it empty', async () => {
       const role = `tidemark_app_${randomBytes(4).toString('hex')}`;
@@ -250,8 +276,15 @@ for (const dialect of DIALECTS) {
         assert.match(r.stdout, '--scratch-url');
         assert.not.match(r.output, 'verified');
 
+        r = asRole('verify', '--rollbacks');
+        assert.is(r.code, 3, r.output);
+        assert.match(r.stdout, '✗ the rollbacks were not proven: cannot create a scratch database');
+        assert.match(r.stdout, 'rollbacks: 0 proven, 0 lossy, 0 failed, 3 unchecked');
+
         r = asRole('verify', '--scratch-url', roleUrl(scratchName));
         assert.is(r.code, 0, r.output);
+        assert.match(r.stderr, `building the expected schema on scratch database postgres://${role}@`);
+        assert.match(r.stderr, '(emptied afterwards)');
         assert.match(r.stdout, 'verified: matches the migration files at version 3, built on a scratch database');
         assert.not.match(r.output, 'app-secret-pw');
         const scratch = postgres(roleUrl(scratchName), { max: 1, onnotice: () => {} });
