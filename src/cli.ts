@@ -269,7 +269,9 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('from', { type: 'string', describe: '--rollbacks: start at this version' })
           .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
           .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
-          .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' }),
+          .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .implies('from', 'rollbacks')
+          .implies('fail-fast', 'rollbacks'),
       (args) =>
         run(args, async (migrator, reporter) => {
           const from = wholeNumber(args.from, 'version');

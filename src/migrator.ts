@@ -373,8 +373,9 @@ export class Migrator {
 
   /**
    * Checks that the database is exactly what the files say: nothing pending, files unchanged, no
-   * dirty row, rollback files present, no schema drift; with `rollbacks`, proves every rollback on a
-   * scratch database. Read-only; the findings are data (the CLI exits 3 on any).
+   * dirty row, rollback files present, no schema drift from the applied files run on a scratch
+   * database; with `rollbacks`, proves every rollback there too. Read-only for this database; the
+   * findings are data (the CLI exits 3 on any).
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const { migrations, target } = this.migrations();

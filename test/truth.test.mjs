@@ -204,6 +204,10 @@ for (const dialect of DIALECTS) {
       assert.match(r.stdout, '  003 fine: unchecked: --fail-fast stopped at 002 broken');
       assert.not.match(r.stdout, 'the rollback of 004 lossy');
 
+      const alone = p.cli('verify', '--from', '3');
+      assert.is(alone.code, 2, alone.output);
+      assert.match(alone.stderr, 'from -> rollbacks');
+
       json = JSON.parse(p.cli('verify', '--rollbacks', '--from', '3', '--json').stdout);
       assert.equal(json.rollbacks.results.map((x) => [x.version, x.verdict]), [[3, 'proven'], [4, 'lossy'], [5, 'unchecked'], [6, 'proven']]);
       assert.equal(json.rollbacks.from, 3);
