@@ -24,7 +24,7 @@ for (const dialect of DIALECTS) {
   const last = EXAMPLE_VERSIONS[dialect].at(-1);
   const TRUE = dialect === 'postgres' ? 'true' : '1';
 
-  test('a clean database: the success line and --json name the reference, the files at the version', () => {
+  test('a clean database: the success line and --json name the reference, the files at the version', async () => {
     assert.is(ctx.cli('migrate').code, 0);
     const r = ctx.cli('verify');
     assert.is(r.code, 0, r.output);
@@ -33,6 +33,15 @@ for (const dialect of DIALECTS) {
     assert.is(r.stdout.trim().split('\n').at(-1), `verified: matches ${reference}`);
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
     assert.equal(json.reference, { source: 'files', description: reference, versions: EXAMPLE_VERSIONS[dialect] });
+    assert.is(ctx.cli('verify', '--from-files').code, 0, 'the flag names the default');
+    if (dialect === 'postgres') {
+      // --scratch-url on a server where the user may create databases: a new one there, dropped afterwards.
+      const onServer = ctx.cli('verify', '--scratch-url', process.env.TEST_DATABASE_URL);
+      assert.is(onServer.code, 0, onServer.output);
+      const name = /scratch database postgres:\/\/\S+\/(tidemark_scratch_[0-9a-f]+) \(removed afterwards\)/.exec(onServer.stderr)?.[1];
+      assert.ok(name, onServer.stderr);
+      assert.equal(await ctx.db.query('select datname from pg_database where datname = $1', [name]), []);
+    }
   });
 
   test('drift survives the next migrate: a hand change before a run stays a finding after it', async () => {
