@@ -104,7 +104,7 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
   const files = new Map(ctx.migrations.map((m) => [m.version, m]));
   const obstacle = rebuildObstacle(ctx.migrations, ledger);
   if (obstacle) {
-    const fix = 'deploy the release that has the files of all applied versions (see `tidemark status`), verify again';
+    const fix = 'deploy the release that has the files of all applied versions (`tidemark status` lists them), then verify';
     return none(referenceFinding(obstacle, fix, ledger.filter((r) => !files.has(r.version)).map((r) => r.version)));
   }
   const order = [...new Set(inApplyOrder(ledger).map((r) => r.version))].map((v) => files.get(v)!);
@@ -287,7 +287,8 @@ async function onScratch<T>(
   process.once('SIGINT', dropAndExit);
   process.once('SIGTERM', dropAndExit);
   try {
-    ctx.emit({ type: 'notice', message: `${purpose} on scratch database ${scratch.description} (${scratch.afterwards})` });
+    const message = `${purpose} on scratch database ${scratch.description} (${scratch.afterwards})`;
+    ctx.emit({ type: 'notice', message });
     return await work(ctx.migratorFor({ ...ctx.config, url: scratch.url }), scratch);
   } finally {
     process.off('SIGINT', dropAndExit);
