@@ -104,7 +104,7 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
   const files = new Map(ctx.migrations.map((m) => [m.version, m]));
   const obstacle = rebuildObstacle(ctx.migrations, ledger);
   if (obstacle) {
-    const fix = 'deploy the release that has the files of all applied versions (`tidemark status` lists them), then verify';
+    const fix = 'deploy the release that has the files of every applied version (see `tidemark status`), then verify';
     return none(referenceFinding(obstacle, fix, ledger.filter((r) => !files.has(r.version)).map((r) => r.version)));
   }
   const order = [...new Set(inApplyOrder(ledger).map((r) => r.version))].map((v) => files.get(v)!);
