@@ -264,10 +264,19 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .command(
       'verify',
       'check that the database is exactly what the files say; exit 3 on any finding',
-      (y) => y.option('rollbacks', { type: 'boolean', describe: 'also prove on a scratch database that every rollback undoes its migration' }),
+      (y) =>
+        y
+          .option('rollbacks', { type: 'boolean', describe: 'also prove each rollback on a scratch database' })
+          .option('from', { type: 'string', describe: '--rollbacks: start at this version' })
+          .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
+          .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
+          .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .implies('from', 'rollbacks')
+          .implies('fail-fast', 'rollbacks'),
       (args) =>
         run(args, async (migrator, reporter) => {
-          const report = await migrator.verify({ rollbacks: args.rollbacks });
+          const from = wholeNumber(args.from, 'version');
+          const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
           if (args.json) reporter.out(JSON.stringify(report));
           else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
           if (!report.ok) process.exitCode = ExitCode.verifyFailed;

@@ -26,6 +26,8 @@ export interface ConfigFlags {
   log?: string | false;
   /** With several databases configured: work on this one only. */
   db?: string;
+  /** verify: where to build the expected schema when the user may not create a database on the target's server. */
+  scratchUrl?: string;
 }
 
 export interface TableName {
@@ -59,6 +61,8 @@ export interface Config {
   log: string | null;
   /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
   schemaVersion: number | null;
+  /** verify --scratch-url: the server (or empty database) to build the expected schema on; null: the target's. */
+  scratchUrl: string | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];
 }
@@ -152,7 +156,8 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
     log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || log || DEFAULT_LOG,
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
-    secrets: [passwordOf(url), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
+    scratchUrl: flags.scratchUrl || null,
+    secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
   };
 }
 

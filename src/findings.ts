@@ -1,11 +1,30 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
 import type { Checksums, Migration } from './files.js';
-import { currentVersion, dirtyResolution, editedFiles, notInRelease, type LedgerRow } from './plan.js';
+import {
+  currentVersion,
+  dirtyResolution,
+  editedFiles,
+  LEDGER_REPAIR,
+  ledgerAnomalies,
+  notInRelease,
+  type LedgerRow,
+} from './plan.js';
 import type { Difference } from './schema.js';
 
 /** The checks of `verify`, in the order they are reported. */
-export const CHECKS = ['pending', 'expected-version', 'missing-file', 'checksum', 'dirty', 'rollback-file', 'drift', 'rollbacks'] as const;
+export const CHECKS = [
+  'ledger',
+  'pending',
+  'expected-version',
+  'missing-file',
+  'checksum',
+  'dirty',
+  'rollback-file',
+  'reference',
+  'drift',
+  'rollbacks',
+] as const;
 export type CheckName = (typeof CHECKS)[number];
 
 export interface Finding {
@@ -27,11 +46,54 @@ export interface VerifyReport {
   /** SCHEMA_VERSION, when set. */
   expectedVersion: number | null;
   /** What the live schema was compared with, or why it could not be. */
-  baseline: { source: 'snapshot' | 'files'; description: string } | { source: 'none'; reason: string };
-  /** With --rollbacks: how many rollbacks were proven on a scratch database; null without. */
-  rollbacksProven: number | null;
+  reference: Reference;
+  /** With --rollbacks: each migration's verdict and their counts; null without. */
+  rollbacks: RollbackSummary | null;
   findings: Finding[];
   ok: boolean;
+}
+
+/**
+ * The expected schema: always the migration files of the applied versions (`versions`, in apply
+ * order) run on a scratch database; `none` when they could not be, with the reason.
+ */
+export type Reference =
+  | { source: 'files'; description: string; versions: number[] }
+  | { source: 'none'; reason: string };
+
+/** What `verify --rollbacks` found for one migration; lossy: its rollback ran but did not restore the schema. */
+export const ROLLBACK_VERDICTS = ['proven', 'lossy', 'failed', 'unchecked'] as const;
+export type RollbackVerdict = (typeof ROLLBACK_VERDICTS)[number];
+
+export interface RollbackResult {
+  version: number;
+  versionText: string;
+  name: string;
+  verdict: RollbackVerdict;
+  /** Why it is unchecked (or what failed), in a few words. */
+  reason: string | null;
+}
+
+export interface RollbackSummary {
+  /** --from: the first version checked; null: from the first migration. */
+  from: number | null;
+  counts: Record<RollbackVerdict, number>;
+  results: RollbackResult[];
+}
+
+export function summarizeRollbacks(from: number | null, results: RollbackResult[]): RollbackSummary {
+  const count = (verdict: RollbackVerdict) => results.filter((r) => r.verdict === verdict).length;
+  const counts = Object.fromEntries(ROLLBACK_VERDICTS.map((v) => [v, count(v)])) as RollbackSummary['counts'];
+  return { from, counts, results };
+}
+
+/** Its words: `the migration files at version 7 (applied in the order 1, 3, 2), built on a scratch database`. */
+export function filesReference(versions: number[]): Reference {
+  if (versions.length === 0) return { source: 'files', description: 'an empty schema (no version applied)', versions };
+  const sorted = [...versions].sort((a, b) => a - b);
+  const order = versions.some((v, i) => v !== sorted[i]) ? ` (applied in the order ${versions.join(', ')})` : '';
+  const description = `the migration files at version ${sorted.at(-1)}${order}, built on a scratch database`;
+  return { source: 'files', description, versions };
 }
 
 export interface LedgerFacts {
@@ -44,10 +106,19 @@ export interface LedgerFacts {
 
 /** Every finding that the ledger and the files alone show. */
 export function ledgerFindings(facts: LedgerFacts): Finding[] {
-  return [pending, expectedVersion, missingFiles, changedFiles, dirtyRows, missingRollbacks].map((check) => check(facts)).filter((f): f is Finding => f !== null);
+  return [impossibleLedger, pending, expectedVersion, missingFiles, changedFiles, dirtyRows, missingRollbacks]
+    .map((check) => check(facts))
+    .filter((f): f is Finding => f !== null);
 }
 
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
+function impossibleLedger({ ledger }: LedgerFacts): Finding | null {
+  const anomalies = ledgerAnomalies(ledger);
+  if (anomalies.length === 0) return null;
+  const message = 'the ledger is not one a serial run could have written';
+  return { check: 'ledger', message, details: anomalies, fix: LEDGER_REPAIR, versions: [] };
+}
 
 function pending({ migrations, ledger }: LedgerFacts): Finding | null {
   const applied = new Set(ledger.map((r) => r.version));
@@ -130,29 +201,29 @@ function missingRollbacks({ migrations }: LedgerFacts): Finding | null {
   };
 }
 
-/**
- * Why the expected schema cannot be rebuilt from the files, or null when it can: that needs exactly
- * the applied versions, each with its file.
- */
+/** Why the expected schema cannot be rebuilt from the files, or null: every applied version needs its file. */
 export function rebuildObstacle(migrations: Migration[], ledger: LedgerRow[]): string | null {
-  const current = currentVersion(ledger);
   const files = new Set(migrations.map((m) => m.version));
-  const applied = new Set(ledger.map((r) => r.version));
   const orphan = ledger.find((r) => !files.has(r.version));
-  if (orphan) return `version ${orphan.version} is applied but has no file to rebuild it from`;
-  const skipped = migrations.find((m) => m.version < current && !applied.has(m.version));
-  if (skipped) return `${skipped.versionText} ${skipped.name} is below the current version ${current} but not applied`;
-  return null;
+  if (!orphan) return null;
+  return `version ${orphan.version} (${orphan.name}) is applied but this release has no file to rebuild it from`;
 }
 
-export function driftFinding(differences: Difference[], baseline: string, version: number): Finding {
+/** verify could not build what the files produce, so it cannot say whether the schema matches: never "verified". */
+export function referenceFinding(reason: string, fix: string, versions: number[] = []): Finding {
+  const message = `the schema was not compared with the migration files: ${reason}`;
+  return { check: 'reference', message, details: [], fix, versions };
+}
+
+/** The fix never suggests force: force changes the ledger, not what the files produce. */
+export function driftFinding(differences: Difference[], reference: string, version: number): Finding {
   return {
     check: 'drift',
-    message: `the schema differs from ${baseline} (+ only in the database, - missing from it, ~ changed)`,
+    message: `the schema differs from ${reference} (+ only in the database, - missing from it, ~ changed)`,
     details: differences.map((d) => d.line),
     fix:
-      `undo the changes by hand, or put them in a new migration (\`tidemark create <name>\`) so that every database gets them; ` +
-      `if this database is right as it is, \`tidemark force ${version} --yes\` records its schema as the expected one`,
+      'undo these changes by hand; to keep them instead, undo them here too, put them in a new migration ' +
+      '(`tidemark create <name>`) and run `tidemark migrate`, so that every database gets them',
     versions: [version],
     differences,
   };
@@ -170,7 +241,12 @@ export function rollbackFinding(migration: Migration, differences: Difference[])
 }
 
 /** A step that failed on a scratch database: the migrations do not build, or a rollback does not run. */
-export function scratchFailure(check: 'drift' | 'rollbacks', what: string, migration: Migration | null, error: { message: string; context: string[]; hint?: string }): Finding {
+export function scratchFailure(
+  check: 'reference' | 'rollbacks',
+  what: string,
+  migration: Migration | null,
+  error: { message: string; context: string[]; hint?: string },
+): Finding {
   return {
     check,
     message: `${what} failed on the scratch database: ${error.message}`,
@@ -183,6 +259,8 @@ export function scratchFailure(check: 'drift' | 'rollbacks', what: string, migra
 /** What each check says when it holds. */
 function passed(check: CheckName, report: VerifyReport): string | null {
   switch (check) {
+    case 'ledger':
+      return 'the ledger is one a serial run could have written';
     case 'pending':
       return 'nothing pending';
     case 'expected-version':
@@ -195,11 +273,26 @@ function passed(check: CheckName, report: VerifyReport): string | null {
       return 'no dirty version';
     case 'rollback-file':
       return 'every migration has a rollback file';
+    case 'reference':
+      return null;
     case 'drift':
-      return report.baseline.source === 'none' ? null : `the schema matches ${report.baseline.description}`;
-    case 'rollbacks':
-      return report.rollbacksProven === null ? null : `every rollback undoes its migration (${plural(report.rollbacksProven, 'rollback', 'rollbacks')} proven on a scratch database)`;
+      return report.reference.source === 'none' ? null : `the schema matches ${report.reference.description}`;
+    case 'rollbacks': {
+      if (report.rollbacks === null) return null;
+      const proven = plural(report.rollbacks.counts.proven, 'rollback', 'rollbacks');
+      return `every rollback checked undoes its migration (${proven} proven on a scratch database)`;
+    }
   }
+}
+
+/** `rollbacks: 3 proven, 1 lossy, 1 failed, 1 unchecked`, then each unchecked migration and why. */
+function rollbackSummaryLines(summary: RollbackSummary): string[] {
+  const counts = ROLLBACK_VERDICTS.map((v) => `${summary.counts[v]} ${v}`).join(', ');
+  const from = summary.from === null ? '' : ` (from version ${summary.from})`;
+  const unchecked = summary.results
+    .filter((r) => r.verdict === 'unchecked')
+    .map((r) => `  ${r.versionText} ${r.name}: unchecked: ${r.reason}`);
+  return [`rollbacks: ${counts}${from}`, ...unchecked];
 }
 
 /** The report as lines for a person: each check that holds, each finding with its details and fix, a total. */
@@ -210,8 +303,11 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
     for (const f of found) lines.push(`${kleur.red('✗')} ${f.message}`, ...f.details.map((d) => `  ${d}`), `  ${kleur.cyan('fix:')} ${f.fix}`);
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);
-    if (check === 'drift' && report.baseline.source === 'none') lines.push(`${kleur.yellow('?')} the schema was not compared: ${report.baseline.reason}`);
   }
-  lines.push(report.ok ? 'verified: the database is what the migration files say' : `verify found ${plural(report.findings.length, 'problem', 'problems')}`);
+  if (report.rollbacks) lines.push(...rollbackSummaryLines(report.rollbacks));
+  const { reference } = report;
+  const verified = report.ok && reference.source === 'files';
+  const problems = plural(report.findings.length, 'problem', 'problems');
+  lines.push(verified ? `verified: matches ${reference.description}` : `verify found ${problems}`);
   return lines;
 }

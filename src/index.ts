@@ -1,5 +1,6 @@
 // The public API: the same migrator the CLI uses, for scripts and application start-up.
 import { loadConfig, type ConfigFlags } from './config.js';
+import { SchemaVersionError } from './errors.js';
 import { Migrator, type EventListener } from './migrator.js';
 import { assertAtVersion } from './plan.js';
 
@@ -11,7 +12,8 @@ export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';
 export type { InitOptions, InitStep } from './init.js';
-export type { VerifyReport, Finding, CheckName } from './findings.js';
+export type { VerifyReport, Finding, CheckName, Reference } from './findings.js';
+export type { RollbackSummary, RollbackResult, RollbackVerdict } from './findings.js';
 export type { Snapshot, Difference, Table, Column, Constraint, Index, View, Trigger, EnumType, Sequence, Routine } from './schema.js';
 export { diffSnapshots, formatSnapshot } from './schema.js';
 export { formatVerifyReport } from './findings.js';
@@ -56,6 +58,12 @@ export function createMigrator(settings: TidemarkSettings = {}, onEvent?: EventL
 export async function assertSchemaVersion(settings: TidemarkSettings & { expected?: number } = {}): Promise<number> {
   const config = loadConfig(settings, settings.cwd ?? process.cwd());
   const report = await new Migrator(config).status();
+  if (report.anomalies.length > 0) {
+    const anomalies = report.anomalies.join('; ');
+    throw new SchemaVersionError(`${report.database}: the ledger is not one a serial run could have written: ${anomalies}`, {
+      hint: 'see `tidemark verify`, and fix the ledger table by hand',
+    });
+  }
   const newestFile = report.entries.filter((e) => e.state !== 'not-in-release').reduce((top, e) => Math.max(top, e.version), 0);
   assertAtVersion(report.database, report.version, report.entries, settings.expected ?? config.schemaVersion ?? newestFile);
   return report.version;

@@ -22,8 +22,10 @@ import {
 } from './files.js';
 import {
   assertNotDirty,
+  assertSerialLedger,
   currentVersion,
   dirtyResolution,
+  ledgerAnomalies,
   notInReleaseWarning,
   planBaseline,
   planForce,
@@ -43,7 +45,7 @@ import { init, type InitOptions, type InitStep } from './init.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
-import { recordSnapshot, verify, type VerifyOptions } from './verify.js';
+import { verify, type VerifyOptions } from './verify.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -97,6 +99,8 @@ export interface StatusReport {
   database: string;
   version: number;
   entries: StatusEntry[];
+  /** What no serial run could have written into the ledger (a version twice, ...); [] normally. */
+  anomalies: string[];
 }
 
 export interface HistoryReport {
@@ -193,7 +197,6 @@ export class Migrator {
       }
       // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
       const { version } = plan;
-      if (!dryRun && applied > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
       return { applied, version };
     });
@@ -312,7 +315,6 @@ export class Migrator {
         if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
       }
       const version = versionAfterRollback(ledger, steps);
-      if (!dryRun && reverted > 0) await recordSnapshot(driver, version, this.emit);
       this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
       return { reverted, version };
     });
@@ -341,9 +343,14 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
+      const anomalies = ledgerAnomalies(ledger);
+      for (const anomaly of anomalies) {
+        this.emit({ type: 'warning', message: `the ledger is not one a serial run could have written: ${anomaly}` });
+      }
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = fileChecksums(migrations, applied);
-      return { database: driver.description, version: currentVersion(ledger), entries: planStatus(migrations, ledger, checksums) };
+      const entries = planStatus(migrations, ledger, checksums);
+      return { database: driver.description, version: currentVersion(ledger), entries, anomalies };
     });
   }
 
@@ -358,6 +365,7 @@ export class Migrator {
     const target = parseTarget(this.config.url, this.config.cwd);
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
+      assertSerialLedger(ledger);
       assertNotDirty(ledger);
       return currentVersion(ledger);
     });
@@ -365,8 +373,9 @@ export class Migrator {
 
   /**
    * Checks that the database is exactly what the files say: nothing pending, files unchanged, no
-   * dirty row, rollback files present, no schema drift; with `rollbacks`, proves every rollback on a
-   * scratch database. Read-only; the findings are data (the CLI exits 3 on any).
+   * dirty row, rollback files present, no schema drift from the applied files run on a scratch
+   * database; with `rollbacks`, proves every rollback there too. Read-only for this database; the
+   * findings are data (the CLI exits 3 on any).
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const { migrations, target } = this.migrations();
@@ -396,7 +405,6 @@ export class Migrator {
           const name = migrations.find((m) => m.version === version)?.name ?? '';
           await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
         });
-        await recordSnapshot(driver, version, this.emit);
       }
       this.emit({
         type: 'forced',

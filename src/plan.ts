@@ -4,6 +4,8 @@ import type { Checksums, Migration, SqlFile } from './files.js';
 
 /** One row of the ledger table, as tidemark reads it (legacy rows have nulls where columns were added). */
 export interface LedgerRow {
+  /** The row's id: the order versions were applied in (null in a legacy table without one). */
+  id: number | null;
   version: number;
   name: string;
   appliedAt: string | null;
@@ -76,6 +78,39 @@ export function currentVersion(ledger: LedgerRow[]): number {
   return ledger.reduce((top, r) => Math.max(top, r.version), 0);
 }
 
+/** The applied rows in the order they were applied: by id, the version breaking ties (legacy rows have none). */
+export function inApplyOrder(ledger: LedgerRow[]): LedgerRow[] {
+  return [...ledger].sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.version - b.version);
+}
+
+/**
+ * What no serial run of tidemark could have written into the ledger, one line each: a version
+ * recorded twice (its unique constraint was dropped by hand), more than one dirty row (a run stops
+ * at the first). Empty for a ledger tidemark could have written.
+ */
+export function ledgerAnomalies(ledger: LedgerRow[]): string[] {
+  const counts = new Map<number, number>();
+  for (const r of ledger) counts.set(r.version, (counts.get(r.version) ?? 0) + 1);
+  const lines = [...counts].filter(([, n]) => n > 1).map(([version, n]) => `version ${version} is recorded ${n} times`);
+  const dirty = ledger.filter((r) => r.dirty).map((r) => r.version);
+  if (dirty.length > 1) lines.push(`versions ${dirty.join(', ')} are ${dirty.length === 2 ? 'both' : 'all'} dirty`);
+  return lines;
+}
+
+/** How to repair a ledger with anomalies: by hand, since no command can know which row is the true one. */
+export const LEDGER_REPAIR =
+  'look at the rows (`tidemark status`, and `tidemark status --history`) and fix the ledger table by hand: ' +
+  'delete the extra row of each version recorded twice (keep the lowest id) and put back the unique ' +
+  'constraint on version; resolve the dirty versions one by one';
+
+/** Commands that act on the ledger refuse one that no serial run could have written: their plan would rest on a lie. */
+export function assertSerialLedger(ledger: LedgerRow[]): void {
+  const anomalies = ledgerAnomalies(ledger);
+  if (anomalies.length === 0) return;
+  const message = 'the ledger is not one a serial run could have written; nothing was changed';
+  throw new UsageError(message, { context: anomalies, hint: LEDGER_REPAIR });
+}
+
 /** Refuses to go on while a no-transaction migration is half done: only `force` may resolve it. */
 export function assertNotDirty(ledger: LedgerRow[]): void {
   const dirty = ledger.find((r) => r.dirty);
@@ -131,6 +166,7 @@ export interface MigrateOptions {
 }
 
 export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums, options: MigrateOptions = {}): MigratePlan {
+  assertSerialLedger(ledger);
   assertNotDirty(ledger);
   const applied = new Map(ledger.map((r) => [r.version, r]));
   const current = currentVersion(ledger);
@@ -252,6 +288,7 @@ export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[])
  * `rollbackChecksums` holds the current rollback files' checksums.
  */
 export function planRollback(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions, rollbackChecksums: Map<number, string>): RollbackStep[] {
+  assertSerialLedger(ledger);
   assertNotDirty(ledger);
   const chosen = rowsToRollBack(ledger, options);
   const files = new Map(migrations.map((m) => [m.version, m]));
@@ -311,6 +348,7 @@ export interface ForcePlan {
 
 /** Makes the ledger hold exactly the versions <= target that exist for the dialect. */
 export function planForce(migrations: Migration[], ledger: LedgerRow[], target: number): ForcePlan {
+  assertSerialLedger(ledger);
   if (target !== 0) assertVersionExists(migrations, target, ', or 0 to empty the ledger');
   const wanted = migrations.filter((m) => m.version <= target);
   const wantedVersions = new Set(wanted.map((m) => m.version));

@@ -90,19 +90,6 @@ export interface Routine {
 
 export const EMPTY_SNAPSHOT: Snapshot = { tables: [], indexes: [], views: [], triggers: [], types: [], sequences: [], functions: [] };
 
-/** Bumped when the layout changes; a stored snapshot of another format is treated as absent. */
-const SNAPSHOT_FORMAT = 1;
-
-export function serializeSnapshot(snapshot: Snapshot): string {
-  return JSON.stringify({ format: SNAPSHOT_FORMAT, schema: snapshot });
-}
-
-export function parseStoredSnapshot(text: string | null): Snapshot | null {
-  if (text === null) return null;
-  const stored = JSON.parse(text) as { format?: number; schema?: Snapshot };
-  return stored.format === SNAPSHOT_FORMAT && stored.schema ? stored.schema : null;
-}
-
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const sortedBy = <T>(items: T[], key: (item: T) => string) => [...items].sort((a, b) => byText(key(a), key(b)));
 const CONSTRAINT_ORDER: ConstraintKind[] = ['primary key', 'unique', 'check', 'foreign key', 'exclusion'];

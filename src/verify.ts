@@ -1,19 +1,40 @@
-// verify: the ledger and files checks, schema drift against the stored snapshot (or the files rebuilt
-// on a scratch database), and with --rollbacks the proof that every rollback undoes its migration.
+// verify: the ledger and files checks; schema drift against the files of the applied versions, run in
+// apply order on a scratch database (never against anything taken from the live database); and with
+// --rollbacks the proof that every rollback undoes its migration.
 import { constants } from 'node:os';
-import type { Config, Target } from './config.js';
+import { parseTarget, type Config, type Target } from './config.js';
+import { connect } from './drivers/connect.js';
 import type { Driver } from './drivers/driver.js';
-import { createScratch } from './drivers/scratch.js';
-import { ExitCode, TidemarkError } from './errors.js';
-import { fileChecksums, type Migration } from './files.js';
-import { driftFinding, ledgerFindings, rebuildObstacle, rollbackFinding, scratchFailure, type Finding, type VerifyReport } from './findings.js';
+import { createScratch, isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
+import { ExitCode, TidemarkError, UsageError } from './errors.js';
+import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
+import {
+  driftFinding,
+  filesReference,
+  ledgerFindings,
+  rebuildObstacle,
+  referenceFinding,
+  rollbackFinding,
+  scratchFailure,
+  summarizeRollbacks,
+  type Finding,
+  type Reference,
+  type RollbackResult,
+  type RollbackSummary,
+  type RollbackVerdict,
+  type VerifyReport,
+} from './findings.js';
 import type { EventListener } from './migrator.js';
-import { currentVersion } from './plan.js';
-import { diffSnapshots, parseStoredSnapshot, serializeSnapshot, type Snapshot } from './schema.js';
+import { currentVersion, inApplyOrder, type LedgerRow } from './plan.js';
+import { diffSnapshots, EMPTY_SNAPSHOT, type Snapshot } from './schema.js';
 
 export interface VerifyOptions {
   /** Also prove every rollback on a scratch database. */
   rollbacks?: boolean;
+  /** --rollbacks: start at this version (the migrations below it are applied, not checked). */
+  from?: number;
+  /** --rollbacks: stop at the first rollback that fails or leaves something behind, as verify once did. */
+  failFast?: boolean;
   /** The version the application expects; default: SCHEMA_VERSION (environment or .env). */
   expectedVersion?: number;
 }
@@ -36,20 +57,6 @@ export interface VerifyContext {
   migratorFor: (config: Config) => ScratchMigrator;
 }
 
-/**
- * Stores the live schema as the one expected at `version`; called after every command that changed
- * the schema or the ledger. The migrations are committed by then, so a failure here is a warning,
- * not a failed deploy: without the snapshot, verify compares with the files instead.
- */
-export async function recordSnapshot(driver: Driver, version: number, emit: EventListener): Promise<void> {
-  try {
-    await driver.saveSnapshot(version, serializeSnapshot(await driver.snapshot()));
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    emit({ type: 'warning', message: `could not record the schema snapshot for version ${version} (${reason}); verify will compare with the migration files instead` });
-  }
-}
-
 export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): Promise<VerifyReport> {
   const { driver, migrations } = ctx;
   const expectedVersion = options.expectedVersion ?? ctx.config.schemaVersion;
@@ -59,79 +66,176 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
   const version = currentVersion(ledger);
   const findings: Finding[] = ledgerFindings({ migrations, ledger, checksums, expectedVersion });
 
-  const expected = await expectedSchema(ctx, version, rebuildObstacle(migrations, ledger));
+  const expected = await expectedSchema(ctx, ledger);
   if (expected.finding) findings.push(expected.finding);
-  if (expected.schema && expected.baseline.source !== 'none') {
+  if (expected.schema && expected.reference.source === 'files') {
     const differences = diffSnapshots(expected.schema, await driver.snapshot());
-    if (differences.length > 0) findings.push(driftFinding(differences, expected.baseline.description, version));
+    if (differences.length > 0) findings.push(driftFinding(differences, expected.reference.description, version));
   }
 
-  let rollbacksProven: number | null = null;
+  let rollbacks: RollbackSummary | null = null;
   if (options.rollbacks) {
-    const proof = await proveRollbacks(ctx);
+    const proof = await proveRollbacks(ctx, options);
     findings.push(...proof.findings);
-    rollbacksProven = proof.proven;
+    rollbacks = proof.summary;
   }
-  return { database: driver.description, version, expectedVersion, baseline: expected.baseline, rollbacksProven, findings, ok: findings.length === 0 };
+  const { reference } = expected;
+  const ok = findings.length === 0;
+  return { database: driver.description, version, expectedVersion, reference, rollbacks, findings, ok };
 }
 
 interface ExpectedSchema {
-  baseline: VerifyReport['baseline'];
+  reference: Reference;
   schema: Snapshot | null;
-  /** The files could not be applied to build it. */
+  /** Why there is no reference to compare with. */
   finding?: Finding;
 }
 
 /**
- * The snapshot stored after the current version; without one (the SQL was run by hand, or the ledger
- * predates snapshots), the applied migrations' files run on a scratch database.
+ * What the files produce at the recorded state: each applied version's forward file, once, in the
+ * order the ledger says they were applied (out-of-order ones included), run on a scratch database.
  */
-async function expectedSchema(ctx: VerifyContext, version: number, obstacle: string | null): Promise<ExpectedSchema> {
-  const stored = parseStoredSnapshot(await ctx.driver.savedSnapshot(version));
-  if (stored) return { baseline: { source: 'snapshot', description: `the snapshot recorded after version ${version}` }, schema: stored };
-  if (obstacle) return { baseline: { source: 'none', reason: `no snapshot is recorded for version ${version}, and ${obstacle}` }, schema: null };
-  ctx.emit({
-    type: 'notice',
-    message: `no schema snapshot is recorded for version ${version} (the SQL was run by hand, or the ledger predates snapshots): comparing with the migration files applied to a scratch database`,
+async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<ExpectedSchema> {
+  const none = (finding: Finding): ExpectedSchema => ({
+    reference: { source: 'none', reason: finding.message },
+    schema: null,
+    finding,
   });
-  const baseline = { source: 'files' as const, description: `the migration files up to version ${version} applied to a scratch database` };
-  return onScratch(ctx, 'building the expected schema', async (scratch) => {
-    const failure = await attempt('drift', `applying the migrations up to version ${version}`, null, () => scratch.migrate({ target: version }));
-    return failure ? { baseline, schema: null, finding: failure } : { baseline, schema: await scratch.schema() };
+  const files = new Map(ctx.migrations.map((m) => [m.version, m]));
+  const obstacle = rebuildObstacle(ctx.migrations, ledger);
+  if (obstacle) {
+    const fix = 'deploy the release that has the files of every applied version (see `tidemark status`), then verify';
+    return none(referenceFinding(obstacle, fix, ledger.filter((r) => !files.has(r.version)).map((r) => r.version)));
+  }
+  const order = [...new Set(inApplyOrder(ledger).map((r) => r.version))].map((v) => files.get(v)!);
+  const reference = filesReference(order.map((m) => m.version));
+  if (order.length === 0) return { reference, schema: EMPTY_SNAPSHOT };
+  const built = await onScratch(ctx, 'building the expected schema', async (_, scratch) => {
+    const target = parseTarget(scratch.url, ctx.config.cwd);
+    const driver = await connect(target, { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
+    try {
+      for (const m of order) {
+        const run = () => runFile(driver, loadScript(m.forward));
+        const failure = await attempt('reference', `applying ${label(m)}`, m, run);
+        if (failure) return none(failure);
+      }
+      return { reference, schema: await driver.snapshot() };
+    } finally {
+      await driver.close();
+    }
   });
+  return isUnavailable(built) ? none(referenceFinding(built.unavailable, built.fix)) : built;
 }
 
-/** For each migration in order: snapshot, apply, roll back, compare with the snapshot, apply again. */
-async function proveRollbacks(ctx: VerifyContext): Promise<{ proven: number; findings: Finding[] }> {
-  return onScratch(ctx, 'proving every rollback', async (scratch) => {
-    const findings: Finding[] = [];
-    let proven = 0;
-    let before = await scratch.schema();
-    for (const m of ctx.migrations) {
-      const id = `${m.versionText} ${m.name}`;
-      let failure = await attempt('rollbacks', `applying ${id}`, m, () => scratch.migrate({ target: m.version }));
-      if (!failure && m.rollback) {
-        failure = await attempt('rollbacks', `rolling back ${id}`, m, () => scratch.rollback({ steps: 1 }));
-        if (!failure) {
-          const differences = diffSnapshots(before, await scratch.schema());
-          if (differences.length > 0) findings.push(rollbackFinding(m, differences));
-          else proven++;
-          failure = await attempt('rollbacks', `applying ${id} again after its rollback`, m, () => scratch.migrate({ target: m.version }), {
-            fix: `the rollback leaves behind something ${m.forward.path} creates: make ${m.rollback.path} undo everything it does`,
-          });
-        }
-      }
-      // A failed step leaves the scratch database half-way: the migrations after it cannot be judged on it.
-      if (failure) {
-        const unchecked = ctx.migrations.filter((later) => later.version > m.version).length;
-        if (unchecked > 0) failure.details.push(`the rollbacks of the ${unchecked} migration${unchecked === 1 ? '' : 's'} after it were not checked`);
-        findings.push(failure);
-        break;
-      }
-      before = await scratch.schema();
+/** A forward file alone, as psql would run it: in a transaction unless it says no-transaction; no ledger row. */
+async function runFile(driver: Driver, script: Script): Promise<void> {
+  if (script.noTransaction) return driver.runScript(script);
+  await driver.begin();
+  try {
+    await driver.runScript(script);
+    await driver.commit();
+  } catch (error) {
+    await driver.rollback().catch(() => {});
+    throw error;
+  }
+}
+
+interface Proof {
+  results: RollbackResult[];
+  findings: Finding[];
+}
+
+/**
+ * For each migration in order: snapshot, apply, roll back, compare with the snapshot, apply again.
+ * A rollback that fails or leaves something behind does not end the check: it carries on from a fresh
+ * scratch database with the migrations up to that one applied (unless --fail-fast).
+ */
+async function proveRollbacks(
+  ctx: VerifyContext,
+  options: VerifyOptions,
+): Promise<{ summary: RollbackSummary; findings: Finding[] }> {
+  const todo = ctx.migrations.filter((m) => m.version >= (options.from ?? 0));
+  if (options.from !== undefined && !ctx.migrations.some((m) => m.version === options.from)) {
+    throw new UsageError(`--from ${options.from}: there is no migration with that version for this database`, {
+      hint: 'use one of the versions `tidemark status` lists',
+    });
+  }
+  const proof: Proof = { results: [], findings: [] };
+  while (proof.results.length < todo.length) {
+    const rest = todo.slice(proof.results.length);
+    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, Boolean(options.failFast));
+    const built = await onScratch(ctx, 'proving rollbacks', prove);
+    if (isUnavailable(built)) {
+      const message = `the rollbacks were not proven: ${built.unavailable}`;
+      proof.findings.push({ ...referenceFinding(built.unavailable, built.fix), check: 'rollbacks', message });
+      markUnchecked(proof, rest, 'no scratch database');
     }
-    return { proven, findings };
+  }
+  return { summary: summarizeRollbacks(options.from ?? null, proof.results), findings: proof.findings };
+}
+
+const label = (m: Migration) => `${m.versionText} ${m.name}`;
+
+/** Proves `rest` in order on one scratch database, until one leaves it in a state the next cannot be judged on. */
+async function proveFrom(scratch: ScratchMigrator, rest: Migration[], proof: Proof, failFast: boolean): Promise<void> {
+  const [first] = rest;
+  const what = `applying the migrations below ${label(first!)}`;
+  const below = await attempt('rollbacks', what, null, () => scratch.migrate({ target: first!.version - 1 }));
+  if (below) {
+    proof.findings.push(below);
+    return markUnchecked(proof, rest, `not reached: the migrations below it do not apply on a scratch database`);
+  }
+  for (const [i, m] of rest.entries()) {
+    const { result, findings, fresh } = await proveOne(scratch, m);
+    proof.results.push(result);
+    proof.findings.push(...findings);
+    const later = rest.slice(i + 1);
+    if (result.reason === FORWARD_FAILED) {
+      const why = `not reached: ${label(m)} does not apply on a database built by the migrations before it`;
+      return markUnchecked(proof, later, why);
+    }
+    if (failFast && result.verdict !== 'proven' && result.verdict !== 'unchecked') {
+      return markUnchecked(proof, later, `--fail-fast stopped at ${label(m)}`);
+    }
+    if (fresh) return;
+  }
+}
+
+function markUnchecked(proof: Proof, migrations: Migration[], reason: string): void {
+  for (const m of migrations) proof.results.push(resultOf(m, 'unchecked', reason));
+}
+
+function resultOf(m: Migration, verdict: RollbackVerdict, reason: string | null = null): RollbackResult {
+  return { version: m.version, versionText: m.versionText, name: m.name, verdict, reason };
+}
+
+const FORWARD_FAILED = 'its migration does not apply';
+
+/** One migration's proof; `fresh`: the scratch database is no longer what the files say: the next needs a new one. */
+async function proveOne(
+  scratch: ScratchMigrator,
+  m: Migration,
+): Promise<{ result: RollbackResult; findings: Finding[]; fresh: boolean }> {
+  const outcome = (verdict: RollbackVerdict, reason: string | null, finding: Finding | null) => ({
+    result: resultOf(m, verdict, reason),
+    findings: finding ? [finding] : [],
+    fresh: finding !== null,
   });
+  const before = await scratch.schema();
+  const applying = await attempt('rollbacks', `applying ${label(m)}`, m, () => scratch.migrate({ target: m.version }));
+  if (applying) return outcome('failed', FORWARD_FAILED, applying);
+  if (!m.rollback) return outcome('unchecked', 'no rollback file', null);
+  const rolling = await attempt('rollbacks', `rolling back ${label(m)}`, m, () => scratch.rollback({ steps: 1 }));
+  if (rolling) return outcome('failed', 'its rollback fails', rolling);
+  const differences = diffSnapshots(before, await scratch.schema());
+  if (differences.length > 0) {
+    return outcome('lossy', 'its rollback does not restore the schema', rollbackFinding(m, differences));
+  }
+  const fix = `the rollback leaves behind something ${m.forward.path} makes: make ${m.rollback.path} undo all it does`;
+  const reapply = () => scratch.migrate({ target: m.version });
+  const again = await attempt('rollbacks', `applying ${label(m)} again after its rollback`, m, reapply, { fix });
+  if (again) return outcome('lossy', 'it does not apply again after its rollback', again);
+  return outcome('proven', null, null);
 }
 
 /**
@@ -139,7 +243,7 @@ async function proveRollbacks(ctx: VerifyContext): Promise<{ proven: number; fin
  * own hint unless `fix` knows better), anything else an error.
  */
 async function attempt(
-  check: 'drift' | 'rollbacks',
+  check: 'reference' | 'rollbacks',
   what: string,
   migration: Migration | null,
   run: () => Promise<unknown>,
@@ -150,16 +254,30 @@ async function attempt(
     return null;
   } catch (error) {
     if (!(error instanceof TidemarkError) || error.exitCode !== ExitCode.migrationFailed) throw error;
-    return scratchFailure(check, what, migration, { message: error.message, context: [...(error.details.context ?? [])], hint: fix ?? error.details.hint });
+    const context = [...(error.details.context ?? [])];
+    return scratchFailure(check, what, migration, { message: error.message, context, hint: fix ?? error.details.hint });
   }
 }
 
 /**
  * Runs work against a new scratch database and removes it afterwards, also when the work fails or
- * the process is interrupted (Ctrl-C, SIGTERM from a CI timeout).
+ * the process is interrupted (Ctrl-C, SIGTERM from a CI timeout). Without one (the user may not
+ * create databases), says why instead of running the work.
  */
-async function onScratch<T>(ctx: VerifyContext, purpose: string, work: (scratch: ScratchMigrator) => Promise<T>): Promise<T> {
-  const scratch = await createScratch(ctx.target);
+async function onScratch<T>(
+  ctx: VerifyContext,
+  purpose: string,
+  work: (migrator: ScratchMigrator, scratch: ScratchDatabase) => Promise<T>,
+): Promise<T | ScratchUnavailable> {
+  const given = ctx.config.scratchUrl === null ? null : parseTarget(ctx.config.scratchUrl, ctx.config.cwd);
+  if (given && given.dialect !== ctx.target.dialect) {
+    const { dialect } = ctx.target;
+    throw new UsageError(`--scratch-url names a ${given.dialect} database, and the database to verify is ${dialect}`, {
+      hint: `give --scratch-url a ${dialect} URL (the expected schema must be built by the same kind of database)`,
+    });
+  }
+  const scratch = await createScratch(ctx.target, given);
+  if ('unavailable' in scratch) return scratch;
   const dropAndExit = (signal: NodeJS.Signals) => {
     // The step in flight fails once its database is dropped under it; nothing it reports matters now.
     process.on('uncaughtException', () => {});
@@ -169,8 +287,9 @@ async function onScratch<T>(ctx: VerifyContext, purpose: string, work: (scratch:
   process.once('SIGINT', dropAndExit);
   process.once('SIGTERM', dropAndExit);
   try {
-    ctx.emit({ type: 'notice', message: `${purpose} on scratch database ${scratch.description} (removed afterwards)` });
-    return await work(ctx.migratorFor({ ...ctx.config, url: scratch.url }));
+    const message = `${purpose} on scratch database ${scratch.description} (${scratch.afterwards})`;
+    ctx.emit({ type: 'notice', message });
+    return await work(ctx.migratorFor({ ...ctx.config, url: scratch.url }), scratch);
   } finally {
     process.off('SIGINT', dropAndExit);
     process.off('SIGTERM', dropAndExit);

@@ -47,7 +47,7 @@ for (const dialect of DIALECTS) {
     const all = ctx.cli('rollback', '--all');
     assert.is(all.code, 0, all.output);
     assert.equal(await ctx.db.types(), [], 'the enum type is gone after rolling everything back');
-    assert.equal(await ctx.db.tables(), ['schema_version', 'schema_version_history', 'schema_version_schema']);
+    assert.equal(await ctx.db.tables(), ['schema_version', 'schema_version_history']);
     assert.equal(await ctx.db.indexes().then((names) => names.filter((n) => n.startsWith('trades'))), []);
   });
 

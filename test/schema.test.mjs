@@ -2,8 +2,8 @@
 import kleur from 'kleur';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatVerifyReport, ledgerFindings, rebuildObstacle } from '../dist/findings.js';
-import { diffSnapshots, EMPTY_SNAPSHOT, formatSnapshot, normalizeSql, parseStoredSnapshot, serializeSnapshot } from '../dist/schema.js';
+import { filesReference, formatVerifyReport, ledgerFindings, rebuildObstacle } from '../dist/findings.js';
+import { diffSnapshots, EMPTY_SNAPSHOT, formatSnapshot, normalizeSql } from '../dist/schema.js';
 
 const snapshots = suite('schema snapshots');
 
@@ -78,13 +78,6 @@ snapshots('the schema text: types first, a block per table, then indexes; an emp
   assert.is(formatSnapshot(EMPTY_SNAPSHOT), '(empty schema)');
 });
 
-snapshots('a stored snapshot of another format is treated as absent', () => {
-  const s = schema({ tables: [users()] });
-  assert.equal(parseStoredSnapshot(serializeSnapshot(s)), s);
-  assert.is(parseStoredSnapshot(JSON.stringify({ format: 0, schema: s })), null);
-  assert.is(parseStoredSnapshot(null), null);
-});
-
 snapshots.run();
 
 const findings = suite('verify findings');
@@ -127,10 +120,22 @@ findings('each kind of problem is one finding listing its items', () => {
   );
 });
 
-findings('the expected schema can be rebuilt from the files only when exactly the applied versions have them', () => {
+findings('the expected schema can be rebuilt from the files when every applied version has its file, in any order', () => {
   assert.is(rebuildObstacle([m(1), m(2), m(3)], [row(1), row(2)]), null);
-  assert.is(rebuildObstacle([m(1)], [row(1), row(2)]), 'version 2 is applied but has no file to rebuild it from');
-  assert.is(rebuildObstacle([m(1), m(2), m(3)], [row(1), row(3)]), '002 m2 is below the current version 3 but not applied');
+  assert.is(rebuildObstacle([m(1), m(2), m(3)], [row(1), row(3)]), null);
+  assert.is(rebuildObstacle([m(1)], [row(1), row(2)]), 'version 2 (m2) is applied but this release has no file to rebuild it from');
+});
+
+findings('a ledger no serial run could have written: a version twice, several dirty rows', () => {
+  const facts = { migrations: [m(1), m(2)], ledger: [row(1, { dirty: true }), row(1), row(2, { dirty: true })], checksums: sums(1, 2), expectedVersion: null };
+  const [ledger] = ledgerFindings(facts);
+  assert.equal([ledger.check, ledger.details], ['ledger', ['version 1 is recorded 2 times', 'versions 1, 2 are both dirty']]);
+});
+
+findings('the reference names the version, and the apply order when it is not the version order', () => {
+  assert.is(filesReference([1, 2, 3]).description, 'the migration files at version 3, built on a scratch database');
+  assert.is(filesReference([1, 3, 2]).description, 'the migration files at version 3 (applied in the order 1, 3, 2), built on a scratch database');
+  assert.is(filesReference([]).description, 'an empty schema (no version applied)');
 });
 
 findings('the text report: every check that holds, each finding with its details and fix, a total', () => {
@@ -138,13 +143,14 @@ findings('the text report: every check that holds, each finding with its details
     database: 'sqlite:app.db',
     version: 2,
     expectedVersion: null,
-    baseline: { source: 'snapshot', description: 'the snapshot recorded after version 2' },
-    rollbacksProven: null,
+    reference: filesReference([1, 2]),
+    rollbacks: null,
     findings: [{ check: 'pending', message: '1 migration is pending', details: ['003 m3'], fix: 'run `tidemark migrate`', versions: [3] }],
     ok: false,
   };
   assert.equal(formatVerifyReport(report), [
     'verify sqlite:app.db at version 2',
+    '✓ the ledger is one a serial run could have written',
     '✗ 1 migration is pending',
     '  003 m3',
     '  fix: run `tidemark migrate`',
@@ -152,8 +158,22 @@ findings('the text report: every check that holds, each finding with its details
     '✓ no applied file was edited',
     '✓ no dirty version',
     '✓ every migration has a rollback file',
-    '✓ the schema matches the snapshot recorded after version 2',
+    '✓ the schema matches the migration files at version 2, built on a scratch database',
     'verify found 1 problem',
+  ]);
+  const rollbacks = {
+    from: null,
+    counts: { proven: 1, lossy: 0, failed: 0, unchecked: 1 },
+    results: [
+      { version: 1, versionText: '001', name: 'm1', verdict: 'proven', reason: null },
+      { version: 2, versionText: '002', name: 'm2', verdict: 'unchecked', reason: 'no rollback file' },
+    ],
+  };
+  assert.equal(formatVerifyReport({ ...report, findings: [], ok: true, rollbacks }).slice(-4), [
+    '✓ every rollback checked undoes its migration (1 rollback proven on a scratch database)',
+    'rollbacks: 1 proven, 0 lossy, 0 failed, 1 unchecked',
+    '  002 m2: unchecked: no rollback file',
+    'verified: matches the migration files at version 2, built on a scratch database',
   ]);
   assert.equal(formatVerifyReport(report, true), ['✗ 1 migration is pending', '  003 m3', '  fix: run `tidemark migrate`', 'verify found 1 problem']);
 });

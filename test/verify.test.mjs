@@ -1,6 +1,6 @@
 // verify and schema against real databases, through the CLI, on both dialects: hand changes after
-// migrate, the ledger and file checks, SCHEMA_VERSION, the no-snapshot fallback, and the proof on a
-// scratch database that every rollback undoes its migration.
+// migrate, the ledger and file checks, SCHEMA_VERSION, SQL run by hand, and the proof on a scratch
+// database that every rollback undoes its migration.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { CLI, DIALECTS, EXAMPLE_VERSIONS, freshDatabase, perTestDatabase, remove
 
 /** The difference lines verify prints under a drift or rollback finding. */
 const differenceLines = (stdout) => stdout.split('\n').filter((l) => /^ {2}[+~-] /.test(l)).map((l) => l.trim());
-/** The scratch database a run announced on stderr for a purpose: `building the expected schema` or `proving every rollback`. */
+/** The scratch database a run announced on stderr for a purpose: `building the expected schema` or `proving rollbacks`. */
 const scratchOf = (stderr, purpose) => new RegExp(`${purpose} on scratch database (\\S+) \\(removed afterwards\\)`).exec(stderr)?.[1];
 
 /** Hand changes a DBA might make after `migrate`, and the exact lines verify must print for each. */
@@ -73,12 +73,12 @@ for (const dialect of DIALECTS) {
     assert.is(ctx.cli('migrate').code, 0);
     const r = ctx.cli('verify');
     assert.is(r.code, 0, r.output);
-    assert.match(r.stdout, `✓ the schema matches the snapshot recorded after version ${last}`);
+    assert.match(r.stdout, `✓ the schema matches the migration files at version ${last}, built on a scratch database`);
     assert.match(r.stdout, '✓ nothing pending');
     assert.match(r.stdout, '✓ every migration has a rollback file');
-    assert.is(r.stdout.trim().split('\n').at(-1), 'verified: the database is what the migration files say');
+    assert.is(r.stdout.trim().split('\n').at(-1), `verified: matches the migration files at version ${last}, built on a scratch database`);
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
-    assert.equal({ ok: json.ok, findings: json.findings, version: json.version, baseline: json.baseline.source }, { ok: true, findings: [], version: last, baseline: 'snapshot' });
+    assert.equal({ ok: json.ok, findings: json.findings, version: json.version, reference: json.reference.source }, { ok: true, findings: [], version: last, reference: 'files' });
   });
 
   for (const [change, { sql, lines }] of Object.entries(HAND_CHANGES)) {
@@ -88,9 +88,10 @@ for (const dialect of DIALECTS) {
       await ctx.db.query(sql[dialect]);
       const r = ctx.cli('verify');
       assert.is(r.code, 3, r.output);
-      assert.match(r.stdout, `✗ the schema differs from the snapshot recorded after version ${last}`);
+      assert.match(r.stdout, `✗ the schema differs from the migration files at version ${last}, built on a scratch database`);
       assert.equal(differenceLines(r.stdout), lines[dialect]);
-      assert.match(r.stdout, `tidemark force ${last} --yes`);
+      assert.match(r.stdout, 'fix: undo these changes by hand; to keep them instead, undo them here too, put them in a new migration');
+      assert.not.match(r.stdout, 'force');
       const json = JSON.parse(ctx.cli('verify', '--json').stdout);
       assert.equal(json.findings.map((f) => f.check), ['drift']);
       assert.equal(json.findings[0].differences.map((d) => d.line), lines[dialect]);
@@ -133,8 +134,8 @@ for (const dialect of DIALECTS) {
     assert.match(r.stdout, '✗ 1 applied migration file was edited after the migration ran\n  sql/001_create_users.sql: checksum differs');
     assert.match(r.stdout, '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 1 (create_users)');
     assert.match(r.stdout, '✗ 1 migration has no rollback file\n  sql/005_orders.sql: write 005_orders_rollback.sql');
-    assert.match(r.stdout, '✓ the schema matches the snapshot recorded after version 2');
-    assert.match(r.stdout, 'verify found 5 problems');
+    assert.match(r.stdout, '✗ the schema was not compared with the migration files: version 2 (user_strategies) is applied but this release has no file to rebuild it from');
+    assert.match(r.stdout, 'verify found 6 problems');
 
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
     assert.is(json.ok, false);
@@ -144,34 +145,33 @@ for (const dialect of DIALECTS) {
       ['checksum', [1]],
       ['dirty', [1]],
       ['rollback-file', [5]],
+      ['reference', [2]],
     ]);
   });
 
-  test('without a stored snapshot (the DBA ran a file by hand), the files are rebuilt on a scratch database', async () => {
+  test('a file the DBA ran by hand with its ledger row is compared like any other; the scratch database is gone afterwards', async () => {
     assert.is(ctx.cli('migrate', '2').code, 0);
     await ctx.db.query(readFileSync(join(ctx.cwd, 'sql', '003_create_trades.sql'), 'utf8'));
     await ctx.db.query(`insert into schema_version (version, migration_name) values (3, 'create_trades')`);
 
     let r = ctx.cli('verify');
-    assert.match(r.stderr, 'notice: no schema snapshot is recorded for version 3 (the SQL was run by hand, or the ledger predates snapshots)');
-    assert.match(r.stdout, '✓ the schema matches the migration files up to version 3 applied to a scratch database');
+    assert.match(r.stdout, '✓ the schema matches the migration files at version 3, built on a scratch database');
     assert.is(r.code, dialect === 'sqlite' ? 3 : 0, r.output); // SQLite's 004 is still pending
-    assert.ok(scratchOf(r.stderr, 'building the expected schema'), r.stderr);
+    const scratch = scratchOf(r.stderr, 'building the expected schema');
+    assert.ok(scratch, r.stderr);
+    if (dialect === 'postgres') assert.equal(await ctx.db.query('select datname from pg_database where datname = $1', [new URL(scratch).pathname.slice(1)]), []);
+    else assert.not.ok(existsSync(scratch.slice('sqlite:'.length)), 'the scratch file is removed');
 
     await ctx.db.query('ALTER TABLE trades ADD COLUMN fee NUMERIC');
     r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    assert.match(r.stdout, '✗ the schema differs from the migration files up to version 3 applied to a scratch database');
+    assert.match(r.stdout, '✗ the schema differs from the migration files at version 3, built on a scratch database');
     assert.equal(differenceLines(r.stdout), ['+ column trades.fee: numeric']);
   });
 
-  test('migrate, rollback and force store the snapshot; the same files give the same snapshot on another database', async () => {
-    const stored = async () =>
-      (await ctx.db.query('select version, snapshot from schema_version_schema order by version')).map((row) => [Number(row.version), JSON.parse(row.snapshot).schema]);
+  test('the same files give the same schema on another database; after rollback and force, verify compares with the files', async () => {
     assert.is(ctx.cli('migrate').code, 0);
     const schema = JSON.parse(ctx.cli('schema', '--json').stdout);
-    assert.equal(await stored(), [[last, schema]]);
-
     const other = await freshDatabase(dialect, ctx.cwd);
     try {
       const onOther = (...args) => runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: other.url } });
@@ -183,28 +183,19 @@ for (const dialect of DIALECTS) {
     }
 
     assert.is(ctx.cli('rollback').code, 0);
-    assert.equal((await stored()).map(([version]) => version), [last - 1], 'the snapshot above the new version is gone');
     let r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
     assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('✗')), ['✗ 1 migration is pending'], 'only pending: the schema matches version ' + (last - 1));
 
-    // force after a hand fix: the ledger says `last` again, and the schema as it is now becomes the expected one.
+    // force records `last` without running it: the files say its objects must be there, and they are not.
     assert.is(ctx.cli('force', String(last), '--yes').code, 0);
-    assert.equal((await stored()).map(([version]) => version), [last - 1, last]);
+    r = ctx.cli('verify');
+    assert.is(r.code, 3, r.output);
+    assert.match(differenceLines(r.stdout)[0], /^- table (price_cache|trades)$/);
+    // The hand fix force is meant for: the file's SQL run by hand. Now the database is what the files say.
+    await ctx.db.query(readFileSync(join(ctx.cwd, 'sql', dialect === 'postgres' ? '003_create_trades.sql' : '004_price_cache.sqlite.sql'), 'utf8'));
     r = ctx.cli('verify');
     assert.is(r.code, 0, r.output);
-  });
-
-  test('a snapshot that cannot be stored is a warning: the migrations stand, and verify falls back to the files', async () => {
-    await ctx.db.query('CREATE VIEW schema_version_schema AS SELECT 1 AS version');
-    const r = ctx.cli('migrate');
-    assert.is(r.code, 0, r.output);
-    assert.match(r.stderr, `warning: could not record the schema snapshot for version ${last} (`);
-    assert.match(r.stdout, `now at version ${last}`);
-    await ctx.db.query('DROP VIEW schema_version_schema');
-    const v = ctx.cli('verify');
-    assert.is(v.code, 0, v.output);
-    assert.match(v.stdout, `✓ the schema matches the migration files up to version ${last} applied to a scratch database`);
   });
 
   test('schema prints the normalized schema as text, without tidemark\'s own tables', async () => {
@@ -246,8 +237,10 @@ for (const dialect of DIALECTS) {
     assert.is(ctx.cli('migrate').code, 0);
     const r = ctx.cli('verify', '--rollbacks');
     assert.is(r.code, 0, r.output);
-    assert.match(r.stdout, `✓ every rollback undoes its migration (${EXAMPLE_VERSIONS[dialect].length} rollbacks proven on a scratch database)`);
-    const scratch = scratchOf(r.stderr, 'proving every rollback');
+    const n = EXAMPLE_VERSIONS[dialect].length;
+    assert.match(r.stdout, `✓ every rollback checked undoes its migration (${n} rollbacks proven on a scratch database)`);
+    assert.match(r.stdout, `rollbacks: ${n} proven, 0 lossy, 0 failed, 0 unchecked`);
+    const scratch = scratchOf(r.stderr, 'proving rollbacks');
     assert.ok(scratch, r.stderr);
     if (dialect === 'postgres') {
       const name = new URL(scratch).pathname.slice(1);
@@ -256,7 +249,7 @@ for (const dialect of DIALECTS) {
     } else {
       assert.not.ok(existsSync(scratch.slice('sqlite:'.length)), 'the scratch file is removed');
     }
-    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacksProven, EXAMPLE_VERSIONS[dialect].length);
+    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacks.counts, { proven: n, lossy: 0, failed: 0, unchecked: 0 });
   });
 
   test('verify --rollbacks names an index a rollback forgets, and what a rollback removes too much', async () => {
@@ -266,8 +259,8 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 3, r.output);
     assert.match(r.stdout, '✗ the rollback of 005 name_index does not restore the schema it started from (+ left behind, - removed, ~ changed)');
     assert.equal(differenceLines(r.stdout), [`+ index users_display_name_idx: on users ${dialect === 'postgres' ? 'btree ' : ''}(display_name)`]);
-    assert.match(r.stdout, '✗ applying 005 name_index again after its rollback failed on the scratch database');
     assert.match(r.stdout, 'fix: make sql/005_name_index_rollback.sql undo everything sql/005_name_index.sql does');
+    assert.match(r.stdout, `rollbacks: ${EXAMPLE_VERSIONS[dialect].length} proven, 1 lossy, 0 failed, 0 unchecked`);
 
     writeSql(ctx.cwd, '005_name_index.sql', 'ALTER TABLE users ADD COLUMN nickname TEXT;\n');
     writeSql(ctx.cwd, '005_name_index_rollback.sql', 'ALTER TABLE users DROP COLUMN nickname;\nALTER TABLE users DROP COLUMN display_name;\n');
@@ -277,14 +270,17 @@ for (const dialect of DIALECTS) {
   });
 
   if (dialect === 'postgres') {
-    test('verify --rollbacks catches a rollback that forgets DROP TYPE, and stops there', async () => {
+    test('verify --rollbacks catches a rollback that forgets DROP TYPE, and carries on from a fresh scratch database', async () => {
       writeSql(ctx.cwd, '002_user_strategies_rollback.postgres.sql', 'DROP TABLE user_strategies;\n');
       const r = ctx.cli('verify', '--rollbacks');
       assert.is(r.code, 3, r.output);
       assert.match(r.stdout, '✗ the rollback of 002 user_strategies does not restore the schema it started from');
       assert.equal(differenceLines(r.stdout), [`+ type exchange_type: enum ('binance', 'kraken', 'coinbase')`]);
-      assert.match(r.stdout, '✗ applying 002 user_strategies again after its rollback failed on the scratch database: sql/002_user_strategies.postgres.sql: type "exchange_type" already exists');
-      assert.match(r.stdout, 'the rollbacks of the 1 migration after it were not checked');
+      assert.match(r.stdout, 'rollbacks: 2 proven, 1 lossy, 0 failed, 0 unchecked');
+      const fast = ctx.cli('verify', '--rollbacks', '--fail-fast');
+      assert.is(fast.code, 3, fast.output);
+      assert.match(fast.stdout, 'rollbacks: 1 proven, 1 lossy, 0 failed, 1 unchecked');
+      assert.match(fast.stdout, '  003 create_trades: unchecked: --fail-fast stopped at 002 user_strategies');
     });
 
     test('Ctrl-C during verify --rollbacks still drops the scratch database', async () => {
@@ -298,7 +294,7 @@ for (const dialect of DIALECTS) {
       try {
         let name;
         for (let waited = 0; waited < 30_000; waited += 200) {
-          const scratch = scratchOf(stderr, 'proving every rollback');
+          const scratch = scratchOf(stderr, 'proving rollbacks');
           name = scratch && new URL(scratch).pathname.slice(1);
           if (name && (await ctx.db.query(`select 1 from pg_stat_activity where datname = $1 and query like '%pg_sleep%'`, [name])).length > 0) break;
           await sleep(200);

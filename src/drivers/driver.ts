@@ -135,10 +135,6 @@ export interface Driver {
 
   /** The application's schema from the catalogs, normalized; tidemark's own tables left out. */
   snapshot(): Promise<Snapshot>;
-  /** Stores a serialized snapshot (schema.ts) as the one taken at `version`. */
-  saveSnapshot(version: number, snapshot: string): Promise<void>;
-  /** The serialized snapshot stored for `version`, or null. */
-  savedSnapshot(version: number): Promise<string | null>;
 
   close(): Promise<void>;
   /** The database's own errors that mean "you may not" (privileges, read-only files) as a TidemarkError with the fix; others unchanged. */
@@ -200,7 +196,17 @@ export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty',
 export function ledgerQuery(table: string, columns: Set<string>, expressions: Partial<Record<string, string>> = {}): string {
   const read = (column: string, missing = 'null') => `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
   // rollback_sql stays unread: only a rollback that needs it fetches it (storedRollback).
-  const list = [read('version'), read('migration_name'), read('applied_at'), read('checksum'), read('execution_ms'), read('applied_by'), read('dirty', '0'), read('rollback_checksum')];
+  const list = [
+    read('id'),
+    read('version'),
+    read('migration_name'),
+    read('applied_at'),
+    read('checksum'),
+    read('execution_ms'),
+    read('applied_by'),
+    read('dirty', '0'),
+    read('rollback_checksum'),
+  ];
   return `select ${list.join(', ')} from ${table} order by version`;
 }
 
@@ -213,6 +219,7 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
     });
   }
   return {
+    id: r.id == null ? null : Number(r.id),
     version,
     name: String(r.migration_name),
     appliedAt: r.applied_at == null ? null : String(r.applied_at),

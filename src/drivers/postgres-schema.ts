@@ -1,16 +1,20 @@
-// PostgreSQL catalog queries behind schema snapshots, the table that stores them, and scratch databases.
+// PostgreSQL catalog queries behind schema snapshots, and scratch databases.
 import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
-import { ConnectionError, UsageError } from '../errors.js';
-import type { ScratchDatabase } from './scratch.js';
+import { ConnectionError } from '../errors.js';
+import type { ScratchResult } from './scratch.js';
 import { fingerprint, normalizeSnapshot, normalizeSql, type Constraint, type Routine, type Snapshot } from '../schema.js';
 
 type Session = Pick<postgres.Sql, 'unsafe'>;
 
 const quote = (identifier: string) => `"${identifier}"`;
 
-/** Quoted, schema-qualified names of the ledger, its history, the snapshot table and the lock table (--lock table). */
+/**
+ * Quoted, schema-qualified names of the ledger, its history, the lock table (--lock table) and
+ * `<table>_schema`, where earlier versions stored snapshots: never read or written now, only
+ * kept out of snapshots so that an old installation does not see it as drift.
+ */
 export function tidemarkTables(table: TableName): { ledger: string; history: string; snapshots: string; lock: string } {
   const qualify = (name: string) => (table.schema ? `${quote(table.schema)}.` : '') + quote(name);
   return {
@@ -159,63 +163,44 @@ export async function readPostgresSnapshot(session: Session, table: TableName): 
   }
 }
 
-/** Stores the snapshot for a version. Rows above it are removed: they describe states the ledger has left. */
-export async function saveSnapshot(session: Session, table: TableName, version: number, snapshot: string): Promise<void> {
-  const { snapshots } = tidemarkTables(table);
-  // Not `create table if not exists`: its NOTICE would be printed on every run.
-  if (!(await snapshotTableExists(session, snapshots))) {
-    await session.unsafe(`create table ${snapshots} (
-      version bigint primary key,
-      snapshot text not null,
-      taken_at timestamp not null default now())`);
-  }
-  await session.unsafe(`delete from ${snapshots} where version > $1`, [version]);
-  await session.unsafe(
-    `insert into ${snapshots} (version, snapshot) values ($1, $2)
-     on conflict (version) do update set snapshot = excluded.snapshot, taken_at = now()`,
-    [version, snapshot],
-  );
-}
+const SCRATCH_HINT =
+  'pass --scratch-url with a PostgreSQL URL where this user may create a database, or an empty database it may use ' +
+  '(e.g. one an administrator created for it; verify empties it again afterwards); ' +
+  'or allow the user to create databases (ALTER ROLE <user> CREATEDB)';
 
-async function snapshotTableExists(session: Session, snapshots: string): Promise<boolean> {
-  const [row] = await session.unsafe(`select to_regclass('${snapshots}') is not null as exists`);
-  return Boolean(row?.exists);
-}
-
-export async function readSavedSnapshot(session: Session, table: TableName, version: number): Promise<string | null> {
-  const { snapshots } = tidemarkTables(table);
-  if (!(await snapshotTableExists(session, snapshots))) return null;
-  const rows = await session.unsafe(`select snapshot from ${snapshots} where version = $1`, [version]);
-  return rows.length === 0 ? null : String(rows[0]!.snapshot);
+interface ScratchServer {
+  url: string;
+  description: string;
+  /** Given with --scratch-url: its database may serve itself when no new one can be created. */
+  given: boolean;
 }
 
 /**
- * A new, empty database on the same server, reached by the same URL with another database name.
- * It is created and dropped from a connection to the configured database.
+ * A new, empty database on the server, reached by the same URL with another database name; it is
+ * created and dropped from a connection to the URL's database. When the user may not create one
+ * and the URL was given with --scratch-url, that database itself, if it holds no objects.
  */
-export async function createPostgresScratch(url: string, description: string): Promise<ScratchDatabase> {
+export async function createPostgresScratch(server: ScratchServer): Promise<ScratchResult> {
   const name = `tidemark_scratch_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(url, { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: 'tidemark' } });
+  const options = { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: 'tidemark' } };
+  const admin = postgres(server.url, options);
   try {
     await admin.unsafe(`create database ${name}`);
   } catch (error) {
-    await admin.end({ timeout: 0 }).catch(() => {});
     const e = error as postgres.PostgresError;
-    if (e.code === '42501') {
-      throw new UsageError(`cannot create a scratch database on ${description}: ${e.message}`, {
-        hint: 'verify builds the expected schema in a temporary database: allow the user to create databases (ALTER ROLE <user> CREATEDB), or run it as a user who can',
-      });
-    }
-    throw new ConnectionError(`cannot create a scratch database on ${description}: ${e.message ?? String(error)}`, {
-      hint: 'check that the server accepts new databases (CREATE DATABASE) from this user',
-    });
+    if (e.code === '42501' && server.given) return useEmptyDatabase(admin, server.url, server.description);
+    await admin.end({ timeout: 0 }).catch(() => {});
+    const cannot = `cannot create a scratch database on ${server.description}: ${e.message ?? String(error)}`;
+    if (e.code === '42501') return { unavailable: cannot, fix: SCRATCH_HINT };
+    throw new ConnectionError(cannot, { hint: 'check that the server accepts new databases, or pass --scratch-url' });
   }
-  const scratchUrl = new URL(url);
+  const scratchUrl = new URL(server.url);
   scratchUrl.pathname = `/${name}`;
   let dropped: Promise<void> | null = null;
   return {
     url: scratchUrl.toString(),
-    description: description.replace(/\/[^/]*$/, `/${name}`),
+    description: server.description.replace(/\/[^/]*$/, `/${name}`),
+    afterwards: 'removed afterwards',
     // WITH (FORCE) ends any session still connected to it, e.g. one cut short by Ctrl-C.
     drop: () =>
       (dropped ??= admin
@@ -223,4 +208,84 @@ export async function createPostgresScratch(url: string, description: string): P
         .then(() => undefined)
         .finally(() => admin.end({ timeout: 5 }))),
   };
+}
+
+/** Objects in the application's schemas (extensions' aside): a database with any is someone's, not a scratch one. */
+const USER_OBJECTS = `
+  select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+          where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c') and ${USER_SCHEMA}
+            and ${notFromExtension('pg_class', 'c.oid')})
+       + (select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace
+          where t.typtype in ('e', 'd', 'r') and ${USER_SCHEMA} and ${notFromExtension('pg_type', 't.oid')})
+       + (select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+          where ${USER_SCHEMA} and ${notFromExtension('pg_proc', 'p.oid')}) as objects`;
+
+const EXISTING = `select (select array_agg(nspname::text) from pg_namespace) as schemas,
+  (select array_agg(extname::text) from pg_extension) as extensions`;
+
+/**
+ * The --scratch-url database as the scratch database, for a user who may not create databases: only
+ * while it holds no objects, and emptied again afterwards (the schemas and extensions it did not have
+ * before are dropped, and every object in the others).
+ */
+async function useEmptyDatabase(admin: postgres.Sql, url: string, description: string): Promise<ScratchResult> {
+  try {
+    const [{ objects }] = await admin.unsafe(USER_OBJECTS);
+    if (Number(objects) > 0) {
+      await admin.end({ timeout: 0 });
+      return {
+        unavailable:
+          `the database given with --scratch-url (${description}) holds objects, and this user may not create ` +
+          'a database there; verify builds only on an empty database, since it empties it afterwards',
+        fix: 'give --scratch-url an empty database (or one on a server where this user may create databases)',
+      };
+    }
+    const [before] = (await admin.unsafe(EXISTING)) as unknown as [{ schemas: string[]; extensions: string[] }];
+    let emptied: Promise<void> | null = null;
+    const empty = () => emptyDatabase(admin, before).finally(() => admin.end({ timeout: 5 }));
+    const drop = () => (emptied ??= empty());
+    return { url, description, drop, afterwards: 'emptied afterwards' };
+  } catch (error) {
+    await admin.end({ timeout: 0 }).catch(() => {});
+    throw error;
+  }
+}
+
+/** The DROP statements that take a database back to holding no objects in the schemas it had. */
+const DROPS = `
+  select format('drop %s if exists %s cascade', case c.relkind when 'v' then 'view' when 'm' then 'materialized view'
+           when 'S' then 'sequence' when 'f' then 'foreign table' else 'table' end, c.oid::regclass) as sql
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f') and ${USER_SCHEMA} and ${notFromExtension('pg_class', 'c.oid')}
+  union all
+  select format('drop %s if exists %s cascade', case when t.typtype = 'd' then 'domain' else 'type' end, t.oid::regtype)
+    from pg_type t join pg_namespace n on n.oid = t.typnamespace
+    where (t.typtype in ('e', 'd', 'r') or (select relkind from pg_class where oid = t.typrelid) = 'c')
+      and ${USER_SCHEMA} and ${notFromExtension('pg_type', 't.oid')}
+  union all
+  select format('drop %s if exists %s cascade',
+           case p.prokind when 'p' then 'procedure' when 'a' then 'aggregate' else 'function' end, p.oid::regprocedure)
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where ${USER_SCHEMA} and ${notFromExtension('pg_proc', 'p.oid')}`;
+
+async function emptyDatabase(admin: postgres.Sql, before: { schemas: string[]; extensions: string[] }): Promise<void> {
+  const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  const added = async (catalog: string, column: string, existed: string[]) => {
+    const sql = `select ${column} as name from ${catalog} where ${column} <> all($1::text[])`;
+    const rows = await admin.unsafe(sql, [existed]);
+    return rows.map((r) => quoted(r.name as string)).filter((name) => !name.startsWith('"pg_'));
+  };
+  for (const name of await added('pg_namespace', 'nspname', before.schemas)) {
+    await admin.unsafe(`drop schema if exists ${name} cascade`);
+  }
+  for (const name of await added('pg_extension', 'extname', before.extensions)) {
+    await admin.unsafe(`drop extension if exists ${name} cascade`);
+  }
+  // One at a time (`if exists`: a cascade may have dropped what a later one names); again for what a drop revealed.
+  for (let round = 0; round < 3; round++) {
+    const drops = await admin.unsafe(DROPS);
+    if (drops.length === 0) return;
+    for (const { sql } of drops) await admin.unsafe(sql);
+  }
+  throw new Error('the --scratch-url database could not be emptied after verify: drop what is left by hand');
 }

@@ -28,7 +28,7 @@ import {
 import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
 import { takeRunLock, type RunLock } from './postgres-lock.js';
-import { readPostgresSnapshot, readSavedSnapshot, saveSnapshot, tidemarkTables } from './postgres-schema.js';
+import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
 
 export interface PostgresOptions {
   url: string;
@@ -311,14 +311,6 @@ class PostgresDriver implements Driver {
 
   snapshot(): Promise<Snapshot> {
     return readPostgresSnapshot(this.session, this.options.table);
-  }
-
-  saveSnapshot(version: number, snapshot: string): Promise<void> {
-    return saveSnapshot(this.session, this.options.table, version, snapshot);
-  }
-
-  savedSnapshot(version: number): Promise<string | null> {
-    return readSavedSnapshot(this.session, this.options.table, version);
   }
 
   explain(error: unknown): unknown {

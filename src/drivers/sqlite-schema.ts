@@ -1,23 +1,20 @@
-// SQLite catalog reads behind schema snapshots (sqlite_schema and the pragmas), the table that stores
-// them, and scratch databases. SQLite keeps CHECK constraints and index definitions only as the SQL
+// SQLite catalog reads behind schema snapshots (sqlite_schema and the pragmas), and scratch databases.
+// SQLite keeps CHECK constraints and index definitions only as the SQL
 // text they were created with, so those parts are parsed from it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TableName } from '../config.js';
-import type { ScratchDatabase } from './scratch.js';
+import type { ScratchResult } from './scratch.js';
 import { closingQuote, normalizeSnapshot, normalizeSql, type Column, type Constraint, type Index, type Snapshot } from '../schema.js';
 
 type Row = Record<string, any>;
 /** Runs one statement on the driver's connection and returns its rows. */
 export type SqliteQuery = (sql: string, params?: readonly (string | number | null)[]) => Promise<Row[]>;
 
-const quote = (identifier: string) => `"${identifier}"`;
-const snapshotTable = (table: TableName) => `${table.name}_schema`;
-
-/** The application's schema; tidemark's own tables (ledger, history, snapshots) are left out. */
+/** The application's schema; tidemark's own tables are left out, and `<table>_schema` of earlier versions. */
 export async function readSqliteSnapshot(query: SqliteQuery, table: TableName): Promise<Snapshot> {
-  const own = [table.name, `${table.name}_history`, snapshotTable(table)];
+  const own = [table.name, `${table.name}_history`, `${table.name}_schema`];
   await query('begin');
   try {
     const objects = await query(
@@ -184,27 +181,25 @@ function splitTopLevel(sql: string, skeleton: string, from: number, to: number):
   return pieces;
 }
 
-/** Stores the snapshot for a version. Rows above it are removed: they describe states the ledger has left. */
-export async function saveSqliteSnapshot(query: SqliteQuery, table: TableName, version: number, snapshot: string): Promise<void> {
-  const name = quote(snapshotTable(table));
-  await query(`create table if not exists ${name} (
-    version integer primary key,
-    snapshot text not null,
-    taken_at text not null default CURRENT_TIMESTAMP)`);
-  await query(`delete from ${name} where version > ?`, [version]);
-  await query(`insert or replace into ${name} (version, snapshot) values (?, ?)`, [version, snapshot]);
-}
-
-export async function readSavedSqliteSnapshot(query: SqliteQuery, table: TableName, version: number): Promise<string | null> {
-  const exists = await query(`select 1 from sqlite_schema where type = 'table' and name = ?`, [snapshotTable(table)]);
-  if (exists.length === 0) return null;
-  const rows = await query(`select snapshot from ${quote(snapshotTable(table))} where version = ?`, [version]);
-  return rows.length === 0 ? null : String(rows[0]!.snapshot);
-}
-
-/** A database file in a new temporary folder; dropping it removes the folder. */
-export function createSqliteScratch(): ScratchDatabase {
-  const folder = mkdtempSync(join(tmpdir(), 'tidemark-scratch-'));
-  const file = join(folder, 'scratch.db');
-  return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop: async () => rmSync(folder, { recursive: true, force: true }) };
+/**
+ * A database file in a new temporary folder (dropping it removes the folder), or the --scratch-url
+ * file while it is absent or empty (a 0-byte file is an empty database); it is left as it was found.
+ */
+export function createSqliteScratch(given: string | null): ScratchResult {
+  if (given === null) {
+    const folder = mkdtempSync(join(tmpdir(), 'tidemark-scratch-'));
+    const file = join(folder, 'scratch.db');
+    const drop = async () => rmSync(folder, { recursive: true, force: true });
+    return { url: `sqlite:${file}`, description: `sqlite:${file}`, drop, afterwards: 'removed afterwards' };
+  }
+  const existed = existsSync(given);
+  if (existed && statSync(given).size > 0) {
+    return {
+      unavailable: `the file given with --scratch-url (${given}) is not empty`,
+      fix: 'give --scratch-url a file that does not exist yet (or is empty); verify removes or empties it afterwards',
+    };
+  }
+  const drop = async () => (existed ? truncateSync(given, 0) : rmSync(given, { force: true }));
+  const afterwards = existed ? 'emptied afterwards' : 'removed afterwards';
+  return { url: `sqlite:${given}`, description: `sqlite:${given}`, drop, afterwards };
 }

@@ -9,7 +9,7 @@ import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
-import { readSavedSqliteSnapshot, readSqliteSnapshot, saveSqliteSnapshot } from './sqlite-schema.js';
+import { readSqliteSnapshot } from './sqlite-schema.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
@@ -320,14 +320,6 @@ class SqliteDriver implements Driver {
 
   snapshot(): Promise<Snapshot> {
     return readSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table);
-  }
-
-  saveSnapshot(version: number, snapshot: string): Promise<void> {
-    return saveSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version, snapshot);
-  }
-
-  savedSnapshot(version: number): Promise<string | null> {
-    return readSavedSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version);
   }
 
   explain(error: unknown): unknown {
