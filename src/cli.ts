@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfigs, type Config, type ConfigFlags } from './config.js';
+import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
 import { formatVerifyReport } from './findings.js';
@@ -60,7 +60,9 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
   }
 }
 
+/** The log opens only on a valid configuration: a configuration error must not leave a logs/ folder behind. */
 function openLog(config: Config, output: Reporter): MigrationLog {
+  parseTarget(config.url, config.cwd);
   return new MigrationLog({
     path: config.log!,
     cwd: config.cwd,

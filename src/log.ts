@@ -1,7 +1,8 @@
 // The migration log: one appended line per event, for the operator reading pm2 hosts after the fact.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TidemarkError } from './errors.js';
+import { makeFolders } from './folders.js';
 import type { MigratorEvent } from './migrator.js';
 
 export interface MigrationLogOptions {
@@ -61,7 +62,7 @@ export class MigrationLog {
     // One event, one line: a multi-line server error is folded so the log stays greppable.
     const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, text.replace(/\s*\n\s*/g, ' | ')].join(' ').trimEnd();
     try {
-      if (!this.opened) mkdirSync(dirname(this.file), { recursive: true });
+      if (!this.opened) makeFolders(dirname(this.file));
       this.opened = true;
       appendFileSync(this.file, `${this.options.redact(line)}\n`);
     } catch (error) {

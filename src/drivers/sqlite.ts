@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError, UsageError } from '../errors.js';
+import { makeFolders } from '../folders.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
@@ -53,7 +54,7 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   const path = missing && !options.create ? ':memory:' : options.file;
   const mode = sqlite3.OPEN_READWRITE | (options.create ? sqlite3.OPEN_CREATE : 0);
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-    if (missing && options.create) mkdirSync(dirname(options.file), { recursive: true });
+    if (missing && options.create) makeFolders(dirname(options.file));
     const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) => (error ? reject(error) : resolve(opened)));
   }).catch((error: Error) => {
     throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
