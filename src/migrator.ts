@@ -528,6 +528,9 @@ async function asMigrationError(error: unknown, script: Script, driver: Driver):
       hint: `${script.file.path} runs outside a transaction, so it may have partly run; version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
     });
   }
+  // The database, not the file, failed (it is read-only, or the server went away): the driver says so.
+  const explained = driver.explain(error);
+  if (explained instanceof TidemarkError) return explained;
   const message = error instanceof Error ? error.message : String(error);
   return new MigrationError(`${script.file.path}: ${message}`, { file: script.file.path });
 }

@@ -75,6 +75,9 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   return new SqliteDriver(db, options);
 }
 
+/** Errors about the database file, not the statement that met them. */
+const STORAGE_ERRORS = new Set(['SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_CANTOPEN']);
+
 /** Another connection held the database's lock for longer than the busy timeout. */
 function busyError(options: SqliteOptions): ConnectionError {
   return new ConnectionError(`could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection holds its write lock`, {
@@ -222,6 +225,7 @@ class SqliteDriver implements Driver {
       try {
         await this.exec(statement.text);
       } catch (error) {
+        if (STORAGE_ERRORS.has((error as { code?: string }).code ?? '')) throw this.explain(error);
         const path = script.file.path;
         const at = locate(script.text, statement.offset);
         throw new MigrationError(`${path}:${at.line}: ${(error as Error).message}`, {
@@ -331,11 +335,11 @@ class SqliteDriver implements Driver {
     return readSavedSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version);
   }
 
+  /** The database file cannot be written (a read-only file or file system, no permission): exit 4, no migration to blame. */
   explain(error: unknown): unknown {
-    const code = (error as { code?: string })?.code;
-    if (code !== 'SQLITE_READONLY' && code !== 'SQLITE_PERM' && code !== 'SQLITE_CANTOPEN') return error;
-    return new ConnectionError(`${this.description}: ${(error as Error).message}`, {
-      hint: 'tidemark needs to write the database file and create files beside it (the journal): check the permissions of the file and its folder',
+    if (!STORAGE_ERRORS.has((error as { code?: string })?.code ?? '')) return error;
+    return new ConnectionError(`could not write ${this.description}: ${(error as Error).message}`, {
+      hint: 'tidemark needs to write the database file and create files beside it (the journal): check the permissions of the file and its folder, and that its file system is not mounted read-only',
     });
   }
 
