@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
+import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
 import { Migrator } from './migrator.js';
@@ -183,7 +184,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const version = await migrator.version();
-          reporter.out(args.json ? JSON.stringify({ version }) : String(version));
+          reporter.out(args.json ? printableJson({ version }) : String(version));
         }),
     )
     .command(
@@ -246,7 +247,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const paths = migrator.create(String(args.name));
-          if (args.json) reporter.out(JSON.stringify({ created: paths }));
+          if (args.json) reporter.out(printableJson({ created: paths }));
           else for (const path of paths) reporter.out(`created ${path}`);
         }, { oneDatabase: 'create' }),
     )
@@ -269,7 +270,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const report = await migrator.verify({ rollbacks: args.rollbacks });
-          if (args.json) reporter.out(JSON.stringify(report));
+          if (args.json) reporter.out(printableJson(report));
           else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
           if (!report.ok) process.exitCode = ExitCode.verifyFailed;
         }),
@@ -281,7 +282,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const snapshot = await migrator.schema();
-          reporter.out(args.json ? JSON.stringify(snapshot) : formatSnapshot(snapshot));
+          reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
     .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify or schema')

@@ -1,5 +1,6 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
+import { printable } from './printable.js';
 import type { Checksums, Migration } from './files.js';
 import { currentVersion, dirtyResolution, editedFiles, notInRelease, type LedgerRow } from './plan.js';
 import type { Difference } from './schema.js';
@@ -207,7 +208,9 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
   const lines = quiet ? [] : [`verify ${report.database} at version ${report.version}`];
   for (const check of CHECKS) {
     const found = report.findings.filter((f) => f.check === check);
-    for (const f of found) lines.push(`${kleur.red('✗')} ${f.message}`, ...f.details.map((d) => `  ${d}`), `  ${kleur.cyan('fix:')} ${f.fix}`);
+    for (const f of found) {
+      lines.push(`${kleur.red('✗')} ${printable(f.message)}`, ...f.details.map((d) => `  ${printable(d)}`), `  ${kleur.cyan('fix:')} ${printable(f.fix)}`);
+    }
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);
     if (check === 'drift' && report.baseline.source === 'none') lines.push(`${kleur.yellow('?')} the schema was not compared: ${report.baseline.reason}`);

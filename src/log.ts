@@ -3,6 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TidemarkError } from './errors.js';
 import { makeFolders } from './folders.js';
+import { printable } from './printable.js';
 import type { MigratorEvent } from './migrator.js';
 
 export interface MigrationLogOptions {
@@ -60,7 +61,7 @@ export class MigrationLog {
   private write(action: string, version: string, name: string, duration: string, outcome: string, text = ''): void {
     if (this.broken) return;
     // One event, one line: a multi-line server error is folded so the log stays greppable.
-    const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, text.replace(/\s*\n\s*/g, ' | ')].join(' ').trimEnd();
+    const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, printable(text.replace(/\s*\n\s*/g, ' | '))].join(' ').trimEnd();
     try {
       if (!this.opened) makeFolders(dirname(this.file));
       this.opened = true;
