@@ -299,7 +299,8 @@ class PostgresDriver implements Driver {
    */
   private async runPiece(script: Script, piece: { text: string; offset: number }, whole: boolean): Promise<void> {
     try {
-      await this.session.unsafe(piece.text);
+      // Rows a migration returns (a SELECT of millions) are dropped one by one as they arrive, not kept.
+      await this.session.unsafe(piece.text).forEach(discardRow);
     } catch (error) {
       const e = serverError(error);
       if (!e) throw error;
@@ -324,7 +325,7 @@ class PostgresDriver implements Driver {
       await this.begin();
       try {
         for (const statement of statements) {
-          const again = await this.session.unsafe(statement.text).then(() => null, serverError);
+          const again = await this.session.unsafe(statement.text).forEach(discardRow).then(() => null, serverError);
           if (again) return sameError(again, error) ? statement.offset : undefined;
         }
         return undefined;
@@ -444,6 +445,8 @@ class PostgresDriver implements Driver {
     await this.pool.end({ timeout: 5 });
   }
 }
+
+function discardRow(): void {}
 
 /** applied_by of a row written by a hand run of a `tidemark sql` script: e.g. `postgres@psql`. */
 const PSQL_APPLIED_BY = `current_user || '@psql'`;
