@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
-import { ExitCode, TidemarkError, UsageError } from './errors.js';
+import { ExitCode, fileSystemError, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
@@ -53,7 +53,8 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
       await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
       done.push(config.name ?? '');
     }
-  } catch (error) {
+  } catch (caught) {
+    const error = fileSystemError(caught) ?? caught;
     reporter.error(error);
     log?.error(error);
     if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);

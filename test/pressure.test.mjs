@@ -21,7 +21,7 @@ function assertNoStack(result) {
 
 // ---- the migration log ------------------------------------------------------------------------
 
-const log = suite('the migration log under pressure');
+const log = suite('the migration log, files and folders under pressure');
 
 for (const [what, path] of [
   ['a path under /proc', () => '/proc/tidemark-nowhere/migration.log'],
@@ -51,6 +51,22 @@ log('a configuration error creates no logs/migration.log in the current folder',
       const r = runCli(['migrate'], { cwd, env });
       assert.is(r.code, 2, r.output);
       assert.not.ok(existsSync(join(cwd, 'logs')), 'no log folder was created');
+    }
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+log('a file where a folder is expected (--dir, create) is exit 2 naming it, not a stack trace', () => {
+  const cwd = makeProject(TWO);
+  try {
+    writeFileSync(join(cwd, 'afile'), 'x');
+    for (const args of [['migrate', '--dir', 'afile'], ['create', 'orders', '--dir', 'afile/sub']]) {
+      const r = runCli(args, { cwd, env: { DATABASE_URL: 'sqlite:app.db' } });
+      assert.is(r.code, 2, r.output);
+      assertNoStack(r);
+      assert.match(r.stderr, `${join(cwd, 'afile')}`);
+      assert.match(r.stderr, /not a directory/);
     }
   } finally {
     removeProject(cwd);
