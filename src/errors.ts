@@ -80,6 +80,8 @@ export function fileSystemError(error: unknown): UsageError | null {
   const e = error as NodeJS.ErrnoException | null;
   if (!(e instanceof Error) || !e.syscall || !e.path) return null;
   return new UsageError(`cannot ${e.syscall} ${e.path}: ${e.message.replace(/,.*$/, '')}`, {
-    hint: 'check the path (--dir, --log or the database file in DATABASE_URL): its folders must exist as folders and this user must be allowed to use them',
+    hint:
+      'check the path (--dir, --log or the database file in DATABASE_URL): its folders must exist as folders ' +
+      'and this user must be allowed to use them',
   });
 }

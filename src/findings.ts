@@ -209,7 +209,9 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
   for (const check of CHECKS) {
     const found = report.findings.filter((f) => f.check === check);
     for (const f of found) {
-      lines.push(`${kleur.red('✗')} ${printable(f.message)}`, ...f.details.map((d) => `  ${printable(d)}`), `  ${kleur.cyan('fix:')} ${printable(f.fix)}`);
+      const details = f.details.map((d) => `  ${printable(d)}`);
+      lines.push(`${kleur.red('✗')} ${printable(f.message)}`, ...details);
+      lines.push(`  ${kleur.cyan('fix:')} ${printable(f.fix)}`);
     }
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);

@@ -61,7 +61,9 @@ export class MigrationLog {
   private write(action: string, version: string, name: string, duration: string, outcome: string, text = ''): void {
     if (this.broken) return;
     // One event, one line: a multi-line server error is folded so the log stays greppable.
-    const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, printable(text.replace(/\s*\n\s*/g, ' | '))].join(' ').trimEnd();
+    const folded = printable(text.replace(/\s*\n\s*/g, ' | '));
+    const fields = [new Date().toISOString(), this.database, action, version, name, duration, outcome, folded];
+    const line = fields.join(' ').trimEnd();
     try {
       if (!this.opened) makeFolders(dirname(this.file));
       this.opened = true;

@@ -214,7 +214,8 @@ export class Reporter {
     this.stopLive();
     if (!(error instanceof TidemarkError)) {
       // A bug, not a user error: say so, with the stack, but still never a password.
-      this.err(`${kleur.red('error:')} unexpected failure: ${printable(error instanceof Error ? (error.stack ?? error.message) : String(error))}`);
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      this.err(`${kleur.red('error:')} unexpected failure: ${printable(text)}`);
       return;
     }
     if (this.options.json) {

@@ -30,7 +30,12 @@ export function sameError(a: postgres.PostgresError, b: postgres.PostgresError):
  * the failing statement, when known. `pieceOffset` is where the text that was sent starts in the
  * file; a negative one is the length of tidemark's own (ASCII) text sent before the file.
  */
-export function errorOffset(e: postgres.PostgresError, script: Script, pieceOffset: number, statementStart?: number): number | null {
+export function errorOffset(
+  e: postgres.PostgresError,
+  script: Script,
+  pieceOffset: number,
+  statementStart?: number,
+): number | null {
   const { text } = script;
   if (e.position) {
     // The server counts characters; positions before the file's text are in tidemark's own statements.
@@ -90,9 +95,13 @@ function blockLineOffset(text: string, e: postgres.PostgresError, [from, to]: [n
 /** Fixes for server errors that are about how the file runs rather than what it says. */
 const SERVER_HINTS: Record<string, string> = {
   '25001':
-    'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction (and keep such statements in a file of their own)',
-  '57014': 'the migration ran longer than --statement-timeout allows; raise it, or split the work into smaller migrations',
-  '55P03': 'a table it needs was locked by other sessions for longer than --pg-lock-timeout; run again when traffic is lower, or raise it',
+    'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction ' +
+    '(and keep such statements in a file of their own)',
+  '57014':
+    'the migration ran longer than --statement-timeout allows; raise it, or split the work into smaller migrations',
+  '55P03':
+    'a table it needs was locked by other sessions for longer than --pg-lock-timeout; ' +
+    'run again when traffic is lower, or raise it',
 };
 
 /** The server's error as file:line:column with the source line, a caret, and the server's detail and hint. */

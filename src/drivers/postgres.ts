@@ -58,7 +58,8 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
   let start: SessionStart;
   try {
     // Query before reserve(): postgres.js 3.4 never resolves reserve() on a fresh pool when fetch_types is off.
-    [start] = (await pool.unsafe(`select current_user as user, current_schema() as schema, ${CHECK_CONNECTION}`)) as unknown as [SessionStart];
+    const query = `select current_user as user, current_schema() as schema, ${CHECK_CONNECTION}`;
+    [start] = (await pool.unsafe(query)) as unknown as [SessionStart];
     session = await pool.reserve();
   } catch (error) {
     await pool.end({ timeout: 0 }).catch(() => {});
@@ -98,20 +99,33 @@ const SYSTEM_SCHEMA = /^(pg_|information_schema$)/;
  * --table, the session's current schema. A schema that does not exist is refused, never created: a
  * typo would otherwise start an empty ledger and run every migration again.
  */
-async function pinLedgerSchema(session: postgres.ReservedSql, table: TableName, current: string | null, description: string): Promise<TableName> {
+async function pinLedgerSchema(
+  session: postgres.ReservedSql,
+  table: TableName,
+  current: string | null,
+  description: string,
+): Promise<TableName> {
   const schema = table.schema ?? current;
   if (schema === null) {
     const [{ path }] = await session`select current_setting('search_path') as path`;
-    throw new UsageError(`the search_path of ${description} (${path}) names no schema that exists, so the ledger table ${table.name} has no schema`, {
-      hint: `name the ledger's schema: --table <schema>.${table.name} (or MIGRATIONS_TABLE), or fix the search_path (alter role <user> set search_path = public)`,
+    const setting = `the search_path of ${description} (${path})`;
+    throw new UsageError(`${setting} names no schema that exists, so the ledger has no schema`, {
+      hint:
+        `name the ledger's schema: --table <schema>.${table.name} (or MIGRATIONS_TABLE), ` +
+        'or fix the search_path (alter role <user> set search_path = public)',
     });
   }
   if (SYSTEM_SCHEMA.test(schema)) {
-    throw new UsageError(`the ledger cannot live in the system schema "${schema}"`, { hint: `name the application's schema, e.g. --table public.${table.name}` });
+    throw new UsageError(`the ledger cannot live in the system schema "${schema}"`, {
+      hint: `name the application's schema, e.g. --table public.${table.name}`,
+    });
   }
   if (table.schema && (await session`select 1 from pg_namespace where nspname = ${schema}`).length === 0) {
-    throw new UsageError(`the schema "${schema}" (of the ledger table ${schema}.${table.name}) does not exist in ${description}`, {
-      hint: `check the spelling in --table (or MIGRATIONS_TABLE); to keep the ledger in a new schema, create it first: create schema ${schema};`,
+    const ledger = `${schema}.${table.name}`;
+    throw new UsageError(`the schema "${schema}" (of the ledger table ${ledger}) does not exist in ${description}`, {
+      hint:
+        'check the spelling in --table (or MIGRATIONS_TABLE); ' +
+        `to keep the ledger in a new schema, create it first: create schema ${schema};`,
     });
   }
   return { schema, name: table.name };
@@ -120,14 +134,21 @@ async function pinLedgerSchema(session: postgres.ReservedSql, table: TableName, 
 /** Errors meaning the server is not there (yet), as opposed to one that answered and said no. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', '57P03']);
 
+const NO_CONNECTION_LEFT =
+  'the server has no connection left for this user or database (tidemark needs one, and one more with --lock table): ' +
+  "close idle sessions, or raise max_connections or the role's or database's connection limit";
+const CONNECTION_FAILED =
+  'the connection to the server failed; check that the server is up and accepts connections, then run again ' +
+  '(migrations reported applied stay applied)';
+
 /**
  * A connection that failed or was refused, as opposed to a statement the server rejected: postgres.js's
- * own codes, socket errors, and SQLSTATE classes 08 (connection), 53 (resources: too many clients) and
- * 57P01-57P03 (the server is shutting down or starting).
+ * own codes, socket errors, SQLSTATE class 08 (connection), 53300 (too many clients) and 57P01-57P03
+ * (the server is shutting down or starting).
  */
 function isConnectionFailure(e: { code?: string } | null | undefined): boolean {
   const code = e?.code ?? '';
-  return UNREACHABLE.has(code) || /^(08|53|57P0[1-3])|^CONNECTION_/.test(code);
+  return UNREACHABLE.has(code) || /^(08|53300|57P0[1-3])|^CONNECTION_/.test(code);
 }
 
 function connectionError(error: unknown, description: string): ConnectionError {
@@ -427,16 +448,15 @@ class PostgresDriver implements Driver {
     const e = error as postgres.PostgresError;
     if (e?.code === '42501') {
       return new ConnectionError(`${this.description}: ${e.message}`, {
-        hint: `the database user lacks a privilege tidemark needs; have the owner grant it (e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), or connect as the schema's owner`,
+        hint:
+          'the database user lacks a privilege tidemark needs; have the owner grant it ' +
+          `(e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), ` +
+          "or connect as the schema's owner",
       });
     }
     if (!isConnectionFailure(e)) return error;
-    return new ConnectionError(`${this.description}: ${e.message}`, {
-      hint:
-        e.code === '53300'
-          ? 'the server has no connection left for this user or database (tidemark needs one, and one more with --lock table): close idle sessions, or raise max_connections or the role\'s or database\'s CONNECTION LIMIT'
-          : 'the connection to the server failed; check that the server is up and accepts connections, then run again (migrations reported applied stay applied)',
-    });
+    const hint = e.code === '53300' ? NO_CONNECTION_LEFT : CONNECTION_FAILED;
+    return new ConnectionError(`${this.description}: ${e.message}`, { hint });
   }
 
   async close(): Promise<void> {

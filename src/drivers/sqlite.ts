@@ -335,11 +335,13 @@ class SqliteDriver implements Driver {
     return readSavedSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table, version);
   }
 
-  /** The database file cannot be written (a read-only file or file system, no permission): exit 4, no migration to blame. */
+  /** The database file cannot be written (a read-only file or file system, no permission): exit 4, no file to blame. */
   explain(error: unknown): unknown {
     if (!STORAGE_ERRORS.has((error as { code?: string })?.code ?? '')) return error;
     return new ConnectionError(`could not write ${this.description}: ${(error as Error).message}`, {
-      hint: 'tidemark needs to write the database file and create files beside it (the journal): check the permissions of the file and its folder, and that its file system is not mounted read-only',
+      hint:
+        'tidemark needs to write the database file and create files beside it (the journal): check the permissions ' +
+        'of the file and its folder, and that its file system is not mounted read-only',
     });
   }
 
