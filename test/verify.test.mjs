@@ -283,7 +283,7 @@ for (const dialect of DIALECTS) {
       assert.is(r.code, 3, r.output);
       assert.match(r.stdout, '✗ the rollback of 002 user_strategies does not restore the schema it started from');
       assert.equal(differenceLines(r.stdout), [`+ type exchange_type: enum ('binance', 'kraken', 'coinbase')`]);
-      assert.match(r.stdout, '✗ applying 002 user_strategies again after its rollback failed on the scratch database: sql/002_user_strategies.postgres.sql: type "exchange_type" already exists');
+      assert.match(r.stdout, '✗ applying 002 user_strategies again after its rollback failed on the scratch database: sql/002_user_strategies.postgres.sql:2:1: type "exchange_type" already exists');
       assert.match(r.stdout, 'the rollbacks of the 1 migration after it were not checked');
     });
 

@@ -326,7 +326,10 @@ class PostgresDriver implements Driver {
       const e = serverError(error);
       if (!e) throw error;
       let at = errorOffset(e, script, piece.offset, whole ? undefined : piece.offset);
-      if (at === null && whole) at = errorOffset(e, script, piece.offset, await this.failingStatement(script, e));
+      // A position outside the file is in tidemark's own statements around it: no statement of the file failed.
+      if (at === null && whole && !e.position) {
+        at = errorOffset(e, script, piece.offset, await this.failingStatement(script, e));
+      }
       throw scriptError(e, script, at);
     }
   }
