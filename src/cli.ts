@@ -4,9 +4,10 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfigs, type Config, type ConfigFlags } from './config.js';
-import { ExitCode, TidemarkError, UsageError } from './errors.js';
+import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
+import { ExitCode, fileSystemError, TidemarkError, UsageError } from './errors.js';
 import { MigrationLog } from './log.js';
+import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
 import { Migrator } from './migrator.js';
@@ -52,7 +53,8 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
       await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
       done.push(config.name ?? '');
     }
-  } catch (error) {
+  } catch (caught) {
+    const error = fileSystemError(caught) ?? caught;
     reporter.error(error);
     log?.error(error);
     if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);
@@ -60,7 +62,9 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
   }
 }
 
+/** The log opens only on a valid configuration: a configuration error must not leave a logs/ folder behind. */
 function openLog(config: Config, output: Reporter): MigrationLog {
+  parseTarget(config.url, config.cwd);
   return new MigrationLog({
     path: config.log!,
     cwd: config.cwd,
@@ -182,7 +186,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const version = await migrator.version();
-          reporter.out(args.json ? JSON.stringify({ version }) : String(version));
+          reporter.out(args.json ? printableJson({ version }) : String(version));
         }),
     )
     .command(
@@ -245,7 +249,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const paths = migrator.create(String(args.name));
-          if (args.json) reporter.out(JSON.stringify({ created: paths }));
+          if (args.json) reporter.out(printableJson({ created: paths }));
           else for (const path of paths) reporter.out(`created ${path}`);
         }, { oneDatabase: 'create' }),
     )
@@ -277,7 +281,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator, reporter) => {
           const from = wholeNumber(args.from, 'version');
           const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
-          if (args.json) reporter.out(JSON.stringify(report));
+          if (args.json) reporter.out(printableJson(report));
           else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
           if (!report.ok) process.exitCode = ExitCode.verifyFailed;
         }),
@@ -289,7 +293,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator, reporter) => {
           const snapshot = await migrator.schema();
-          reporter.out(args.json ? JSON.stringify(snapshot) : formatSnapshot(snapshot));
+          reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
     .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify or schema')

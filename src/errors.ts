@@ -71,3 +71,17 @@ export class SchemaVersionError extends TidemarkError {
     super(message, ExitCode.verifyFailed, details);
   }
 }
+
+/**
+ * Node's error for a file or folder (it has a syscall and a path: --dir names a file, a folder cannot
+ * be created): bad usage or files, exit 2, not a bug to show a stack trace for. Anything else: null.
+ */
+export function fileSystemError(error: unknown): UsageError | null {
+  const e = error as NodeJS.ErrnoException | null;
+  if (!(e instanceof Error) || !e.syscall || !e.path) return null;
+  return new UsageError(`cannot ${e.syscall} ${e.path}: ${e.message.replace(/,.*$/, '')}`, {
+    hint:
+      'check the path (--dir, --log or the database file in DATABASE_URL): its folders must exist as folders ' +
+      'and this user must be allowed to use them',
+  });
+}

@@ -1,5 +1,6 @@
 // What verify reports, as pure functions of the ledger, the files and schema differences. No I/O here.
 import kleur from 'kleur';
+import { printable } from './printable.js';
 import type { Checksums, Migration } from './files.js';
 import {
   currentVersion,
@@ -300,7 +301,11 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
   const lines = quiet ? [] : [`verify ${report.database} at version ${report.version}`];
   for (const check of CHECKS) {
     const found = report.findings.filter((f) => f.check === check);
-    for (const f of found) lines.push(`${kleur.red('✗')} ${f.message}`, ...f.details.map((d) => `  ${d}`), `  ${kleur.cyan('fix:')} ${f.fix}`);
+    for (const f of found) {
+      const details = f.details.map((d) => `  ${printable(d)}`);
+      lines.push(`${kleur.red('✗')} ${printable(f.message)}`, ...details);
+      lines.push(`  ${kleur.cyan('fix:')} ${printable(f.fix)}`);
+    }
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);
   }

@@ -1,7 +1,9 @@
 // The migration log: one appended line per event, for the operator reading pm2 hosts after the fact.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TidemarkError } from './errors.js';
+import { makeFolders } from './folders.js';
+import { printable } from './printable.js';
 import type { MigratorEvent } from './migrator.js';
 
 export interface MigrationLogOptions {
@@ -59,9 +61,11 @@ export class MigrationLog {
   private write(action: string, version: string, name: string, duration: string, outcome: string, text = ''): void {
     if (this.broken) return;
     // One event, one line: a multi-line server error is folded so the log stays greppable.
-    const line = [new Date().toISOString(), this.database, action, version, name, duration, outcome, text.replace(/\s*\n\s*/g, ' | ')].join(' ').trimEnd();
+    const folded = printable(text.replace(/\s*\n\s*/g, ' | '));
+    const fields = [new Date().toISOString(), this.database, action, version, name, duration, outcome, folded];
+    const line = fields.join(' ').trimEnd();
     try {
-      if (!this.opened) mkdirSync(dirname(this.file), { recursive: true });
+      if (!this.opened) makeFolders(dirname(this.file));
       this.opened = true;
       appendFileSync(this.file, `${this.options.redact(line)}\n`);
     } catch (error) {

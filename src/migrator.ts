@@ -1,5 +1,5 @@
 // Runs plans through a Driver: transactions, ledger rows, history, events. No dialect knowledge here.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -7,6 +7,7 @@ import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
 import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange, type Step, type StepSource } from './drivers/driver.js';
 import { MigrationError, TidemarkError, UsageError } from './errors.js';
+import { makeFolders } from './folders.js';
 import {
   discover,
   fileChecksums,
@@ -470,7 +471,7 @@ export class Migrator {
   create(name: string): string[] {
     validateMigrationName(name);
     const folder = resolve(this.config.cwd, this.dir);
-    mkdirSync(folder, { recursive: true });
+    makeFolders(folder);
     const id = `${discover(this.dir, this.config.cwd).nextVersionText()}_${name}`;
     const files: [string, string][] = [
       [`${id}.sql`, forwardTemplate(id)],
@@ -535,6 +536,9 @@ async function asMigrationError(error: unknown, script: Script, driver: Driver):
       hint: `${script.file.path} runs outside a transaction, so it may have partly run; version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
     });
   }
+  // The database, not the file, failed (it is read-only, or the server went away): the driver says so.
+  const explained = driver.explain(error);
+  if (explained instanceof TidemarkError) return explained;
   const message = error instanceof Error ? error.message : String(error);
   return new MigrationError(`${script.file.path}: ${message}`, { file: script.file.path });
 }

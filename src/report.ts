@@ -1,6 +1,7 @@
 // Human and JSON output of migrator events, status tables and errors. Every line passes through redact().
 import kleur from 'kleur';
 import { TidemarkError } from './errors.js';
+import { printable, printableJson } from './printable.js';
 import type { HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
 import type { StatusEntry, VersionState } from './plan.js';
 
@@ -85,7 +86,7 @@ export class Reporter {
   }
 
   private json(value: unknown): void {
-    this.out(JSON.stringify(value));
+    this.out(printableJson(value));
   }
 
   event = (event: MigratorEvent): void => {
@@ -145,9 +146,9 @@ export class Reporter {
           : `the ledger of ${event.database} now records ${versions} as applied (baseline ${event.version}); no migration SQL was run`;
       }
       case 'warning':
-        return `${kleur.yellow('warning:')} ${event.message}`;
+        return `${kleur.yellow('warning:')} ${printable(event.message)}`;
       case 'notice':
-        return this.options.quiet ? null : `${kleur.dim('notice:')} ${event.message}`;
+        return this.options.quiet ? null : `${kleur.dim('notice:')} ${printable(event.message)}`;
     }
   }
 
@@ -198,6 +199,7 @@ export class Reporter {
 
   /** An aligned table; the cells of column `coloured` take their row's colour. */
   private table(header: string[], rows: string[][], coloured: number, colours: ((text: string) => string)[]): void {
+    rows = rows.map((row) => row.map(printable));
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const format = (cells: string[], colour?: (t: string) => string) =>
       cells
@@ -212,15 +214,17 @@ export class Reporter {
     this.stopLive();
     if (!(error instanceof TidemarkError)) {
       // A bug, not a user error: say so, with the stack, but still never a password.
-      this.err(`${kleur.red('error:')} unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      this.err(`${kleur.red('error:')} unexpected failure: ${printable(text)}`);
       return;
     }
     if (this.options.json) {
       this.json({ type: 'error', exitCode: error.exitCode, message: error.message, ...error.details });
     }
-    this.err(`${kleur.red('error:')} ${error.message}`);
-    for (const line of error.details.context ?? []) this.err(`  ${line}`);
-    if (error.details.hint) this.err(`${kleur.cyan('hint:')} ${error.details.hint}`);
+    // Server messages quote table data, and source lines come from files: neither may drive the terminal.
+    this.err(`${kleur.red('error:')} ${printable(error.message)}`);
+    for (const line of error.details.context ?? []) this.err(`  ${printable(line)}`);
+    if (error.details.hint) this.err(`${kleur.cyan('hint:')} ${printable(error.details.hint)}`);
   }
 }
 

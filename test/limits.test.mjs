@@ -109,7 +109,7 @@ pgLimits('--pg-lock-timeout: a migration waiting for a busy table gives up inste
     writeSql(pg.cwd, '005_trades_note_rollback.sql', 'ALTER TABLE trades DROP COLUMN note;\n');
     const r = pg.cli('migrate', '--pg-lock-timeout', '500ms');
     assert.is(r.code, 1, r.output);
-    assert.match(r.stderr, /005_trades_note\.sql: canceling statement due to lock timeout/);
+    assert.match(r.stderr, /005_trades_note\.sql:1:1: canceling statement due to lock timeout/);
     assert.match(r.stderr, /--pg-lock-timeout/);
     assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
   } finally {

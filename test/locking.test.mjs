@@ -94,7 +94,7 @@ table('a held lock: a second runner exits 4 within --lock-timeout 1, naming the 
       r.stderr,
       new RegExp(`^error: could not get the migration lock on postgres://\\S+ within 1 s: held by pid ${holder.child.pid} on host ${hostname()} \\(user ${USER}\\) since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+; it expires at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d \\S+ \\(in \\d+ s\\)`, 'm'),
     );
-    assert.match(r.stderr, new RegExp(`^hint: .*--lock-timeout.*taken over automatically once it expires.*delete from "${LOCK_TABLE}" where holder = '${before.holder}';`, 'm'));
+    assert.match(r.stderr, new RegExp(`^hint: .*--lock-timeout.*taken over automatically once it expires.*delete from "public"."${LOCK_TABLE}" where holder = '${before.holder}';`, 'm'));
     assert.equal(await ledgerVersions(p.db), [1], 'the refused runner applied nothing');
     assert.equal((await lockRows(p.db)).map((row) => row.holder), [before.holder], 'the lock is still the holder\'s');
 

@@ -92,7 +92,7 @@ for (const dialect of DIALECTS) {
       assert.match(up.stdout, `-- tidemark sql: migrate ${dialect === 'postgres' ? 'postgres://' : 'sqlite:'}`);
       assert.match(up.stdout, `from version 0 to version 7\n-- generated `);
       assert.ok(lines.includes('-- 003 create_trades (sql/003_create_trades.sql)'), up.stdout);
-      assert.match(up.stdout, /create table if not exists "schema_version"/);
+      assert.match(up.stdout, /create table if not exists ("public"\.)?"schema_version"/);
       assert.match(up.stdout, /-- no-transaction: /);
 
       const hand = await runByHand(ctx.db, up.stdout);
@@ -167,9 +167,9 @@ for (const dialect of DIALECTS) {
       for (const db of [ctx.db, twin]) await db.query(`${legacy}\n${users}\nINSERT INTO schema_version (version, migration_name) VALUES (1, 'create_users');`);
       const script = ctx.cli('sql');
       assert.is(script.code, 0, script.output);
-      assert.match(script.stdout, /alter table "schema_version" add column/);
+      assert.match(script.stdout, /alter table ("public"\.)?"schema_version" add column/);
       // The checksum, and the rollback file's text so that a later release without the file can undo it.
-      assert.match(script.stdout, /update "schema_version" set checksum = '[0-9a-f]{64}', rollback_sql = '[^]*?', rollback_checksum = '[0-9a-f]{64}' where version = 1/);
+      assert.match(script.stdout, /update ("public"\.)?"schema_version" set checksum = '[0-9a-f]{64}', rollback_sql = '[^]*?', rollback_checksum = '[0-9a-f]{64}' where version = 1/);
       assert.is((await runByHand(ctx.db, script.stdout)).code, 0);
       assert.is(cliOn(twin, 'migrate').code, 0);
       assert.equal(await ledgerRows(ctx.db), await ledgerRows(twin));
@@ -194,7 +194,7 @@ for (const dialect of DIALECTS) {
     const one = ctx.cli('sql', '--rollback');
     assert.match(one.stdout, 'rollback');
     assert.match(one.stdout, 'from version 2 to version 1');
-    assert.match(one.stdout, /delete from "schema_version" where version = 2;/);
+    assert.match(one.stdout, /delete from ("public"\.)?"schema_version" where version = 2;/);
     assert.equal(await ledgerVersions(ctx.db), [1, 2], 'the ledger is unchanged');
 
     const json = JSON.parse(ctx.cli('sql', '--json').stdout);

@@ -105,7 +105,7 @@ interface LockRow {
   expiresIn: number;
 }
 
-/** 23505 unique_violation and 42P07 duplicate_table: another runner created the same table (or schema) at the same moment. */
+/** 23505 unique_violation and 42P07 duplicate_table: another runner created the same table at the same moment. */
 const CREATED_CONCURRENTLY = new Set(['23505', '42P07']);
 
 /**
@@ -214,22 +214,18 @@ async function createLockTable(sql: postgres.Sql, ledger: TableName): Promise<vo
   const table = tidemarkTables(ledger).lock;
   const [{ exists }] = await sql.unsafe<[{ exists: boolean }]>(`select to_regclass('${table}') is not null as exists`);
   if (exists) return;
-  const statements = [
-    ledger.schema ? `create schema if not exists "${ledger.schema}"` : '',
-    `create table if not exists ${table} (
+  // The schema exists: the driver refused a ledger schema that does not (it is never created).
+  const statement = `create table if not exists ${table} (
       id integer primary key check (id = 1),
       holder text not null,
       host text not null,
       pid integer not null,
       db_user text not null,
       acquired_at timestamptz not null,
-      expires_at timestamptz not null)`,
-  ].filter(Boolean);
-  for (const statement of statements) {
-    await sql.unsafe(statement).catch((error: postgres.PostgresError) => {
-      if (!CREATED_CONCURRENTLY.has(error.code)) throw error;
-    });
-  }
+      expires_at timestamptz not null)`;
+  await sql.unsafe(statement).catch((error: postgres.PostgresError) => {
+    if (!CREATED_CONCURRENTLY.has(error.code)) throw error;
+  });
 }
 
 /**

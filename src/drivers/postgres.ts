@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
-import { ConnectionError, MigrationError } from '../errors.js';
+import { ConnectionError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import {
@@ -25,8 +25,8 @@ import {
   type ShellSql,
   type Step,
 } from './driver.js';
-import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
+import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { takeRunLock, type RunLock } from './postgres-lock.js';
 import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
 
@@ -38,7 +38,11 @@ export interface PostgresOptions {
   timeouts: { statementTimeout: string | null; pgLockTimeout: string | null };
 }
 
-const quote = (identifier: string) => `"${identifier}"`;
+/** Who the session is at connection, and its current schema. */
+interface SessionStart {
+  user: string;
+  schema: string | null;
+}
 
 /** Connects one reserved session (the one a later lock will live on) and checks it answers. */
 export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
@@ -51,25 +55,101 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
     fetch_types: false,
   });
   let session: postgres.ReservedSql;
-  let user: string;
+  let start: SessionStart;
   try {
     // Query before reserve(): postgres.js 3.4 never resolves reserve() on a fresh pool when fetch_types is off.
-    // PostgreSQL 14+ also checks the client socket while a statement runs, so a runner killed mid-migration
-    // (kill -9) has its statement cancelled, its transaction rolled back and its lock freed within a second.
-    [{ user }] = (await pool`
-      select current_user as user,
-             case when current_setting('server_version_num')::int >= 140000
-                  then set_config('client_connection_check_interval', '1000', false) end as checking`) as unknown as [{ user: string }];
+    const query = `select current_user as user, current_schema() as schema, ${CHECK_CONNECTION}`;
+    [start] = (await pool.unsafe(query)) as unknown as [SessionStart];
     session = await pool.reserve();
   } catch (error) {
     await pool.end({ timeout: 0 }).catch(() => {});
     throw connectionError(error, options.description);
   }
-  return new PostgresDriver(pool, session, options, `${user}@${hostname()}`);
+  try {
+    const table = await pinLedgerSchema(session, options.table, start.schema, options.description);
+    return new PostgresDriver(pool, session, { ...options, table }, `${start.user}@${hostname()}`);
+  } catch (error) {
+    session.release();
+    await pool.end({ timeout: 0 }).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * PostgreSQL 14+ checks the client socket while a statement runs, so a runner killed mid-migration
+ * (kill -9) has its statement cancelled, its transaction rolled back and its lock freed within a second.
+ */
+const CHECK_CONNECTION = `case when current_setting('server_version_num')::int >= 140000
+  then set_config('client_connection_check_interval', '1000', false) end as checking`;
+
+/**
+ * Back to the settings the session started with (the role too: RESET ALL leaves it), after each
+ * migration: a SET search_path, SET ROLE or SET statement_timeout in one file must not reach the next
+ * file or tidemark's own statements. Not DISCARD ALL: it cannot run in a transaction, and would
+ * release the run's advisory lock.
+ */
+const RESET_SESSION = `set session authorization default; reset all; discard temp; select ${CHECK_CONNECTION}`;
+
+/** Schemas of the system: the server refuses new tables in them, or they are not the application's. */
+const SYSTEM_SCHEMA = /^(pg_|information_schema$)/;
+
+/**
+ * The ledger's schema, resolved once at connection and pinned: every statement tidemark runs names
+ * it, so that no search_path (a migration's SET included) can move the ledger. Without a schema in
+ * --table, the session's current schema. A schema that does not exist is refused, never created: a
+ * typo would otherwise start an empty ledger and run every migration again.
+ */
+async function pinLedgerSchema(
+  session: postgres.ReservedSql,
+  table: TableName,
+  current: string | null,
+  description: string,
+): Promise<TableName> {
+  const schema = table.schema ?? current;
+  if (schema === null) {
+    const [{ path }] = await session`select current_setting('search_path') as path`;
+    const setting = `the search_path of ${description} (${path})`;
+    throw new UsageError(`${setting} names no schema that exists, so the ledger has no schema`, {
+      hint:
+        `name the ledger's schema: --table <schema>.${table.name} (or MIGRATIONS_TABLE), ` +
+        'or fix the search_path (alter role <user> set search_path = public)',
+    });
+  }
+  if (SYSTEM_SCHEMA.test(schema)) {
+    throw new UsageError(`the ledger cannot live in the system schema "${schema}"`, {
+      hint: `name the application's schema, e.g. --table public.${table.name}`,
+    });
+  }
+  if (table.schema && (await session`select 1 from pg_namespace where nspname = ${schema}`).length === 0) {
+    const ledger = `${schema}.${table.name}`;
+    throw new UsageError(`the schema "${schema}" (of the ledger table ${ledger}) does not exist in ${description}`, {
+      hint:
+        'check the spelling in --table (or MIGRATIONS_TABLE); ' +
+        `to keep the ledger in a new schema, create it first: create schema ${schema};`,
+    });
+  }
+  return { schema, name: table.name };
 }
 
 /** Errors meaning the server is not there (yet), as opposed to one that answered and said no. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', '57P03']);
+
+const NO_CONNECTION_LEFT =
+  'the server has no connection left for this user or database (tidemark needs one, and one more with --lock table): ' +
+  "close idle sessions, or raise max_connections or the role's or database's connection limit";
+const CONNECTION_FAILED =
+  'the connection to the server failed; check that the server is up and accepts connections, then run again ' +
+  '(migrations reported applied stay applied)';
+
+/**
+ * A connection that failed or was refused, as opposed to a statement the server rejected: postgres.js's
+ * own codes, socket errors, SQLSTATE class 08 (connection), 53300 (too many clients) and 57P01-57P03
+ * (the server is shutting down or starting).
+ */
+function isConnectionFailure(e: { code?: string } | null | undefined): boolean {
+  const code = e?.code ?? '';
+  return UNREACHABLE.has(code) || /^(08|53300|57P0[1-3])|^CONNECTION_/.test(code);
+}
 
 function connectionError(error: unknown, description: string): ConnectionError {
   const e = error as { code?: string; message?: string };
@@ -151,7 +231,6 @@ class PostgresDriver implements Driver {
     const columns = await this.ledgerColumns();
     const statements: string[] = [];
     if (!columns) {
-      if (this.options.table.schema) statements.push(`create schema if not exists ${quote(this.options.table.schema)}`);
       statements.push(`create table if not exists ${this.ledger} (
         id serial primary key,
         version bigint not null unique,
@@ -218,22 +297,68 @@ class PostgresDriver implements Driver {
    * query in an implicit transaction, which CREATE INDEX CONCURRENTLY refuses.
    */
   async runScript(script: Script): Promise<void> {
-    if (!script.noTransaction) return this.runPiece(script, { text: script.text, offset: 0 });
+    if (!script.noTransaction) return this.runPiece(script, { text: script.text, offset: 0 }, true);
     // No transaction for SET LOCAL to live in: the limits hold for the session while the file runs.
     const limits = this.limits('set');
     if (limits.length > 0) await this.session.unsafe(limits.join('; '));
+    let ran = false;
     try {
-      for (const statement of script.statements) await this.runPiece(script, statement);
+      for (const statement of script.statements) await this.runPiece(script, statement, false);
+      ran = true;
     } finally {
-      if (limits.length > 0) await this.session.unsafe('reset statement_timeout; reset lock_timeout');
+      // The limits go too. After a failure, its error is the one to report, whatever happens here.
+      await this.session.unsafe(RESET_SESSION).catch((error) => {
+        if (ran) throw error;
+      });
     }
   }
 
-  private async runPiece(script: Script, piece: { text: string; offset: number }): Promise<void> {
+  /**
+   * Runs one piece of a file: the whole file (with tidemark's statements around it), or one statement.
+   * A server error becomes file:line:column; when the server gives no position for an error in a
+   * whole file, the failing statement is found by running the statements again (failingStatement).
+   */
+  private async runPiece(script: Script, piece: { text: string; offset: number }, whole: boolean): Promise<void> {
     try {
-      await this.session.unsafe(piece.text);
+      // Rows a migration returns (a SELECT of millions) are dropped one by one as they arrive, not kept.
+      await this.session.unsafe(piece.text).forEach(discardRow);
     } catch (error) {
-      throw scriptError(error, script, piece.offset);
+      const e = serverError(error);
+      if (!e) throw error;
+      let at = errorOffset(e, script, piece.offset, whole ? undefined : piece.offset);
+      // A position outside the file is in tidemark's own statements around it: no statement of the file failed.
+      if (at === null && whole && !e.position) {
+        at = errorOffset(e, script, piece.offset, await this.failingStatement(script, e));
+      }
+      throw scriptError(e, script, at);
+    }
+  }
+
+  /**
+   * The start of the statement of a file that fails with `error`, when the server did not say where:
+   * as SQLite's driver does, the statements run again one at a time, in a transaction that is rolled
+   * back, and the first to fail with the same error is it. The failed transaction is rolled back
+   * first; errors about the moment (a timeout, a lock) are not repeated.
+   */
+  private async failingStatement(script: Script, error: postgres.PostgresError): Promise<number | undefined> {
+    const { statements } = script;
+    if (statements.length <= 1) return statements[0]?.offset;
+    if (!repeatable(error)) return undefined;
+    try {
+      await this.rollback();
+      await this.begin();
+      try {
+        for (const statement of statements) {
+          const again = await this.session.unsafe(statement.text).forEach(discardRow).then(() => null, serverError);
+          if (again) return sameError(again, error) ? statement.offset : undefined;
+        }
+        return undefined;
+      } finally {
+        await this.rollback();
+      }
+    } catch {
+      // The search is a courtesy: the original error is reported whatever happens to it.
+      return undefined;
     }
   }
 
@@ -248,9 +373,10 @@ class PostgresDriver implements Driver {
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
-    const tail = `\n;\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}`;
+    // The session's settings are restored before them, so the next file starts as this one did.
+    const tail = `\n;\n${RESET_SESSION};\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}`;
     const started = performance.now();
-    await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length });
+    await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length }, true);
     if (step.ownTransaction) await this.commit();
     return Math.round(performance.now() - started);
   }
@@ -315,10 +441,17 @@ class PostgresDriver implements Driver {
 
   explain(error: unknown): unknown {
     const e = error as postgres.PostgresError;
-    if (e?.code !== '42501') return error;
-    return new ConnectionError(`${this.description}: ${e.message}`, {
-      hint: `the database user lacks a privilege tidemark needs; have the owner grant it (e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), or connect as the schema's owner`,
-    });
+    if (e?.code === '42501') {
+      return new ConnectionError(`${this.description}: ${e.message}`, {
+        hint:
+          'the database user lacks a privilege tidemark needs; have the owner grant it ' +
+          `(e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), ` +
+          "or connect as the schema's owner",
+      });
+    }
+    if (!isConnectionFailure(e)) return error;
+    const hint = e.code === '53300' ? NO_CONNECTION_LEFT : CONNECTION_FAILED;
+    return new ConnectionError(`${this.description}: ${e.message}`, { hint });
   }
 
   async close(): Promise<void> {
@@ -327,6 +460,8 @@ class PostgresDriver implements Driver {
     await this.pool.end({ timeout: 5 });
   }
 }
+
+function discardRow(): void {}
 
 /** applied_by of a row written by a hand run of a `tidemark sql` script: e.g. `postgres@psql`. */
 const PSQL_APPLIED_BY = `current_user || '@psql'`;
@@ -345,36 +480,4 @@ function literal(value: string | number | boolean | null): string {
   const quoted = `'${value.replace(/'/g, "''")}'`;
   // E'' keeps a backslash a backslash whatever standard_conforming_strings says.
   return value.includes('\\') ? `E${quoted.replace(/\\/g, '\\\\')}` : quoted;
-}
-
-/** Fixes for server errors that are about how the file runs rather than what it says. */
-const SERVER_HINTS: Record<string, string> = {
-  '25001':
-    'this statement cannot run inside a transaction: make the first line of the file -- tidemark:no-transaction (and keep such statements in a file of their own)',
-  '57014': 'the migration ran longer than --statement-timeout allows; raise it, or split the work into smaller migrations',
-  '55P03': 'a table it needs was locked by other sessions for longer than --pg-lock-timeout; run again when traffic is lower, or raise it',
-};
-
-/** Turns a server error into file:line:column with the source line, a caret, and the server's detail and hint. */
-function scriptError(error: unknown, script: Script, offset: number): Error {
-  const e = error as postgres.PostgresError;
-  if (!(e instanceof Error) || !('severity' in e)) return error as Error;
-  // Without a position (a timeout, a runtime error) a statement run on its own is still known by its start.
-  // The server counts characters; a negative offset is tidemark's own (ASCII) prefix before the file.
-  const characters = e.position ? Number(e.position) - 1 + Math.min(offset, 0) : 0;
-  const at = e.position ? (characters < 0 ? null : offsetAfterCharacters(script.text, Math.max(offset, 0), characters)) : script.noTransaction ? offset : null;
-  // A position outside the file's text is in the statements tidemark wrapped around it.
-  const where = at === null || at < 0 || at >= script.text.length ? null : locate(script.text, at);
-  const context = where ? sourceExcerpt(script.text, where) : [];
-  if (e.detail) context.push(`detail: ${e.detail}`);
-  if (e.where) context.push(`where: ${e.where}`);
-  const path = script.file.path;
-  const location = where ? `${path}:${where.line}:${where.column}` : path;
-  return new MigrationError(`${location}: ${e.message}`, {
-    file: path,
-    line: where?.line,
-    column: where?.column,
-    context,
-    hint: e.hint ?? SERVER_HINTS[e.code] ?? `fix the SQL in ${path} and run again`,
-  });
 }

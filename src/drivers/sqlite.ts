@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError, UsageError } from '../errors.js';
+import { makeFolders } from '../folders.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { locate, sourceExcerpt } from '../source.js';
@@ -53,7 +54,7 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   const path = missing && !options.create ? ':memory:' : options.file;
   const mode = sqlite3.OPEN_READWRITE | (options.create ? sqlite3.OPEN_CREATE : 0);
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-    if (missing && options.create) mkdirSync(dirname(options.file), { recursive: true });
+    if (missing && options.create) makeFolders(dirname(options.file));
     const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) => (error ? reject(error) : resolve(opened)));
   }).catch((error: Error) => {
     throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
@@ -73,6 +74,9 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   );
   return new SqliteDriver(db, options);
 }
+
+/** Errors about the database file, not the statement that met them. */
+const STORAGE_ERRORS = new Set(['SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_CANTOPEN']);
 
 /** Another connection held the database's lock for longer than the busy timeout. */
 function busyError(options: SqliteOptions): ConnectionError {
@@ -221,6 +225,7 @@ class SqliteDriver implements Driver {
       try {
         await this.exec(statement.text);
       } catch (error) {
+        if (STORAGE_ERRORS.has((error as { code?: string }).code ?? '')) throw this.explain(error);
         const path = script.file.path;
         const at = locate(script.text, statement.offset);
         throw new MigrationError(`${path}:${at.line}: ${(error as Error).message}`, {
@@ -322,11 +327,13 @@ class SqliteDriver implements Driver {
     return readSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table);
   }
 
+  /** The database file cannot be written (a read-only file or file system, no permission): exit 4, no file to blame. */
   explain(error: unknown): unknown {
-    const code = (error as { code?: string })?.code;
-    if (code !== 'SQLITE_READONLY' && code !== 'SQLITE_PERM' && code !== 'SQLITE_CANTOPEN') return error;
-    return new ConnectionError(`${this.description}: ${(error as Error).message}`, {
-      hint: 'tidemark needs to write the database file and create files beside it (the journal): check the permissions of the file and its folder',
+    if (!STORAGE_ERRORS.has((error as { code?: string })?.code ?? '')) return error;
+    return new ConnectionError(`could not write ${this.description}: ${(error as Error).message}`, {
+      hint:
+        'tidemark needs to write the database file and create files beside it (the journal): check the permissions ' +
+        'of the file and its folder, and that its file system is not mounted read-only',
     });
   }
 
