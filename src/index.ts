@@ -7,7 +7,7 @@ import { assertAtVersion } from './plan.js';
 export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError, SchemaVersionError } from './errors.js';
 export type { ErrorDetails } from './errors.js';
 export type { Config, ConfigFlags } from './config.js';
-export type { MigratorEvent, MigratorEvents, EventListener, MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
+export type { MigratorEvent, MigratorEvents, EventListener, StepDone, MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
 export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';

@@ -51,7 +51,8 @@ import { verify, type VerifyOptions } from './verify.js';
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
   | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
-  | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
+  | ({ type: 'applied' } & StepDone)
+  | ({ type: 'reverted' } & StepDone)
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
   | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
@@ -60,6 +61,15 @@ export type MigratorEvent =
   | { type: 'notice'; message: string };
 
 export type EventListener = (event: MigratorEvent) => void;
+
+/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
+export interface StepDone {
+  version: number;
+  versionText: string;
+  name: string;
+  ms: number;
+  dryRun: boolean;
+}
 
 export interface MigrateOptions {
   target?: number;
