@@ -10,6 +10,8 @@ import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
+import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
+import { importLines } from './import/report.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
 import { formatSnapshot } from './schema.js';
@@ -224,6 +226,21 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         }, { changes: true, oneDatabase: 'baseline' }),
     )
     .command(
+      'import <source>',
+      'write another migrator\'s folder as tidemark files; with a database URL, also adopt its ledger',
+      (y) =>
+        dryRun(y)
+          .positional('source', { type: 'string', describe: 'the other tool\'s migrations folder' })
+          .option('from', { choices: SOURCE_FORMATS, demandOption: true, describe: 'the tool that wrote it' })
+          .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const result = await migrator.import(args.from as SourceFormat, String(args.source), { filesOnly: args['files-only'], dryRun: args['dry-run'] });
+          if (args.json) reporter.out(printableJson(result));
+          else for (const line of importLines(result)) reporter.out(line);
+        }, { oneDatabase: 'import' }),
+    )
+    .command(
       'sql [target]',
       'print the script migrate (or rollback) would run, for psql or the sqlite3 shell',
       (y) =>
@@ -333,7 +350,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify, backup, restore or schema')
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, backup, restore or schema')
     .strict()
     .fail((message, error) => {
       if (error) throw error;

@@ -1,0 +1,280 @@
+// Another migrator's files -> tidemark's layout. Pure: file names and bytes in, file names and bytes out.
+// Bodies are carried byte for byte (as latin1 strings, one character per byte); only the other tool's
+// marker lines are dropped and tidemark's no-transaction directive is put on the first line where needed.
+import type { Dialect } from '../files.js';
+import { isTransactionControl, lexSql } from '../sqltext.js';
+
+export const SOURCE_FORMATS = ['golang-migrate', 'dbmate', 'goose', 'flyway', 'node-pg-migrate'] as const;
+export type SourceFormat = (typeof SOURCE_FORMATS)[number];
+
+/** A file of the other tool's folder: its path below that folder (with `/`) and its bytes as latin1. */
+export interface SourceFile {
+  path: string;
+  text: string;
+}
+
+/** A tidemark migration file to write, with the source it came from. */
+export interface ConvertedFile {
+  fileName: string;
+  /** Bytes as latin1. */
+  text: string;
+  from: string;
+  version: number;
+  versionText: string;
+  name: string;
+  kind: 'forward' | 'rollback';
+  dialect: Dialect | null;
+  noTransaction: boolean;
+}
+
+/** A source file that was not converted, or converted with a caveat, and why. */
+export interface ImportNote {
+  path: string;
+  reason: string;
+}
+
+export interface Conversion {
+  files: ConvertedFile[];
+  /** Not converted at all. */
+  skipped: ImportNote[];
+  /** Converted, with something the team should know (a renamed version, a missing down). */
+  notes: ImportNote[];
+}
+
+export const NO_TRANSACTION_LINE = '-- tidemark:no-transaction\n';
+
+/** One migration (one version, one dialect) before it becomes files. */
+interface Parsed {
+  from: string;
+  versionText: string;
+  rawName: string;
+  dialect: Dialect | null;
+  up: Section;
+  down: Section | null;
+}
+
+interface Section {
+  text: string;
+  noTransaction: boolean;
+}
+
+type Parser = (file: SourceFile, baseName: string, siblings: Map<string, SourceFile>) => Parsed | ImportNote | null;
+
+/** Converts every file of the other tool's folder; nothing is dropped without a note saying why. */
+export function convert(format: SourceFormat, files: SourceFile[]): Conversion {
+  const skipped: ImportNote[] = [];
+  const parsed: Parsed[] = [];
+  const byPath = new Map(files.map((f) => [f.path, f]));
+  const otherDatabases = new Map<string, number>();
+  for (const file of [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const folder = dialectOf(file.path);
+    if (typeof folder === 'object' && folder !== null) {
+      otherDatabases.set(folder.other, (otherDatabases.get(folder.other) ?? 0) + 1);
+      continue;
+    }
+    const baseName = file.path.split('/').at(-1)!;
+    const result = PARSERS[format](file, baseName, byPath);
+    if (result === null) continue;
+    if ('reason' in result) skipped.push(result);
+    else parsed.push({ ...result, dialect: folder });
+  }
+  for (const [folder, count] of otherDatabases) {
+    skipped.push({ path: `${folder}/`, reason: `${count} files for a database tidemark does not run; tidemark runs PostgreSQL and SQLite` });
+  }
+  return assemble(parsed, skipped);
+}
+
+/** The dialect a file's folder names (`postgres/`, `db_sqlite3/`), null for none, or the folder of another database. */
+function dialectOf(path: string): Dialect | null | { other: string } {
+  const folders = path.split('/').slice(0, -1);
+  for (let i = folders.length - 1; i >= 0; i--) {
+    const bare = folders[i]!.toLowerCase().replace(/^(db|migrations?)[_-]|[_-](db|migrations?)$/g, '');
+    if (/^(postgres|postgresql|pg|psql|pgsql)$/.test(bare)) return 'postgres';
+    if (/^(sqlite|sqlite3)$/.test(bare)) return 'sqlite';
+    if (/^(mysql|mariadb|mssql|sqlserver|clickhouse|cockroach|cockroachdb|oracle|redshift|spanner|tidb|vertica|ydb|turso|libsql)$/.test(bare)) {
+      return { other: folders.slice(0, i + 1).join('/') };
+    }
+  }
+  return null;
+}
+
+const CODE_MIGRATION: [RegExp, string][] = [
+  [/\.go$/, 'a Go-code migration; tidemark runs SQL files only: port it to SQL by hand'],
+  [/\.(js|cjs|mjs|ts|cts|mts)$/, 'a JavaScript/TypeScript migration; tidemark runs SQL files only: port it to SQL by hand'],
+  [/\.(java|kt|class|scala)$/, 'a Java-code migration; tidemark runs SQL files only: port it to SQL by hand'],
+];
+
+/** A file that is not one of the format's SQL migrations: code migrations are named as such. */
+function notAMigration(file: SourceFile, expected: string): ImportNote {
+  const code = CODE_MIGRATION.find(([pattern]) => pattern.test(file.path));
+  return { path: file.path, reason: code ? code[1] : `not a migration file (expected ${expected})` };
+}
+
+const PARSERS: Record<SourceFormat, Parser> = {
+  'golang-migrate': (file, baseName, siblings) => {
+    const match = /^(\d+)_(.*)\.(up|down)\.sql$/.exec(baseName);
+    if (!match) return notAMigration(file, '<version>_<name>.up.sql / .down.sql');
+    const [, versionText, rawName, direction] = match as unknown as [string, string, string, string];
+    const downPath = file.path.replace(/\.up\.sql$/, '.down.sql');
+    if (direction === 'down') {
+      // Converted with its up file; a down with no up is reported.
+      return siblings.has(file.path.replace(/\.down\.sql$/, '.up.sql')) ? null : { path: file.path, reason: 'a down file with no up file' };
+    }
+    const down = siblings.get(downPath);
+    // golang-migrate runs a file as it is, outside any transaction unless the file has its own.
+    return { from: file.path, versionText, rawName, dialect: null, up: inferred(file.text), down: down ? inferred(down.text) : null };
+  },
+  flyway: (file, baseName, siblings) => {
+    if (/^R__/.test(baseName) && baseName.endsWith('.sql')) {
+      return { path: file.path, reason: 'a repeatable migration (R__), run again whenever it changes; tidemark has no repeatable migrations: make it a versioned one' };
+    }
+    if (baseName.endsWith('.sql.conf')) return null;
+    const match = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/.exec(baseName);
+    if (!match) return notAMigration(file, 'V<version>__<description>.sql');
+    const [, prefix, versionText, rawName] = match as unknown as [string, string, string, string];
+    if (!/^\d+$/.test(versionText)) {
+      return { path: file.path, reason: `version ${versionText} has parts; tidemark versions are whole numbers: renumber it (e.g. ${versionText.replace(/[._]/g, '')})` };
+    }
+    if (prefix === 'U') {
+      const forward = [...siblings.keys()].some((p) => p.split('/').at(-1)!.startsWith(`V${versionText}__`) && p.endsWith('.sql'));
+      return forward ? null : { path: file.path, reason: 'an undo file with no V file of its version' };
+    }
+    const undoPath = [...siblings.keys()].find((p) => sameFolder(p, file.path) && /^U(\d+)__.+\.sql$/.test(p.split('/').at(-1)!) &&
+      Number(/^U(\d+)/.exec(p.split('/').at(-1)!)![1]) === Number(versionText));
+    const section = (f: SourceFile): Section => {
+      const conf = siblings.get(`${f.path}.conf`);
+      const own = conf !== undefined && /^\s*executeInTransaction\s*=\s*false\s*$/m.test(conf.text);
+      return { text: f.text, noTransaction: own || inferred(f.text).noTransaction };
+    };
+    const undo = undoPath ? siblings.get(undoPath)! : null;
+    return { from: file.path, versionText, rawName, dialect: null, up: section(file), down: undo ? section(undo) : null };
+  },
+  dbmate: (file, baseName) => {
+    const match = /^(\d+)_(.*)\.sql$/.exec(baseName);
+    if (!match) return notAMigration(file, '<version>_<name>.sql');
+    const marker = (line: string) => {
+      const m = /^--\s*migrate:(up|down)\b(.*)$/.exec(line.trim());
+      return m ? { up: m[1] === 'up', noTransaction: /\btransaction:false\b/.test(m[2]!) } : null;
+    };
+    return splitFile(file, match[1]!, match[2]!, marker, '-- migrate:up');
+  },
+  goose: (file, baseName) => {
+    const match = /^(\d+)_(.*)\.sql$/.exec(baseName);
+    if (!match) return notAMigration(file, '<version>_<name>.sql');
+    const noTransaction = /^--\s*\+goose\s+NO\s+TRANSACTION\s*$/im.test(file.text);
+    const marker = (line: string) => {
+      const m = /^--\s*\+goose\s+(up|down)\s*$/i.exec(line.trim());
+      return m ? { up: m[1]!.toLowerCase() === 'up', noTransaction } : null;
+    };
+    return splitFile(file, match[1]!, match[2]!, marker, '-- +goose Up');
+  },
+  'node-pg-migrate': (file, baseName) => {
+    const match = /^(\d+)[_-](.*)\.sql$/.exec(baseName);
+    if (!match) return notAMigration(file, '<timestamp>_<name>.sql');
+    const marker = (line: string) => {
+      const m = /^--\s*(up|down)\s+migration\s*$/i.exec(line.trim());
+      return m ? { up: m[1]!.toLowerCase() === 'up', noTransaction: false } : null;
+    };
+    return splitFile(file, match[1]!, match[2]!, marker, '-- Up Migration');
+  },
+};
+
+function sameFolder(a: string, b: string): boolean {
+  return a.slice(0, a.lastIndexOf('/') + 1) === b.slice(0, b.lastIndexOf('/') + 1);
+}
+
+type Marker = (line: string) => { up: boolean; noTransaction: boolean } | null;
+
+/**
+ * A single-file migration cut at its up and down marker lines. What comes before the up marker is
+ * the other tool's header (its own annotations, comments) and is left out.
+ */
+function splitFile(file: SourceFile, versionText: string, rawName: string, marker: Marker, upMarker: string): Parsed | ImportNote {
+  const sections: { up: boolean; noTransaction: boolean; start: number; end: number }[] = [];
+  let offset = 0;
+  for (const line of file.text.split('\n')) {
+    const next = offset + line.length + 1;
+    const found = marker(line);
+    if (found) {
+      if (sections.length > 0) sections.at(-1)!.end = offset;
+      sections.push({ ...found, start: Math.min(next, file.text.length), end: file.text.length });
+    }
+    offset = next;
+  }
+  const up = sections.find((s) => s.up);
+  const down = sections.find((s) => !s.up);
+  if (!up) return { path: file.path, reason: `no ${upMarker} line, so there is nothing to run` };
+  if (sections.filter((s) => s.up).length > 1 || sections.filter((s) => !s.up).length > 1) {
+    return { path: file.path, reason: 'more than one up or down marker; split it by hand' };
+  }
+  const section = (s: typeof up): Section => ({ text: file.text.slice(s.start, s.end), noTransaction: s.noTransaction || inferred(file.text.slice(s.start, s.end)).noTransaction });
+  return { from: file.path, versionText, rawName, dialect: null, up: section(up), down: down ? section(down) : null };
+}
+
+/**
+ * A section with its own transaction control (BEGIN; ... COMMIT; that is not simply a wrapper around
+ * the whole file, which tidemark replaces by its own) or a statement that cannot run in a transaction
+ * must run outside tidemark's transaction.
+ */
+function inferred(text: string): Section {
+  const { statements } = lexSql(text);
+  const control = statements.filter(isTransactionControl);
+  const wrapper =
+    control.length === 2 && statements.length >= 2 && statements[0] === control[0] && statements.at(-1) === control[1] &&
+    /^(BEGIN|START)$/.test(control[0]!.keyword) && /^(COMMIT|END)$/.test(control[1]!.keyword);
+  const ownTransactions = control.length > 0 && !wrapper;
+  const outsideOnly = statements.some((st) => /^(VACUUM)$/.test(st.keyword) || (/^(CREATE|DROP|REINDEX)$/.test(st.keyword) && /\bCONCURRENTLY\b/i.test(st.text)));
+  return { text, noTransaction: ownTransactions || outsideOnly };
+}
+
+/** A section with no statement at all (blank, or comments only). */
+function isEmpty(text: string): boolean {
+  return lexSql(text).statements.length === 0;
+}
+
+/** tidemark's name for a migration: letters, digits and underscores, not ending in _rollback. */
+export function migrationName(raw: string): string {
+  const name = raw.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '') || 'migration';
+  return name.endsWith('_rollback') || name === 'rollback' ? `${name}_migration` : name;
+}
+
+/** Parsed migrations -> files: one name per version, one file per slot, versions tidemark can hold. */
+function assemble(parsed: Parsed[], skipped: ImportNote[]): Conversion {
+  const notes: ImportNote[] = [];
+  const files: ConvertedFile[] = [];
+  const byVersion = new Map<number, Parsed[]>();
+  for (const p of parsed) {
+    const version = Number(p.versionText);
+    if (!Number.isSafeInteger(version)) {
+      skipped.push({ path: p.from, reason: `version ${p.versionText} is too large for tidemark (at most ${Number.MAX_SAFE_INTEGER}); renumber it` });
+      continue;
+    }
+    byVersion.set(version, [...(byVersion.get(version) ?? []), p]);
+  }
+  for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {
+    const slots = new Set(group.map((p) => p.dialect ?? 'portable'));
+    if (slots.size < group.length) {
+      for (const p of group) skipped.push({ path: p.from, reason: `version ${version} has ${group.length} files (${group.map((g) => g.from).join(', ')}); give each its own version` });
+      continue;
+    }
+    // Variants of one version share one name in tidemark: the portable (else PostgreSQL) file's.
+    const first = group.find((p) => p.dialect === null) ?? group.find((p) => p.dialect === 'postgres') ?? group[0]!;
+    const name = migrationName(first.rawName);
+    for (const p of group) {
+      if (migrationName(p.rawName) !== name) notes.push({ path: p.from, reason: `named ${name} like ${first.from}: every variant of version ${version} shares one name` });
+      const base = { version, versionText: p.versionText, name, dialect: p.dialect, from: p.from };
+      const suffix = p.dialect ? `.${p.dialect}` : '';
+      files.push({ ...base, kind: 'forward', fileName: `${p.versionText}_${name}${suffix}.sql`, ...fileText(p.up) });
+      if (!p.down || isEmpty(p.down.text)) {
+        notes.push({ path: p.from, reason: `${p.down ? 'its down is empty' : 'no down'}: no rollback file written, so tidemark will not roll it back` });
+        continue;
+      }
+      files.push({ ...base, kind: 'rollback', fileName: `${p.versionText}_${name}_rollback${suffix}.sql`, ...fileText(p.down) });
+    }
+  }
+  return { files, skipped, notes };
+}
+
+function fileText(section: Section): { text: string; noTransaction: boolean } {
+  return { text: section.noTransaction ? NO_TRANSACTION_LINE + section.text : section.text, noTransaction: section.noTransaction };
+}

@@ -1,0 +1,129 @@
+// Another migrator's ledger -> the versions it applied, checked against the converted files. Pure:
+// the rows come from the driver (src/drivers/ reads the table), as text.
+import type { Dialect } from '../files.js';
+import { UsageError } from '../errors.js';
+import type { Conversion, SourceFormat } from './convert.js';
+
+/** Where a tool keeps its ledger and what tidemark reads of it, in order. */
+export interface ForeignTable {
+  table: string;
+  columns: string[];
+  orderBy: string;
+}
+
+/** A row of a ForeignTable as text (booleans as PostgreSQL or SQLite write them), null for NULL. */
+export type ForeignRow = Record<string, string | null>;
+
+export const FOREIGN_LEDGERS: Record<SourceFormat, ForeignTable> = {
+  'golang-migrate': { table: 'schema_migrations', columns: ['version', 'dirty'], orderBy: 'version' },
+  dbmate: { table: 'schema_migrations', columns: ['version'], orderBy: 'version' },
+  goose: { table: 'goose_db_version', columns: ['id', 'version_id', 'is_applied'], orderBy: 'id' },
+  flyway: { table: 'flyway_schema_history', columns: ['installed_rank', 'version', 'type', 'success', 'script'], orderBy: 'installed_rank' },
+  'node-pg-migrate': { table: 'pgmigrations', columns: ['id', 'name'], orderBy: 'id' },
+};
+
+/** What the other tool's ledger says: versions applied one by one, and all versions up to one (golang-migrate, a Flyway baseline). */
+export interface ForeignApplied {
+  versions: number[];
+  upTo: number | null;
+}
+
+const truthy = (value: string | null) => value !== null && /^(1|t|true)$/i.test(value.trim());
+
+/** Reads the rows the way the tool itself does; a migration it left half done is refused, naming it. */
+export function appliedByTool(format: SourceFormat, rows: ForeignRow[]): ForeignApplied {
+  const table = FOREIGN_LEDGERS[format].table;
+  switch (format) {
+    case 'golang-migrate': {
+      if (rows.length > 1) throw notTheToolsTable(table, format, `${rows.length} rows; golang-migrate keeps exactly one`);
+      const [row] = rows;
+      if (row && truthy(row.dirty)) {
+        throw new UsageError(`${table} says version ${row.version} is dirty: a golang-migrate migration failed halfway; nothing was imported`, {
+          hint: `check the database by hand, then mark it clean with golang-migrate's own \`migrate force <version>\` and run this import again`,
+        });
+      }
+      const version = row ? versionOf(row.version, table) : -1;
+      return { versions: [], upTo: version < 0 ? null : version };
+    }
+    case 'dbmate':
+      return { versions: rows.map((r) => versionOf(r.version, table)), upTo: null };
+    case 'goose': {
+      // goose appends a row per up (is_applied true) and per down (false); version 0 is its own first row.
+      const applied = new Set<number>();
+      for (const row of rows) {
+        const version = versionOf(row.version_id, table);
+        if (version === 0) continue;
+        if (truthy(row.is_applied)) applied.add(version);
+        else applied.delete(version);
+      }
+      return { versions: [...applied], upTo: null };
+    }
+    case 'flyway':
+      return flywayApplied(rows, table);
+    case 'node-pg-migrate':
+      return { versions: rows.map((r) => versionOf(/^\d+/.exec(r.name ?? '')?.[0] ?? r.name, table)), upTo: null };
+  }
+}
+
+function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
+  const applied = new Set<number>();
+  let upTo: number | null = null;
+  for (const row of rows) {
+    if (!truthy(row.success)) {
+      throw new UsageError(`${table} records a failed migration (${row.script}, version ${row.version}); nothing was imported`, {
+        hint: 'check the database by hand and clear the failed row with Flyway\'s own `flyway repair`, then run this import again',
+      });
+    }
+    if (row.version === null || row.type === 'SCHEMA') continue;
+    const version = versionOf(row.version, table);
+    if (row.type === 'BASELINE') upTo = Math.max(upTo ?? 0, version);
+    else if (row.type?.startsWith('UNDO')) applied.delete(version);
+    else if (row.type !== 'DELETE') applied.add(version);
+  }
+  return { versions: [...applied], upTo };
+}
+
+function versionOf(text: string | null, table: string): number {
+  const version = Number(text);
+  if (text === null || !/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(version)) {
+    throw new UsageError(`${table} holds the version ${JSON.stringify(text)}, which tidemark cannot hold (whole numbers up to ${Number.MAX_SAFE_INTEGER})`, {
+      hint: 'renumber that migration (its file and its ledger row) with the other tool first, then import again',
+    });
+  }
+  return version;
+}
+
+function notTheToolsTable(table: string, format: SourceFormat, why: string): UsageError {
+  return new UsageError(`${table} does not look like ${format}'s ledger: ${why}; nothing was imported`, {
+    hint: `check --from (dbmate also names its table schema_migrations, with one row per version)`,
+  });
+}
+
+/**
+ * The versions to record in tidemark's ledger, in order. Refuses an applied version with no converted
+ * file for this dialect, and a converted version below the newest applied one that the tool never
+ * applied (a gap): recording around it would hide that it never ran.
+ */
+export function versionsToAdopt(applied: ForeignApplied, conversion: Conversion, dialect: Dialect, table: string): number[] {
+  const available = new Set(conversion.files.filter((f) => f.kind === 'forward' && (f.dialect === dialect || f.dialect === null)).map((f) => f.version));
+  const adopted = new Set(applied.versions);
+  if (applied.upTo !== null) for (const v of available) if (v <= applied.upTo) adopted.add(v);
+  const orphans = [...adopted].filter((v) => !available.has(v)).sort((a, b) => a - b);
+  // golang-migrate's and Flyway's baseline version is applied even when it is all the tool says.
+  if (applied.upTo !== null && applied.upTo > 0 && !available.has(applied.upTo) && !orphans.includes(applied.upTo)) orphans.push(applied.upTo);
+  if (orphans.length > 0) {
+    const skipped = orphans.map((v) => conversion.skipped.find((s) => Number(/^[VU]?(\d+)/.exec(s.path.split('/').at(-1)!)?.[1]) === v));
+    const why = orphans.map((v, i) => (skipped[i] ? `${v} (${skipped[i]!.path}: ${skipped[i]!.reason})` : String(v))).join('; ');
+    throw new UsageError(`${table} records ${orphans.length === 1 ? 'a version' : 'versions'} with no converted ${dialect} file: ${why}; nothing was imported`, {
+      hint: 'write those migrations as tidemark SQL files in the source folder\'s layout (or restore the missing files), then run this import again',
+    });
+  }
+  const newest = Math.max(0, ...adopted);
+  const gaps = [...available].filter((v) => v < newest && !adopted.has(v)).sort((a, b) => a - b);
+  if (gaps.length > 0) {
+    throw new UsageError(`${table} never applied ${gaps.join(', ')}, below its newest applied version ${newest}; nothing was imported`, {
+      hint: 'apply them with the other tool first (it is still in charge until the import), then run this import again',
+    });
+  }
+  return [...adopted].sort((a, b) => a - b);
+}
