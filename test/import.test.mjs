@@ -30,6 +30,50 @@ function section(text, from, to) {
   return text.slice(start, end);
 }
 
+const pure = suite('import: conversion (no database)');
+const { convert, migrationName } = await import(join(ROOT, 'dist', 'import', 'convert.js'));
+
+pure('CRLF files split at their markers with their bytes kept; a header before the up marker is left out', () => {
+  const text = '-- +goose NO TRANSACTION\r\n-- +goose Up\r\nCREATE INDEX CONCURRENTLY i ON t (a);\r\n-- +goose Down\r\nDROP INDEX i;\r\n';
+  const { files } = convert('goose', [{ path: '00002_i.sql', text }]);
+  assert.equal(files.map((f) => [f.fileName, f.text]), [
+    ['00002_i.sql', '-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\r\n'],
+    ['00002_i_rollback.sql', '-- tidemark:no-transaction\nDROP INDEX i;\r\n'],
+  ]);
+});
+
+pure('transaction control: a wrapper around the whole file needs no directive, anything else does', () => {
+  const up = (text) => convert('golang-migrate', [{ path: '1_a.up.sql', text }]).files[0].noTransaction;
+  assert.is(up('BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\n'), false);
+  assert.is(up('BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\nCREATE TABLE b (x int);\n'), true);
+  assert.is(up("CREATE TABLE a (x text DEFAULT 'BEGIN; COMMIT;');\n-- COMMIT;\n"), false);
+  assert.is(up('VACUUM;\n'), true);
+});
+
+pure('versions beyond Number.MAX_SAFE_INTEGER, one version twice, and a file without its up marker are reported, not converted', () => {
+  const { files, skipped } = convert('dbmate', [
+    { path: '20190100000001000000_client.sql', text: '-- migrate:up\nSELECT 1;\n' },
+    { path: '7_a.sql', text: '-- migrate:up\nSELECT 1;\n' },
+    { path: '007_b.sql', text: '-- migrate:up\nSELECT 2;\n' },
+    { path: '8_c.sql', text: 'SELECT 3;\n' },
+    { path: '9_ok.sql', text: '-- migrate:up\nSELECT 4;\n-- migrate:down\n\n' },
+  ]);
+  assert.equal(files.map((f) => f.fileName), ['9_ok.sql']);
+  const reasons = Object.fromEntries(skipped.map((s) => [s.path, s.reason]));
+  assert.match(reasons['20190100000001000000_client.sql'], 'too large for tidemark');
+  assert.match(reasons['7_a.sql'], 'version 7 has 2 files');
+  assert.match(reasons['007_b.sql'], 'version 7 has 2 files');
+  assert.match(reasons['8_c.sql'], 'no -- migrate:up line');
+});
+
+pure('names become letters, digits and underscores', () => {
+  assert.is(migrationName('0.1.2_store-smtp settings'), '0_1_2_store_smtp_settings');
+  assert.is(migrationName('--'), 'migration');
+  assert.is(migrationName('undo-rollback'), 'undo_rollback_migration');
+});
+
+pure.run();
+
 const files = suite('import: files');
 
 files('golang-migrate: up and down pairs, an empty down reported, mid-file transactions and CONCURRENTLY get the directive', async () => {
