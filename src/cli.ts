@@ -235,7 +235,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' }),
       (args) =>
         run(args, async (migrator, reporter) => {
-          const result = await migrator.import(args.from as SourceFormat, String(args.source), { filesOnly: args['files-only'], dryRun: args['dry-run'] });
+          const options = { filesOnly: args['files-only'], dryRun: args['dry-run'] };
+          const result = await migrator.import(args.from as SourceFormat, String(args.source), options);
           if (args.json) reporter.out(printableJson(result));
           else for (const line of importLines(result)) reporter.out(line);
         }, { oneDatabase: 'import' }),
@@ -350,7 +351,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, backup, restore or schema')
+    .demandCommand(
+      1,
+      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, backup, ' +
+        'restore or schema',
+    )
     .strict()
     .fail((message, error) => {
       if (error) throw error;

@@ -50,8 +50,8 @@ import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
 import { verify, type VerifyOptions } from './verify.js';
-import { convert, SOURCE_FORMATS, type Conversion, type SourceFormat } from './import/convert.js';
-import { assertNothingExists, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
+import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
+import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
 import { appliedByTool, FOREIGN_LEDGERS, versionsToAdopt } from './import/ledgers.js';
 
 export type MigratorEvent =
@@ -104,6 +104,8 @@ export interface ImportResult extends Conversion {
   dir: string;
   /** Paths written ([] on a dry run). */
   written: string[];
+  /** Paths that existed already with the same bytes (a second database adopted from the committed folder). */
+  kept: string[];
   /** The versions recorded (with --dry-run: that would be) from the other tool's ledger; null without adopt. */
   adopted: { database: string; table: string; versions: number[] } | null;
   dryRun: boolean;
@@ -478,8 +480,11 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
       const plan = (ledger: LedgerRow[]) => planBaseline(migrations, ledger, version);
-      const recorded = options.dryRun ? plan(await driver.readLedger()).map((m) => m.version) : await recordApplied(driver, plan, 'baseline', version);
-      this.emit({ type: 'baselined', database: driver.description, version, recorded, dryRun: Boolean(options.dryRun) });
+      const dryRun = Boolean(options.dryRun);
+      const recorded = dryRun
+        ? plan(await driver.readLedger()).map((m) => m.version)
+        : await recordApplied(driver, plan, 'baseline', version);
+      this.emit({ type: 'baselined', database: driver.description, version, recorded, dryRun });
     });
   }
 
@@ -499,15 +504,17 @@ export class Migrator {
         hint: `check the folder and --from (one of ${SOURCE_FORMATS.join(', ')})`,
       });
     }
-    assertNothingExists(conversion.files, this.dir, cwd);
-    const result: ImportResult = { ...conversion, dir: this.dir, written: [], adopted: null, dryRun };
-    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(conversion) };
+    const toWrite = filesToWrite(conversion.files, this.dir, cwd);
+    const kept = conversion.files.filter((f) => !toWrite.includes(f)).map((f) => join(this.dir, f.fileName));
+    const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
+    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(toWrite) };
     const target = parseTarget(this.config.url, cwd);
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async ({ driver }) => {
       const spec = FOREIGN_LEDGERS[format];
       const rows = await driver.readForeignTable(spec);
       if (!rows) {
-        throw new UsageError(`${driver.description} has no ${spec.table} table, so there is no ${format} ledger to adopt; nothing was written`, {
+        const what = `${driver.description} has no ${spec.table} table, so there is no ${format} ledger to adopt`;
+        throw new UsageError(`${what}; nothing was written`, {
           hint: 'check --url; to convert the files without adopting a ledger, run the same command with --files-only',
         });
       }
@@ -515,7 +522,7 @@ export class Migrator {
       planAdopt([], await driver.readLedger(), versions);
       const adopted = { database: driver.description, table: spec.table, versions };
       if (dryRun) return { ...result, adopted };
-      const written = this.writeImported(conversion);
+      const written = this.writeImported(toWrite);
       try {
         const { migrations } = this.migrations();
         const plan = (ledger: LedgerRow[]) => planAdopt(migrations, ledger, versions);
@@ -529,8 +536,8 @@ export class Migrator {
   }
 
   /** Writes the converted files; if the folder as a whole is not a valid migrations folder then, removes them again. */
-  private writeImported(conversion: Conversion): string[] {
-    const written = writeConverted(conversion.files, this.dir, this.config.cwd);
+  private writeImported(files: ConvertedFile[]): string[] {
+    const written = writeConverted(files, this.dir, this.config.cwd);
     try {
       discover(this.dir, this.config.cwd);
     } catch (error) {
@@ -638,13 +645,20 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
  * written meanwhile is refused there.
  * @returns the versions recorded
  */
-async function recordApplied(driver: Driver, plan: (ledger: LedgerRow[]) => Migration[], action: 'baseline' | 'import', version: number): Promise<number[]> {
+async function recordApplied(
+  driver: Driver,
+  plan: (ledger: LedgerRow[]) => Migration[],
+  action: 'baseline' | 'import',
+  version: number,
+): Promise<number[]> {
   const recorded = plan(await driver.readLedger()).map(recordedRow);
   await driver.prepareLedger();
   await inTransaction(driver, async () => {
     plan(await driver.readLedger());
     for (const entry of recorded) await driver.insertRow(entry);
-    await driver.appendHistory({ action, version, name: recorded.at(-1)!.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+    const name = recorded.at(-1)!.name;
+    const history = { action, version, name, checksum: null, outcome: 'ok', executionMs: null, error: null } as const;
+    await driver.appendHistory(history);
   });
   return recorded.map((entry) => entry.version);
 }

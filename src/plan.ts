@@ -385,7 +385,8 @@ export function planForce(migrations: Migration[], ledger: LedgerRow[], target: 
  */
 export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: number): Migration[] {
   assertVersionExists(migrations, target, '');
-  assertEmptyLedger(ledger, 'baseline', `to make it say version ${target} anyway, run \`tidemark force ${target} --yes\``);
+  const force = `tidemark force ${target} --yes`;
+  assertEmptyLedger(ledger, 'baseline', `to make it say version ${target} anyway, run \`${force}\``);
   return migrations.filter((m) => m.version <= target);
 }
 
@@ -394,14 +395,17 @@ export function planBaseline(migrations: Migration[], ledger: LedgerRow[], targe
  * versions were checked against the files already; only on an empty ledger.
  */
 export function planAdopt(migrations: Migration[], ledger: LedgerRow[], versions: number[]): Migration[] {
-  assertEmptyLedger(ledger, 'import --url', 'import the files alone (without --url) and record the versions with `tidemark force <version> --yes`');
+  const orElse = 'to convert the files only, run the import with --files-only';
+  assertEmptyLedger(ledger, 'import with a database URL', orElse);
   const wanted = new Set(versions);
   return migrations.filter((m) => wanted.has(m.version));
 }
 
 function assertEmptyLedger(ledger: LedgerRow[], command: string, orElse: string): void {
   if (ledger.length === 0) return;
-  throw new UsageError(`the ledger already records ${ledger.length === 1 ? '1 version' : `${ledger.length} versions`} (up to ${currentVersion(ledger)}); ${command} is for a database whose ledger is empty`, {
+  const versions = ledger.length === 1 ? '1 version' : `${ledger.length} versions`;
+  const what = `the ledger already records ${versions} (up to ${currentVersion(ledger)})`;
+  throw new UsageError(`${what}; ${command} is for a database whose ledger is empty`, {
     hint: `see what it holds with \`tidemark status\`; ${orElse}`,
   });
 }

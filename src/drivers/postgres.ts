@@ -213,7 +213,8 @@ class PostgresDriver implements Driver {
     const [table] = await this.session`select to_regclass(${spec.table}) is not null as found`;
     if (!table?.found) return null;
     const columns = spec.columns.map((c) => `${quoteIdentifier(c)}::text as ${quoteIdentifier(c)}`).join(', ');
-    return (await this.session.unsafe(`select ${columns} from ${quoteIdentifier(spec.table)} order by ${quoteIdentifier(spec.orderBy)}`)) as unknown as ForeignRow[];
+    const query = `select ${columns} from ${quoteIdentifier(spec.table)} order by ${quoteIdentifier(spec.orderBy)}`;
+    return (await this.session.unsafe(query)) as unknown as ForeignRow[];
   }
 
   async storedRollback(version: number): Promise<string | null> {

@@ -135,7 +135,8 @@ class SqliteDriver implements Driver {
   }
 
   async readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null> {
-    if ((await this.all(`select 1 from sqlite_master where type = 'table' and name = ?`, [spec.table])).length === 0) return null;
+    const found = await this.all(`select 1 from sqlite_master where type = 'table' and name = ?`, [spec.table]);
+    if (found.length === 0) return null;
     const columns = spec.columns.map((c) => `cast(${quote(c)} as text) as ${quote(c)}`).join(', ');
     return this.all<ForeignRow>(`select ${columns} from ${quote(spec.table)} order by ${quote(spec.orderBy)}`);
   }

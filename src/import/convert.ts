@@ -18,6 +18,7 @@ export interface ConvertedFile {
   fileName: string;
   /** Bytes as latin1. */
   text: string;
+  /** The source file it was made from. */
   from: string;
   version: number;
   versionText: string;
@@ -45,7 +46,6 @@ export const NO_TRANSACTION_LINE = '-- tidemark:no-transaction\n';
 
 /** One migration (one version, one dialect) before it becomes files. */
 interface Parsed {
-  from: string;
   versionText: string;
   rawName: string;
   dialect: Dialect | null;
@@ -56,6 +56,8 @@ interface Parsed {
 interface Section {
   text: string;
   noTransaction: boolean;
+  /** The source file it was read from. */
+  source: string;
 }
 
 type Parser = (file: SourceFile, baseName: string, siblings: Map<string, SourceFile>) => Parsed | ImportNote | null;
@@ -79,10 +81,14 @@ export function convert(format: SourceFormat, files: SourceFile[]): Conversion {
     else parsed.push({ ...result, dialect: folder });
   }
   for (const [folder, count] of otherDatabases) {
-    skipped.push({ path: `${folder}/`, reason: `${count} files for a database tidemark does not run; tidemark runs PostgreSQL and SQLite` });
+    const reason = `${count} files for a database tidemark does not run; tidemark runs PostgreSQL and SQLite`;
+    skipped.push({ path: `${folder}/`, reason });
   }
   return assemble(parsed, skipped);
 }
+
+const OTHER_DATABASES =
+  /^(mysql|mariadb|mssql|sqlserver|clickhouse|cockroach(db)?|oracle|redshift|spanner|tidb|vertica|ydb|turso|libsql)$/;
 
 /** The dialect a file's folder names (`postgres/`, `db_sqlite3/`), null for none, or the folder of another database. */
 function dialectOf(path: string): Dialect | null | { other: string } {
@@ -91,17 +97,16 @@ function dialectOf(path: string): Dialect | null | { other: string } {
     const bare = folders[i]!.toLowerCase().replace(/^(db|migrations?)[_-]|[_-](db|migrations?)$/g, '');
     if (/^(postgres|postgresql|pg|psql|pgsql)$/.test(bare)) return 'postgres';
     if (/^(sqlite|sqlite3)$/.test(bare)) return 'sqlite';
-    if (/^(mysql|mariadb|mssql|sqlserver|clickhouse|cockroach|cockroachdb|oracle|redshift|spanner|tidb|vertica|ydb|turso|libsql)$/.test(bare)) {
-      return { other: folders.slice(0, i + 1).join('/') };
-    }
+    if (OTHER_DATABASES.test(bare)) return { other: folders.slice(0, i + 1).join('/') };
   }
   return null;
 }
 
+const SQL_ONLY = 'tidemark runs SQL files only: port it to SQL by hand';
 const CODE_MIGRATION: [RegExp, string][] = [
-  [/\.go$/, 'a Go-code migration; tidemark runs SQL files only: port it to SQL by hand'],
-  [/\.(js|cjs|mjs|ts|cts|mts)$/, 'a JavaScript/TypeScript migration; tidemark runs SQL files only: port it to SQL by hand'],
-  [/\.(java|kt|class|scala)$/, 'a Java-code migration; tidemark runs SQL files only: port it to SQL by hand'],
+  [/\.go$/, `a Go-code migration; ${SQL_ONLY}`],
+  [/\.(js|cjs|mjs|ts|cts|mts)$/, `a JavaScript/TypeScript migration; ${SQL_ONLY}`],
+  [/\.(java|kt|class|scala)$/, `a Java-code migration; ${SQL_ONLY}`],
 ];
 
 /** A file that is not one of the format's SQL migrations: code migrations are named as such. */
@@ -118,36 +123,42 @@ const PARSERS: Record<SourceFormat, Parser> = {
     const downPath = file.path.replace(/\.up\.sql$/, '.down.sql');
     if (direction === 'down') {
       // Converted with its up file; a down with no up is reported.
-      return siblings.has(file.path.replace(/\.down\.sql$/, '.up.sql')) ? null : { path: file.path, reason: 'a down file with no up file' };
+      const up = file.path.replace(/\.down\.sql$/, '.up.sql');
+      return siblings.has(up) ? null : { path: file.path, reason: 'a down file with no up file' };
     }
     const down = siblings.get(downPath);
     // golang-migrate runs a file as it is, outside any transaction unless the file has its own.
-    return { from: file.path, versionText, rawName, dialect: null, up: inferred(file.text), down: down ? inferred(down.text) : null };
+    return { versionText, rawName, dialect: null, up: inferred(file), down: down ? inferred(down) : null };
   },
   flyway: (file, baseName, siblings) => {
     if (/^R__/.test(baseName) && baseName.endsWith('.sql')) {
-      return { path: file.path, reason: 'a repeatable migration (R__), run again whenever it changes; tidemark has no repeatable migrations: make it a versioned one' };
+      const reason = 'a repeatable migration (R__), rerun whenever it changes; tidemark has none: make it versioned';
+      return { path: file.path, reason };
     }
     if (baseName.endsWith('.sql.conf')) return null;
     const match = /^([VU])(\d+(?:[._]\d+)*)__(.+)\.sql$/.exec(baseName);
     if (!match) return notAMigration(file, 'V<version>__<description>.sql');
     const [, prefix, versionText, rawName] = match as unknown as [string, string, string, string];
     if (!/^\d+$/.test(versionText)) {
-      return { path: file.path, reason: `version ${versionText} has parts; tidemark versions are whole numbers: renumber it (e.g. ${versionText.replace(/[._]/g, '')})` };
+      const whole = versionText.replace(/[._]/g, '');
+      const reason = `version ${versionText} has parts; tidemark versions are whole numbers: renumber (e.g. ${whole})`;
+      return { path: file.path, reason };
     }
+    // An undo file goes with the V file of its version in the same folder.
+    const partner = (prefix: string) =>
+      [...siblings.keys()].find((p) => sameFolder(p, file.path) && flywayVersion(p, prefix) === Number(versionText));
     if (prefix === 'U') {
-      const forward = [...siblings.keys()].some((p) => p.split('/').at(-1)!.startsWith(`V${versionText}__`) && p.endsWith('.sql'));
-      return forward ? null : { path: file.path, reason: 'an undo file with no V file of its version' };
+      return partner('V') ? null : { path: file.path, reason: 'an undo file with no V file of its version' };
     }
-    const undoPath = [...siblings.keys()].find((p) => sameFolder(p, file.path) && /^U(\d+)__.+\.sql$/.test(p.split('/').at(-1)!) &&
-      Number(/^U(\d+)/.exec(p.split('/').at(-1)!)![1]) === Number(versionText));
+    const undoPath = partner('U');
     const section = (f: SourceFile): Section => {
       const conf = siblings.get(`${f.path}.conf`);
       const own = conf !== undefined && /^\s*executeInTransaction\s*=\s*false\s*$/m.test(conf.text);
-      return { text: f.text, noTransaction: own || inferred(f.text).noTransaction };
+      const found = inferred(f);
+      return { ...found, noTransaction: own || found.noTransaction };
     };
     const undo = undoPath ? siblings.get(undoPath)! : null;
-    return { from: file.path, versionText, rawName, dialect: null, up: section(file), down: undo ? section(undo) : null };
+    return { versionText, rawName, dialect: null, up: section(file), down: undo ? section(undo) : null };
   },
   dbmate: (file, baseName) => {
     const match = /^(\d+)_(.*)\.sql$/.exec(baseName);
@@ -179,6 +190,12 @@ const PARSERS: Record<SourceFormat, Parser> = {
   },
 };
 
+/** The version of a Flyway V or U file (by prefix) with a whole-number version, else null. */
+function flywayVersion(path: string, prefix: string): number | null {
+  const match = new RegExp(`^${prefix}(\\d+)__.+\\.sql$`).exec(path.split('/').at(-1)!);
+  return match ? Number(match[1]) : null;
+}
+
 function sameFolder(a: string, b: string): boolean {
   return a.slice(0, a.lastIndexOf('/') + 1) === b.slice(0, b.lastIndexOf('/') + 1);
 }
@@ -189,7 +206,13 @@ type Marker = (line: string) => { up: boolean; noTransaction: boolean } | null;
  * A single-file migration cut at its up and down marker lines. What comes before the up marker is
  * the other tool's header (its own annotations, comments) and is left out.
  */
-function splitFile(file: SourceFile, versionText: string, rawName: string, marker: Marker, upMarker: string): Parsed | ImportNote {
+function splitFile(
+  file: SourceFile,
+  versionText: string,
+  rawName: string,
+  marker: Marker,
+  upMarker: string,
+): Parsed | ImportNote {
   const sections: { up: boolean; noTransaction: boolean; start: number; end: number }[] = [];
   let offset = 0;
   for (const line of file.text.split('\n')) {
@@ -207,8 +230,11 @@ function splitFile(file: SourceFile, versionText: string, rawName: string, marke
   if (sections.filter((s) => s.up).length > 1 || sections.filter((s) => !s.up).length > 1) {
     return { path: file.path, reason: 'more than one up or down marker; split it by hand' };
   }
-  const section = (s: typeof up): Section => ({ text: file.text.slice(s.start, s.end), noTransaction: s.noTransaction || inferred(file.text.slice(s.start, s.end)).noTransaction });
-  return { from: file.path, versionText, rawName, dialect: null, up: section(up), down: down ? section(down) : null };
+  const section = (s: typeof up): Section => {
+    const found = inferred({ path: file.path, text: file.text.slice(s.start, s.end) });
+    return { ...found, noTransaction: s.noTransaction || found.noTransaction };
+  };
+  return { versionText, rawName, dialect: null, up: section(up), down: down ? section(down) : null };
 }
 
 /**
@@ -216,16 +242,21 @@ function splitFile(file: SourceFile, versionText: string, rawName: string, marke
  * the whole file, which tidemark replaces by its own) or a statement that cannot run in a transaction
  * must run outside tidemark's transaction.
  */
-function inferred(text: string): Section {
+function inferred({ path, text }: SourceFile): Section {
   const { statements } = lexSql(text);
   const control = statements.filter(isTransactionControl);
+  const [first, last] = control;
   const wrapper =
-    control.length === 2 && statements.length >= 2 && statements[0] === control[0] && statements.at(-1) === control[1] &&
-    /^(BEGIN|START)$/.test(control[0]!.keyword) && /^(COMMIT|END)$/.test(control[1]!.keyword);
+    control.length === 2 && statements[0] === first && statements.at(-1) === last &&
+    /^(BEGIN|START)$/.test(first!.keyword) && /^(COMMIT|END)$/.test(last!.keyword);
   const ownTransactions = control.length > 0 && !wrapper;
-  const outsideOnly = statements.some((st) => /^(VACUUM)$/.test(st.keyword) || (/^(CREATE|DROP|REINDEX)$/.test(st.keyword) && /\bCONCURRENTLY\b/i.test(st.text)));
-  return { text, noTransaction: ownTransactions || outsideOnly };
+  const outsideOnly = statements.some(
+    (st) => st.keyword === 'VACUUM' || (CONCURRENT_KEYWORDS.includes(st.keyword) && /\bCONCURRENTLY\b/i.test(st.text)),
+  );
+  return { text, noTransaction: ownTransactions || outsideOnly, source: path };
 }
+
+const CONCURRENT_KEYWORDS = ['CREATE', 'DROP', 'REINDEX'];
 
 /** A section with no statement at all (blank, or comments only). */
 function isEmpty(text: string): boolean {
@@ -246,7 +277,8 @@ function assemble(parsed: Parsed[], skipped: ImportNote[]): Conversion {
   for (const p of parsed) {
     const version = Number(p.versionText);
     if (!Number.isSafeInteger(version)) {
-      skipped.push({ path: p.from, reason: `version ${p.versionText} is too large for tidemark (at most ${Number.MAX_SAFE_INTEGER}); renumber it` });
+      const reason = `version ${p.versionText} is above tidemark's limit ${Number.MAX_SAFE_INTEGER}; renumber`;
+      skipped.push({ path: p.up.source, reason });
       continue;
     }
     byVersion.set(version, [...(byVersion.get(version) ?? []), p]);
@@ -254,27 +286,36 @@ function assemble(parsed: Parsed[], skipped: ImportNote[]): Conversion {
   for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {
     const slots = new Set(group.map((p) => p.dialect ?? 'portable'));
     if (slots.size < group.length) {
-      for (const p of group) skipped.push({ path: p.from, reason: `version ${version} has ${group.length} files (${group.map((g) => g.from).join(', ')}); give each its own version` });
+      const sources = group.map((g) => g.up.source).join(', ');
+      const reason = `version ${version} has ${group.length} files (${sources}); give each its own version`;
+      for (const p of group) skipped.push({ path: p.up.source, reason });
       continue;
     }
     // Variants of one version share one name in tidemark: the portable (else PostgreSQL) file's.
     const first = group.find((p) => p.dialect === null) ?? group.find((p) => p.dialect === 'postgres') ?? group[0]!;
     const name = migrationName(first.rawName);
     for (const p of group) {
-      if (migrationName(p.rawName) !== name) notes.push({ path: p.from, reason: `named ${name} like ${first.from}: every variant of version ${version} shares one name` });
-      const base = { version, versionText: p.versionText, name, dialect: p.dialect, from: p.from };
+      if (migrationName(p.rawName) !== name) {
+        const reason = `named ${name} like ${first.up.source}: every variant of version ${version} shares one name`;
+        notes.push({ path: p.up.source, reason });
+      }
+      const base = { version, versionText: p.versionText, name, dialect: p.dialect };
       const suffix = p.dialect ? `.${p.dialect}` : '';
       files.push({ ...base, kind: 'forward', fileName: `${p.versionText}_${name}${suffix}.sql`, ...fileText(p.up) });
       if (!p.down || isEmpty(p.down.text)) {
-        notes.push({ path: p.from, reason: `${p.down ? 'its down is empty' : 'no down'}: no rollback file written, so tidemark will not roll it back` });
+        const why = p.down ? 'its down is empty' : 'no down';
+        const reason = `${why}: no rollback file written, so tidemark will not roll it back`;
+        notes.push({ path: p.up.source, reason });
         continue;
       }
-      files.push({ ...base, kind: 'rollback', fileName: `${p.versionText}_${name}_rollback${suffix}.sql`, ...fileText(p.down) });
+      const rollbackName = `${p.versionText}_${name}_rollback${suffix}.sql`;
+      files.push({ ...base, kind: 'rollback', fileName: rollbackName, ...fileText(p.down) });
     }
   }
   return { files, skipped, notes };
 }
 
-function fileText(section: Section): { text: string; noTransaction: boolean } {
-  return { text: section.noTransaction ? NO_TRANSACTION_LINE + section.text : section.text, noTransaction: section.noTransaction };
+function fileText(section: Section): { text: string; noTransaction: boolean; from: string } {
+  const text = section.noTransaction ? NO_TRANSACTION_LINE + section.text : section.text;
+  return { text, noTransaction: section.noTransaction, from: section.source };
 }

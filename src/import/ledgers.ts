@@ -18,11 +18,15 @@ export const FOREIGN_LEDGERS: Record<SourceFormat, ForeignTable> = {
   'golang-migrate': { table: 'schema_migrations', columns: ['version', 'dirty'], orderBy: 'version' },
   dbmate: { table: 'schema_migrations', columns: ['version'], orderBy: 'version' },
   goose: { table: 'goose_db_version', columns: ['id', 'version_id', 'is_applied'], orderBy: 'id' },
-  flyway: { table: 'flyway_schema_history', columns: ['installed_rank', 'version', 'type', 'success', 'script'], orderBy: 'installed_rank' },
+  flyway: {
+    table: 'flyway_schema_history',
+    columns: ['installed_rank', 'version', 'type', 'success', 'script'],
+    orderBy: 'installed_rank',
+  },
   'node-pg-migrate': { table: 'pgmigrations', columns: ['id', 'name'], orderBy: 'id' },
 };
 
-/** What the other tool's ledger says: versions applied one by one, and all versions up to one (golang-migrate, a Flyway baseline). */
+/** The other tool's ledger: versions applied one by one, and all up to one (golang-migrate, Flyway's baseline). */
 export interface ForeignApplied {
   versions: number[];
   upTo: number | null;
@@ -35,11 +39,13 @@ export function appliedByTool(format: SourceFormat, rows: ForeignRow[]): Foreign
   const table = FOREIGN_LEDGERS[format].table;
   switch (format) {
     case 'golang-migrate': {
-      if (rows.length > 1) throw notTheToolsTable(table, format, `${rows.length} rows; golang-migrate keeps exactly one`);
+      if (rows.length > 1) throw notTheToolsTable(table, `${rows.length} rows; golang-migrate keeps exactly one`);
       const [row] = rows;
       if (row && truthy(row.dirty)) {
-        throw new UsageError(`${table} says version ${row.version} is dirty: a golang-migrate migration failed halfway; nothing was imported`, {
-          hint: `check the database by hand, then mark it clean with golang-migrate's own \`migrate force <version>\` and run this import again`,
+        const what = `${table} says version ${row.version} is dirty: a golang-migrate migration failed halfway`;
+        throw new UsageError(`${what}; nothing was imported`, {
+          hint: 'check the database by hand, then mark it clean with golang-migrate\'s own `migrate force <version>` ' +
+            'and run this import again',
         });
       }
       const version = row ? versionOf(row.version, table) : -1;
@@ -70,8 +76,9 @@ function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
   let upTo: number | null = null;
   for (const row of rows) {
     if (!truthy(row.success)) {
-      throw new UsageError(`${table} records a failed migration (${row.script}, version ${row.version}); nothing was imported`, {
-        hint: 'check the database by hand and clear the failed row with Flyway\'s own `flyway repair`, then run this import again',
+      const what = `${table} records a failed migration (${row.script}, version ${row.version})`;
+      throw new UsageError(`${what}; nothing was imported`, {
+        hint: 'check the database by hand, clear the failed row with Flyway\'s own `flyway repair`, then import again',
       });
     }
     if (row.version === null || row.type === 'SCHEMA') continue;
@@ -86,15 +93,16 @@ function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
 function versionOf(text: string | null, table: string): number {
   const version = Number(text);
   if (text === null || !/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(version)) {
-    throw new UsageError(`${table} holds the version ${JSON.stringify(text)}, which tidemark cannot hold (whole numbers up to ${Number.MAX_SAFE_INTEGER})`, {
+    const limit = `whole numbers up to ${Number.MAX_SAFE_INTEGER}`;
+    throw new UsageError(`${table} holds the version ${JSON.stringify(text)}, which tidemark cannot hold (${limit})`, {
       hint: 'renumber that migration (its file and its ledger row) with the other tool first, then import again',
     });
   }
   return version;
 }
 
-function notTheToolsTable(table: string, format: SourceFormat, why: string): UsageError {
-  return new UsageError(`${table} does not look like ${format}'s ledger: ${why}; nothing was imported`, {
+function notTheToolsTable(table: string, why: string): UsageError {
+  return new UsageError(`${table} does not look like golang-migrate's ledger: ${why}; nothing was imported`, {
     hint: `check --from (dbmate also names its table schema_migrations, with one row per version)`,
   });
 }
@@ -104,26 +112,40 @@ function notTheToolsTable(table: string, format: SourceFormat, why: string): Usa
  * file for this dialect, and a converted version below the newest applied one that the tool never
  * applied (a gap): recording around it would hide that it never ran.
  */
-export function versionsToAdopt(applied: ForeignApplied, conversion: Conversion, dialect: Dialect, table: string): number[] {
-  const available = new Set(conversion.files.filter((f) => f.kind === 'forward' && (f.dialect === dialect || f.dialect === null)).map((f) => f.version));
+export function versionsToAdopt(
+  applied: ForeignApplied,
+  conversion: Conversion,
+  dialect: Dialect,
+  table: string,
+): number[] {
+  const forward = conversion.files.filter((f) => f.kind === 'forward' && (f.dialect === dialect || f.dialect === null));
+  const available = new Set(forward.map((f) => f.version));
   const adopted = new Set(applied.versions);
   if (applied.upTo !== null) for (const v of available) if (v <= applied.upTo) adopted.add(v);
+  // golang-migrate's version, and Flyway's baseline, must have a file even when it is all the tool says.
+  if (applied.upTo !== null && applied.upTo > 0) adopted.add(applied.upTo);
   const orphans = [...adopted].filter((v) => !available.has(v)).sort((a, b) => a - b);
-  // golang-migrate's and Flyway's baseline version is applied even when it is all the tool says.
-  if (applied.upTo !== null && applied.upTo > 0 && !available.has(applied.upTo) && !orphans.includes(applied.upTo)) orphans.push(applied.upTo);
   if (orphans.length > 0) {
-    const skipped = orphans.map((v) => conversion.skipped.find((s) => Number(/^[VU]?(\d+)/.exec(s.path.split('/').at(-1)!)?.[1]) === v));
-    const why = orphans.map((v, i) => (skipped[i] ? `${v} (${skipped[i]!.path}: ${skipped[i]!.reason})` : String(v))).join('; ');
-    throw new UsageError(`${table} records ${orphans.length === 1 ? 'a version' : 'versions'} with no converted ${dialect} file: ${why}; nothing was imported`, {
-      hint: 'write those migrations as tidemark SQL files in the source folder\'s layout (or restore the missing files), then run this import again',
+    const versions = orphans.map((v) => whyNoFile(v, conversion)).join('; ');
+    const what = `${table} records versions with no converted ${dialect} file: ${versions}`;
+    throw new UsageError(`${what}; nothing was imported`, {
+      hint: 'write those migrations as SQL files in the other tool\'s layout (or restore them), then import again',
     });
   }
   const newest = Math.max(0, ...adopted);
   const gaps = [...available].filter((v) => v < newest && !adopted.has(v)).sort((a, b) => a - b);
   if (gaps.length > 0) {
-    throw new UsageError(`${table} never applied ${gaps.join(', ')}, below its newest applied version ${newest}; nothing was imported`, {
+    const what = `${table} never applied ${gaps.join(', ')}, below its newest applied version ${newest}`;
+    throw new UsageError(`${what}; nothing was imported`, {
       hint: 'apply them with the other tool first (it is still in charge until the import), then run this import again',
     });
   }
   return [...adopted].sort((a, b) => a - b);
+}
+
+/** A version with no file, and the source file the report skipped for it, if any (a Go migration). */
+function whyNoFile(version: number, conversion: Conversion): string {
+  const versionOfPath = (path: string) => Number(/^[VU]?(\d+)/.exec(path.split('/').at(-1)!)?.[1]);
+  const skipped = conversion.skipped.find((s) => versionOfPath(s.path) === version);
+  return skipped ? `${version} (${skipped.path}: ${skipped.reason})` : String(version);
 }

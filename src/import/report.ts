@@ -4,14 +4,18 @@ import type { ImportResult } from '../migrator.js';
 export function importLines(result: ImportResult): string[] {
   const would = result.dryRun ? 'would write' : 'wrote';
   const migrations = new Set(result.files.map((f) => `${f.version}.${f.dialect ?? ''}`)).size;
-  const lines = [`${would} ${result.files.length} files (${migrations} migrations) into ${result.dir}/`];
+  const count = result.files.length - result.kept.length;
+  const lines = [`${would} ${count} files (${migrations} migrations) into ${result.dir}/`];
+  if (result.kept.length > 0) lines[0] += `; ${result.kept.length} were there already, identical, and were kept`;
   const outside = result.files.filter((f) => f.noTransaction);
   if (outside.length > 0) {
-    lines.push(`${outside.length} of them run outside a transaction (first line -- tidemark:no-transaction): ${outside.map((f) => f.fileName).join(', ')}`);
+    const names = outside.map((f) => f.fileName).join(', ');
+    lines.push(`${outside.length} of them run outside a transaction (first line -- tidemark:no-transaction): ${names}`);
   }
   if (result.adopted) {
     const { database, table, versions } = result.adopted;
-    const list = versions.length === 0 ? 'no version' : versions.length === 1 ? `version ${versions[0]}` : `${versions.length} versions (${versions[0]} to ${versions.at(-1)})`;
+    const range = `${versions.length} versions (${versions[0]} to ${versions.at(-1)})`;
+    const list = versions.length === 0 ? 'no version' : versions.length === 1 ? `version ${versions[0]}` : range;
     lines.push(
       result.dryRun
         ? `would record ${list} from ${table} in the ledger of ${database}`
