@@ -1,7 +1,9 @@
 // Real projects' migrations, converted by `tidemark import` and pinned in test/fixtures/real/<project>/
 // (NOTES.md there names the source, commit, licence and known defects). Each is migrated from empty on
 // its dialects, verified (its known defects are the expected findings), rolled back as far as its downs
-// allow, and migrated again. openmeter's 269 run in full only with TIDEMARK_REAL=full (npm run test:real).
+// allow, brought forward again by its `tidemark sql` script run through psql / sqlite3 (status and verify
+// as after migrate), rolled back and migrated again. psql and the sqlite3 shell must be on PATH. openmeter's 269 run in full only with TIDEMARK_REAL=full (npm run test:real).
+import { spawnSync } from 'node:child_process';
 import { cpSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -38,20 +40,38 @@ for (const name of readdirSync(FIXTURES)) {
 
         // Down to the newest version that has no rollback (its own rollback is refused), or to empty.
         const floor = noRollback.at(-1);
-        const down = floor === undefined ? p.cli('rollback', '--all', '--quiet') : p.cli('rollback', '--to', String(floor), '--quiet');
+        const rollback = floor === undefined ? ['rollback', '--all', '--quiet'] : ['rollback', '--to', String(floor), '--quiet'];
+        const down = p.cli(...rollback);
         assert.is(down.code, 0, down.output);
         const undone = versions.filter((v) => floor === undefined || v > floor).length;
-        assert.is(p.cli('version').stdout.trim(), String(floor ?? 0));
-        if (undone > 0) assert.match(down.output, `${undone} rolled back`);
+        assert.match(down.output, undone > 0 ? `${undone} rolled back in` : `(at version ${floor})`);
+        assert.match(down.output, undone > 0 ? `now at version ${floor ?? 0}` : 'nothing to roll back');
 
+        // What a DBA does instead: `tidemark sql` run by hand leaves status and verify as migrate does.
+        const script = p.cli('sql');
+        assert.is(script.code, 0, script.output);
+        const byHand = runByHand(p.db, script.stdout);
+        assert.is(byHand.code, 0, byHand.output);
+        const status = JSON.parse(p.cli('status', '--json').stdout);
+        assert.equal(status.entries.filter((e) => e.state !== 'applied'), []);
+        assertVerify(p, noRollback);
+
+        assert.is(p.cli(...rollback).code, 0);
         const again = p.cli('migrate', '--quiet');
         assert.is(again.code, 0, again.output);
-        assert.is(p.cli('version').stdout.trim(), String(newest));
+        assert.match(again.output, undone > 0 ? `now at version ${newest}` : `is up to date at version ${newest}`);
       } finally {
         await dispose(p);
       }
     });
   }
+}
+
+/** Runs a `tidemark sql` script as a DBA would: psql stops at the first error by the script's own first line. */
+function runByHand(db, script) {
+  const [program, args] = db.dialect === 'postgres' ? ['psql', ['-X', '-q', '-d', db.url, '-f', '-']] : ['sqlite3', [db.file]];
+  const r = spawnSync(program, args, { input: script, encoding: 'utf8' });
+  return { code: r.status, output: `${r.stdout}${r.stderr}${r.error ?? ''}` };
 }
 
 /** verify finds exactly the known defects: the migrations without a rollback file, nothing else (no drift). */
