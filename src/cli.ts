@@ -11,7 +11,7 @@ import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
-import { importLines } from './import/report.js';
+import { importJson, importLines } from './import/report.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
 import { formatSnapshot } from './schema.js';
@@ -237,7 +237,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator, reporter) => {
           const options = { filesOnly: args['files-only'], dryRun: args['dry-run'] };
           const result = await migrator.import(args.from as SourceFormat, String(args.source), options);
-          if (args.json) reporter.out(printableJson(result));
+          if (args.json) reporter.out(printableJson(importJson(result)));
           else for (const line of importLines(result)) reporter.out(line);
         }, { oneDatabase: 'import' }),
     )

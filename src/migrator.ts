@@ -509,7 +509,8 @@ export class Migrator {
     const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
     if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(toWrite) };
     const target = parseTarget(this.config.url, cwd);
-    return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async ({ driver }) => {
+    // The other tool's ledger must be there already: a missing database is an error, not created empty.
+    return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
       const spec = FOREIGN_LEDGERS[format];
       const rows = await driver.readForeignTable(spec);
       if (!rows) {

@@ -98,6 +98,11 @@ files('golang-migrate: up and down pairs, an empty down reported, mid-file trans
     assert.is(read(p.sql('20250201000000_timezone_backfill_rollback.sql')), gm('20250201000000_timezone_backfill.down.sql'));
     assert.is(read(p.sql('20250202000000_timezone_index.sql')), DIRECTIVE + gm('20250202000000_timezone_index.up.sql'));
     const report = JSON.parse(r.stdout);
+    assert.equal(report.written, p.files().map((f) => `sql/${f}`));
+    assert.equal(report.files.find((f) => f.fileName === '20250202000000_timezone_index.sql'), {
+      version: 20250202000000, versionText: '20250202000000', name: 'timezone_index', dialect: null, kind: 'forward',
+      fileName: '20250202000000_timezone_index.sql', noTransaction: true, from: '20250202000000_timezone_index.up.sql',
+    });
     assert.equal(report.notes.map((n) => n.path), ['20250129143720_minimum-entitlement-usageperiod.up.sql']);
     assert.match(report.notes[0].reason, 'its down is empty');
     assert.equal(report.skipped, []);
@@ -361,6 +366,20 @@ for (const { why, dialect, format, rows, message } of REFUSALS) {
     }
   });
 }
+
+adopt('a database without the tool\'s table is refused, and not created', async () => {
+  const p = await importer('sqlite');
+  try {
+    const r = p.run(['--from', 'goose', source('goose')], true);
+    assert.is(r.code, 2, r.output);
+    assert.match(r.output, `${p.db.url} has no goose_db_version table, so there is no goose ledger to adopt; nothing was written`);
+    assert.match(r.output, 'run the same command with --files-only');
+    assert.equal(p.files(), []);
+    assert.not.ok(existsSync(p.db.file));
+  } finally {
+    await dispose(p);
+  }
+});
 
 adopt('a ledger tidemark already keeps is refused; --files-only converts without reading the database', async () => {
   const p = await withForeignLedger('sqlite', 'dbmate', ['20151129054053']);

@@ -1,6 +1,12 @@
 // What `tidemark import` prints: what it wrote, what it recorded, and everything it did not convert.
 import type { ImportResult } from '../migrator.js';
 
+/** `--json`: the report without the files' contents (those are in the files). */
+export function importJson(result: ImportResult): object {
+  const files = result.files.map(({ text: _text, ...file }) => file);
+  return { ...result, files };
+}
+
 export function importLines(result: ImportResult): string[] {
   const would = result.dryRun ? 'would write' : 'wrote';
   const migrations = new Set(result.files.map((f) => `${f.version}.${f.dialect ?? ''}`)).size;
