@@ -232,10 +232,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         dryRun(y)
           .positional('source', { type: 'string', describe: 'the other tool\'s migrations folder' })
           .option('from', { choices: SOURCE_FORMATS, demandOption: true, describe: 'the tool that wrote it' })
-          .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' }),
+          .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' })
+          .option('from-table', { type: 'string', describe: 'the other tool\'s ledger table, when renamed' }),
       (args) =>
         run(args, async (migrator, reporter) => {
-          const options = { filesOnly: args['files-only'], dryRun: args['dry-run'] };
+          const options = { filesOnly: args['files-only'], dryRun: args['dry-run'], table: args['from-table'] };
           const result = await migrator.import(args.from as SourceFormat, String(args.source), options);
           if (args.json) reporter.out(printableJson(importJson(result)));
           else for (const line of importLines(result)) reporter.out(line);
@@ -353,8 +354,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     )
     .demandCommand(
       1,
-      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, backup, ' +
-        'restore or schema',
+      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, ' +
+        'backup, restore or schema',
     )
     .strict()
     .fail((message, error) => {

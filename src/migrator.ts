@@ -52,7 +52,7 @@ import type { Snapshot } from './schema.js';
 import { verify, type VerifyOptions } from './verify.js';
 import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
 import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
-import { appliedByTool, FOREIGN_LEDGERS, versionsToAdopt } from './import/ledgers.js';
+import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -95,6 +95,8 @@ export interface MigrateOptions {
 export interface ImportOptions {
   /** Only convert the files, even when a database URL is configured (else its ledger is adopted too). */
   filesOnly?: boolean;
+  /** The other tool's ledger table, when the project renamed it (dbmate --migrations-table, goose -table). */
+  table?: string;
   dryRun?: boolean;
 }
 
@@ -511,7 +513,8 @@ export class Migrator {
     const target = parseTarget(this.config.url, cwd);
     // The other tool's ledger must be there already: a missing database is an error, not created empty.
     return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
-      const spec = FOREIGN_LEDGERS[format];
+      const defaults = FOREIGN_LEDGERS[format];
+      const spec = { ...defaults, table: foreignTableName(options.table ?? defaults.table) };
       const rows = await driver.readForeignTable(spec);
       if (!rows) {
         const what = `${driver.description} has no ${spec.table} table, so there is no ${format} ledger to adopt`;
@@ -519,7 +522,7 @@ export class Migrator {
           hint: 'check --url; to convert the files without adopting a ledger, run the same command with --files-only',
         });
       }
-      const versions = versionsToAdopt(appliedByTool(format, rows), conversion, target.dialect, spec.table);
+      const versions = versionsToAdopt(appliedByTool(format, rows, spec.table), conversion, target.dialect, spec.table);
       planAdopt([], await driver.readLedger(), versions);
       const adopted = { database: driver.description, table: spec.table, versions };
       if (dryRun) return { ...result, adopted };

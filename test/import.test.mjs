@@ -66,6 +66,12 @@ pure('versions beyond Number.MAX_SAFE_INTEGER, one version twice, and a file wit
   assert.match(reasons['8_c.sql'], 'no -- migrate:up line');
 });
 
+pure('a UTF-8 byte order mark before the first marker line', () => {
+  const text = Buffer.from('\uFEFF-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n', 'utf8').toString('latin1');
+  const { files } = convert('dbmate', [{ path: '1_a.sql', text }]);
+  assert.equal(files.map((f) => [f.fileName, f.text]), [['1_a.sql', 'SELECT 1;\n'], ['1_a_rollback.sql', 'SELECT 2;\n']]);
+});
+
 pure('names become letters, digits and underscores', () => {
   assert.is(migrationName('0.1.2_store-smtp settings'), '0_1_2_store_smtp_settings');
   assert.is(migrationName('--'), 'migration');
@@ -250,8 +256,8 @@ const LEDGERS = {
       "type" VARCHAR(20) NOT NULL, "script" VARCHAR(1000) NOT NULL, "checksum" INT, "installed_by" VARCHAR(100) NOT NULL,
       "installed_on" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')), "execution_time" INT NOT NULL, "success" BOOLEAN NOT NULL)`,
     rows: (rows, d) =>
-      rows.map(([rank, v, script, ok]) => `INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, installed_by, execution_time, success)
-        VALUES (${rank}, ${v === null ? 'NULL' : `'${v}'`}, 'x', 'SQL', '${script}', 'ci', 3, ${d === 'postgres' ? ok : Number(ok)})`),
+      rows.map(([rank, v, script, ok, type = 'SQL']) => `INSERT INTO flyway_schema_history (installed_rank, version, description, type, script, installed_by, execution_time, success)
+        VALUES (${rank}, ${v === null ? 'NULL' : `'${v}'`}, 'x', '${type}', '${script}', 'ci', 3, ${d === 'postgres' ? ok : Number(ok)})`),
   },
   'node-pg-migrate': {
     postgres: 'CREATE TABLE "public"."pgmigrations" (id SERIAL PRIMARY KEY, "name" varchar(255) NOT NULL, run_on timestamp NOT NULL)',
@@ -280,6 +286,7 @@ const CASES = [
   { format: 'goose', dialects: ['sqlite'], rows: [[0, true], [5, true]], adopted: [5] },
   { format: 'flyway', dialects: ['postgres', 'sqlite'], rows: [[1, '1', 'V1__create_users.sql', true], [2, '2', 'V2__add_user_name.sql', true]], adopted: [1, 2] },
   { format: 'node-pg-migrate', dialects: ['postgres'], rows: ['1700000000000_create-accounts'], adopted: [1700000000000] },
+  { format: 'flyway', dialects: ['sqlite'], rows: [[1, '2', '<< Flyway Baseline >>', true, 'BASELINE'], [2, '3', 'V3__user_email_index.sql', true]], adopted: [1, 2, 3] },
 ];
 
 const adopt = suite('import: adopting the other tool\'s ledger');
@@ -347,6 +354,7 @@ const REFUSALS = [
   { why: 'a dirty golang-migrate ledger', dialect: 'postgres', format: 'golang-migrate', rows: [[20250201000000, true]], message: 'schema_migrations says version 20250201000000 is dirty' },
   { why: 'an applied version with no file', dialect: 'postgres', format: 'dbmate', rows: ['20151129054053', '20230101000000'], message: 'with no converted postgres file: 20230101000000' },
   { why: 'a Go migration that goose applied', dialect: 'postgres', format: 'goose', rows: [[1, true], [7, true]], message: '7 (postgres/007_backfill_ulids.go: a Go-code migration' },
+  { why: 'a golang-migrate version with no file', dialect: 'sqlite', format: 'golang-migrate', rows: [[20260101000000, false]], message: 'with no converted sqlite file: 20260101000000' },
   { why: 'a gap: a version goose never applied below its newest', dialect: 'postgres', format: 'goose', rows: [[1, true], [2, true], [4, true]], message: 'never applied 3, below its newest applied version 4' },
   { why: 'a failed Flyway migration', dialect: 'sqlite', format: 'flyway', rows: [[1, '1', 'V1__create_users.sql', true], [2, '2', 'V2__add_user_name.sql', false]], message: 'records a failed migration (V2__add_user_name.sql' },
 ];
@@ -366,6 +374,23 @@ for (const { why, dialect, format, rows, message } of REFUSALS) {
     }
   });
 }
+
+adopt('--from-table reads a renamed ledger table', async () => {
+  const p = await importer('sqlite');
+  try {
+    await p.db.query(LEDGERS.goose.sqlite.replace('goose_db_version', 'goose_migrations'));
+    await p.db.query('INSERT INTO goose_migrations (version_id, is_applied) VALUES (0, 1), (5, 1)');
+    const r = p.run(['--from', 'goose', source('goose'), '--from-table', 'goose_migrations'], true);
+    assert.is(r.code, 0, r.output);
+    assert.match(r.output, 'now records version 5 as applied, as goose_migrations says');
+    const bad = p.run(['--from', 'goose', source('goose'), '--dir', 'other', '--from-table', 'main.goose'], true);
+    assert.is(bad.code, 2, bad.output);
+    assert.match(bad.output, '--from-table "main.goose" is not a plain table name');
+    assert.not.ok(existsSync(join(p.cwd, 'other')));
+  } finally {
+    await dispose(p);
+  }
+});
 
 adopt('a database without the tool\'s table is refused, and not created', async () => {
   const p = await importer('sqlite');

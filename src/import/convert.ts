@@ -217,7 +217,8 @@ function splitFile(
   let offset = 0;
   for (const line of file.text.split('\n')) {
     const next = offset + line.length + 1;
-    const found = marker(line);
+    // A UTF-8 byte order mark (read as latin1) must not hide a marker on the first line.
+    const found = marker(offset === 0 ? line.replace(/^\xEF\xBB\xBF/, '') : line);
     if (found) {
       if (sections.length > 0) sections.at(-1)!.end = offset;
       sections.push({ ...found, start: Math.min(next, file.text.length), end: file.text.length });

@@ -26,17 +26,25 @@ export const FOREIGN_LEDGERS: Record<SourceFormat, ForeignTable> = {
   'node-pg-migrate': { table: 'pgmigrations', columns: ['id', 'name'], orderBy: 'id' },
 };
 
-/** The other tool's ledger: versions applied one by one, and all up to one (golang-migrate, Flyway's baseline). */
+/** The other tool's ledger says these versions ran, and every version with a file up to `upTo` too. */
 export interface ForeignApplied {
   versions: number[];
+  /** golang-migrate's one version; Flyway's baseline (which needs no file of its own). */
   upTo: number | null;
+}
+
+/** A table name given with --from-table: one plain identifier, read as written. */
+export function foreignTableName(name: string): string {
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return name;
+  throw new UsageError(`--from-table ${JSON.stringify(name)} is not a plain table name`, {
+    hint: 'give the name alone (letters, digits, underscores; on the search path), e.g. --from-table migrations',
+  });
 }
 
 const truthy = (value: string | null) => value !== null && /^(1|t|true)$/i.test(value.trim());
 
 /** Reads the rows the way the tool itself does; a migration it left half done is refused, naming it. */
-export function appliedByTool(format: SourceFormat, rows: ForeignRow[]): ForeignApplied {
-  const table = FOREIGN_LEDGERS[format].table;
+export function appliedByTool(format: SourceFormat, rows: ForeignRow[], table: string): ForeignApplied {
   switch (format) {
     case 'golang-migrate': {
       if (rows.length > 1) throw notTheToolsTable(table, `${rows.length} rows; golang-migrate keeps exactly one`);
@@ -49,7 +57,8 @@ export function appliedByTool(format: SourceFormat, rows: ForeignRow[]): Foreign
         });
       }
       const version = row ? versionOf(row.version, table) : -1;
-      return { versions: [], upTo: version < 0 ? null : version };
+      // Its one version ran (so it needs a file), and so did every version below it.
+      return version < 0 ? { versions: [], upTo: null } : { versions: [version], upTo: version };
     }
     case 'dbmate':
       return { versions: rows.map((r) => versionOf(r.version, table)), upTo: null };
@@ -122,8 +131,6 @@ export function versionsToAdopt(
   const available = new Set(forward.map((f) => f.version));
   const adopted = new Set(applied.versions);
   if (applied.upTo !== null) for (const v of available) if (v <= applied.upTo) adopted.add(v);
-  // golang-migrate's version, and Flyway's baseline, must have a file even when it is all the tool says.
-  if (applied.upTo !== null && applied.upTo > 0) adopted.add(applied.upTo);
   const orphans = [...adopted].filter((v) => !available.has(v)).sort((a, b) => a - b);
   if (orphans.length > 0) {
     const versions = orphans.map((v) => whyNoFile(v, conversion)).join('; ');

@@ -9,7 +9,7 @@ export function importJson(result: ImportResult): object {
 
 export function importLines(result: ImportResult): string[] {
   const would = result.dryRun ? 'would write' : 'wrote';
-  const migrations = new Set(result.files.map((f) => `${f.version}.${f.dialect ?? ''}`)).size;
+  const migrations = new Set(result.files.map((f) => f.version)).size;
   const count = result.files.length - result.kept.length;
   const lines = [`${would} ${count} files (${migrations} migrations) into ${result.dir}/`];
   if (result.kept.length > 0) lines[0] += `; ${result.kept.length} were there already, identical, and were kept`;
