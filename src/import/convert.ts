@@ -140,8 +140,8 @@ const PARSERS: Record<SourceFormat, Parser> = {
     if (!match) return notAMigration(file, 'V<version>__<description>.sql');
     const [, prefix, versionText, rawName] = match as unknown as [string, string, string, string];
     if (!/^\d+$/.test(versionText)) {
-      const whole = versionText.replace(/[._]/g, '');
-      const reason = `version ${versionText} has parts; tidemark versions are whole numbers: renumber (e.g. ${whole})`;
+      const reason = `version ${versionText} has parts; tidemark versions are whole numbers: give it one that keeps ` +
+        'Flyway\'s order (renumbering the versions above it if needed), in its file name and flyway_schema_history';
       return { path: file.path, reason };
     }
     // An undo file goes with the V file of its version in the same folder.
