@@ -18,6 +18,7 @@ import {
   storedRollbackFile,
   validateMigrationName,
   type Checksums,
+  type Dialect,
   type Migration,
   type Script,
 } from './files.js';
@@ -180,7 +181,7 @@ export class Migrator {
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const plan = this.planMigration(migrations, checksums, ledger, options);
+      const plan = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
@@ -207,7 +208,13 @@ export class Migrator {
    * migrate's plan with the loaded files it runs; warns about migrations that could not be undone
    * and about applied versions this release does not have (the database is ahead of the code).
    */
-  private planMigration(migrations: Migration[], checksums: Checksums, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { runs: StepSource[] } {
+  private async planMigration(
+    dialect: Dialect,
+    migrations: Migration[],
+    checksums: Checksums,
+    ledger: LedgerRow[],
+    options: MigrateOptions,
+  ): Promise<MigratePlan & { runs: StepSource[] }> {
     const plan = planMigrate(migrations, ledger, checksums, options);
     const ahead = notInReleaseWarning(plan.notInRelease, migrations);
     if (ahead) this.emit({ type: 'warning', message: ahead });
@@ -217,7 +224,10 @@ export class Migrator {
     for (const m of plan.pending.filter((m) => plan.outOfOrder.has(m.version))) {
       this.emit({ type: 'warning', message: `${m.forward.path} runs out of order, below the applied version ${plan.current} (--allow-out-of-order)` });
     }
-    const runs = plan.pending.map((m) => ({ script: loadScript(m.forward), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) }));
+    const runs: StepSource[] = [];
+    for (const m of plan.pending) {
+      runs.push({ script: await loadScript(m.forward, dialect), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) });
+    }
     return { ...plan, runs };
   }
 
@@ -329,12 +339,12 @@ export class Migrator {
     const scripts: Script[] = [];
     for (const step of steps) {
       if (step.file) {
-        scripts.push(loadScript(step.file));
+        scripts.push(await loadScript(step.file, driver.dialect));
         continue;
       }
       const text = await driver.storedRollback(step.version);
       if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
-      scripts.push(scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text));
+      scripts.push(await scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text, driver.dialect));
     }
     return scripts;
   }
@@ -396,7 +406,7 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
       const plan = planForce(migrations, await driver.readLedger(), version);
-      const added = plan.add.map(recordedRow);
+      const added = await recordedRows(plan.add, driver.dialect);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
@@ -426,7 +436,7 @@ export class Migrator {
   async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
-      const recorded = planBaseline(migrations, await driver.readLedger(), version).map(recordedRow);
+      const recorded = await recordedRows(planBaseline(migrations, await driver.readLedger(), version), driver.dialect);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
@@ -457,7 +467,7 @@ export class Migrator {
         plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
       } else {
         const checksums = fileChecksums(migrations);
-        const migration = this.planMigration(migrations, checksums, ledger, options);
+        const migration = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
         const backfill = migration.backfill.map((b) => driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)));
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
         plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
@@ -499,9 +509,14 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
   }
 }
 
-/** The ledger row of a migration recorded as applied without running it (force, baseline), with its rollback's text. */
-function recordedRow(m: Migration): LedgerEntry {
-  const script = loadScript(m.forward);
+/** The ledger rows of migrations recorded as applied without running them (force, baseline), with their rollbacks' text. */
+async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<LedgerEntry[]> {
+  const rows: LedgerEntry[] = [];
+  for (const m of migrations) rows.push(recordedRow(m, await loadScript(m.forward, dialect)));
+  return rows;
+}
+
+function recordedRow(m: Migration, script: Script): LedgerEntry {
   return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
 }
 
