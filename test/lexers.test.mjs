@@ -1,10 +1,13 @@
 // What tidemark reads in a migration file, on each dialect's own rules: transaction control hidden
 // behind comments, strings the server reads otherwise than the lexer, NUL bytes, SQLite's comments
 // and quotes, and keywords used as names. Each case is run through the CLI against a real database.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BASE, DIALECTS, dispose, ledgerVersions, project } from './helpers.mjs';
+import { BASE, DIALECTS, dispose, ledgerVersions, project, runCli } from './helpers.mjs';
 
 const FILE = 'sql/002_x.sql';
 
@@ -178,3 +181,30 @@ strings('on a database whose default is off, a backslash in a string is an ordin
 });
 
 strings.run();
+
+const lazy = suite('the PostgreSQL parser is loaded only when a pending file is read');
+
+lazy('a migrate that applies loads it; a no-op migrate, status and --help do not', async () => {
+  const probeDir = mkdtempSync(join(tmpdir(), 'tidemark-probe-'));
+  const probe = join(probeDir, 'probe.cjs');
+  // Reports at exit whether the process loaded libpg-query (a CommonJS module, also when imported from ESM).
+  writeFileSync(probe, "process.on('exit', () => process.stderr.write(`parser loaded: ${Object.keys(require('module')._cache).some((p) => p.includes('libpg-query'))}\\n`));\n");
+  const p = await project('postgres', BASE);
+  try {
+    const env = { DATABASE_URL: p.db.url, NODE_OPTIONS: `--require ${probe}` };
+    const run = (...args) => runCli(args, { cwd: p.cwd, env });
+    const applied = run('migrate');
+    assert.is(applied.code, 0, applied.output);
+    assert.match(applied.stderr, 'parser loaded: true');
+    for (const args of [['migrate'], ['status'], ['--help']]) {
+      const r = run(...args);
+      assert.is(r.code, 0, r.output);
+      assert.match(r.stderr, 'parser loaded: false', args.join(' '));
+    }
+  } finally {
+    await dispose(p);
+    rmSync(probeDir, { recursive: true, force: true });
+  }
+});
+
+lazy.run();
