@@ -104,9 +104,14 @@ function control(g, dialect) {
   return words.filter((w) => !w.startsWith('[')).join(g.pick([' ', '/**/', '\n', ' -- c\n', '/* x */']));
 }
 
+/**
+ * A comment holding the payload. It ends its line: where a dialect reads a `--` inside the other's
+ * comment (SQLite in `/* a /* b *\/ -- ...`), the rest of the line is a comment there, and must not
+ * hold the next marker.
+ */
 function comment(g, ctx) {
   const text = payload(g, ctx).replace(/\*\//g, '').replace(/\/\*/g, '');
-  return g.pick([`-- ${text.replace(/\n/g, ' ')}\n`, `/* ${text} */`, `/* outer /* ${text} */ still */`, `/* a /* b */ ${text} /* c */`]);
+  return `${g.pick([`-- ${text}`, `/* ${text} */`, `/* outer /* ${text} */ still */`, `/* a /* b */ ${text} /* c */`])}\n`;
 }
 
 function metaCommand(g) {

@@ -221,7 +221,8 @@ export function loadScript(file: SqlFile, dialect: Dialect): Promise<Script> {
 export async function scriptFromText(file: SqlFile, text: string, dialect: Dialect): Promise<Script> {
   const noTransaction = parseDirectives(file.path, text).has('no-transaction');
   checkMisplacedDirectives(file.path, text);
-  return { file, checksum: checksumOf(text), noTransaction, ...(await runnableText(file.path, text, noTransaction, dialect)) };
+  const runnable = await runnableText(file.path, text, noTransaction, dialect);
+  return { file, checksum: checksumOf(text), noTransaction, ...runnable };
 }
 
 /** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */
@@ -280,7 +281,12 @@ const SKIPPED_META_COMMANDS = /^\\(set\s+ON_ERROR_STOP\s+(on|1|true)\s*|timing(\
  * COPY FROM stdin, or transaction control inside a transactional migration is an error naming
  * file:line:column. Statements are read on the dialect's own rules.
  */
-async function runnableText(path: string, text: string, noTransaction: boolean, dialect: Dialect): Promise<Pick<Script, 'text' | 'statements' | 'skipped'>> {
+async function runnableText(
+  path: string,
+  text: string,
+  noTransaction: boolean,
+  dialect: Dialect,
+): Promise<Pick<Script, 'text' | 'statements' | 'skipped'>> {
   const { metaCommands, statements } = lexSql(path, text, dialect);
   // Before the meta-commands: the rows after COPY FROM stdin end with psql's \. line.
   refuseCopyFromStdin(path, statements);
@@ -288,7 +294,8 @@ async function runnableText(path: string, text: string, noTransaction: boolean, 
   const blank: { offset: number; length: number }[] = [];
   for (const meta of metaCommands) {
     if (!SKIPPED_META_COMMANDS.test(meta.text)) {
-      throw new UsageError(`${path}:${meta.line}:${meta.column}: psql meta-command ${meta.text.split(/\s/)[0]} is not SQL; tidemark cannot run it`, {
+      const name = meta.text.split(/\s/)[0];
+      throw new UsageError(`${path}:${meta.line}:${meta.column}: psql meta-command ${name} is not SQL; tidemark cannot run it`, {
         file: path,
         line: meta.line,
         column: meta.column,
@@ -301,11 +308,13 @@ async function runnableText(path: string, text: string, noTransaction: boolean, 
   let runnable = blankOut(text, blank);
   let body = await statementsToRun(runnable, dialect);
   refuseCopyFromStdin(path, body);
+  refuseStringSyntax(path, body);
   if (!noTransaction) {
     const wrapper = fileWrapper(body);
     if (wrapper) {
       const [first, last] = wrapper;
-      skipped.push(`${path}:${first.line}: the file's own ${first.keyword} ... ${last.keyword} wrapper is replaced by tidemark's transaction`);
+      const wrapperName = `${first.keyword} ... ${last.keyword}`;
+      skipped.push(`${path}:${first.line}: the file's own ${wrapperName} wrapper is replaced by tidemark's transaction`);
       runnable = blankOut(runnable, [first, last].map((st) => ({ offset: st.offset, length: st.text.length + 1 })));
       body = body.slice(1, -1);
     }
@@ -324,6 +333,17 @@ function refuseCopyFromStdin(path: string, statements: Statement[]): void {
   }
 }
 
+function refuseStringSyntax(path: string, statements: Statement[]): void {
+  const set = statements.find((st) => st.kind === 'string-syntax');
+  if (set) {
+    const message = 'SET standard_conforming_strings would change how the server reads later strings';
+    throw new UsageError(`${where(path, set)}: ${message}`, {
+      ...at(path, set),
+      hint: "remove it: tidemark runs every file with standard_conforming_strings = on; write E'...' for backslash escapes",
+    });
+  }
+}
+
 /** A file that starts with BEGIN (or START TRANSACTION) and ends with COMMIT (or END), as psql -f users write it. */
 function fileWrapper(statements: Statement[]): [Statement, Statement] | null {
   const [first] = statements;
@@ -336,16 +356,20 @@ function fileWrapper(statements: Statement[]): [Statement, Statement] | null {
 function checkTransactional(path: string, statements: Statement[]): void {
   const control = statements.find(controlsTransaction);
   if (control) {
-    throw new UsageError(`${where(path, control)}: ${control.keyword} inside a migration; tidemark runs each migration in its own transaction`, {
+    const message = `${control.keyword} inside a migration; tidemark runs each migration in its own transaction`;
+    throw new UsageError(`${where(path, control)}: ${message}`, {
       ...at(path, control),
-      hint: 'remove the transaction statements (run the file by hand with psql -1 for the same effect), or make the first line -- tidemark:no-transaction if it must manage transactions itself',
+      hint:
+        'remove the transaction statements (run the file by hand with psql -1 for the same effect), ' +
+        'or make the first line -- tidemark:no-transaction if it must manage transactions itself',
     });
   }
   const outside = statements.find((st) => st.kind === 'no-transaction');
   if (outside) {
-    throw new UsageError(`${where(path, outside)}: ${opening(outside)} cannot run inside a transaction block, and this migration runs in one`, {
+    const message = `${opening(outside)} cannot run inside a transaction block, and this migration runs in one`;
+    throw new UsageError(`${where(path, outside)}: ${message}`, {
       ...at(path, outside),
-      hint: 'make the first line of the file -- tidemark:no-transaction (best with this statement alone in its own migration)',
+      hint: 'make the first line of the file -- tidemark:no-transaction (best with this statement alone in its migration)',
     });
   }
 }

@@ -242,7 +242,8 @@ export class Migrator {
     }
     const runs: StepSource[] = [];
     for (const m of plan.pending) {
-      runs.push({ script: await loadScript(m.forward, dialect), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) });
+      const script = await loadScript(m.forward, dialect);
+      runs.push({ script, rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) });
     }
     return { ...plan, runs };
   }
@@ -360,7 +361,8 @@ export class Migrator {
       }
       const text = await driver.storedRollback(step.version);
       if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
-      scripts.push(await scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text, driver.dialect));
+      const stored = storedRollbackFile(step.version, step.name, step.versionText);
+      scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
     return scripts;
   }
@@ -558,7 +560,7 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
   }
 }
 
-/** The ledger rows of migrations recorded as applied without running them (force, baseline), with their rollbacks' text. */
+/** The ledger rows of migrations recorded as applied without running them (force, baseline), with rollback texts. */
 async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<LedgerEntry[]> {
   const rows: LedgerEntry[] = [];
   for (const m of migrations) rows.push(recordedRow(m, await loadScript(m.forward, dialect)));

@@ -180,6 +180,12 @@ strings('on a database whose default is off, a backslash in a string is an ordin
   }
 });
 
+strings('SET standard_conforming_strings in a file is refused, even where statements run one at a time', async () => {
+  const text = "-- tidemark:no-transaction\nSET standard_conforming_strings = off;\nCREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\b');\n";
+  const r = await migrateWith('postgres', text);
+  assertRefused(r, '2:1', 'SET standard_conforming_strings');
+});
+
 strings.run();
 
 const lazy = suite('the PostgreSQL parser is loaded only when a pending file is read');

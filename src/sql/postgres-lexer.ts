@@ -3,7 +3,14 @@
 // ordinary character, E'' strings where it escapes, "" identifiers, $tag$ quotes, and psql
 // meta-commands on lines of their own. It finds statement boundaries and meta-commands for every
 // file, and classifies statements when the real parser (postgres-parser.ts) rejects a file.
-import { leadingWords, metaCommandsOf, statementsOf, type LexedSql, type StatementKind, type TokenGroup } from './statements.js';
+import {
+  leadingWords,
+  metaCommandsOf,
+  statementsOf,
+  type LexedSql,
+  type StatementKind,
+  type TokenGroup,
+} from './statements.js';
 import {
   endOfLineComment,
   endOfMetaCommand,
@@ -54,7 +61,9 @@ function nextToken(text: string, start: number, code: number): Token {
   }
   if (isWordStart(code)) {
     // E'...' is one token only where the E starts it: in `some'x'` the quote follows a longer word.
-    if ((c === 'E' || c === 'e') && text[start + 1] === "'") return token('quoted', endOfQuoted(text, start + 1, "'", 'string', true));
+    if ((c === 'E' || c === 'e') && text[start + 1] === "'") {
+      return token('quoted', endOfQuoted(text, start + 1, "'", 'string', true));
+    }
     const end = endOfWord(text, start);
     return { kind: 'word', start, end, upper: text.slice(start, end).toUpperCase() };
   }
@@ -155,15 +164,20 @@ export function classifyPostgres(words: string[]): StatementKind {
       return 'savepoint';
     case 'COPY':
       return words.includes('STDIN') ? 'copy-from-stdin' : 'other';
+    case 'SET':
+      return words.slice(1, 3).includes('STANDARD_CONFORMING_STRINGS') ? 'string-syntax' : 'other';
   }
   const phrase = words.join(' ');
   // REINDEX ... CONCURRENTLY only; a plain REINDEX may run in a transaction (REINDEX SYSTEM/DATABASE aside).
-  const noTransaction = NO_TRANSACTION_STARTS.some((s) => phrase.startsWith(s) && (s !== 'REINDEX' || words.includes('CONCURRENTLY')));
+  const noTransaction = NO_TRANSACTION_STARTS.some(
+    (start) => phrase.startsWith(start) && (start !== 'REINDEX' || words.includes('CONCURRENTLY')),
+  );
   return noTransaction ? 'no-transaction' : 'other';
 }
 
 /** Statements (classified by their leading keywords) and psql meta-commands of a PostgreSQL file. */
 export function lexPostgres(text: string): LexedSql {
   const tokens = tokenizePostgres(text);
-  return { tokens, statements: statementsOf(text, groupPostgres(tokens, text), classifyPostgres), metaCommands: metaCommandsOf(text, tokens) };
+  const statements = statementsOf(text, groupPostgres(tokens, text), classifyPostgres);
+  return { tokens, statements, metaCommands: metaCommandsOf(text, tokens) };
 }

@@ -71,8 +71,7 @@ function firstTokenAt(tokens: Token[], from: number): number | undefined {
     if (tokens[mid]!.start < from) low = mid + 1;
     else high = mid;
   }
-  for (let i = low; i < tokens.length; i++) if (tokens[i]!.kind !== 'comment' && tokens[i]!.kind !== 'meta') return tokens[i]!.start;
-  return undefined;
+  return tokens.slice(low).find((token) => token.kind !== 'comment' && token.kind !== 'meta')?.start;
 }
 
 const TRANSACTION_KINDS: Record<string, StatementKind> = {
@@ -89,15 +88,25 @@ const TRANSACTION_KINDS: Record<string, StatementKind> = {
 };
 
 /** Statements the server refuses inside a transaction block ("cannot run inside a transaction block"). */
-const NO_TRANSACTION_NODES = new Set(['CreatedbStmt', 'DropdbStmt', 'AlterSystemStmt', 'CreateTableSpaceStmt', 'DropTableSpaceStmt']);
+const NO_TRANSACTION_NODES = new Set([
+  'CreatedbStmt',
+  'DropdbStmt',
+  'AlterSystemStmt',
+  'CreateTableSpaceStmt',
+  'DropTableSpaceStmt',
+]);
 
 function kindOf(stmt: RawStatement['stmt']): StatementKind {
   const [type, node] = Object.entries(stmt)[0] ?? ['', {}];
   if (type === 'TransactionStmt') return TRANSACTION_KINDS[String(node.kind)] ?? 'other';
   if (type === 'CopyStmt') return node.is_from && !node.filename ? 'copy-from-stdin' : 'other';
+  if (type === 'VariableSetStmt' && node.name === 'standard_conforming_strings' && node.kind !== 'VAR_RESET') {
+    return 'string-syntax';
+  }
   if (NO_TRANSACTION_NODES.has(type)) return 'no-transaction';
   if ((type === 'IndexStmt' || type === 'DropStmt') && node.concurrent) return 'no-transaction';
   if (type === 'VacuumStmt' && node.is_vacuumcmd) return 'no-transaction';
-  if (type === 'ReindexStmt' && JSON.stringify(node.params ?? []).includes('"defname":"concurrently"')) return 'no-transaction';
+  const concurrently = JSON.stringify(node.params ?? []).includes('"defname":"concurrently"');
+  if (type === 'ReindexStmt' && concurrently) return 'no-transaction';
   return 'other';
 }

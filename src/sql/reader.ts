@@ -21,11 +21,12 @@ export function readSqlFile(path: string, fullPath: string): string {
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     const at = firstInvalidUtf8(bytes);
-    throw new UsageError(`${path}:${at.line}:${at.column}: not valid UTF-8 text (byte 0x${at.byte.toString(16).toUpperCase().padStart(2, '0')})`, {
+    const byte = `0x${at.byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    throw new UsageError(`${path}:${at.line}:${at.column}: not valid UTF-8 text (byte ${byte})`, {
       file: path,
       line: at.line,
       column: at.column,
-      hint: `save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 ${path}); tidemark and psql read migrations as UTF-8`,
+      hint: `save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 ${path}); tidemark and psql read files as UTF-8`,
     });
   }
   return normalizeText(text);
@@ -39,14 +40,19 @@ export function normalizeText(text: string): string {
 export function lexSql(path: string, text: string, dialect: SqlDialect): LexedSql {
   const nul = text.indexOf('\0');
   if (nul >= 0) {
-    throw refusal(path, text, nul, 'a NUL byte', 'remove it: SQLite stops reading a file at a NUL byte and PostgreSQL refuses one; write \\x00 data with an escape');
+    const why = 'SQLite stops reading a file at a NUL byte and PostgreSQL refuses one';
+    const escapes = "X'00' (SQLite), '\\x00'::bytea (PostgreSQL)";
+    throw refusal(path, text, nul, 'a NUL byte', `remove it (${why}); write such data as an escape: ${escapes}`);
   }
   try {
     return dialect === 'postgres' ? lexPostgres(text) : lexSqlite(text);
   } catch (error) {
     if (!(error instanceof UnclosedError)) throw error;
     const rules = dialect === 'postgres' ? 'PostgreSQL' : 'SQLite';
-    throw refusal(path, text, error.offset, `an unclosed ${error.what}`, `close it with ${error.closer} (read on ${rules}'s rules), or look for a quote before it that is missing its pair; the database would read the rest of the file into it`);
+    const hint =
+      `close it with ${error.closer} (read on ${rules}'s rules), or look for a quote before it that is missing ` +
+      'its pair; the database would read the rest of the file into it';
+    throw refusal(path, text, error.offset, `an unclosed ${error.what}`, hint);
   }
 }
 

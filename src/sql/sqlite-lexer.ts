@@ -3,7 +3,17 @@
 // are parameters, never quotes. Statements end at semicolons except inside CREATE TRIGGER ...
 // BEGIN ... END, recognised from the statement's leading keywords as sqlite3_complete() does.
 import { metaCommandsOf, statementsOf, type LexedSql, type StatementKind, type TokenGroup } from './statements.js';
-import { endOfLineComment, endOfMetaCommand, endOfQuoted, endOfWord, isSpace, isWordChar, isWordStart, UnclosedError, type Token } from './tokens.js';
+import {
+  endOfLineComment,
+  endOfMetaCommand,
+  endOfQuoted,
+  endOfWord,
+  isSpace,
+  isWordChar,
+  isWordStart,
+  UnclosedError,
+  type Token,
+} from './tokens.js';
 
 export function tokenizeSqlite(text: string): Token[] {
   const tokens: Token[] = [];
@@ -92,15 +102,26 @@ const enum Input {
   Trigger,
   End,
 }
+const [INVALID, START, NORMAL, EXPLAIN, CREATE, TRIGGER, SEMI, END] = [
+  State.Invalid,
+  State.Start,
+  State.Normal,
+  State.Explain,
+  State.Create,
+  State.Trigger,
+  State.Semi,
+  State.End,
+];
+/** TRANSITIONS[state][input]: the inputs in Input's order, Semi to End. */
 const TRANSITIONS: State[][] = [
-  /* Invalid */ [State.Start, State.Invalid, State.Normal, State.Explain, State.Create, State.Normal, State.Normal, State.Normal],
-  /* Start */ [State.Start, State.Start, State.Normal, State.Explain, State.Create, State.Normal, State.Normal, State.Normal],
-  /* Normal */ [State.Start, State.Normal, State.Normal, State.Normal, State.Normal, State.Normal, State.Normal, State.Normal],
-  /* Explain */ [State.Start, State.Explain, State.Explain, State.Normal, State.Create, State.Normal, State.Normal, State.Normal],
-  /* Create */ [State.Start, State.Create, State.Normal, State.Normal, State.Normal, State.Create, State.Trigger, State.Normal],
-  /* Trigger */ [State.Semi, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger],
-  /* Semi */ [State.Semi, State.Semi, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.End],
-  /* End */ [State.Start, State.End, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger, State.Trigger],
+  /* Invalid */ [START, INVALID, NORMAL, EXPLAIN, CREATE, NORMAL, NORMAL, NORMAL],
+  /* Start */ [START, START, NORMAL, EXPLAIN, CREATE, NORMAL, NORMAL, NORMAL],
+  /* Normal */ [START, NORMAL, NORMAL, NORMAL, NORMAL, NORMAL, NORMAL, NORMAL],
+  /* Explain */ [START, EXPLAIN, EXPLAIN, NORMAL, CREATE, NORMAL, NORMAL, NORMAL],
+  /* Create */ [START, CREATE, NORMAL, NORMAL, NORMAL, CREATE, TRIGGER, NORMAL],
+  /* Trigger */ [SEMI, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER],
+  /* Semi */ [SEMI, SEMI, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER, END],
+  /* End */ [START, END, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER, TRIGGER],
 ];
 const KEYWORD_INPUTS: Record<string, Input> = {
   EXPLAIN: Input.Explain,
@@ -157,5 +178,6 @@ export function classifySqlite(words: string[]): StatementKind {
 
 export function lexSqlite(text: string): LexedSql {
   const tokens = tokenizeSqlite(text);
-  return { tokens, statements: statementsOf(text, groupSqlite(tokens, text), classifySqlite), metaCommands: metaCommandsOf(text, tokens) };
+  const statements = statementsOf(text, groupSqlite(tokens, text), classifySqlite);
+  return { tokens, statements, metaCommands: metaCommandsOf(text, tokens) };
 }

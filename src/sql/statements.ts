@@ -11,9 +11,18 @@ export type SqlDialect = 'postgres' | 'sqlite';
  * - `transaction-end`: COMMIT, END, ROLLBACK, ABORT, PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED;
  * - `savepoint`: SAVEPOINT, RELEASE, ROLLBACK TO (they stay inside the transaction);
  * - `no-transaction`: refused inside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...);
- * - `copy-from-stdin`: COPY ... FROM STDIN, whose rows only psql can send.
+ * - `copy-from-stdin`: COPY ... FROM STDIN, whose rows only psql can send;
+ * - `string-syntax`: SET standard_conforming_strings, which would change how the server reads the
+ *   strings of later statements from the reading tidemark's session pins.
  */
-export type StatementKind = 'transaction-start' | 'transaction-end' | 'savepoint' | 'no-transaction' | 'copy-from-stdin' | 'other';
+export type StatementKind =
+  | 'transaction-start'
+  | 'transaction-end'
+  | 'savepoint'
+  | 'no-transaction'
+  | 'copy-from-stdin'
+  | 'string-syntax'
+  | 'other';
 
 export interface Statement {
   /** From the first token (comments before it excluded) up to the terminating semicolon, without it. */
@@ -42,7 +51,7 @@ export interface LexedSql {
   metaCommands: MetaCommand[];
 }
 
-/** A statement's tokens as a lexer split them, with the offset where it ends (its semicolon, or the end of the text). */
+/** A statement's tokens as a lexer split them, and where it ends: its semicolon, or the end of the text. */
 export interface TokenGroup {
   tokens: Token[];
   end: number;
@@ -59,21 +68,24 @@ export function leadingWords(text: string, tokens: Token[], count: number): stri
   return words;
 }
 
-/** The statements of a lexed text: groups with any token besides comments and meta-commands, classified by `classify`. */
-export function statementsOf(text: string, groups: TokenGroup[], classify: (words: string[], tokens: Token[]) => StatementKind): Statement[] {
+/** A dialect's rules: a statement's kind from its words (upper-cased) and other tokens, in order. */
+export type Classifier = (words: string[]) => StatementKind;
+
+/** The groups that hold a token besides comments and meta-commands, as statements classified by `classify`. */
+export function statementsOf(text: string, groups: TokenGroup[], classify: Classifier): Statement[] {
   const locator = new Locator(text);
   const statements: Statement[] = [];
   for (const { tokens, end } of groups) {
     const first = tokens.find((t) => t.kind !== 'comment' && t.kind !== 'meta');
     if (!first) continue;
     const words = leadingWords(text, tokens, Infinity);
-    statements.push(statementAt(text, locator, first.start, end, classify(words, tokens)));
+    statements.push(statementAt(text, locator, first.start, end, classify(words)));
   }
   return statements;
 }
 
-export function statementAt(text: string, locator: Locator, offset: number, end: number, kind: StatementKind): Statement {
-  const { line, column } = locator.at(offset);
+export function statementAt(text: string, at: Locator, offset: number, end: number, kind: StatementKind): Statement {
+  const { line, column } = at.at(offset);
   const keyword = /^[A-Za-z_]+/.exec(text.slice(offset, offset + 40))?.[0].toUpperCase() ?? '';
   return { text: text.slice(offset, end), offset, line, column, keyword, kind };
 }
