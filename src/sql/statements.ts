@@ -12,8 +12,8 @@ export type SqlDialect = 'postgres' | 'sqlite';
  * - `savepoint`: SAVEPOINT, RELEASE, ROLLBACK TO (they stay inside the transaction);
  * - `no-transaction`: refused inside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM, ...);
  * - `copy-from-stdin`: COPY ... FROM STDIN, whose rows only psql can send;
- * - `string-syntax`: SET standard_conforming_strings, which would change how the server reads the
- *   strings of later statements from the reading tidemark's session pins.
+ * - `string-syntax`: SET standard_conforming_strings, which would make the server read the strings
+ *   of later statements otherwise than tidemark's session (pinned to on) and its lexers do.
  */
 export type StatementKind =
   | 'transaction-start'
