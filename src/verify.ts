@@ -3,9 +3,9 @@
 // --rollbacks the proof that every rollback undoes its migration.
 import { constants } from 'node:os';
 import { parseTarget, type Config, type Target } from './config.js';
-import { connect } from './drivers/connect.js';
+import { connect, createScratch } from './drivers/connect.js';
 import type { Driver } from './drivers/driver.js';
-import { createScratch, isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
+import { isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
 import {
