@@ -115,7 +115,7 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
     const driver = await connect(target, { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
     try {
       for (const m of order) {
-        const run = () => runFile(driver, loadScript(m.forward));
+        const run = async () => runFile(driver, await loadScript(m.forward, driver.dialect));
         const failure = await attempt('reference', `applying ${label(m)}`, m, run);
         if (failure) return none(failure);
       }

@@ -2,7 +2,11 @@
 // Bodies are carried byte for byte (as latin1 strings, one character per byte); only the other tool's
 // marker lines are dropped and tidemark's no-transaction directive is put on the first line where needed.
 import type { Dialect } from '../files.js';
-import { isTransactionControl, lexSql } from '../sqltext.js';
+import { fileWrapper } from '../files.js';
+import { lexPostgres } from '../sql/postgres-lexer.js';
+import { lexSqlite } from '../sql/sqlite-lexer.js';
+import { controlsTransaction, type LexedSql } from '../sql/statements.js';
+import { UnclosedError } from '../sql/tokens.js';
 
 export const SOURCE_FORMATS = ['golang-migrate', 'dbmate', 'goose', 'flyway', 'node-pg-migrate'] as const;
 export type SourceFormat = (typeof SOURCE_FORMATS)[number];
@@ -55,6 +59,7 @@ interface Parsed {
 
 interface Section {
   text: string;
+  /** The other tool says so (its marker), or, once the dialect is known, its statements do. */
   noTransaction: boolean;
   /** The source file it was read from. */
   source: string;
@@ -78,7 +83,7 @@ export function convert(format: SourceFormat, files: SourceFile[]): Conversion {
     const result = PARSERS[format](file, baseName, byPath);
     if (result === null) continue;
     if ('reason' in result) skipped.push(result);
-    else parsed.push({ ...result, dialect: folder });
+    else parsed.push(withStatementsRead({ ...result, dialect: folder }));
   }
   for (const [folder, count] of otherDatabases) {
     const reason = `${count} files for a database tidemark does not run; tidemark runs PostgreSQL and SQLite`;
@@ -128,7 +133,8 @@ const PARSERS: Record<SourceFormat, Parser> = {
     }
     const down = siblings.get(downPath);
     // golang-migrate runs a file as it is, outside any transaction unless the file has its own.
-    return { versionText, rawName, dialect: null, up: inferred(file), down: down ? inferred(down) : null };
+    const sections = { up: declared(file, false), down: down ? declared(down, false) : null };
+    return { versionText, rawName, dialect: null, ...sections };
   },
   flyway: (file, baseName, siblings) => {
     if (/^R__/.test(baseName) && baseName.endsWith('.sql')) {
@@ -154,8 +160,7 @@ const PARSERS: Record<SourceFormat, Parser> = {
     const section = (f: SourceFile): Section => {
       const conf = siblings.get(`${f.path}.conf`);
       const own = conf !== undefined && /^\s*executeInTransaction\s*=\s*false\s*$/m.test(conf.text);
-      const found = inferred(f);
-      return { ...found, noTransaction: own || found.noTransaction };
+      return declared(f, own);
     };
     const undo = undoPath ? siblings.get(undoPath)! : null;
     return { versionText, rawName, dialect: null, up: section(file), down: undo ? section(undo) : null };
@@ -232,36 +237,57 @@ function splitFile(
     return { path: file.path, reason: 'more than one up or down marker; split it by hand' };
   }
   const section = (s: typeof up): Section => {
-    const found = inferred({ path: file.path, text: file.text.slice(s.start, s.end) });
-    return { ...found, noTransaction: s.noTransaction || found.noTransaction };
+    return declared({ path: file.path, text: file.text.slice(s.start, s.end) }, s.noTransaction);
   };
   return { versionText, rawName, dialect: null, up: section(up), down: down ? section(down) : null };
 }
 
-/**
- * A section with its own transaction control (BEGIN; ... COMMIT; that is not simply a wrapper around
- * the whole file, which tidemark replaces by its own) or a statement that cannot run in a transaction
- * must run outside tidemark's transaction.
- */
-function inferred({ path, text }: SourceFile): Section {
-  const { statements } = lexSql(text);
-  const control = statements.filter(isTransactionControl);
-  const [first, last] = control;
-  const wrapper =
-    control.length === 2 && statements[0] === first && statements.at(-1) === last &&
-    /^(BEGIN|START)$/.test(first!.keyword) && /^(COMMIT|END)$/.test(last!.keyword);
-  const ownTransactions = control.length > 0 && !wrapper;
-  const outsideOnly = statements.some(
-    (st) => st.keyword === 'VACUUM' || (CONCURRENT_KEYWORDS.includes(st.keyword) && /\bCONCURRENTLY\b/i.test(st.text)),
-  );
-  return { text, noTransaction: ownTransactions || outsideOnly, source: path };
+function declared({ path, text }: SourceFile, noTransaction: boolean): Section {
+  return { text, noTransaction, source: path };
 }
 
-const CONCURRENT_KEYWORDS = ['CREATE', 'DROP', 'REINDEX'];
+/** A migration with its sections' no-transaction flags completed from their statements. */
+function withStatementsRead(p: Parsed): Parsed {
+  const read = (section: Section): Section => ({
+    ...section,
+    noTransaction: section.noTransaction || ownsTransaction(section.text, p.dialect),
+  });
+  return { ...p, up: read(p.up), down: p.down && read(p.down) };
+}
+
+/**
+ * Whether a section must run outside tidemark's transaction: it has transaction control of its own
+ * that is more than a BEGIN ... COMMIT around the whole text (which tidemark replaces by its own
+ * transaction), or a statement that cannot run in a transaction block (CREATE INDEX CONCURRENTLY,
+ * VACUUM). A portable section is read on both dialects' rules.
+ */
+function ownsTransaction(text: string, dialect: Dialect | null): boolean {
+  return lexed(text, dialect).some(({ statements }) => {
+    const body = fileWrapper(statements) ? statements.slice(1, -1) : statements;
+    return body.some((st) => controlsTransaction(st) || st.kind === 'no-transaction');
+  });
+}
 
 /** A section with no statement at all (blank, or comments only). */
-function isEmpty(text: string): boolean {
-  return lexSql(text).statements.length === 0;
+function isEmpty(text: string, dialect: Dialect | null): boolean {
+  const readings = lexed(text, dialect);
+  return readings.length > 0 && readings.every(({ statements }) => statements.length === 0);
+}
+
+/**
+ * The text read on each dialect it runs on. A dialect's rules that find a quote or comment never
+ * closed are left out here: tidemark names that file:line when the migration is run.
+ */
+function lexed(text: string, dialect: Dialect | null): LexedSql[] {
+  const lexers = dialect === 'sqlite' ? [lexSqlite] : dialect === 'postgres' ? [lexPostgres] : [lexPostgres, lexSqlite];
+  return lexers.flatMap((lex) => {
+    try {
+      return [lex(text)];
+    } catch (error) {
+      if (error instanceof UnclosedError) return [];
+      throw error;
+    }
+  });
 }
 
 /** tidemark's name for a migration: letters, digits and underscores, not ending in _rollback. */
@@ -303,7 +329,7 @@ function assemble(parsed: Parsed[], skipped: ImportNote[]): Conversion {
       const base = { version, versionText: p.versionText, name, dialect: p.dialect };
       const suffix = p.dialect ? `.${p.dialect}` : '';
       files.push({ ...base, kind: 'forward', fileName: `${p.versionText}_${name}${suffix}.sql`, ...fileText(p.up) });
-      if (!p.down || isEmpty(p.down.text)) {
+      if (!p.down || isEmpty(p.down.text, p.dialect)) {
         const why = p.down ? 'its down is empty' : 'no down';
         const reason = `${why}: no rollback file written, so tidemark will not roll it back`;
         notes.push({ path: p.up.source, reason });
