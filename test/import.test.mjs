@@ -48,6 +48,9 @@ pure('transaction control: a wrapper around the whole file needs no directive, a
   assert.is(up('BEGIN;\nCREATE TABLE a (x int);\nCOMMIT;\nCREATE TABLE b (x int);\n'), true);
   assert.is(up("CREATE TABLE a (x text DEFAULT 'BEGIN; COMMIT;');\n-- COMMIT;\n"), false);
   assert.is(up('VACUUM;\n'), true);
+  // Read on both dialects' rules, a $$ body and a trigger's BEGIN ... END are not transaction control.
+  assert.is(up("CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN NEW.a := 1; RETURN NEW; END; $$ LANGUAGE plpgsql;\n"), false);
+  assert.is(up('CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 1; END;\n'), false);
 });
 
 pure('versions beyond Number.MAX_SAFE_INTEGER, one version twice, and a file without its up marker are reported, not converted', () => {

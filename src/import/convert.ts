@@ -259,13 +259,14 @@ function withStatementsRead(p: Parsed): Parsed {
  * Whether a section must run outside tidemark's transaction: it has transaction control of its own
  * that is more than a BEGIN ... COMMIT around the whole text (which tidemark replaces by its own
  * transaction), or a statement that cannot run in a transaction block (CREATE INDEX CONCURRENTLY,
- * VACUUM). A portable section is read on both dialects' rules.
+ * VACUUM). A portable section is read on both dialects' rules; where they differ (a $$ body, a
+ * trigger's BEGIN ... END) one of them splits the text wrongly, so its own transaction control must
+ * be seen on both.
  */
 function ownsTransaction(text: string, dialect: Dialect | null): boolean {
-  return lexed(text, dialect).some(({ statements }) => {
-    const body = fileWrapper(statements) ? statements.slice(1, -1) : statements;
-    return body.some((st) => controlsTransaction(st) || st.kind === 'no-transaction');
-  });
+  const bodies = lexed(text, dialect).map(({ statements }) => (fileWrapper(statements) ? statements.slice(1, -1) : statements));
+  const control = bodies.length > 0 && bodies.every((body) => body.some(controlsTransaction));
+  return control || bodies.some((body) => body.some((st) => st.kind === 'no-transaction'));
 }
 
 /** A section with no statement at all (blank, or comments only). */
