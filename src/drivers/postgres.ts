@@ -29,7 +29,7 @@ import {
 import type { Snapshot } from '../schema.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { takeRunLock, type RunLock } from './postgres-lock.js';
-import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
+import { tidemarkTables } from './postgres-tables.js';
 
 const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -448,7 +448,9 @@ class PostgresDriver implements Driver {
     return (await this.session.unsafe(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
   }
 
-  snapshot(): Promise<Snapshot> {
+  /** The catalog queries load only here: migrate never needs them. */
+  async snapshot(): Promise<Snapshot> {
+    const { readPostgresSnapshot } = await import('./postgres-schema.js');
     return readPostgresSnapshot(this.session, this.options.table);
   }
 

@@ -11,7 +11,6 @@ import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
-import { readSqliteSnapshot } from './sqlite-schema.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
@@ -331,7 +330,9 @@ class SqliteDriver implements Driver {
     return exists.length === 0 ? [] : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
   }
 
-  snapshot(): Promise<Snapshot> {
+  /** The catalog queries load only here: migrate never needs them. */
+  async snapshot(): Promise<Snapshot> {
+    const { readSqliteSnapshot } = await import('./sqlite-schema.js');
     return readSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table);
   }
 

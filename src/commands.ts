@@ -1,0 +1,365 @@
+// yargs commands: parse, call the core, print. No SQL here. What only one command needs (verify's
+// report, the schema printer, import's formats) is imported inside that command's handler, so that
+// `migrate` loads none of it.
+import yargs, { type Argv } from 'yargs';
+import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
+import { ExitCode, fileSystemError, TidemarkError, UsageError } from './errors.js';
+import { MigrationLog } from './log.js';
+import { printable, printableJson } from './printable.js';
+import type { InitStep } from './init.js';
+import { SOURCE_FORMATS, type SourceFormat } from './import/formats.js';
+import { Migrator } from './migrator.js';
+import { Reporter } from './report.js';
+
+interface GlobalArgs extends ConfigFlags {
+  'dry-run'?: boolean;
+}
+
+interface RunOptions {
+  /** The command changes the database: it appends to the migration log (dry runs do not). */
+  changes?: boolean;
+  /** The command rewrites one ledger or folder (force, baseline, create): several databases need --db. */
+  oneDatabase?: string;
+}
+
+/**
+ * Builds the configs, reporter and migrators for one command, runs it on each configured database in
+ * order (stopping at the first failure, and saying which were done), and maps failures to exit codes.
+ */
+async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Reporter) => Promise<void>, options: RunOptions = {}): Promise<void> {
+  let reporter = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: [] });
+  let configs: Config[] = [];
+  let log: MigrationLog | null = null;
+  const done: string[] = [];
+  let started = false;
+  try {
+    configs = loadConfigs(args);
+    if (options.oneDatabase && configs.length > 1) {
+      throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
+        hint: `add --db, e.g. --db ${configs[0]!.name}`,
+      });
+    }
+    const output = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: configs.flatMap((c) => c.secrets) });
+    reporter = output;
+    started = true;
+    for (const config of configs) {
+      // Headers only group several databases: one database's output (a `sql` script) stays as it is.
+      if (configs.length > 1) output.section(config.name!);
+      log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
+      const logged = log;
+      await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
+      done.push(config.name ?? '');
+    }
+  } catch (caught) {
+    const error = fileSystemError(caught) ?? caught;
+    reporter.error(error);
+    log?.error(error);
+    if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);
+    process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
+  }
+}
+
+/** The log opens only on a valid configuration: a configuration error must not leave a logs/ folder behind. */
+function openLog(config: Config, output: Reporter): MigrationLog {
+  parseTarget(config.url, config.cwd);
+  return new MigrationLog({
+    path: config.log!,
+    cwd: config.cwd,
+    redact: (text) => output.redact(text),
+    onWriteError: (message) => output.event({ type: 'warning', message }),
+  });
+}
+
+/** Versions and counts arrive as strings through npm: accept only whole numbers. */
+function wholeNumber(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} must be a whole number, not "${text}"`, { hint: `e.g. ${what === 'steps' ? 'tidemark rollback 2' : 'tidemark migrate 3'}` });
+  }
+  return Number(text);
+}
+
+async function confirmForce(version: number, yes: boolean | undefined): Promise<void> {
+  const question = `Make the ledger say version ${version}, without running any SQL?`;
+  const npm = `npm run migrate:force-version -- ${version} --yes`;
+  const command = `tidemark force ${version} --yes\` (npm: \`${npm}`;
+  if (!(await confirm('force rewrites the ledger', question, yes, command))) throw new UsageError('force cancelled; nothing was changed');
+}
+
+/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command. */
+async function confirm(what: string, question: string, yes: boolean | undefined, command: string): Promise<boolean> {
+  if (yes) return true;
+  if (!process.stdin.isTTY) {
+    throw new UsageError(`${what}; refusing to do it without confirmation`, {
+      hint: `check the database by hand, then run \`${command}\``,
+    });
+  }
+  const { createInterface } = await import('node:readline/promises');
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await prompt.question(`${question} [y/N] `);
+  prompt.close();
+  return /^y(es)?$/i.test(answer.trim());
+}
+
+function initLines(steps: InitStep[], dryRun: boolean): string[] {
+  const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
+  if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
+  return lines;
+}
+
+const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
+
+export function cli(argv: string[]): Promise<unknown> {
+  return yargs(argv)
+    .scriptName('tidemark')
+    .usage('$0 <command> [options]\n\nPlain-SQL migrations for PostgreSQL and SQLite.')
+    .option('url', { type: 'string', describe: 'database URL (default: DATABASE_URL)' })
+    .option('dir', { type: 'string', describe: 'migrations folder (default: MIGRATIONS_DIR or sql)' })
+    .option('table', { type: 'string', describe: 'ledger table (default: MIGRATIONS_TABLE or schema_version)' })
+    .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
+    .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
+    .option('lock-timeout', { type: 'string', describe: 'seconds to wait for another run\'s migration lock (default 60)' })
+    .option('lock', { type: 'string', describe: 'PostgreSQL: how runners keep apart: advisory (default), table (behind PgBouncer in transaction mode) or none' })
+    .option('lock-ttl', { type: 'string', describe: 'PostgreSQL, --lock table: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
+    .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
+    .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
+    .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
+    .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
+    .command(
+      'migrate [target]',
+      'apply pending migrations, up to target when given',
+      (y) =>
+        dryRun(y)
+          .positional('target', { type: 'string', describe: 'highest version to apply' })
+          .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
+          .option('allow-out-of-order', { type: 'boolean', describe: 'apply pending versions below the applied version (recorded as up-out-of-order)' })
+          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' })
+          .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
+          .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
+          .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.migrate({
+            target: wholeNumber(args.target, 'target'),
+            dryRun: args['dry-run'],
+            allowChanged: args['allow-changed'],
+            allowOutOfOrder: args['allow-out-of-order'],
+            singleTransaction: args['single-transaction'],
+            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
+            sync: args.sync,
+          });
+        }, { changes: true }),
+    )
+    .command(
+      'rollback [steps]',
+      'undo the last migration, or the last steps',
+      (y) =>
+        dryRun(y)
+          .positional('steps', { type: 'string', describe: 'how many migrations to undo (default 1)' })
+          .option('to', { type: 'string', describe: 'undo every migration above this version' })
+          .option('all', { type: 'boolean', describe: 'undo every applied migration' })
+          .option('use-stored', { type: 'boolean', describe: 'run the rollback stored in the ledger, not a rollback file that differs from it' })
+          .conflicts('to', ['all', 'steps'])
+          .conflicts('all', 'steps'),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.rollback({
+            steps: wholeNumber(args.steps, 'steps'),
+            to: wholeNumber(args.to, 'version'),
+            all: args.all,
+            useStored: args['use-stored'],
+            dryRun: args['dry-run'],
+          });
+        }, { changes: true }),
+    )
+    .command(
+      'status',
+      'list every version: applied, pending, out of order, not in this release, changed',
+      (y) => y.option('history', { type: 'boolean', describe: 'list every up, down, force and failed attempt instead' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          if (args.history) reporter.history(await migrator.history());
+          else reporter.status(await migrator.status());
+        }),
+    )
+    .command(
+      'version',
+      'print the current version number alone (0 when nothing is applied)',
+      (y) => y,
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const version = await migrator.version();
+          reporter.out(args.json ? printableJson({ version }) : String(version));
+        }),
+    )
+    .command(
+      'force <version>',
+      'make the ledger say version without running SQL',
+      (y) => dryRun(y).positional('version', { type: 'string', describe: 'the version the database really is at' }).option('yes', { type: 'boolean', describe: 'do not ask' }),
+      (args) =>
+        run(args, async (migrator) => {
+          const version = wholeNumber(args.version, 'version')!;
+          if (!args['dry-run']) await confirmForce(version, args.yes);
+          await migrator.force(version, { dryRun: args['dry-run'] });
+        }, { changes: true, oneDatabase: 'force' }),
+    )
+    .command(
+      'baseline <version>',
+      'record the versions up to version as applied, running no SQL, on a database built without tidemark',
+      (y) => dryRun(y).positional('version', { type: 'string', describe: 'the version the existing schema is at' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.baseline(wholeNumber(args.version, 'version')!, { dryRun: args['dry-run'] });
+        }, { changes: true, oneDatabase: 'baseline' }),
+    )
+    .command(
+      'import <source>',
+      'write another migrator\'s folder as tidemark files; with a database URL, also adopt its ledger',
+      (y) =>
+        dryRun(y)
+          .positional('source', { type: 'string', describe: 'the other tool\'s migrations folder' })
+          .option('from', { choices: SOURCE_FORMATS, demandOption: true, describe: 'the tool that wrote it' })
+          .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' })
+          .option('from-table', { type: 'string', describe: 'the other tool\'s ledger table, when renamed' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const options = { filesOnly: args['files-only'], dryRun: args['dry-run'], table: args['from-table'] };
+          const result = await migrator.import(args.from as SourceFormat, String(args.source), options);
+          const { importJson, importLines } = await import('./import/report.js');
+          if (args.json) reporter.out(printableJson(importJson(result)));
+          else for (const line of importLines(result)) reporter.out(line);
+        }, { oneDatabase: 'import' }),
+    )
+    .command(
+      'sql [target]',
+      'print the script migrate (or rollback) would run, for psql or the sqlite3 shell',
+      (y) =>
+        y
+          .positional('target', { type: 'string', describe: 'highest version to include' })
+          .option('rollback', { type: 'string', describe: 'print the rollback script instead: undo the last [steps] (default 1)' })
+          .option('to', { type: 'string', describe: 'rollback script: undo every migration above this version' })
+          .option('all', { type: 'boolean', describe: 'rollback script: undo every applied migration' })
+          .option('allow-out-of-order', { type: 'boolean', describe: 'as migrate --allow-out-of-order' })
+          .option('use-stored', { type: 'boolean', describe: 'rollback script: as rollback --use-stored' })
+          .conflicts('target', ['rollback', 'to', 'all'])
+          .conflicts('to', 'all'),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          // `--rollback` alone is '' (one step); --to and --all mean a rollback script too.
+          const steps = args.rollback ? wholeNumber(args.rollback, 'steps') : undefined;
+          if (steps !== undefined && (args.to !== undefined || args.all)) {
+            throw new UsageError('--rollback <steps> cannot be combined with --to or --all', { hint: 'e.g. tidemark sql --rollback 2, or tidemark sql --to 1' });
+          }
+          const rollback = args.rollback !== undefined || args.to !== undefined || Boolean(args.all);
+          const script = await migrator.sql({
+            target: wholeNumber(args.target, 'target'),
+            rollback,
+            steps,
+            to: wholeNumber(args.to, 'version'),
+            all: args.all,
+            allowOutOfOrder: args['allow-out-of-order'],
+            useStored: args['use-stored'],
+          });
+          reporter.out(args.json ? JSON.stringify({ script }) : script.trimEnd());
+        }, { oneDatabase: 'sql' }),
+    )
+    .command(
+      'create <name>',
+      'write the next NNN_name.sql and NNN_name_rollback.sql',
+      (y) => y.positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const paths = migrator.create(String(args.name));
+          if (args.json) reporter.out(printableJson({ created: paths }));
+          else for (const path of paths) reporter.out(`created ${path}`);
+        }, { oneDatabase: 'create' }),
+    )
+    .command(
+      'init',
+      'add tidemark to this app: npm scripts, a migrations folder, DATABASE_URL in .env',
+      (y) =>
+        dryRun(y).option('pm2', { type: 'boolean', describe: 'also write ecosystem.config.cjs with a commented pm2 deploy block' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const steps = await migrator.init({ pm2: args.pm2, url: (args as GlobalArgs).url, dryRun: args['dry-run'] });
+          if (args.json) reporter.out(JSON.stringify({ steps, dryRun: Boolean(args['dry-run']) }));
+          else for (const line of initLines(steps, Boolean(args['dry-run']))) reporter.out(line);
+        }, { oneDatabase: 'init' }),
+    )
+    .command(
+      'verify',
+      'check that the database is exactly what the files say; exit 3 on any finding',
+      (y) =>
+        y
+          .option('rollbacks', { type: 'boolean', describe: 'also prove each rollback on a scratch database' })
+          .option('from', { type: 'string', describe: '--rollbacks: start at this version' })
+          .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
+          .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
+          .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .implies('from', 'rollbacks')
+          .implies('fail-fast', 'rollbacks'),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const from = wholeNumber(args.from, 'version');
+          const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
+          const { formatVerifyReport } = await import('./findings.js');
+          if (args.json) reporter.out(printableJson(report));
+          else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
+          if (!report.ok) process.exitCode = ExitCode.verifyFailed;
+        }),
+    )
+    .command(
+      'backup',
+      'write a backup of the database to backups/ (SQLite: VACUUM INTO; PostgreSQL: pg_dump -Fc)',
+      (y) =>
+        y
+          .option('keep', { type: 'string', describe: 'keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.backup({ keep: wholeNumber(args.keep, 'keep') });
+        }, { changes: true }),
+    )
+    .command(
+      'restore <file>',
+      'replace the database with a backup, after reading the backup through (asks first; --yes elsewhere)',
+      (y) => y.positional('file', { type: 'string', describe: 'a file written by tidemark backup' }).option('yes', { type: 'boolean', describe: 'do not ask' }),
+      (args) =>
+        run(args, async (migrator) => {
+          const file = String(args.file);
+          const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `tidemark restore ${file} --yes`));
+        }, { changes: true, oneDatabase: 'restore' }),
+    )
+    .command(
+      'schema',
+      'print the normalized schema, for review in git (--json: as data)',
+      (y) => y,
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const snapshot = await migrator.schema();
+          const { formatSnapshot } = await import('./schema.js');
+          reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
+        }),
+    )
+    .demandCommand(
+      1,
+      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, ' +
+        'backup, restore or schema',
+    )
+    .strict()
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(`error: ${message}\nhint: run \`tidemark --help\` for the commands and their options\n`);
+      process.exit(ExitCode.usage);
+    })
+    .help()
+    // yargs' ESM build wraps by characters, splitting words: long lines are left to the terminal.
+    .wrap(null)
+    // `version` names force's and baseline's positional, so yargs' own --version would take it over.
+    .version(false)
+    .parseAsync();
+}
