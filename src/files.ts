@@ -10,7 +10,7 @@ export type Dialect = (typeof dialects)[number];
 export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql';
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
-const KNOWN_DIRECTIVES = ['no-transaction'] as const;
+const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible'] as const;
 
 /** One .sql file whose name follows the pattern. */
 export interface SqlFile {
@@ -47,6 +47,8 @@ export interface Script {
   checksum: string;
   /** `-- tidemark:no-transaction`: run outside a transaction, guarded by a dirty ledger row. */
   noTransaction: boolean;
+  /** `-- tidemark:irreversible` (rollback files only): the migration is not to be undone. */
+  irreversible: boolean;
   /** What was skipped and why, for a notice when the script runs. */
   skipped: string[];
 }
@@ -217,9 +219,21 @@ export function loadScript(file: SqlFile): Script {
  * its migration was applied (then `file` names where it came from).
  */
 export function scriptFromText(file: SqlFile, text: string): Script {
-  const noTransaction = parseDirectives(file.path, text).has('no-transaction');
+  const directives = parseDirectives(file.path, text);
+  const noTransaction = directives.has('no-transaction');
+  const irreversible = directives.has('irreversible');
+  if (irreversible && file.kind === 'forward') throw irreversibleInForward(file, text);
   checkMisplacedDirectives(file.path, text);
-  return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+  return { file, checksum: checksumOf(text), noTransaction, irreversible, ...runnableText(file.path, text, noTransaction) };
+}
+
+function irreversibleInForward(file: SqlFile, text: string): UsageError {
+  const line = text.split('\n').findIndex((l) => /^--\s*tidemark\s*:\s*irreversible\b/i.test(l.trim())) + 1;
+  return new UsageError(`${file.path}:${line}: -- tidemark:irreversible belongs in the rollback file, not in the migration`, {
+    file: file.path,
+    line,
+    hint: `move the line to the top of ${file.versionText}_${file.name}_rollback.sql (it says the migration cannot be undone)`,
+  });
 }
 
 /** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */

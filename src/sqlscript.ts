@@ -54,8 +54,8 @@ function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): strin
   }
   const [markDirty, finish] =
     action === 'up'
-      ? [shell.insertRow({ ...entry, dirty: true }), shell.updateRow(entry.version, { dirty: false })]
-      : [shell.updateRow(entry.version, { dirty: true }), shell.deleteRow(entry.version)];
+      ? [shell.insertRow({ ...entry, dirty: true }), shell.updateRow(entry.version, { dirty: false, dirtyAction: null })]
+      : [shell.updateRow(entry.version, { dirty: true, dirtyAction: 'down' }), shell.deleteRow(entry.version)];
   return [heading, '-- no-transaction: runs outside a transaction; if it stops halfway, the row stays dirty', `${markDirty};`, ...body, `${finish};`, recordHistory];
 }
 

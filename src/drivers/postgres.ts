@@ -8,7 +8,7 @@ import type { LedgerRow } from '../plan.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
-  rollbackValues,
+  trailingValues,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -240,6 +240,7 @@ class PostgresDriver implements Driver {
         execution_ms integer,
         applied_by text,
         dirty boolean not null default false,
+        dirty_action text,
         rollback_checksum char(64),
         rollback_sql text)`);
     } else {
@@ -248,6 +249,7 @@ class PostgresDriver implements Driver {
         execution_ms: 'integer',
         applied_by: 'text',
         dirty: 'boolean not null default false',
+        dirty_action: 'text',
         rollback_checksum: 'char(64)',
         rollback_sql: 'text',
       };
@@ -393,7 +395,7 @@ class PostgresDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
-    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty), ...rollbackValues(entry).map(literal)];
+    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty), ...trailingValues(entry).map(literal)];
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
