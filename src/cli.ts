@@ -91,16 +91,25 @@ function wholeNumber(value: unknown, what: string): number | undefined {
 
 /** force asks first, naming the rows it deletes; outside a terminal only --yes answers. */
 async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
-  const what = forceChangeWords(changes, true).join(', ');
+  const what = `${forceChangeWords(changes, true).join(', ')}, without running any SQL`;
+  const npm = `npm run migrate:force-version -- ${version} --yes`;
+  const command = `tidemark force ${version} --yes\` (npm: \`${npm}`;
+  const question = `Make the ledger say version ${version}: ${what}?`;
+  if (!(await confirm(`force ${version} ${what}`, question, false, command))) throw new UsageError('force cancelled; nothing was changed');
+}
+
+/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command. */
+async function confirm(what: string, question: string, yes: boolean | undefined, command: string): Promise<boolean> {
+  if (yes) return true;
   if (!process.stdin.isTTY) {
-    throw new UsageError(`force ${version} ${what}, without running any SQL; refusing to do it without confirmation`, {
-      hint: `check the database by hand, then run \`tidemark force ${version} --yes\` (npm: \`npm run migrate:force-version -- ${version} --yes\`)`,
+    throw new UsageError(`${what}; refusing to do it without confirmation`, {
+      hint: `check the database by hand, then run \`${command}\``,
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await prompt.question(`Make the ledger say version ${version}: ${what}, without running any SQL? [y/N] `);
+  const answer = await prompt.question(`${question} [y/N] `);
   prompt.close();
-  if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('force cancelled; nothing was changed');
+  return /^y(es)?$/i.test(answer.trim());
 }
 
 function initLines(steps: InitStep[], dryRun: boolean): string[] {
@@ -143,7 +152,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .positional('target', { type: 'string', describe: 'highest version to apply' })
           .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
           .option('allow-out-of-order', { type: 'boolean', describe: 'apply pending versions below the applied version (recorded as up-out-of-order)' })
-          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' }),
+          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' })
+          .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
+          .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
+          .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
       (args) =>
         run(args, async (migrator) => {
           await migrator.migrate({
@@ -152,6 +165,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             allowChanged: args['allow-changed'],
             allowOutOfOrder: args['allow-out-of-order'],
             singleTransaction: args['single-transaction'],
+            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
+            sync: args.sync,
           });
         }, { changes: true }),
     )
@@ -315,6 +330,29 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         }),
     )
     .command(
+      'backup',
+      'write a backup of the database to backups/ (SQLite: VACUUM INTO; PostgreSQL: pg_dump -Fc)',
+      (y) =>
+        y
+          .option('keep', { type: 'string', describe: 'keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.backup({ keep: wholeNumber(args.keep, 'keep') });
+        }, { changes: true }),
+    )
+    .command(
+      'restore <file>',
+      'replace the database with a backup, after reading the backup through (asks first; --yes elsewhere)',
+      (y) => y.positional('file', { type: 'string', describe: 'a file written by tidemark backup' }).option('yes', { type: 'boolean', describe: 'do not ask' }),
+      (args) =>
+        run(args, async (migrator) => {
+          const file = String(args.file);
+          const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `tidemark restore ${file} --yes`));
+        }, { changes: true, oneDatabase: 'restore' }),
+    )
+    .command(
       'schema',
       'print the normalized schema, for review in git (--json: as data)',
       (y) => y,
@@ -330,7 +368,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       const { key, boolean } = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[] } }).getOptions();
       (args as GlobalArgs).accepts = { names: Object.keys(key), booleans: boolean };
     })
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, resolve, baseline, sql, create, init, verify or schema')
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, resolve, baseline, sql, create, init, verify, backup, restore or schema')
     .strict()
     .fail((message, error) => {
       if (error) throw error;

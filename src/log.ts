@@ -46,6 +46,15 @@ export class MigrationLog {
       case 'forced':
         this.database = event.database;
         return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
+      case 'resolved':
+        this.database = event.database;
+        return this.write('resolve', String(event.version), '-', '-', 'ok', event.change === 'delete' ? 'row deleted' : 'row kept, no longer dirty');
+      case 'backup':
+        this.database = event.database;
+        return this.write('backup', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', `${event.file} ${event.bytes} bytes`);
+      case 'restored':
+        this.database = event.database;
+        return this.write('restore', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', event.file);
       case 'warning':
         return this.write('-', '-', '-', '-', 'warning', event.message);
     }

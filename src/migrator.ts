@@ -34,6 +34,7 @@ import {
   planMigrate,
   planResolve,
   planRollback,
+  planSync,
   planStatus,
   rowsToRollBack,
   versionAfterRollback,
@@ -46,6 +47,7 @@ import {
   type RollbackStep,
   type StatusEntry,
 } from './plan.js';
+import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
 import { init, type InitOptions, type InitStep } from './init.js';
 import { irreversibleRollback } from './reversibility.js';
 import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
@@ -57,16 +59,28 @@ import { verify, type VerifyOptions } from './verify.js';
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
   | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
-  | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
+  | ({ type: 'applied' } & StepDone)
+  | ({ type: 'reverted' } & StepDone)
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
   | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
   | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
   | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
+  | ({ type: 'backup'; database: string } & BackupResult)
+  | { type: 'restored'; database: string; file: string; version: number; ms: number }
   | { type: 'warning'; message: string }
   | { type: 'notice'; message: string };
 
 export type EventListener = (event: MigratorEvent) => void;
+
+/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
+export interface StepDone {
+  version: number;
+  versionText: string;
+  name: string;
+  ms: number;
+  dryRun: boolean;
+}
 
 export interface MigrateOptions {
   target?: number;
@@ -75,6 +89,10 @@ export interface MigrateOptions {
   /** Apply pending versions below the applied version instead of refusing (exit 2). */
   allowOutOfOrder?: boolean;
   singleTransaction?: boolean;
+  /** Back up the database first when something is pending (a no-op run takes none). */
+  backup?: BackupOptions | boolean;
+  /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
+  sync?: boolean;
 }
 
 export interface RollbackOptions {
@@ -189,8 +207,14 @@ export class Migrator {
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
-      const plan = this.planMigration(migrations, checksums, ledger, options);
+      // Everything is planned (and refused) before anything changes, the --sync rollback included.
+      const back = options.sync ? planSync(migrations, ledger) : [];
+      const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
+      const plan = this.planMigration(migrations, checksums, afterBack, options);
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
+      const changes = back.length > 0 || plan.pending.length > 0;
+      if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
+      if (back.length > 0) await this.runRollback(run, ledger, back, { dryRun, migrations });
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
@@ -334,24 +358,30 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
-      const { driver } = run;
-      const ledger = await driver.readLedger();
+      const ledger = await run.driver.readLedger();
       const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
-      const scripts = await this.rollbackScripts(driver, steps, migrations);
-      // A ledger from an older tidemark gets the dirty_action column a no-transaction rollback writes.
-      if (!dryRun && steps.length > 0) await driver.prepareLedger();
-      const started = performance.now();
-      this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
-      let reverted = 0;
-      for (const [i, step] of steps.entries()) {
-        if (step.note) this.emit({ type: step.note.level, message: step.note.message });
-        if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
-        if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
-      }
-      const version = versionAfterRollback(ledger, steps);
-      this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
-      return { reverted, version };
+      const reverted = await this.runRollback(run, ledger, steps, { dryRun, migrations });
+      return { reverted, version: versionAfterRollback(ledger, steps) };
     });
+  }
+
+  /** Runs planned rollback steps in order with their events; returns how many this run undid. */
+  private async runRollback(run: Run, ledger: LedgerRow[], steps: RollbackStep[], { dryRun, migrations }: { dryRun: boolean; migrations: Migration[] }): Promise<number> {
+    const { driver } = run;
+    const scripts = await this.rollbackScripts(driver, steps, migrations);
+    // A ledger from an older tidemark gets the dirty_action column a no-transaction rollback writes.
+    if (!dryRun && steps.length > 0) await driver.prepareLedger();
+    const started = performance.now();
+    this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
+    let reverted = 0;
+    for (const [i, step] of steps.entries()) {
+      if (step.note) this.emit({ type: step.note.level, message: step.note.message });
+      if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
+      if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
+    }
+    const version = versionAfterRollback(ledger, steps);
+    this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
+    return reverted;
   }
 
   /**
@@ -556,6 +586,39 @@ export class Migrator {
   }
 
   /** Adds tidemark to the app in the working folder: npm scripts, DATABASE_URL in .env, a first migration pair. */
+  /**
+   * Writes a backup of the whole database into the backup folder (`backups/`): SQLite with VACUUM
+   * INTO, PostgreSQL with pg_dump -Fc; both consistent while the application keeps writing.
+   */
+  async backup(options: BackupOptions = {}): Promise<BackupResult> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+      return this.backupAt(target, driver, await driver.readLedger(), options);
+    });
+  }
+
+  private async backupAt(target: Target, driver: Driver, ledger: LedgerRow[], options: BackupOptions | true): Promise<BackupResult> {
+    const result = await takeBackup(this.config, target, currentVersion(ledger), options === true ? {} : options);
+    this.emit({ type: 'backup', database: driver.description, ...result });
+    return result;
+  }
+
+  /**
+   * Replaces the database's contents with a backup, under the run lock. The backup is read through
+   * first; `confirm` is asked with the version it brings back, and nothing changes unless it says yes.
+   */
+  async restore(file: string, confirm: (version: number) => Promise<boolean>): Promise<{ version: number }> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    const { tool, path, version } = await checkBackup(this.config, target, file);
+    if (!(await confirm(version))) throw new UsageError('restore cancelled; nothing was changed');
+    return this.withDriver(target, { create: false, lock: true }, async ({ driver }) => {
+      const started = performance.now();
+      await tool.restore(path);
+      this.emit({ type: 'restored', database: driver.description, file, version, ms: elapsed(started) });
+      return { version };
+    });
+  }
+
   init(options: InitOptions = {}): InitStep[] {
     return init(this.config.cwd, this.dir, options, () => this.create('first_migration'));
   }

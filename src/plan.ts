@@ -356,6 +356,25 @@ export function planRollback(migrations: Migration[], ledger: LedgerRow[], optio
 }
 
 /**
+ * migrate --sync: the versions applied but not in this release, undone newest first before anything
+ * is applied, so deploying an older release takes the database back with it. Only a release that
+ * lacks the newest versions qualifies: files missing from the middle are a broken checkout.
+ */
+export function planSync(migrations: Migration[], ledger: LedgerRow[]): RollbackStep[] {
+  const ahead = notInRelease(migrations, ledger);
+  if (ahead.length === 0) return [];
+  const newestFile = migrations.reduce((top, m) => Math.max(top, m.version), 0);
+  const missing = ahead.filter((r) => r.version < newestFile);
+  if (missing.length > 0) {
+    const list = missing.map((r) => `${r.version} (${r.name})`).join(', ');
+    throw new UsageError(`migrate --sync: this release has no file for the applied ${missing.length === 1 ? 'version' : 'versions'} ${list}, below its newest file ${newestFile}; nothing was changed`, {
+      hint: 'restore the files from version control (see `tidemark status`); --sync only undoes versions newer than every file of the release',
+    });
+  }
+  return planRollback(migrations, ledger, { to: newestFile }, new Map());
+}
+
+/**
  * The applied rows a rollback undoes, newest applied first (the ledger's apply order, not the version
  * numbers): the last `steps` (default 1), every one above `to`, or `all`. `--to V` refuses when a
  * version at or below V was applied after one it would undo (out of order): undoing that one first
@@ -469,21 +488,25 @@ function assertVersionExists(migrations: Migration[], version: number, orElse: s
  * Refuses unless the database is exactly at `expected` with nothing dirty: what an application
  * checks at start-up so that it never runs against a schema it was not written for.
  */
-export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number): void {
+export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number, allowAhead: boolean): void {
   const dirty = entries.find((e) => e.state === 'dirty');
   if (dirty) {
     throw new SchemaVersionError(`${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`, {
       hint: 'run `tidemark status`: it names the `tidemark resolve` command that settles it',
     });
   }
-  if (current < expected) {
-    throw new SchemaVersionError(`${database} is at version ${current}, but this release expects version ${expected}`, {
+  // Behind is a version this release needs and the database lacks, below the newest applied one too.
+  const unapplied = (e: StatusEntry) => e.state === 'pending' || e.state === 'out-of-order';
+  const missing = entries.filter((e) => unapplied(e) && e.version <= expected).map((e) => e.version);
+  if (current < expected || missing.length > 0) {
+    const lacking = current < expected ? `is at version ${current}` : `lacks version ${missing.join(', ')}`;
+    throw new SchemaVersionError(`${database} ${lacking}, but this release expects version ${expected}`, {
       hint: 'run `npm run migrate` before starting the application',
     });
   }
-  if (current > expected) {
+  if (current > expected && !allowAhead) {
     throw new SchemaVersionError(`${database} is at version ${current}, ahead of this release, which expects version ${expected}`, {
-      hint: 'deploy the release that matches the database, or roll the database back with `npm run migrate:rollback -- --to ' + expected + '`',
+      hint: `deploy the release that matches the database, or roll the database back with \`npm run migrate:rollback -- --to ${expected}\``,
     });
   }
 }

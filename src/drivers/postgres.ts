@@ -285,12 +285,13 @@ class PostgresDriver implements Driver {
     ].filter(Boolean);
   }
 
+  // A transaction's end also ends what its file SET for the session, so the next file starts alike.
   async commit(): Promise<void> {
-    await this.session.unsafe('commit');
+    await this.session.unsafe(`commit; ${RESET_SESSION}`);
   }
 
   async rollback(): Promise<void> {
-    await this.session.unsafe('rollback');
+    await this.session.unsafe(`rollback; ${RESET_SESSION}`);
   }
 
   /**
