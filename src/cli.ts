@@ -93,17 +93,17 @@ function wholeNumber(value: unknown, what: string): number | undefined {
 async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
   const what = `${forceChangeWords(changes, true).join(', ')}, without running any SQL`;
   const npm = `npm run migrate:force-version -- ${version} --yes`;
-  const command = `tidemark force ${version} --yes\` (npm: \`${npm}`;
+  const command = `\`tidemark force ${version} --yes\` (npm: \`${npm}\`)`;
   const question = `Make the ledger say version ${version}: ${what}?`;
   if (!(await confirm(`force ${version} ${what}`, question, false, command))) throw new UsageError('force cancelled; nothing was changed');
 }
 
-/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command. */
+/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command (quoted). */
 async function confirm(what: string, question: string, yes: boolean | undefined, command: string): Promise<boolean> {
   if (yes) return true;
   if (!process.stdin.isTTY) {
     throw new UsageError(`${what}; refusing to do it without confirmation`, {
-      hint: `check the database by hand, then run \`${command}\``,
+      hint: `check the database by hand, then run ${command}`,
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
@@ -349,7 +349,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator) => {
           const file = String(args.file);
           const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
-          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `tidemark restore ${file} --yes`));
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `\`tidemark restore ${file} --yes\``));
         }, { changes: true, oneDatabase: 'restore' }),
     )
     .command(
