@@ -95,7 +95,8 @@ async function confirmForce(version: number, changes: ForceChanges): Promise<voi
   const npm = `npm run migrate:force-version -- ${version} --yes`;
   const command = `\`tidemark force ${version} --yes\` (npm: \`${npm}\`)`;
   const question = `Make the ledger say version ${version}: ${what}?`;
-  if (!(await confirm(`force ${version} ${what}`, question, false, command))) throw new UsageError('force cancelled; nothing was changed');
+  const confirmed = await confirm(`force ${version} ${what}`, question, false, command);
+  if (!confirmed) throw new UsageError('force cancelled; nothing was changed');
 }
 
 /** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command (quoted). */
@@ -225,7 +226,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     )
     .command(
       'resolve <version>',
-      'settle a dirty version: say whether its interrupted step (migration or rollback) took effect; changes only that row',
+      'settle a dirty version: did its interrupted step (migration or rollback) take effect? changes only that row',
       (y) =>
         dryRun(y)
           .positional('version', { type: 'string', describe: 'the dirty version (see tidemark status)' })
@@ -349,7 +350,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator) => {
           const file = String(args.file);
           const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
-          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `\`tidemark restore ${file} --yes\``));
+          const command = `\`tidemark restore ${file} --yes\``;
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, command));
         }, { changes: true, oneDatabase: 'restore' }),
     )
     .command(
@@ -365,10 +367,15 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     // The running command's options (yargs knows them once it has picked the command): see npmflags.ts.
     .middleware((args) => {
       // getOptions() is yargs' own (untyped) view of the options the chosen command declared.
-      const { key, boolean } = (parser as unknown as { getOptions(): { key: Record<string, unknown>; boolean: string[] } }).getOptions();
+      type Options = { key: Record<string, unknown>; boolean: string[] };
+      const { key, boolean } = (parser as unknown as { getOptions(): Options }).getOptions();
       (args as GlobalArgs).accepts = { names: Object.keys(key), booleans: boolean };
     })
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, resolve, baseline, sql, create, init, verify, backup, restore or schema')
+    .demandCommand(
+      1,
+      'name a command: migrate, rollback, status, version, force, resolve, baseline, sql, create, init, verify, ' +
+        'backup, restore or schema',
+    )
     .strict()
     .fail((message, error) => {
       if (error) throw error;

@@ -224,15 +224,17 @@ export function scriptFromText(file: SqlFile, text: string): Script {
   const irreversible = directives.has('irreversible');
   if (irreversible && file.kind === 'forward') throw irreversibleInForward(file, text);
   checkMisplacedDirectives(file.path, text);
-  return { file, checksum: checksumOf(text), noTransaction, irreversible, ...runnableText(file.path, text, noTransaction) };
+  const runnable = runnableText(file.path, text, noTransaction);
+  return { file, checksum: checksumOf(text), noTransaction, irreversible, ...runnable };
 }
 
 function irreversibleInForward(file: SqlFile, text: string): UsageError {
   const line = text.split('\n').findIndex((l) => /^--\s*tidemark\s*:\s*irreversible\b/i.test(l.trim())) + 1;
-  return new UsageError(`${file.path}:${line}: -- tidemark:irreversible belongs in the rollback file, not in the migration`, {
+  const message = `${file.path}:${line}: -- tidemark:irreversible belongs in the rollback file, not in the migration`;
+  return new UsageError(message, {
     file: file.path,
     line,
-    hint: `move the line to the top of ${file.versionText}_${file.name}_rollback.sql (it says the migration cannot be undone)`,
+    hint: `move the line to the top of ${file.versionText}_${file.name}_rollback.sql (it says: do not undo this)`,
   });
 }
 

@@ -201,13 +201,19 @@ function dirtyRows({ ledger }: LedgerFacts): Finding | null {
 function missingRollbacks({ migrations, unwritten = [] }: LedgerFacts): Finding | null {
   const without = migrations.filter((m) => !m.rollback);
   if (without.length + unwritten.length === 0) return null;
-  const what = unwritten.length === 0 ? 'no rollback file' : without.length === 0 ? 'an unwritten rollback file' : 'no rollback file, or an unwritten one';
+  const what = !unwritten.length
+    ? 'no rollback file'
+    : !without.length
+      ? 'an unwritten rollback file'
+      : 'no rollback file, or an unwritten one';
+  const missing = without.map((m) => `${m.forward.path}: write ${m.versionText}_${m.name}_rollback.sql`);
   return {
     check: 'rollback-file',
     message: `${plural(without.length + unwritten.length, 'migration has', 'migrations have')} ${what}`,
-    details: [...without.map((m) => `${m.forward.path}: write ${m.versionText}_${m.name}_rollback.sql`), ...unwritten.map((u) => u.reason)],
+    details: [...missing, ...unwritten.map((u) => u.reason)],
     fix:
-      'write each rollback file named above so that it undoes its migration (`tidemark verify --rollbacks` proves that it does), ' +
+      'write each rollback file named above so that it undoes its migration ' +
+      '(`tidemark verify --rollbacks` proves that it does), ' +
       'or make its first line -- tidemark:irreversible if the migration is not to be undone',
     versions: [...without.map((m) => m.version), ...unwritten.map((u) => u.version)],
   };
@@ -284,7 +290,7 @@ function passed(check: CheckName, report: VerifyReport): string | null {
     case 'dirty':
       return 'no dirty version';
     case 'rollback-file':
-      return 'every migration has a rollback file' + (report.irreversible.length > 0 ? ' (some say it is irreversible)' : '');
+      return `every migration has a rollback file${report.irreversible.length ? ' (some say it is irreversible)' : ''}`;
     case 'reference':
       return null;
     case 'drift':
@@ -297,7 +303,7 @@ function passed(check: CheckName, report: VerifyReport): string | null {
   }
 }
 
-/** `rollbacks: 3 proven, 1 lossy, 1 failed, 1 irreversible, 1 unchecked`, then each skipped or unchecked migration and why. */
+/** `rollbacks: 3 proven, 1 lossy, 1 failed, 1 irreversible, 1 unchecked`, then each skipped or unchecked and why. */
 function rollbackSummaryLines(summary: RollbackSummary): string[] {
   const counts = ROLLBACK_VERDICTS.map((v) => `${summary.counts[v]} ${v}`).join(', ');
   const from = summary.from === null ? '' : ` (from version ${summary.from})`;
@@ -320,7 +326,9 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);
   }
-  for (const i of report.irreversible) lines.push(`${kleur.cyan('•')} irreversible on purpose: ${i.versionText} ${i.name} (${printable(i.reason)})`);
+  for (const i of report.irreversible) {
+    lines.push(`${kleur.cyan('•')} irreversible on purpose: ${i.versionText} ${i.name} (${printable(i.reason)})`);
+  }
   if (report.rollbacks) lines.push(...rollbackSummaryLines(report.rollbacks));
   const { reference } = report;
   const verified = report.ok && reference.source === 'files';

@@ -48,7 +48,8 @@ export class MigrationLog {
         return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
       case 'resolved':
         this.database = event.database;
-        return this.write('resolve', String(event.version), '-', '-', 'ok', event.change === 'delete' ? 'row deleted' : 'row kept, no longer dirty');
+        const what = event.change === 'delete' ? 'row deleted' : 'row kept, no longer dirty';
+        return this.write('resolve', String(event.version), '-', '-', 'ok', what);
       case 'backup':
         this.database = event.database;
         return this.write('backup', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', `${event.file} ${event.bytes} bytes`);

@@ -262,16 +262,19 @@ export class Migrator {
   private checkWritten(m: Migration, run: StepSource): void {
     const { script } = run;
     if (isUntouchedTemplate(m.forward, script.text)) {
-      throw new UsageError(`${m.forward.path} is still the template \`tidemark create\` wrote: write the migration or delete the file; nothing was run`, {
-        file: m.forward.path,
-        hint: `put the SQL of the change in ${m.forward.path} (and its undoing in ${m.versionText}_${m.name}_rollback.sql), or delete both files`,
+      const { path } = m.forward;
+      const message = `${path} is still the template \`tidemark create\` wrote: write the migration or delete the file`;
+      throw new UsageError(`${message}; nothing was run`, {
+        file: path,
+        hint: `write the change in ${path} (its undoing in the rollback file), or delete both files`,
       });
     }
     if (script.statements.length === 0) {
       const message = `${m.forward.path} has no statement: it will be recorded as applied and changes nothing`;
       this.emit({ type: 'warning', message });
     } else if (run.rollback && m.rollback && isUntouchedTemplate(m.rollback, run.rollback.text)) {
-      const message = `${m.rollback.path} is still the template \`tidemark create\` wrote: write the rollback, or make its first line -- tidemark:irreversible`;
+      const fix = 'write the rollback, or make its first line -- tidemark:irreversible';
+      const message = `${m.rollback.path} is still the template \`tidemark create\` wrote: ${fix}`;
       this.emit({ type: 'warning', message });
     }
   }
@@ -366,7 +369,12 @@ export class Migrator {
   }
 
   /** Runs planned rollback steps in order with their events; returns how many this run undid. */
-  private async runRollback(run: Run, ledger: LedgerRow[], steps: RollbackStep[], { dryRun, migrations }: { dryRun: boolean; migrations: Migration[] }): Promise<number> {
+  private async runRollback(
+    run: Run,
+    ledger: LedgerRow[],
+    steps: RollbackStep[],
+    { dryRun, migrations }: { dryRun: boolean; migrations: Migration[] },
+  ): Promise<number> {
     const { driver } = run;
     const scripts = await this.rollbackScripts(driver, steps, migrations);
     // A ledger from an older tidemark gets the dirty_action column a no-transaction rollback writes.
@@ -423,7 +431,8 @@ export class Migrator {
       const checksums = fileChecksums(migrations, applied);
       const entries = planStatus(migrations, ledger, checksums);
       const dirty = ledger.find((r) => r.dirty);
-      const resolution = dirty ? `version ${dirty.version} is dirty: ${dirtyResolution(dirty.version, dirty.dirtyAction)}` : null;
+      let resolution: string | null = null;
+      if (dirty) resolution = `version ${dirty.version} is dirty: ${dirtyResolution(dirty.version, dirty.dirtyAction)}`;
       return { database: driver.description, version: currentVersion(ledger), entries, anomalies, resolution };
     });
   }
@@ -469,12 +478,13 @@ export class Migrator {
    * change is read first (without the lock or creating anything) and confirmed; the change is then
    * made only if the ledger still calls for exactly that.
    */
-  async force(version: number, options: { dryRun?: boolean; confirm?: (changes: ForceChanges) => Promise<void> } = {}): Promise<void> {
+  async force(version: number, options: ForceOptions = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
     let confirmed: ForceChanges | null = null;
     if (options.confirm && !dryRun) {
-      const preview = await this.withDriver(target, { create: false, lock: false }, async ({ driver }) => forceChanges(planForce(migrations, await driver.readLedger(), version)));
+      const read = async ({ driver }: Run) => forceChanges(planForce(migrations, await driver.readLedger(), version));
+      const preview = await this.withDriver(target, { create: false, lock: false }, read);
       if (hasChanges(preview)) await options.confirm(preview);
       confirmed = preview;
     }
@@ -482,7 +492,8 @@ export class Migrator {
       const plan = planForce(migrations, await driver.readLedger(), version);
       const changes = forceChanges(plan);
       if (confirmed && JSON.stringify(confirmed) !== JSON.stringify(changes)) {
-        throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint: `run \`tidemark force ${version}\` again` });
+        const hint = `run \`tidemark force ${version}\` again`;
+        throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint });
       }
       if (!dryRun) {
         const added = plan.add.map(recordedRow);
@@ -515,7 +526,15 @@ export class Migrator {
           plan = planResolve(await driver.readLedger(), version, applied);
           if (plan.change === 'delete') await driver.deleteRow(version);
           else await driver.updateRow(version, { dirty: false, dirtyAction: null });
-          await driver.appendHistory({ action: 'resolve', version, name: plan.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+          await driver.appendHistory({
+            action: 'resolve',
+            version,
+            name: plan.name,
+            checksum: null,
+            outcome: 'ok',
+            executionMs: null,
+            error: null,
+          });
         });
       }
       this.emit({ type: 'resolved', database: driver.description, version, change: plan.change, dryRun });
@@ -558,7 +577,8 @@ export class Migrator {
         for (const step of steps) if (step.note) this.emit({ type: step.note.level, message: step.note.message });
         const scripts = await this.rollbackScripts(driver, steps, migrations);
         const setup = steps.length > 0 ? await driver.ledgerDdl() : [];
-        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup, steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
+        const sources = scripts.map((script) => ({ script, rollback: null, outOfOrder: false }));
+        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup, steps: sources };
       } else {
         const checksums = fileChecksums(migrations);
         const migration = this.planMigration(migrations, checksums, ledger, options);
@@ -636,6 +656,12 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
   }
 }
 
+export interface ForceOptions {
+  dryRun?: boolean;
+  /** Asked with what force would change (when it changes something); throws to cancel. */
+  confirm?: (changes: ForceChanges) => Promise<void>;
+}
+
 /** What force changes in the ledger, by version. */
 export interface ForceChanges {
   removed: number[];
@@ -644,7 +670,8 @@ export interface ForceChanges {
 }
 
 function forceChanges(plan: ForcePlan): ForceChanges {
-  return { removed: plan.remove.map((r) => r.version), added: plan.add.map((m) => m.version), cleaned: plan.clean.map((r) => r.version) };
+  const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
+  return { removed: versions(plan.remove), added: versions(plan.add), cleaned: versions(plan.clean) };
 }
 
 function hasChanges(changes: ForceChanges): boolean {
@@ -685,7 +712,9 @@ function asMigrationError(error: unknown, script: Script, driver: Driver, action
     const { path, version } = script.file;
     return new MigrationError(error.message, {
       ...error.details,
-      hint: `${path} runs outside a transaction, so it may have partly run; version ${version} is now marked dirty. ${dirtyResolution(version, action)}`,
+      hint:
+        `${path} runs outside a transaction, so it may have partly run; version ${version} is now marked dirty. ` +
+        dirtyResolution(version, action),
     });
   }
   // The database, not the file, failed (it is read-only, or the server went away): the driver says so.

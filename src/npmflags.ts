@@ -60,14 +60,19 @@ export function assertNoSwallowedNpmFlags(env: NodeJS.ProcessEnv, accepted: Acce
   if (swallowed.length === 0) return;
   const flags = swallowed.map((f) => (POSITIONALS.has(f.option) ? f.value : `--${f.option}`)).join(' ');
   const words = [...userArguments(env, args), ...swallowed.map((f) => flagWords(f, accepted))].join(' ');
-  throw new UsageError(`npm took ${flags} for itself: tidemark never saw ${swallowed.length === 1 ? 'it' : 'them'} and would run without; nothing was changed`, {
+  const one = swallowed.length === 1;
+  const variables = swallowed.map((f) => f.variable).join(', ');
+  const script = env.npm_lifecycle_event ?? '<script>';
+  const message = `npm took ${flags} for itself: tidemark never saw ${one ? 'it' : 'them'} and would run without`;
+  throw new UsageError(`${message}; nothing was changed`, {
     hint:
-      `put tidemark's arguments after --, so that npm passes them on: \`npm run ${env.npm_lifecycle_event ?? '<script>'} -- ${words}\`` +
-      ` (if ${swallowed.map((f) => f.variable).join(', ')} ${swallowed.length === 1 ? 'comes' : 'come'} from your environment rather than this command line, unset ${swallowed.length === 1 ? 'it' : 'them'})`,
+      `put tidemark's arguments after --, so that npm passes them on: \`npm run ${script} -- ${words}\`` +
+      ` (if ${variables} ${one ? 'comes' : 'come'} from your environment rather than this command line, ` +
+      `unset ${one ? 'it' : 'them'})`,
   });
 }
 
-/** How the flag is written after `--`: bare, with its value, or a placeholder for a value npm let through as an argument. */
+/** The flag as written after `--`: bare, with its value, or a placeholder for a value npm passed on as an argument. */
 function flagWords(flag: SwallowedFlag, accepted: AcceptedOptions): string {
   if (POSITIONALS.has(flag.option)) return flag.value;
   if (accepted.booleans.includes(flag.option)) return `--${flag.option}`;
@@ -76,7 +81,8 @@ function flagWords(flag: SwallowedFlag, accepted: AcceptedOptions): string {
 
 /** The arguments the person gave after the script name: tidemark's arguments minus the script's own words. */
 function userArguments(env: NodeJS.ProcessEnv, args: string[]): string[] {
-  const script = (env.npm_lifecycle_script ?? '').split(/\s+/).filter(Boolean).map((w) => w.replace(/^(['"])(.*)\1$/, '$2'));
+  const unquote = (word: string) => word.replace(/^(['"])(.*)\1$/, '$2');
+  const script = (env.npm_lifecycle_script ?? '').split(/\s+/).filter(Boolean).map(unquote);
   for (let own = Math.min(args.length, script.length); own > 0; own--) {
     if (args.slice(0, own).every((arg, i) => arg === script[script.length - own + i])) return args.slice(own);
   }

@@ -145,7 +145,9 @@ export function dirtyResolution(version: number, action: DirtyAction | null): st
       : action === 'up'
         ? [`if the migration took effect (${keep})`, `if it did not (${remove})`]
         : [`if the migration's change is in the database (${keep})`, `if it is not (${remove})`];
-  return `check the database by hand, then run \`tidemark resolve ${version} --applied\` ${applied}, or \`tidemark resolve ${version} --not-applied\` ${notApplied}`;
+  const command = (flag: string) => `\`tidemark resolve ${version} ${flag}\``;
+  const choice = `${command('--applied')} ${applied}, or ${command('--not-applied')} ${notApplied}`;
+  return `check the database by hand, then run ${choice}`;
 }
 
 /** What `resolve` does to the one row it changes. */
@@ -164,11 +166,12 @@ export interface ResolvePlan {
 export function planResolve(ledger: LedgerRow[], version: number, applied: boolean): ResolvePlan {
   const row = ledger.find((r) => r.version === version);
   if (!row) {
-    throw new UsageError(`version ${version} is not in the ledger; nothing was changed`, { hint: 'see the dirty version in `tidemark status`' });
+    const hint = 'see the dirty version in `tidemark status`';
+    throw new UsageError(`version ${version} is not in the ledger; nothing was changed`, { hint });
   }
   if (!row.dirty) {
-    throw new UsageError(`version ${version} is not dirty; resolve only settles a dirty version, and nothing was changed`, {
-      hint: `to make the ledger say another version, run \`tidemark force <version>\` (it lists the rows it would delete first)`,
+    throw new UsageError(`version ${version} is not dirty; resolve only settles a dirty version; nothing was changed`, {
+      hint: 'to make the ledger say another version, run `tidemark force <version>` (it lists the rows it deletes)',
     });
   }
   const stepTookEffect = applied;
@@ -395,10 +398,12 @@ export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): L
 function laterAppliedError(kept: LedgerRow[], oldestUndone: LedgerRow, steps: number, to: number): UsageError {
   const versions = kept.map((r) => r.version).join(', ');
   const subject = kept.length === 1 ? `version ${versions} was` : `versions ${versions} were`;
-  return new UsageError(`cannot roll back to ${to}: ${subject} applied after ${oldestUndone.version} (out of order), which --to ${to} would undo; nothing was changed`, {
+  const reason = `${subject} applied after ${oldestUndone.version} (out of order), which --to ${to} would undo`;
+  return new UsageError(`cannot roll back to ${to}: ${reason}; nothing was changed`, {
     hint:
-      `rollback undoes migrations newest applied first: run \`tidemark rollback ${steps}\` to undo the last ${steps} in that order ` +
-      `(down to ${oldestUndone.version}, ${kept.length === 1 ? 'including' : 'with'} ${versions}), or choose a lower --to`,
+      `rollback undoes migrations newest applied first: run \`tidemark rollback ${steps}\` to undo the last ${steps} ` +
+      `in that order (down to ${oldestUndone.version}, ${kept.length === 1 ? 'including' : 'with'} ${versions}), ` +
+      'or choose a lower --to',
   });
 }
 
@@ -411,12 +416,16 @@ export function assertReversible(steps: RollbackStep[], irreversible: Map<number
   const blocked = newestFirst.filter((r) => irreversible.has(r.version));
   if (blocked.length === 0) return;
   const first = newestFirst.indexOf(blocked[0]!);
-  const before = first === 0 ? '' : `roll back only the ${first === 1 ? 'migration' : `${first} migrations`} applied after it (\`tidemark rollback ${first}\`), or `;
-  throw new UsageError(`cannot roll back: ${blocked.length === 1 ? 'a migration' : `${blocked.length} migrations`} to undo ${blocked.length === 1 ? 'is' : 'are'} irreversible; nothing was changed`, {
+  const one = blocked.length === 1;
+  const later = first === 1 ? 'migration' : `${first} migrations`;
+  const before = first ? `roll back only the ${later} applied after it (\`tidemark rollback ${first}\`), or ` : '';
+  const subject = one ? 'a migration to undo is' : `${blocked.length} migrations to undo are`;
+  throw new UsageError(`cannot roll back: ${subject} irreversible; nothing was changed`, {
     context: blocked.map((r) => irreversible.get(r.version)!),
     hint:
-      `${before}undo ${blocked.length === 1 ? 'its' : 'their'} changes by hand (or restore a backup) and then make the ledger say so with ` +
-      '`tidemark force <version> --yes`, which deletes the ledger rows above <version> and runs no SQL',
+      `${before}undo ${one ? 'its' : 'their'} changes by hand (or restore a backup) and then ` +
+      'make the ledger say so with `tidemark force <version> --yes`, ' +
+      'which deletes the ledger rows above <version> and runs no SQL',
   });
 }
 

@@ -137,8 +137,13 @@ export class Reporter {
       }
       case 'resolved': {
         const v = event.version;
-        const change = event.change === 'delete' ? `deleted the row of version ${v} (not applied)` : `version ${v} is now recorded as applied (no longer dirty)`;
-        if (event.dryRun) return `dry run: ${event.change === 'delete' ? `would delete the row of version ${v}` : `would record version ${v} as applied`} in ${event.database}; nothing was changed`;
+        const deleted = event.change === 'delete';
+        if (event.dryRun) {
+          const would = deleted ? `would delete the row of version ${v}` : `would record version ${v} as applied`;
+          return `dry run: ${would} in ${event.database}; nothing was changed`;
+        }
+        const kept = `version ${v} is now recorded as applied (no longer dirty)`;
+        const change = deleted ? `deleted the row of version ${v} (not applied)` : kept;
         return `${event.database}: ${change}; no other row was touched and no migration SQL was run`;
       }
       case 'baselined': {
@@ -237,12 +242,12 @@ export class Reporter {
   }
 }
 
-/** What force changes, in words: `deleted the rows of versions 3, 4` (or, before it runs, `deletes the ledger rows …`). */
+/** What force changes, in words: `deleted the rows of versions 3, 4` (before it runs: `deletes the ledger rows …`). */
 export function forceChangeWords(changes: ForceChanges, future: boolean): string[] {
   const versions = (list: number[]) => `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
   const rows = (list: number[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versions(list)}`;
   return [
-    changes.removed.length ? (future ? `deletes the ledger ${rows(changes.removed)}` : `deleted the ${rows(changes.removed)}`) : '',
+    changes.removed.length ? `${future ? 'deletes the ledger' : 'deleted the'} ${rows(changes.removed)}` : '',
     changes.added.length ? `${future ? 'records' : 'recorded'} ${changes.added.join(', ')}` : '',
     changes.cleaned.length ? `${future ? 'marks' : 'marked'} ${changes.cleaned.join(', ')} clean` : '',
   ].filter(Boolean);

@@ -16,19 +16,25 @@ export interface Irreversible {
 }
 
 /** Why a rollback script cannot undo its migration, or null when it can. `forward` is read only if needed. */
-export function irreversibleRollback(migration: Pick<Migration, 'version' | 'versionText' | 'name'>, rollback: Script, forward: () => Script | null): Irreversible | null {
+export function irreversibleRollback(
+  migration: Pick<Migration, 'version' | 'versionText' | 'name'>,
+  rollback: Script,
+  forward: () => Script | null,
+): Irreversible | null {
   const { version, versionText, name } = migration;
   const { path } = rollback.file;
   const verdict = (onPurpose: boolean, reason: string) => ({ version, versionText, name, onPurpose, reason });
   if (rollback.irreversible) return verdict(true, `${path}: marked -- tidemark:irreversible`);
   if (rollback.statements.length > 0) return null;
   const source = forward();
-  // With the migration's file gone (a reverted release), nothing shows it was empty too: an empty stored rollback counts.
+  // With the migration's file gone (a reverted release), nothing shows it was empty too: an empty stored copy counts.
   if (source && source.statements.length === 0) return null;
   if (isUntouchedTemplate(rollback.file, rollback.text)) {
-    return verdict(false, `${path}: still the template \`tidemark create\` wrote: write the rollback, or make its first line -- tidemark:irreversible`);
+    const fix = 'write the rollback, or make its first line -- tidemark:irreversible';
+    return verdict(false, `${path}: still the template \`tidemark create\` wrote: ${fix}`);
   }
-  return verdict(true, `${path}: no statement, while ${source?.file.path ?? 'its migration'} has some: the migration is irreversible`);
+  const forwardPath = source?.file.path ?? 'its migration';
+  return verdict(true, `${path}: no statement, while ${forwardPath} has some: the migration is irreversible`);
 }
 
 /** The migrations among these whose rollback file cannot undo them (those without one are not counted here). */

@@ -168,7 +168,8 @@ async function proveRollbacks(
   const proof: Proof = { results: [], findings: [] };
   while (proof.results.length < todo.length) {
     const rest = todo.slice(proof.results.length);
-    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, { failFast: Boolean(options.failFast), irreversible });
+    const settings = { failFast: Boolean(options.failFast), irreversible };
+    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, settings);
     const built = await onScratch(ctx, 'proving rollbacks', prove);
     if (isUnavailable(built)) {
       const message = `the rollbacks were not proven: ${built.unavailable}`;

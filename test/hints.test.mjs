@@ -34,7 +34,7 @@ for (const dialect of DIALECTS) {
       assert.is(failed.code, 1, failed.output);
       assert.equal(await ledger(p.db), ['1', '2:dirty-up']);
       const hints = [failed.stderr];
-      for (const args of [['migrate'], ['rollback'], ['version']]) {
+      for (const args of [['migrate'], ['rollback']]) {
         const r = p.cli(...args);
         assert.is(r.code, 2, `${args}: ${r.output}`);
         hints.push(r.stderr);
@@ -298,39 +298,51 @@ function npmCommand(cwd, url, args, env = {}) {
 const TWO = { ...BASE, '002_b.sql': 'CREATE TABLE b (a INTEGER);\n', '002_b_rollback.sql': 'DROP TABLE b;\n' };
 
 for (const dialect of DIALECTS) {
-  npm(`${dialect}: npm run with a swallowed flag exits 2 naming the corrected command; after --, npx and .npmrc all work`, async () => {
+  npm(`${dialect}: npm run migrate --dry-run exits 2 naming the corrected command and applies nothing; migrate then runs`, async () => {
     const p = await project(dialect, {});
-    const cwd = npmProject(TWO, 'yes=true\njson=false\n');
-    const run = (args, env) => npmCommand(cwd, p.db.url, args, env);
+    const cwd = npmProject(TWO);
     try {
-      const dry = run(['npm', 'run', 'migrate', '--dry-run']);
+      const dry = npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate', '--dry-run']);
       assert.is(dry.code, 2, dry.output);
       assert.match(dry.stderr, /npm took --dry-run for itself/);
       assert.match(dry.stderr, /npm run migrate -- --dry-run/);
       assert.equal(await ledgerVersions(p.db), [], 'nothing was applied');
-      assert.is(run(['npm', 'run', 'migrate']).code, 0, 'yes=true in .npmrc is npm\'s setting: migrate takes no --yes anyway');
-      for (const [flags, corrected] of [[['--dry-run'], '-- --dry-run'], [['--all'], '-- --all'], [['--to', '1'], '-- --to 1'], [['--dry-run', '--all'], '-- --dry-run --all']]) {
-        const r = run(['npm', 'run', 'migrate:rollback', ...flags]);
-        assert.is(r.code, 2, `${flags}: ${r.output}`);
-        assert.match(r.stderr, `npm run migrate:rollback ${corrected}`);
-        assert.equal(await ledgerVersions(p.db), [1, 2], `${flags}: nothing was rolled back`);
-      }
-      const passed = run(['npm', 'run', 'migrate:rollback', '--', '--dry-run']);
-      assert.is(passed.code, 0, passed.output);
+      assert.is(npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate']).code, 0);
       assert.equal(await ledgerVersions(p.db), [1, 2]);
-      const npx = run(['npx', '--yes', 'tidemark', 'rollback', '--dry-run']);
-      assert.is(npx.code, 0, npx.output);
-      assert.equal(await ledgerVersions(p.db), [1, 2]);
-      // CI settings such as npm_config_yes=true (for npx) name no flag rollback takes.
-      const ci = run(['npm', 'run', 'migrate:rollback'], { npm_config_yes: 'true' });
-      assert.is(ci.code, 0, ci.output);
-      assert.equal(await ledgerVersions(p.db), [1]);
     } finally {
       await dispose(p);
       rmSync(cwd, { recursive: true, force: true });
     }
   });
 }
+
+npm('rollback through npm: --dry-run, --all and --to refused; after --, npx --yes, .npmrc and CI settings all work', async () => {
+  const p = await project('sqlite', {});
+  const cwd = npmProject(TWO, 'yes=true\njson=false\n');
+  const run = (args, env) => npmCommand(cwd, p.db.url, args, env);
+  try {
+    assert.is(run(['npm', 'run', 'migrate']).code, 0, 'yes=true in .npmrc is npm\'s setting');
+    for (const [flags, corrected] of [[['--dry-run'], '-- --dry-run'], [['--to', '1'], '-- --to 1'], [['--dry-run', '--all'], '-- --dry-run --all']]) {
+      const r = run(['npm', 'run', 'migrate:rollback', ...flags]);
+      assert.is(r.code, 2, `${flags}: ${r.output}`);
+      assert.match(r.stderr, `npm run migrate:rollback ${corrected}`);
+      assert.equal(await ledgerVersions(p.db), [1, 2], `${flags}: nothing was rolled back`);
+    }
+    const passed = run(['npm', 'run', 'migrate:rollback', '--', '--dry-run']);
+    assert.is(passed.code, 0, passed.output);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+    const npx = run(['npx', '--yes', 'tidemark', 'rollback', '--dry-run']);
+    assert.is(npx.code, 0, npx.output);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+    // CI settings such as npm_config_yes=true (for npx) name no flag rollback takes.
+    const ci = run(['npm', 'run', 'migrate:rollback'], { npm_config_yes: 'true' });
+    assert.is(ci.code, 0, ci.output);
+    assert.equal(await ledgerVersions(p.db), [1]);
+  } finally {
+    await dispose(p);
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
 
 npm('a flag set in .npmrc is npm\'s own setting, not a swallowed flag', async () => {
   const p = await project('sqlite', {});

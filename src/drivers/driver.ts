@@ -182,7 +182,8 @@ export function assertLedgerLayout(table: string, columns: Set<string> | null): 
 }
 
 /** The ledger columns tidemark writes when it records a version, in the order of their values. */
-export const LEDGER_INSERT_COLUMNS = 'version, migration_name, checksum, execution_ms, applied_by, dirty, dirty_action, rollback_sql, rollback_checksum';
+export const LEDGER_INSERT_COLUMNS =
+  'version, migration_name, checksum, execution_ms, applied_by, dirty, dirty_action, rollback_sql, rollback_checksum';
 
 /**
  * dirty_action, rollback_sql and rollback_checksum of a new row: a row is only ever inserted dirty by
@@ -193,7 +194,15 @@ export function trailingValues(entry: LedgerEntry): [DirtyAction | null, string 
 }
 
 /** Columns tidemark adds to a legacy ledger. */
-export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty', 'dirty_action', 'rollback_checksum', 'rollback_sql'] as const;
+export const ADDED_COLUMNS = [
+  'checksum',
+  'execution_ms',
+  'applied_by',
+  'dirty',
+  'dirty_action',
+  'rollback_checksum',
+  'rollback_sql',
+] as const;
 
 /**
  * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.

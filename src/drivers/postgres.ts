@@ -396,7 +396,10 @@ class PostgresDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
-    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty), ...trailingValues(entry).map(literal)];
+    const { version, name, checksum, dirty } = entry;
+    const trailing = trailingValues(entry).map(literal);
+    const head = [literal(version), literal(name), literal(checksum), executionMs, appliedBy, literal(dirty)];
+    const values = [...head, ...trailing];
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 

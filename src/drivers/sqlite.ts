@@ -285,7 +285,8 @@ class SqliteDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, appliedBy = this.appliedBy): string {
-    const values = [entry.version, entry.name, entry.checksum, entry.executionMs, appliedBy, entry.dirty, ...trailingValues(entry)].map(literal);
+    const { version, name, checksum, executionMs, dirty } = entry;
+    const values = [version, name, checksum, executionMs, appliedBy, dirty, ...trailingValues(entry)].map(literal);
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
