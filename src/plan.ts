@@ -390,6 +390,7 @@ export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): L
   const to = options.to;
   let oldestUndone = -1;
   newestFirst.forEach((r, i) => (r.version > to ? (oldestUndone = i) : undefined));
+  if (oldestUndone < 0) return [];
   const kept = newestFirst.slice(0, oldestUndone).filter((r) => r.version <= to);
   if (kept.length > 0) throw laterAppliedError(kept, newestFirst[oldestUndone]!, oldestUndone + 1, to);
   return newestFirst.filter((r) => r.version > to);

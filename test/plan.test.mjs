@@ -127,6 +127,7 @@ plan('rollback: in apply order (ledger id), not by version number; --to refuses 
   assert.equal(planRollback(migrations, ledger, { to: 1 }, now).map((s) => s.row.version), [2, 3]);
   assert.equal(planRollback(migrations, ledger, { all: true }, now).map((s) => s.row.version), [2, 3, 1]);
   assert.throws(() => planRollback(migrations, ledger, { to: 2 }, now), /version 2 was applied after 3/);
+  assert.equal(planRollback(migrations, ledger, { to: 3 }, now), [], 'nothing above --to: nothing to undo');
 });
 
 plan('rollback: an irreversible migration among those to undo refuses the whole plan up front', () => {
