@@ -18,6 +18,7 @@ import {
   storedRollbackFile,
   validateMigrationName,
   type Checksums,
+  type Dialect,
   type Migration,
   type Script,
 } from './files.js';
@@ -49,7 +50,7 @@ import {
 } from './plan.js';
 import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
 import { init, type InitOptions, type InitStep } from './init.js';
-import { irreversibleRollback } from './reversibility.js';
+import { irreversibleRollback, sourceFile } from './reversibility.js';
 import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
@@ -210,7 +211,7 @@ export class Migrator {
       // Everything is planned (and refused) before anything changes, the --sync rollback included.
       const back = options.sync ? planSync(migrations, ledger) : [];
       const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
-      const plan = this.planMigration(migrations, checksums, afterBack, options);
+      const plan = await this.planMigration(driver.dialect, migrations, checksums, afterBack, options);
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
       const changes = back.length > 0 || plan.pending.length > 0;
       if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
@@ -240,7 +241,13 @@ export class Migrator {
    * migrate's plan with the loaded files it runs; warns about migrations that could not be undone
    * and about applied versions this release does not have (the database is ahead of the code).
    */
-  private planMigration(migrations: Migration[], checksums: Checksums, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { runs: StepSource[] } {
+  private async planMigration(
+    dialect: Dialect,
+    migrations: Migration[],
+    checksums: Checksums,
+    ledger: LedgerRow[],
+    options: MigrateOptions,
+  ): Promise<MigratePlan & { runs: StepSource[] }> {
     const plan = planMigrate(migrations, ledger, checksums, options);
     const ahead = notInReleaseWarning(plan.notInRelease, migrations);
     if (ahead) this.emit({ type: 'warning', message: ahead });
@@ -250,8 +257,14 @@ export class Migrator {
     for (const m of plan.pending.filter((m) => plan.outOfOrder.has(m.version))) {
       this.emit({ type: 'warning', message: `${m.forward.path} runs out of order, below the applied version ${plan.current} (--allow-out-of-order)` });
     }
-    const runs = plan.pending.map((m) => ({ script: loadScript(m.forward), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) }));
-    for (const [i, m] of plan.pending.entries()) this.checkWritten(m, runs[i]!);
+    const runs: StepSource[] = [];
+    for (const m of plan.pending) {
+      const script = await loadScript(m.forward, dialect);
+      const rollback = m.rollback ? readSourceText(m.rollback) : null;
+      const run = { script, rollback, outOfOrder: plan.outOfOrder.has(m.version) };
+      this.checkWritten(m, run);
+      runs.push(run);
+    }
     return { ...plan, runs };
   }
 
@@ -400,18 +413,20 @@ export class Migrator {
     const scripts: Script[] = [];
     for (const step of steps) {
       if (step.file) {
-        scripts.push(loadScript(step.file));
+        scripts.push(await loadScript(step.file, driver.dialect));
         continue;
       }
       const text = await driver.storedRollback(step.version);
       if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
-      scripts.push(scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text));
+      const stored = storedRollbackFile(step.version, step.name, step.versionText);
+      scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
     const files = new Map(migrations.map((m) => [m.version, m]));
     const irreversible = new Map<number, string>();
     for (const [i, step] of steps.entries()) {
       const forward = files.get(step.version)?.forward;
-      const found = irreversibleRollback(step, scripts[i]!, () => (forward ? loadScript(forward) : null));
+      const rollback = { file: scripts[i]!.file, text: scripts[i]!.text };
+      const found = irreversibleRollback(step, rollback, () => (forward ? sourceFile(forward) : null), driver.dialect);
       if (found) irreversible.set(step.version, found.reason);
     }
     assertReversible(steps, irreversible);
@@ -496,7 +511,7 @@ export class Migrator {
         throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint });
       }
       if (!dryRun) {
-        const added = plan.add.map(recordedRow);
+        const added = await recordedRows(plan.add, driver.dialect);
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
           for (const row of plan.remove) await driver.deleteRow(row.version);
@@ -548,7 +563,7 @@ export class Migrator {
   async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
-      const recorded = planBaseline(migrations, await driver.readLedger(), version).map(recordedRow);
+      const recorded = await recordedRows(planBaseline(migrations, await driver.readLedger(), version), driver.dialect);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
@@ -581,7 +596,7 @@ export class Migrator {
         plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup, steps: sources };
       } else {
         const checksums = fileChecksums(migrations);
-        const migration = this.planMigration(migrations, checksums, ledger, options);
+        const migration = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
         const backfill = migration.backfill.map((b) => driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)));
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
         plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
@@ -678,9 +693,14 @@ function hasChanges(changes: ForceChanges): boolean {
   return changes.removed.length + changes.added.length + changes.cleaned.length > 0;
 }
 
-/** The ledger row of a migration recorded as applied without running it (force, baseline), with its rollback's text. */
-function recordedRow(m: Migration): LedgerEntry {
-  const script = loadScript(m.forward);
+/** The ledger rows of migrations recorded as applied without running them (force, baseline), with rollback texts. */
+async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<LedgerEntry[]> {
+  const rows: LedgerEntry[] = [];
+  for (const m of migrations) rows.push(recordedRow(m, await loadScript(m.forward, dialect)));
+  return rows;
+}
+
+function recordedRow(m: Migration, script: Script): LedgerEntry {
   return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
 }
 

@@ -3,9 +3,9 @@
 // --rollbacks the proof that every rollback undoes its migration.
 import { constants } from 'node:os';
 import { parseTarget, type Config, type Target } from './config.js';
-import { connect } from './drivers/connect.js';
+import { connect, createScratch } from './drivers/connect.js';
 import type { Driver } from './drivers/driver.js';
-import { createScratch, isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
+import { isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
 import { irreversibleMigrations, type Irreversible } from './reversibility.js';
@@ -65,7 +65,7 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
   const applied = new Set(ledger.map((r) => r.version));
   const checksums = fileChecksums(migrations, applied);
   const version = currentVersion(ledger);
-  const reversibility = irreversibleMigrations(migrations);
+  const reversibility = irreversibleMigrations(migrations, ctx.target.dialect);
   const irreversible = reversibility.filter((i) => i.onPurpose);
   const unwritten = reversibility.filter((i) => !i.onPurpose);
   const findings: Finding[] = ledgerFindings({ migrations, ledger, checksums, expectedVersion, unwritten });
@@ -119,7 +119,7 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
     const driver = await connect(target, { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
     try {
       for (const m of order) {
-        const run = () => runFile(driver, loadScript(m.forward));
+        const run = async () => runFile(driver, await loadScript(m.forward, driver.dialect));
         const failure = await attempt('reference', `applying ${label(m)}`, m, run);
         if (failure) return none(failure);
       }

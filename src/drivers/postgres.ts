@@ -50,7 +50,8 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
     max: 1,
     // 25P01: tidemark's own ROLLBACK after a file that failed to parse, so no transaction had begun.
     onnotice: (notice) => notice.code !== '25P01' && options.onNotice(String(notice.message)),
-    connection: { application_name: 'tidemark' },
+    // The server reads strings as tidemark's lexer does ('a\' is a whole string), whatever the database's default.
+    connection: { application_name: 'tidemark', standard_conforming_strings: 'on' },
     // Migration files are run as text; no result needs type conversion beyond what we cast in SQL.
     fetch_types: false,
   });
