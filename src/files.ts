@@ -14,7 +14,7 @@ export type Dialect = (typeof dialects)[number];
 export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql';
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
-const KNOWN_DIRECTIVES = ['no-transaction'] as const;
+const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible'] as const;
 
 /** One .sql file whose name follows the pattern. */
 export interface SqlFile {
@@ -219,10 +219,22 @@ export function loadScript(file: SqlFile, dialect: Dialect): Promise<Script> {
  * its migration was applied (then `file` names where it came from). Read on the dialect's rules.
  */
 export async function scriptFromText(file: SqlFile, text: string, dialect: Dialect): Promise<Script> {
-  const noTransaction = parseDirectives(file.path, text).has('no-transaction');
+  const directives = parseDirectives(file.path, text);
+  const noTransaction = directives.has('no-transaction');
+  if (directives.has('irreversible') && file.kind === 'forward') throw irreversibleInForward(file, text);
   checkMisplacedDirectives(file.path, text);
   const runnable = await runnableText(file.path, text, noTransaction, dialect);
   return { file, checksum: checksumOf(text), noTransaction, ...runnable };
+}
+
+function irreversibleInForward(file: SqlFile, text: string): UsageError {
+  const line = text.split('\n').findIndex((l) => /^--\s*tidemark\s*:\s*irreversible\b/i.test(l.trim())) + 1;
+  const message = `${file.path}:${line}: -- tidemark:irreversible belongs in the rollback file, not in the migration`;
+  return new UsageError(message, {
+    file: file.path,
+    line,
+    hint: `move the line to the top of ${file.versionText}_${file.name}_rollback.sql (it says: do not undo this)`,
+  });
 }
 
 /** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */

@@ -53,7 +53,10 @@ export function removeProject(cwd) {
 /** The test runner's environment without any database settings, so a test sets exactly the ones it means. */
 function cleanEnv(env) {
   const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
+    Object.entries(process.env).filter(
+      // npm_*: `npm run test -- …` must not make the CLI think a user typed flags to npm (see npmflags.ts).
+      ([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k) && !k.startsWith('npm_'),
+    ),
   );
   return { ...clean, NO_COLOR: '1', ...env };
 }
