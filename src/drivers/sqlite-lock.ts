@@ -104,7 +104,7 @@ export class SqliteRunLock {
     if (!(await pollUntil(options.timeoutSeconds, attempt, options.signal))) {
       // Busy all along: the holder's migration kept the write lock; its file still says who it is.
       holder ??= readHolder(lock.path);
-      const who = holder ? `held by ${describe(holder)}, a run in progress` : 'another connection held its write lock';
+      const who = holder ? `its lock is held by ${describe(holder)}, a run in progress` : 'another connection held its write lock';
       throw new ConnectionError(`could not get the migration lock on ${description} within ${options.timeoutSeconds} s: ${who}`, {
         hint:
           'wait for that run to finish and try again, or raise --lock-timeout. A dead holder on this host is taken over at once, ' +
@@ -130,7 +130,7 @@ export class SqliteRunLock {
       writeHolder(this.path, this.holder(new Date().toISOString()));
       return TAKEN;
     } catch (error) {
-      throw lockFileError(this.path, error);
+      throw lockFileError(this.description, this.path, error);
     } finally {
       await this.db.rollback();
     }
@@ -187,10 +187,11 @@ export class SqliteRunLock {
 }
 
 /** The folder of the database cannot take the lock file: read-only, full, or not ours. Exit 4. */
-function lockFileError(path: string, error: unknown): ConnectionError {
+function lockFileError(description: string, path: string, error: unknown): ConnectionError {
   const e = error as NodeJS.ErrnoException;
   const full = e.code === 'ENOSPC';
-  return new ConnectionError(`could not write the migration lock file ${path}: ${full ? 'the disk is full' : e.message}`, {
+  const reason = full ? 'the disk is full' : e.message.replace(/,.*$/, '');
+  return new ConnectionError(`could not write ${description}: cannot create its lock file ${path}: ${reason}`, {
     hint: full
       ? 'free space on the file system that holds the database, then run again'
       : 'tidemark needs to create files beside the database (the lock file, the journal): check the folder\'s permissions ' +
