@@ -111,16 +111,24 @@ function wholeNumber(value: unknown, what: string): number | undefined {
 }
 
 async function confirmForce(version: number, yes: boolean | undefined): Promise<void> {
-  if (yes) return;
+  const question = `Make the ledger say version ${version}, without running any SQL?`;
+  const npm = `npm run migrate:force-version -- ${version} --yes`;
+  const command = `tidemark force ${version} --yes\` (npm: \`${npm}`;
+  if (!(await confirm('force rewrites the ledger', question, yes, command))) throw new UsageError('force cancelled; nothing was changed');
+}
+
+/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command. */
+async function confirm(what: string, question: string, yes: boolean | undefined, command: string): Promise<boolean> {
+  if (yes) return true;
   if (!process.stdin.isTTY) {
-    throw new UsageError(`force rewrites the ledger; refusing to do it without confirmation`, {
-      hint: `check the database by hand, then run \`tidemark force ${version} --yes\` (npm: \`npm run migrate:force-version -- ${version} --yes\`)`,
+    throw new UsageError(`${what}; refusing to do it without confirmation`, {
+      hint: `check the database by hand, then run \`${command}\``,
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  const answer = await prompt.question(`Make the ledger say version ${version}, without running any SQL? [y/N] `);
+  const answer = await prompt.question(`${question} [y/N] `);
   prompt.close();
-  if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('force cancelled; nothing was changed');
+  return /^y(es)?$/i.test(answer.trim());
 }
 
 function initLines(steps: InitStep[], dryRun: boolean): string[] {
@@ -162,7 +170,10 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .positional('target', { type: 'string', describe: 'highest version to apply' })
           .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
           .option('allow-out-of-order', { type: 'boolean', describe: 'apply pending versions below the applied version (recorded as up-out-of-order)' })
-          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' }),
+          .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' })
+          .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
+          .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
       (args) =>
         run(args, async (migrator) => {
           await migrator.migrate({
@@ -171,6 +182,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             allowChanged: args['allow-changed'],
             allowOutOfOrder: args['allow-out-of-order'],
             singleTransaction: args['single-transaction'],
+            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
           });
         }, { changes: true }),
     )
@@ -314,6 +326,29 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         }),
     )
     .command(
+      'backup',
+      'write a backup of the database to backups/ (SQLite: VACUUM INTO; PostgreSQL: pg_dump -Fc)',
+      (y) =>
+        y
+          .option('keep', { type: 'string', describe: 'keep only the newest N backups of this database' })
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+      (args) =>
+        run(args, async (migrator) => {
+          await migrator.backup({ keep: wholeNumber(args.keep, 'keep') });
+        }, { changes: true }),
+    )
+    .command(
+      'restore <file>',
+      'replace the database with a backup, after reading the backup through (asks first; --yes elsewhere)',
+      (y) => y.positional('file', { type: 'string', describe: 'a file written by tidemark backup' }).option('yes', { type: 'boolean', describe: 'do not ask' }),
+      (args) =>
+        run(args, async (migrator) => {
+          const file = String(args.file);
+          const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `tidemark restore ${file} --yes`));
+        }, { changes: true, oneDatabase: 'restore' }),
+    )
+    .command(
       'schema',
       'print the normalized schema, for review in git (--json: as data)',
       (y) => y,
@@ -323,7 +358,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify or schema')
+    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify, backup, restore or schema')
     .strict()
     .fail((message, error) => {
       if (error) throw error;

@@ -28,6 +28,8 @@ export interface ConfigFlags {
   db?: string;
   /** verify: where to build the expected schema when the user may not create a database on the target's server. */
   scratchUrl?: string;
+  /** Where backups are written (default backups/, or backups/<name>/ with several databases). */
+  backupDir?: string;
 }
 
 export interface TableName {
@@ -65,6 +67,8 @@ export interface Config {
   scratchUrl: string | null;
   /** Strings that must never be printed (passwords). */
   secrets: string[];
+  /** The folder backups go to (--backup-dir, BACKUP_DIR); relative to cwd. */
+  backupDir: string;
 }
 
 /**
@@ -158,6 +162,7 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
     secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
+    backupDir: flags.backupDir || env.BACKUP_DIR || (name === null ? 'backups' : `backups/${name}`),
   };
 }
 

@@ -7,7 +7,7 @@ import { assertAtVersion } from './plan.js';
 export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError, SchemaVersionError } from './errors.js';
 export type { ErrorDetails } from './errors.js';
 export type { Config, ConfigFlags } from './config.js';
-export type { MigratorEvent, MigratorEvents, EventListener, MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
+export type { MigratorEvent, MigratorEvents, EventListener, StepDone, MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
 export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';
@@ -44,18 +44,28 @@ export function createMigrator(settings: TidemarkSettings = {}, onEvent?: EventL
   return new Migrator(loadConfig(settings, settings.cwd ?? process.cwd()), onEvent);
 }
 
+/** Settings for {@link assertSchemaVersion}. */
+export interface SchemaVersionSettings extends TidemarkSettings {
+  /** The version this release needs; default SCHEMA_VERSION, else the newest migration file. */
+  expected?: number;
+  /**
+   * Start on a database that is ahead of this release (default true): during a rolling reload and
+   * right after a code revert, the old code runs on the newer schema until the database is taken
+   * back, and refusing would take every restarted worker down. false: refuse ahead too.
+   */
+  allowAhead?: boolean;
+}
+
 /**
- * For application start-up: resolves with the database's version when it is exactly the version
- * this release expects, and rejects with a {@link SchemaVersionError} (exit code 3) naming both
- * versions and the fix otherwise, or when a version is dirty. Read-only: it never migrates.
- *
- * The expected version is `expected` if given, else `SCHEMA_VERSION` (environment or `.env`), else
- * the highest migration file this release has for the database's dialect.
+ * For application start-up: resolves with the database's version when it has every migration this
+ * release needs, and rejects with a {@link SchemaVersionError} (exit code 3) naming the versions and
+ * the fix when it lacks one, when a version is dirty, when the ledger is not one a serial run could
+ * have written, or (with `allowAhead: false`) when it is ahead. Read-only: it never migrates.
  *
  * @example
  * await assertSchemaVersion(); // in server.js, before app.listen(): refuses to start on a stale schema
  */
-export async function assertSchemaVersion(settings: TidemarkSettings & { expected?: number } = {}): Promise<number> {
+export async function assertSchemaVersion(settings: SchemaVersionSettings = {}): Promise<number> {
   const config = loadConfig(settings, settings.cwd ?? process.cwd());
   const report = await new Migrator(config).status();
   if (report.anomalies.length > 0) {
@@ -65,6 +75,7 @@ export async function assertSchemaVersion(settings: TidemarkSettings & { expecte
     });
   }
   const newestFile = report.entries.filter((e) => e.state !== 'not-in-release').reduce((top, e) => Math.max(top, e.version), 0);
-  assertAtVersion(report.database, report.version, report.entries, settings.expected ?? config.schemaVersion ?? newestFile);
+  const expected = settings.expected ?? config.schemaVersion ?? newestFile;
+  assertAtVersion(report.database, report.version, report.entries, expected, settings.allowAhead ?? true);
   return report.version;
 }

@@ -46,6 +46,12 @@ export class MigrationLog {
       case 'forced':
         this.database = event.database;
         return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
+      case 'backup':
+        this.database = event.database;
+        return this.write('backup', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', `${event.file} ${event.bytes} bytes`);
+      case 'restored':
+        this.database = event.database;
+        return this.write('restore', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', event.file);
       case 'warning':
         return this.write('-', '-', '-', '-', 'warning', event.message);
     }

@@ -42,6 +42,7 @@ import {
   type RollbackStep,
   type StatusEntry,
 } from './plan.js';
+import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
 import { init, type InitOptions, type InitStep } from './init.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
@@ -51,15 +52,27 @@ import { verify, type VerifyOptions } from './verify.js';
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
   | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
-  | { type: 'applied' | 'reverted'; version: number; versionText: string; name: string; ms: number; dryRun: boolean }
+  | ({ type: 'applied' } & StepDone)
+  | ({ type: 'reverted' } & StepDone)
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
   | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
   | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
+  | ({ type: 'backup'; database: string } & BackupResult)
+  | { type: 'restored'; database: string; file: string; version: number; ms: number }
   | { type: 'warning'; message: string }
   | { type: 'notice'; message: string };
 
 export type EventListener = (event: MigratorEvent) => void;
+
+/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
+export interface StepDone {
+  version: number;
+  versionText: string;
+  name: string;
+  ms: number;
+  dryRun: boolean;
+}
 
 export interface MigrateOptions {
   target?: number;
@@ -68,6 +81,8 @@ export interface MigrateOptions {
   /** Apply pending versions below the applied version instead of refusing (exit 2). */
   allowOutOfOrder?: boolean;
   singleTransaction?: boolean;
+  /** Back up the database first when something is pending (a no-op run takes none). */
+  backup?: BackupOptions | boolean;
 }
 
 export interface RollbackOptions {
@@ -209,6 +224,7 @@ export class Migrator {
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
+      if (options.backup && plan.pending.length > 0 && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
       if (dryRun) {
         for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
         applied = plan.pending.length;
@@ -514,6 +530,39 @@ export class Migrator {
   }
 
   /** Adds tidemark to the app in the working folder: npm scripts, DATABASE_URL in .env, a first migration pair. */
+  /**
+   * Writes a backup of the whole database into the backup folder (`backups/`): SQLite with VACUUM
+   * INTO, PostgreSQL with pg_dump -Fc; both consistent while the application keeps writing.
+   */
+  async backup(options: BackupOptions = {}): Promise<BackupResult> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+      return this.backupAt(target, driver, await driver.readLedger(), options);
+    });
+  }
+
+  private async backupAt(target: Target, driver: Driver, ledger: LedgerRow[], options: BackupOptions | true): Promise<BackupResult> {
+    const result = await takeBackup(this.config, target, currentVersion(ledger), options === true ? {} : options);
+    this.emit({ type: 'backup', database: driver.description, ...result });
+    return result;
+  }
+
+  /**
+   * Replaces the database's contents with a backup, under the run lock. The backup is read through
+   * first; `confirm` is asked with the version it brings back, and nothing changes unless it says yes.
+   */
+  async restore(file: string, confirm: (version: number) => Promise<boolean>): Promise<{ version: number }> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    const { tool, path, version } = await checkBackup(this.config, target, file);
+    if (!(await confirm(version))) throw new UsageError('restore cancelled; nothing was changed');
+    return this.withDriver(target, { create: false, lock: true }, async ({ driver }) => {
+      const started = performance.now();
+      await tool.restore(path);
+      this.emit({ type: 'restored', database: driver.description, file, version, ms: elapsed(started) });
+      return { version };
+    });
+  }
+
   init(options: InitOptions = {}): InitStep[] {
     return init(this.config.cwd, this.dir, options, () => this.create('first_migration'));
   }

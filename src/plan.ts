@@ -386,21 +386,25 @@ function assertVersionExists(migrations: Migration[], version: number, orElse: s
  * Refuses unless the database is exactly at `expected` with nothing dirty: what an application
  * checks at start-up so that it never runs against a schema it was not written for.
  */
-export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number): void {
+export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number, allowAhead: boolean): void {
   const dirty = entries.find((e) => e.state === 'dirty');
   if (dirty) {
     throw new SchemaVersionError(`${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`, {
       hint: 'see `tidemark status`, check the database by hand and resolve it with `tidemark force`',
     });
   }
-  if (current < expected) {
-    throw new SchemaVersionError(`${database} is at version ${current}, but this release expects version ${expected}`, {
+  // Behind is a version this release needs and the database lacks, below the newest applied one too.
+  const unapplied = (e: StatusEntry) => e.state === 'pending' || e.state === 'out-of-order';
+  const missing = entries.filter((e) => unapplied(e) && e.version <= expected).map((e) => e.version);
+  if (current < expected || missing.length > 0) {
+    const lacking = current < expected ? `is at version ${current}` : `lacks version ${missing.join(', ')}`;
+    throw new SchemaVersionError(`${database} ${lacking}, but this release expects version ${expected}`, {
       hint: 'run `npm run migrate` before starting the application',
     });
   }
-  if (current > expected) {
+  if (current > expected && !allowAhead) {
     throw new SchemaVersionError(`${database} is at version ${current}, ahead of this release, which expects version ${expected}`, {
-      hint: 'deploy the release that matches the database, or roll the database back with `npm run migrate:rollback -- --to ' + expected + '`',
+      hint: `deploy the release that matches the database, or roll the database back with \`npm run migrate:rollback -- --to ${expected}\``,
     });
   }
 }

@@ -145,6 +145,12 @@ export class Reporter {
           ? `dry run: the ledger of ${event.database} would record ${versions} as applied (baseline ${event.version}); nothing was changed`
           : `the ledger of ${event.database} now records ${versions} as applied (baseline ${event.version}); no migration SQL was run`;
       }
+      case 'backup': {
+        const removed = event.removed.length ? `; removed ${event.removed.length} older (--keep)` : '';
+        return `backup of ${event.database} at version ${event.version}: ${event.file} (${formatBytes(event.bytes)}, ${formatDuration(event.ms)})${removed}`;
+      }
+      case 'restored':
+        return `restored ${event.database} from ${event.file} in ${formatDuration(event.ms)}: now at version ${event.version}`;
       case 'warning':
         return `${kleur.yellow('warning:')} ${printable(event.message)}`;
       case 'notice':
@@ -236,4 +242,10 @@ function rollbackNote(entry: StatusEntry): string {
 
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }

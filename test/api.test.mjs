@@ -52,7 +52,7 @@ for (const dialect of DIALECTS) {
     assert.equal(await ledgerVersions(ctx.db), versions);
   });
 
-  test('assertSchemaVersion resolves at the expected version and refuses behind, ahead or dirty', async () => {
+  test('assertSchemaVersion resolves at or ahead of the expected version and refuses behind, lacking, dirty, or ahead when told', async () => {
     const behind = await assertSchemaVersion(settings()).catch((e) => e);
     assert.instance(behind, SchemaVersionError);
     assert.is(behind.exitCode, 3);
@@ -63,9 +63,18 @@ for (const dialect of DIALECTS) {
     await createMigrator(settings()).migrate();
     assert.is(await assertSchemaVersion(settings()), top);
 
-    const ahead = await assertSchemaVersion({ ...settings(), expected: 2 }).catch((e) => e);
+    // Ahead (old code after a revert, or during a rolling reload) starts by default; allowAhead: false refuses.
+    assert.is(await assertSchemaVersion({ ...settings(), expected: 2 }), top);
+    const ahead = await assertSchemaVersion({ ...settings(), expected: 2, allowAhead: false }).catch((e) => e);
     assert.instance(ahead, SchemaVersionError);
     assert.match(ahead.message, new RegExp(`is at version ${top}, ahead of this release, which expects version 2`));
+
+    // A version this release needs, missing below the newest applied one (out of order), is behind.
+    await ctx.db.query('delete from schema_version where version = 2');
+    const lacking = await assertSchemaVersion(settings()).catch((e) => e);
+    assert.instance(lacking, SchemaVersionError);
+    assert.match(lacking.message, new RegExp(`lacks version 2, but this release expects version ${top}`));
+    await ctx.db.query(`insert into schema_version (version, migration_name) values (2, 'restored')`);
 
     await ctx.db.query(`update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${top}`);
     const dirty = await assertSchemaVersion(settings()).catch((e) => e);

@@ -105,7 +105,15 @@ function localSqlitePrebuild() {
   return { npm_config_sqlite3_local_prebuilds: dir };
 }
 
-test('the tarball installs into a new project (npm install <tarball>)', () => {
+/** npm install from the npm cache alone when it has every package, else from the registry as well. */
+function install(cwd, packages, env = {}) {
+  const args = ['--no-audit', '--no-fund', ...packages];
+  const r = run('npm', ['install', '--offline', ...args], { cwd, env, timeout: INSTALL_TIMEOUT_MS });
+  if (r.code === 0) return { r, how: 'offline' };
+  return { r: run('npm', ['install', '--prefer-offline', ...args], { cwd, env, timeout: INSTALL_TIMEOUT_MS }), how: 'prefer-offline' };
+}
+
+test('the tarball installs into a new project (npm install <tarball> postgres sqlite3)', () => {
   mkdirSync(join(project, 'sql'), { recursive: true });
   for (const [name, text] of Object.entries(MIGRATIONS)) writeFileSync(join(project, 'sql', name), text);
   writeFileSync(
@@ -114,13 +122,8 @@ test('the tarball installs into a new project (npm install <tarball>)', () => {
   );
   const env = localSqlitePrebuild();
   const started = Date.now();
-  // From the npm cache alone when it has every package, else from the registry as well.
-  let r = run('npm', ['install', '--offline', '--no-audit', '--no-fund', tarball], { env, timeout: INSTALL_TIMEOUT_MS });
-  let how = 'offline';
-  if (r.code !== 0) {
-    r = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { env, timeout: INSTALL_TIMEOUT_MS });
-    how = 'prefer-offline';
-  }
+  // Both database clients: they are optional peer dependencies, and this app uses both.
+  const { r, how } = install(project, [tarball, 'postgres', 'sqlite3'], env);
   assert.is(r.code, 0, r.output);
   process.stdout.write(`  (npm install ${how}${env.npm_config_sqlite3_local_prebuilds ? ', sqlite3 from the local prebuild' : ', sqlite3 built from source'}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   const installedPackage = join(project, 'node_modules', 'tidemark');
@@ -213,6 +216,32 @@ test('on PostgreSQL (a new database): npx tidemark migrate, npm run migrate, npm
   } finally {
     await db.close();
   }
+});
+
+test('a PostgreSQL-only app installs no native module; SQLite then names the package to install', async () => {
+  assert.ok(tarball, 'npm pack did not run');
+  const app = join(work, 'pg-only');
+  mkdirSync(join(app, 'sql'), { recursive: true });
+  for (const [name, text] of Object.entries(MIGRATIONS)) writeFileSync(join(app, 'sql', name), text);
+  writeFileSync(join(app, 'package.json'), '{ "name": "pg-only-app", "version": "1.0.0", "private": true }\n');
+  const { r } = install(app, [tarball, 'postgres']);
+  assert.is(r.code, 0, r.output);
+  assert.not.ok(existsSync(join(app, 'node_modules', 'sqlite3')), 'sqlite3 was installed');
+  assert.not.ok(/node-gyp|prebuild-install/.test(r.output), r.output);
+
+  const db = await freshDatabase('postgres');
+  try {
+    const up = run('npx', ['tidemark', 'migrate'], { cwd: app, env: { DATABASE_URL: db.url } });
+    assert.is(up.code, 0, up.output);
+    assert.equal(await ledgerVersions(db), [1, 2]);
+  } finally {
+    await db.close();
+  }
+  const lite = run('npx', ['tidemark', 'migrate'], { cwd: app, env: { DATABASE_URL: 'sqlite:data/app.db' } });
+  assert.is(lite.code, 2, lite.output);
+  assert.match(lite.stderr, 'error: SQLite needs the `sqlite3` package, which is not installed');
+  assert.match(lite.stderr, 'run `npm install sqlite3` in the app');
+  assert.not.ok(existsSync(join(app, 'data', 'app.db')), 'no database file was created');
 });
 
 test.run();

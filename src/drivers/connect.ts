@@ -1,7 +1,7 @@
 // Loads only the driver the URL names: the other database's client is never imported.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config, Target } from '../config.js';
-import { ConnectionError } from '../errors.js';
+import { ConnectionError, UsageError } from '../errors.js';
 import type { Driver } from './driver.js';
 
 export interface ConnectOptions {
@@ -30,9 +30,27 @@ export async function connect(target: Target, config: Config, options: ConnectOp
 
 async function open(target: Target, config: Config, options: ConnectOptions): Promise<Driver> {
   if (target.dialect === 'postgres') {
-    const { connectPostgres } = await import('./postgres.js');
+    const { connectPostgres } = await loadDriver('postgres', () => import('./postgres.js'));
     return connectPostgres({ url: target.url, description: target.description, table: config.table, onNotice: options.onNotice, timeouts: config });
   }
-  const { connectSqlite } = await import('./sqlite.js');
+  const { connectSqlite } = await loadDriver('sqlite3', () => import('./sqlite.js'));
   return connectSqlite({ file: target.file, description: target.description, table: config.table, create: options.create, busyTimeoutMs: config.lockTimeoutSeconds * 1000 });
+}
+
+/**
+ * The database clients are optional peer dependencies: an app installs the one it uses (a
+ * PostgreSQL-only app compiles no native SQLite module). A missing one is a setup error with its fix.
+ */
+async function loadDriver<T>(client: 'postgres' | 'sqlite3', load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(`'${client}'`);
+    if (!missing) throw error;
+    const database = client === 'postgres' ? 'PostgreSQL' : 'SQLite';
+    throw new UsageError(`${database} needs the \`${client}\` package, which is not installed`, {
+      hint: `run \`npm install ${client}\` in the app, then run the command again`,
+    });
+  }
 }

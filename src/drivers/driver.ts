@@ -156,7 +156,7 @@ export interface Driver {
 
 /**
  * tidemark's statements with literal values, for a script a person runs in psql or the sqlite3 shell:
- * the same SQL the driver runs, except that applied_by names the shell's user (see README.md).
+ * the same SQL the driver runs, except that applied_by names the shell's user (see docs/running.md).
  */
 export interface ShellSql {
   /** The shell command that makes the script stop at the first error: its first line. */

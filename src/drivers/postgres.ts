@@ -286,12 +286,13 @@ class PostgresDriver implements Driver {
     ].filter(Boolean);
   }
 
+  // A transaction's end also ends what its file SET for the session, so the next file starts alike.
   async commit(): Promise<void> {
-    await this.query('commit');
+    await this.query(`commit; ${RESET_SESSION}`);
   }
 
   async rollback(): Promise<void> {
-    await this.query('rollback');
+    await this.query(`rollback; ${RESET_SESSION}`);
   }
 
   /**

@@ -1,0 +1,81 @@
+// Backups before a migration and restores after a rollback that cannot bring data back: naming,
+// retention and checks. The copying itself is the database's own tool (src/drivers/backup.ts).
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Config, Target } from './config.js';
+import { backupTool, type BackupTool } from './drivers/backup.js';
+import { UsageError } from './errors.js';
+import { makeFolders } from './folders.js';
+
+export interface BackupOptions {
+  /** Keep only the newest N backups of this database in the folder (the one just taken included). */
+  keep?: number;
+}
+
+export interface BackupResult {
+  /** The backup file, relative to the project folder when inside it. */
+  file: string;
+  bytes: number;
+  /** The ledger version the backup holds. */
+  version: number;
+  ms: number;
+  /** Older backups removed by `keep`. */
+  removed: string[];
+}
+
+/** `<database>-v<version>-<UTC time>.<ext>`: sorted by name is sorted by time, per database. */
+export function backupFileName(tool: BackupTool, version: number, at: Date): string {
+  // Milliseconds too: two backups in one second must not overwrite each other.
+  const stamp = at.toISOString().replace(/[-:.]/g, '');
+  return `${tool.name}-v${version}-${stamp}${tool.extension}`;
+}
+
+export async function takeBackup(config: Config, target: Target, version: number, options: BackupOptions = {}): Promise<BackupResult> {
+  const tool = await backupTool(target, config.table, config.secrets);
+  const folder = resolve(config.cwd, config.backupDir);
+  makeFolders(folder);
+  const path = join(folder, backupFileName(tool, version, new Date()));
+  const started = performance.now();
+  await tool.backup(path);
+  const ms = performance.now() - started;
+  const removed = options.keep === undefined ? [] : pruneBackups(folder, tool, options.keep);
+  const shown = (p: string) => (relative(config.cwd, p).startsWith('..') ? p : relative(config.cwd, p));
+  return { file: shown(path), bytes: statSync(path).size, version, ms, removed: removed.map(shown) };
+}
+
+/** Removes all but the newest `keep` backups of this database; returns their paths. */
+function pruneBackups(folder: string, tool: BackupTool, keep: number): string[] {
+  const mine = readdirSync(folder)
+    .filter((f) => f.startsWith(`${tool.name}-v`) && f.endsWith(tool.extension))
+    .sort((a, b) => timeOf(a).localeCompare(timeOf(b)));
+  const old = mine.slice(0, Math.max(0, mine.length - keep)).map((f) => join(folder, f));
+  for (const path of old) rmSync(path, { force: true });
+  return old;
+}
+
+/** The time part of a backup's name (names also differ by version, which must not decide the order). */
+const timeOf = (file: string) => /-(\d{8}T\d{9}Z)\.\w+$/.exec(file)?.[1] ?? '';
+
+/** Reads a backup through before anything is replaced; returns the version it brings back. */
+export async function checkBackup(config: Config, target: Target, file: string): Promise<{ tool: BackupTool; path: string; version: number }> {
+  const tool = await backupTool(target, config.table, config.secrets);
+  const path = resolve(config.cwd, file);
+  try {
+    statSync(path);
+  } catch {
+    throw new UsageError(`backup file ${file} does not exist`, { hint: `list the backups with \`ls ${config.backupDir}\`` });
+  }
+  if (!path.endsWith(tool.extension)) {
+    throw new UsageError(`${file} is not a backup of this kind of database (its backups end in ${tool.extension})`);
+  }
+  try {
+    return { tool, path, version: await tool.check(path, config.table) };
+  } catch (error) {
+    // A missing tool says so itself; anything else that stops the read-through is the file's fault.
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`${file} is not a usable backup: ${(error as Error).message}`, {
+      hint: `nothing was changed; choose another backup (\`ls ${config.backupDir}\`)`,
+    });
+  }
+}
