@@ -197,7 +197,7 @@ export class Migrator {
       return await work({ driver, exclusive, locked: access.lock && mode !== 'none' });
     } catch (error) {
       // After a signal, whatever failed (the cancelled statement) failed because of it.
-      throw this.interruption ?? driver.explain(error);
+      throw error instanceof TidemarkError ? error : (this.interruption ?? driver.explain(error));
     } finally {
       this.active = null;
       await driver.close();

@@ -23,15 +23,35 @@ function longSecond(dialect, { noTransaction = false } = {}) {
   };
 }
 
-/** Until the runner is inside version 2's long statement. */
-async function insideLong(p, runner) {
+/**
+ * Starts `migrate` (or args) with version 1 applied first, and resolves once it is inside version 2's
+ * long statement: PostgreSQL shows the sleep; SQLite has its lock file and, in the transaction, its
+ * journal, or outside one the table committed before the long statement.
+ */
+async function startInsideLong(p, args = ['migrate']) {
+  assert.is(p.cli('migrate', '1').code, 0);
+  const runner = startCli(args, p.cwd, p.db.url);
+  running.add(runner);
   if (p.db.dialect === 'postgres') {
     await poll('the runner to sleep in 002', () => sleepingBackend(p.db, 'pg_sleep(20)'));
   } else {
-    await poll('the runner to hold the SQLite lock file', () => existsSync(`${p.db.file}.tidemark-lock`) && runner.stdout.includes('002'), { everyMs: 50 });
+    const inside = async () =>
+      existsSync(`${p.db.file}.tidemark-lock`) && (existsSync(`${p.db.file}-journal`) || (await p.db.tables().catch(() => [])).includes('half'));
+    await poll('the runner to be inside 002', inside, { everyMs: 50, limitMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
   assert.is(runner.child.exitCode, null, `the runner is still running:\n${runner.stdout}${runner.stderr}`);
+  return runner;
+}
+
+/** Runners a failed test left behind are killed, so none spins on after it. */
+const running = new Set();
+async function killRunners() {
+  for (const runner of running) {
+    if (runner.child.exitCode === null && runner.child.signalCode === null) runner.child.kill('SIGKILL');
+    await runner.done;
+  }
+  running.clear();
 }
 
 /** No stack trace and no "unexpected failure" reached the user. */
@@ -64,8 +84,7 @@ for (const lock of ['advisory', 'table']) {
   lost(`--lock ${lock}: pg_terminate_backend is exit 5 naming the loss, an interrupted history row, the lock released`, async () => {
     const p = await project('postgres', longSecond('postgres'));
     try {
-      const runner = startCli(['migrate', '--lock', lock], p.cwd, p.db.url);
-      await insideLong(p, runner);
+      const runner = await startInsideLong(p, ['migrate', '--lock', lock]);
       await p.db.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'tidemark'`);
       const r = await runner.done;
       assert.is(r.code, 5, r.output);
@@ -78,6 +97,7 @@ for (const lock of ['advisory', 'table']) {
       await assertUnlocked(p);
       await p.db.query(`select 1`); // the test's own connection survived the terminate of tidemark's sessions
     } finally {
+      await killRunners();
       await dispose(p);
     }
   });
@@ -98,8 +118,7 @@ for (const [dialect, signal, code] of [
     const p = await project(dialect, longSecond(dialect));
     try {
       const args = dialect === 'postgres' ? ['migrate', '--lock', 'table'] : ['migrate'];
-      const runner = startCli(args, p.cwd, p.db.url);
-      await insideLong(p, runner);
+      const runner = await startInsideLong(p, args);
       const sent = Date.now();
       runner.child.kill(signal);
       const r = await runner.done;
@@ -112,6 +131,7 @@ for (const [dialect, signal, code] of [
       assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted']]);
       await assertUnlocked(p);
     } finally {
+      await killRunners();
       await dispose(p);
     }
   });
@@ -120,8 +140,7 @@ for (const [dialect, signal, code] of [
 signals('a signal during a no-transaction migration leaves it dirty and says so; status shows it, force resolves it', async () => {
   const p = await project('postgres', longSecond('postgres', { noTransaction: true }));
   try {
-    const runner = startCli(['migrate'], p.cwd, p.db.url);
-    await insideLong(p, runner);
+    const runner = await startInsideLong(p);
     runner.child.kill('SIGTERM');
     const r = await runner.done;
     assert.is(r.code, 143, r.output);
@@ -133,6 +152,7 @@ signals('a signal during a no-transaction migration leaves it dirty and says so;
     assert.is(refused.code, 2, refused.output);
     assert.match(refused.stderr, /version 2 \(long\) is dirty/);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
@@ -149,8 +169,7 @@ overlap('PostgreSQL: --lock advisory and --lock table exclude each other, each w
       ['advisory', 'table', /a runner with --lock advisory holds it/],
       ['table', 'advisory', /held by pid \d+ on host \S+/],
     ]) {
-      const runner = startCli(['migrate', '--lock', first], p.cwd, p.db.url);
-      await insideLong(p, runner);
+      const runner = await startInsideLong(p, ['migrate', '--lock', first]);
       const other = p.cli('migrate', '--lock', second, '--lock-timeout', '1');
       assert.is(other.code, 4, `${first} then ${second}:\n${other.output}`);
       assert.match(other.stderr, /^error: could not get the migration lock on \S+ within 1 s: /m);
@@ -161,6 +180,7 @@ overlap('PostgreSQL: --lock advisory and --lock table exclude each other, each w
     assert.equal(await ledgerVersions(p.db), [1]);
     assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted'], [2, 'interrupted']]);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
@@ -184,6 +204,7 @@ overlap('PostgreSQL --lock none: the runner that finds its ledger row taken exit
     assert.equal((await p.db.query('select a from base')).map((r) => r.a), [2], 'the migration ran once');
     assert.equal(await history(p.db), [[1, 'ok'], [2, 'ok'], [2, 'interrupted']]);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
@@ -192,8 +213,7 @@ for (const dialect of ['postgres', 'sqlite']) {
   overlap(`${dialect}: a no-transaction migration still running is "in progress" to others; once killed, "did not finish"`, async () => {
     const p = await project(dialect, longSecond(dialect, { noTransaction: true }));
     try {
-      const runner = startCli(['migrate'], p.cwd, p.db.url);
-      await insideLong(p, runner);
+      const runner = await startInsideLong(p);
       const waiting = p.cli('migrate', '--lock-timeout', '1');
       assert.is(waiting.code, 4, waiting.output);
       assert.match(waiting.stderr, /could not get the migration lock .* held by pid \d+/);
@@ -210,6 +230,7 @@ for (const dialect of ['postgres', 'sqlite']) {
       assert.is(crashed.code, 2, crashed.output);
       assert.match(crashed.stderr, /version 2 \(long\) is dirty: a no-transaction migration started and did not finish/);
     } finally {
+      await killRunners();
       await dispose(p);
     }
   });
@@ -218,16 +239,16 @@ for (const dialect of ['postgres', 'sqlite']) {
 overlap('SQLite: a rollback started during a migrate waits for the whole run, never interleaving with it', async () => {
   const p = await project('sqlite', longSecond('sqlite'));
   try {
-    const runner = startCli(['migrate'], p.cwd, p.db.url);
-    await insideLong(p, runner);
+    const runner = await startInsideLong(p);
     const rollback = p.cli('rollback', '--to', '0', '--lock-timeout', '1');
     assert.is(rollback.code, 4, rollback.output);
     assert.match(rollback.stderr, /^error: could not get the migration lock on sqlite:\S+ within 1 s: its lock is held by pid \d+ on host \S+ since \S+, a run in progress$/m);
     assert.equal(await ledgerVersions(p.db), [1], 'the rollback undid nothing in the middle of the run');
     runner.child.kill('SIGINT');
-    await runner.done;
-    await assertConverges(p, [1, 2]);
+    assert.is((await runner.done).code, 130);
+    assert.equal(await ledgerVersions(p.db), [1]);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
@@ -235,8 +256,7 @@ overlap('SQLite: a rollback started during a migrate waits for the whole run, ne
 overlap('SQLite: a lock file whose holder died (kill -9) is taken over at once', async () => {
   const p = await project('sqlite', longSecond('sqlite'));
   try {
-    const runner = startCli(['migrate'], p.cwd, p.db.url);
-    await insideLong(p, runner);
+    const runner = await startInsideLong(p);
     runner.child.kill('SIGKILL');
     await runner.done;
     assert.ok(existsSync(`${p.db.file}.tidemark-lock`), 'kill -9 left the lock file');
@@ -245,6 +265,7 @@ overlap('SQLite: a lock file whose holder died (kill -9) is taken over at once',
     assert.equal(await ledgerVersions(p.db), []);
     await assertUnlocked(p);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
@@ -273,6 +294,7 @@ full('SQLITE_FULL is exit 4 saying the disk is full, not a SQL error; the migrat
     assert.not.ok((await p.db.tables()).includes('big'));
     await assertUnlocked(p);
   } finally {
+    await killRunners();
     await dispose(p);
   }
 });
