@@ -5,12 +5,20 @@ import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
-import { ExitCode, fileSystemError, signalError, SIGNAL_EXIT_CODES, TidemarkError, UsageError, type StopSignal } from './errors.js';
+import {
+  ExitCode,
+  fileSystemError,
+  signalError,
+  SIGNAL_EXIT_CODES,
+  TidemarkError,
+  UsageError,
+  type StopSignal,
+} from './errors.js';
 import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
-import { Migrator } from './migrator.js';
+import { Migrator, type MigratorEvent } from './migrator.js';
 import { Reporter } from './report.js';
 import { formatSnapshot } from './schema.js';
 
@@ -50,7 +58,8 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
       if (configs.length > 1) output.section(config.name!);
       log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
       const logged = log;
-      const migrator = new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event);
+      const listener = logged ? (event: MigratorEvent) => (output.event(event), logged.event(event)) : output.event;
+      const migrator = new Migrator(config, listener);
       if (options.changes) stopCleanlyOnSignals(migrator, (error) => (reporter.error(error), logged?.error(error)));
       await work(migrator, output);
       done.push(config.name ?? '');
@@ -73,7 +82,9 @@ let stoppable: { migrator: Migrator; report: (error: TidemarkError) => void } | 
  * with an `error:` line. A second signal, or cleanup taking longer than 10 s, exits at once.
  */
 function stopCleanlyOnSignals(migrator: Migrator, report: (error: TidemarkError) => void): void {
-  if (!stoppable) for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) process.on(signal, () => stop(signal));
+  if (!stoppable) {
+    for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) process.on(signal, () => stop(signal));
+  }
   stoppable = { migrator, report };
 }
 

@@ -5,7 +5,7 @@ export const ExitCode = {
   usage: 2,
   verifyFailed: 3,
   connection: 4,
-  /** The connection broke during the run (server restart, pg_terminate_backend): the database is consistent, run again. */
+  /** The connection broke during the run (a server restart, pg_terminate_backend): consistent, run again. */
   connectionLost: 5,
   /** 128 + the signal's number, as a shell reports a process ended by it. */
   sigint: 130,
@@ -82,23 +82,27 @@ export const SIGNAL_EXIT_CODES = { SIGINT: ExitCode.sigint, SIGTERM: ExitCode.si
 export type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
 
 export function signalError(signal: StopSignal): InterruptedError {
-  return new InterruptedError(`interrupted by ${signal}: the running migration was cancelled and rolled back`, SIGNAL_EXIT_CODES[signal], {
+  const message = `interrupted by ${signal}: the running migration was cancelled and rolled back`;
+  return new InterruptedError(message, SIGNAL_EXIT_CODES[signal], {
     hint: 'the migrations reported above as applied are applied; run again for the rest',
   });
 }
 
 /** The connection to the database broke after it was made: exit 5. */
 export function connectionLostError(description: string, reason: string): InterruptedError {
-  return new InterruptedError(`lost the connection to ${description} during the run: ${reason}`, ExitCode.connectionLost, {
+  const message = `lost the connection to ${description} during the run: ${reason}`;
+  return new InterruptedError(message, ExitCode.connectionLost, {
     hint:
-      'the server ended the session (a restart, pg_terminate_backend, a proxy or network drop); the running migration ' +
+      'the server ended the session (a restart, pg_terminate_backend, a proxy or network drop); ' +
+      'the running migration ' +
       'was rolled back by the server, so the database is consistent: run again once the server is back',
   });
 }
 
 /** The run's lock was taken over while it was paused past its TTL: its running migration was rolled back. */
 export function lockTakenOverError(description: string): InterruptedError {
-  return new InterruptedError(`lost the migration lock on ${description}: another runner took it over while this run was paused`, ExitCode.connection, {
+  const message = `lost the migration lock on ${description}: another runner took it over while this run was paused`;
+  return new InterruptedError(message, ExitCode.connection, {
     hint:
       'the running migration was rolled back (the other runner applies it); nothing is wrong with its SQL. ' +
       'A run is paused past --lock-ttl by a frozen VM or a stopped process: raise --lock-ttl if that is expected',

@@ -6,7 +6,8 @@ import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
 import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange, type Step, type StepSource } from './drivers/driver.js';
-import { ConnectionError, InterruptedError, MigrationError, signalError, TidemarkError, UsageError, type StopSignal } from './errors.js';
+import { ConnectionError, InterruptedError, MigrationError, signalError, TidemarkError, UsageError } from './errors.js';
+import type { StopSignal } from './errors.js';
 import { makeFolders } from './folders.js';
 import {
   discover,
@@ -325,7 +326,8 @@ export class Migrator {
     } catch (caught) {
       if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
       const error = await stepError(this.interruption ?? caught, script, driver);
-      this.emit({ type: 'failed', action, version: file.version, versionText: file.versionText, name: file.name, error: error.message });
+      const { versionText, name } = file;
+      this.emit({ type: 'failed', action, version: file.version, versionText, name, error: error.message });
       // Only the migration's own failure is `failed`: a signal, a lost connection or lock interrupted a fine one.
       const outcome = error instanceof MigrationError ? 'failed' : 'interrupted';
       const entry = { ...history, outcome, executionMs: elapsed(started), error: error.message } as const;
@@ -613,7 +615,9 @@ async function assertNoRunInProgress(run: Run, ledger: LedgerRow[]): Promise<voi
   if (!dirty || run.locked) return;
   const holder = await run.driver.otherRun();
   if (!holder) return;
-  throw new ConnectionError(`version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); it has not crashed`, {
+  const message = `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
+    'it has not crashed';
+  throw new ConnectionError(message, {
     hint: 'wait for that run to finish, then run again',
   });
 }
@@ -625,7 +629,9 @@ async function stepError(error: unknown, script: Script, driver: Driver): Promis
   const ledger = await driver.readLedger().catch(() => []);
   const details = {
     ...reported.details,
-    hint: `${script.file.path} runs outside a transaction, so it may have partly run; version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
+    hint:
+      `${script.file.path} runs outside a transaction, so it may have partly run; ` +
+      `version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
   };
   if (reported instanceof MigrationError) return new MigrationError(reported.message, details);
   return new InterruptedError(reported.message, reported.exitCode, details);

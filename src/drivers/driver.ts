@@ -184,7 +184,8 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
  * not kept apart: --lock none, or a lock lost). Not the migration's fault, and nothing to fix in it.
  */
 export function versionTakenError(description: string, version: number): InterruptedError {
-  return new InterruptedError(`version ${version} was recorded in ${description} by another runner while this one ran it`, ExitCode.connection, {
+  const message = `version ${version} was recorded in ${description} by another runner while this one ran it`;
+  return new InterruptedError(message, ExitCode.connection, {
     hint:
       'this run rolled its copy back, so the version ran once; nothing is wrong with its SQL. Runners overlapped: ' +
       'give every runner of this database a --lock mode other than none; run again to go on',

@@ -7,13 +7,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * 500 ms and are randomized, so that many runners started together do not retry in step. An abort
  * (a signal) ends the wait with its reason.
  */
-export async function pollUntil(timeoutSeconds: number, attempt: () => Promise<boolean>, signal?: AbortSignal): Promise<boolean> {
+export async function pollUntil(
+  timeoutSeconds: number,
+  attempt: () => Promise<boolean>,
+  signal?: AbortSignal,
+): Promise<boolean> {
   const deadline = performance.now() + timeoutSeconds * 1000;
   for (let pause = 50; ; pause = Math.min(pause * 1.5, 500)) {
     signal?.throwIfAborted();
     if (await attempt()) return true;
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    await sleep(Math.min(left, pause * (0.5 + Math.random())), undefined, { signal }).catch(() => signal?.throwIfAborted());
+    const wait = Math.min(left, pause * (0.5 + Math.random()));
+    await sleep(wait, undefined, { signal }).catch(() => signal?.throwIfAborted());
   }
 }

@@ -63,7 +63,8 @@ const LOCK_NAMESPACE = 0x746d;
  * A session-level advisory lock on the reserved connection, keyed by the ledger's schema-qualified
  * name so two applications in one database do not wait for each other.
  */
-async function takeAdvisoryLock({ session, table, description }: LockContext, { timeoutSeconds, signal }: LockOptions): Promise<void> {
+async function takeAdvisoryLock(context: LockContext, { timeoutSeconds, signal }: LockOptions): Promise<void> {
+  const { session, table, description } = context;
   const keys = advisoryKeys(table).join(', ');
   const lockTable = tidemarkTables(table).lock;
   let tableHolder: LockRow | undefined;
@@ -95,7 +96,8 @@ async function advisoryHolder(session: postgres.Sql, table: TableName): Promise<
     select a.pid, a.usename as user, a.application_name as application, coalesce(host(a.client_addr), 'local socket') as client,
            to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since, round(extract(epoch from now() - a.backend_start)) as seconds
     from pg_locks l join pg_stat_activity a on a.pid = l.pid
-    where l.locktype = 'advisory' and l.granted and l.database = (select oid from pg_database where datname = current_database())
+    where l.locktype = 'advisory' and l.granted
+      and l.database = (select oid from pg_database where datname = current_database())
       and l.classid = ${key1} and l.objid = (${key2})::oid and l.objsubid = 2`);
   if (!holder) return { text: 'another run held it and has just let go' };
   const who = `user ${holder.user}, application ${holder.application || '(none)'}, from ${holder.client}`;
@@ -165,13 +167,17 @@ class TableLock implements RunLock {
         const taken = await sql.unsafe(acquireSql(table, ttlSeconds), [token, hostname(), process.pid]).catch(busyRow);
         if (taken.length === 0) return false;
         // An --lock advisory runner may hold the run: then the row is given back and this run waits.
-        const [{ free }] = await sql.unsafe(`select case when pg_try_advisory_lock(${keys}) then pg_advisory_unlock(${keys}) else false end as free`);
+        const probe = `select case when pg_try_advisory_lock(${keys})
+          then pg_advisory_unlock(${keys}) else false end as free`;
+        const [{ free }] = await sql.unsafe(probe);
         advisoryHeld = !free;
         if (free) return true;
         await sql.unsafe(`delete from ${table} where holder = $1`, [token]);
         return false;
       };
-      if (await pollUntil(timeoutSeconds, acquire, signal)) return new TableLock(sql, context, token, ttlSeconds, sentAt);
+      if (await pollUntil(timeoutSeconds, acquire, signal)) {
+        return new TableLock(sql, context, token, ttlSeconds, sentAt);
+      }
       if (advisoryHeld) throw advisoryBusyError(context.description, timeoutSeconds);
       throw busyError(context.description, table, timeoutSeconds, await readLockRow(sql, table));
     } catch (error) {
@@ -184,7 +190,8 @@ class TableLock implements RunLock {
     const renew = `update ${this.table} set expires_at = clock_timestamp() + make_interval(secs => ${this.ttlSeconds})
       where id = 1 and holder = '${this.token}'`;
     const lost = `another runner took over the migration lock while this run was paused`;
-    return `do $tidemark$ begin ${renew}; if not found then raise exception '${lost}' using errcode = '${LOCK_LOST_CODE}'; end if; end $tidemark$`;
+    const fail = `raise exception '${lost}' using errcode = '${LOCK_LOST_CODE}'`;
+    return `do $tidemark$ begin ${renew}; if not found then ${fail}; end if; end $tidemark$`;
   }
 
   assertHeld(): void {
@@ -281,7 +288,10 @@ function busyRow(error: postgres.PostgresError): [] {
 /** The lock row, when there is one; `unexpired` leaves out one whose holder is presumed dead. */
 async function readLockRow(sql: postgres.Sql, table: string, unexpired = false): Promise<LockRow | undefined> {
   const format = (column: string) => `to_char(${column}, 'YYYY-MM-DD HH24:MI:SS TZ')`;
-  if (unexpired && !(await sql.unsafe(`select to_regclass('${table}') is not null as exists`))[0]!.exists) return undefined;
+  if (unexpired) {
+    const [{ exists }] = await sql.unsafe(`select to_regclass('${table}') is not null as exists`);
+    if (!exists) return undefined;
+  }
   const [row] = await sql.unsafe<LockRow[]>(`
     select holder, host, pid, db_user as user, ${format('acquired_at')} as since, ${format('expires_at')} as expires,
            ceil(extract(epoch from expires_at - now()))::int as "expiresIn"
@@ -298,7 +308,9 @@ export async function runLockHolder(sql: postgres.Sql, table: TableName): Promis
 }
 
 function advisoryBusyError(description: string, timeoutSeconds: number): ConnectionError {
-  return new ConnectionError(`could not get the migration lock on ${description} within ${timeoutSeconds} s: a runner with --lock advisory holds it`, {
+  const message = `could not get the migration lock on ${description} within ${timeoutSeconds} s: ` +
+    'a runner with --lock advisory holds it';
+  return new ConnectionError(message, {
     hint: 'wait for that run to finish and try again; give every runner of this database the same --lock mode',
   });
 }

@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
-import { ConnectionError, connectionLostError, lockTakenOverError, UsageError, type InterruptedError } from '../errors.js';
+import { ConnectionError, connectionLostError, lockTakenOverError, UsageError } from '../errors.js';
+import type { InterruptedError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import {
@@ -331,7 +332,9 @@ class PostgresDriver implements Driver {
       if (!e) throw error;
       if (e.code === LOCK_LOST_CODE) throw lockTakenOverError(this.description);
       const { schema, name } = this.options.table;
-      if (e.code === '23505' && e.schema_name === schema && e.table_name === name) throw versionTakenError(this.description, script.file.version);
+      if (e.code === '23505' && e.schema_name === schema && e.table_name === name) {
+        throw versionTakenError(this.description, script.file.version);
+      }
       let at = errorOffset(e, script, piece.offset, whole ? undefined : piece.offset);
       // A position outside the file is in tidemark's own statements around it: no statement of the file failed.
       if (at === null && whole && !e.position) {
@@ -381,7 +384,8 @@ class PostgresDriver implements Driver {
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
     // The session's settings are restored before them, so the next file starts as this one did.
-    const records = [RESET_SESSION, ledgerWrite, this.historySql(history, SERVER_ELAPSED_MS), this.runLock?.checkBeforeCommit];
+    const historyWrite = this.historySql(history, SERVER_ELAPSED_MS);
+    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit];
     const tail = `\n;\n${records.filter(Boolean).join(';\n')}`;
     const started = performance.now();
     await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length }, true);
@@ -441,7 +445,9 @@ class PostgresDriver implements Driver {
   async recordFailure(entry: HistoryEntry): Promise<void> {
     try {
       if (!this.lost) return await this.appendHistory(entry);
-      const once = postgres(this.options.url, { max: 1, onnotice: () => {}, fetch_types: false, connect_timeout: 5, connection: { application_name: 'tidemark' } });
+      const connection = { application_name: 'tidemark' };
+      const settings = { max: 1, onnotice: () => {}, fetch_types: false, connect_timeout: 5, connection };
+      const once = postgres(this.options.url, settings);
       try {
         await once.unsafe(this.historySql(entry));
       } finally {
@@ -465,13 +471,13 @@ class PostgresDriver implements Driver {
    * written to it (postgres.js throws a TypeError from a timer when it writes to a closed socket), and
    * the loss is every later statement's error. The running statement is kept for cancel().
    */
-  private query(text: string, params: (string | number)[] = [], rows: 'keep' | 'discard' = 'keep'): Promise<postgres.Row[]> {
+  private query(text: string, params: (string | number)[] = [], rows: 'keep' | 'discard' = 'keep'): Promise<Rows> {
     if (this.lost) return Promise.reject(this.lost);
     const pending = this.session.unsafe(text, params);
     this.running = pending;
     const result: Promise<unknown> = rows === 'discard' ? pending.forEach(discardRow) : pending;
     return result.then(
-      () => pending as unknown as postgres.Row[],
+      () => pending as unknown as Rows,
       (error: unknown) => {
         throw this.noteLoss(error);
       },
@@ -521,9 +527,14 @@ class PostgresDriver implements Driver {
 
 function discardRow(): void {}
 
+type Rows = postgres.Row[];
+
 /** postgres.js names a closed socket `write CONNECTION_CLOSED host:port`: in words, with the code. */
 function lossReason(e: { code?: string; message?: string }): string {
-  const words: Record<string, string> = { CONNECTION_CLOSED: 'the server closed the connection', ECONNRESET: 'the connection was reset' };
+  const words: Record<string, string> = {
+    CONNECTION_CLOSED: 'the server closed the connection',
+    ECONNRESET: 'the connection was reset',
+  };
   return `${words[e.code ?? ''] ?? e.message} (${e.code})`;
 }
 

@@ -92,8 +92,8 @@ export class SqliteRunLock {
   }
 
   /** Waits up to timeoutSeconds for the lock; a holder that is alive and renewing is waited for. */
-  static async take(db: WriteLock, databaseFile: string, description: string, options: LockOptions): Promise<SqliteRunLock> {
-    const lock = new SqliteRunLock(db, databaseFile, description, options.ttlSeconds);
+  static async take(db: WriteLock, file: string, description: string, options: LockOptions): Promise<SqliteRunLock> {
+    const lock = new SqliteRunLock(db, file, description, options.ttlSeconds);
     let holder: Holder | null = null;
     const attempt = async () => {
       const outcome = await lock.tryTake();
@@ -104,10 +104,13 @@ export class SqliteRunLock {
     if (!(await pollUntil(options.timeoutSeconds, attempt, options.signal))) {
       // Busy all along: the holder's migration kept the write lock; its file still says who it is.
       holder ??= readHolder(lock.path);
-      const who = holder ? `its lock is held by ${describe(holder)}, a run in progress` : 'another connection held its write lock';
-      throw new ConnectionError(`could not get the migration lock on ${description} within ${options.timeoutSeconds} s: ${who}`, {
+      const busy = 'another connection held the write lock';
+      const who = holder ? `its lock is held by ${describe(holder)}, a run in progress` : busy;
+      const message = `could not get the migration lock on ${description} within ${options.timeoutSeconds} s: ${who}`;
+      throw new ConnectionError(message, {
         hint:
-          'wait for that run to finish and try again, or raise --lock-timeout. A dead holder on this host is taken over at once, ' +
+          'wait for that run to finish and try again, or raise --lock-timeout. ' +
+          'A dead holder on this host is taken over at once, ' +
           `one on another host once its lock expires (--lock-ttl, ${options.ttlSeconds} s)`,
       });
     }
@@ -137,7 +140,8 @@ export class SqliteRunLock {
   }
 
   private holder(since: string): Holder {
-    return { token: this.token, host: hostname(), pid: process.pid, since, expires: Date.now() + this.ttlSeconds * 1000 };
+    const expires = Date.now() + this.ttlSeconds * 1000;
+    return { token: this.token, host: hostname(), pid: process.pid, since, expires };
   }
 
   /** Renews the lock every ttl/3, for holders on other hosts; one on this host is known alive by its pid. */
@@ -194,7 +198,8 @@ function lockFileError(description: string, path: string, error: unknown): Conne
   return new ConnectionError(`could not write ${description}: cannot create its lock file ${path}: ${reason}`, {
     hint: full
       ? 'free space on the file system that holds the database, then run again'
-      : 'tidemark needs to create files beside the database (the lock file, the journal): check the folder\'s permissions ' +
+      : 'tidemark needs to create files beside the database (the lock file, the journal): ' +
+        "check the folder's permissions " +
         'and that its file system is not mounted read-only',
   });
 }

@@ -363,8 +363,11 @@ class SqliteDriver implements Driver {
   explain(error: unknown): unknown {
     if (!storageError(error)) return error;
     if ((error as { code?: string }).code === 'SQLITE_FULL') {
-      return new ConnectionError(`could not write ${this.description}: the disk is full (${(error as Error).message})`, {
-        hint: 'the running migration was rolled back; free space on the file system that holds the database file and its journal, then run again',
+      const message = `could not write ${this.description}: the disk is full (${(error as Error).message})`;
+      return new ConnectionError(message, {
+        hint:
+          'the running migration was rolled back; ' +
+          'free space on the file system that holds the database file and its journal, then run again',
       });
     }
     return new ConnectionError(`could not write ${this.description}: ${(error as Error).message}`, {
