@@ -182,6 +182,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('allow-changed', { type: 'boolean', describe: 'proceed although applied files were edited; records their new checksums' })
           .option('allow-out-of-order', { type: 'boolean', describe: 'apply pending versions below the applied version (recorded as up-out-of-order)' })
           .option('single-transaction', { type: 'boolean', describe: 'run all pending migrations in one transaction' })
+          .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
           .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
           .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
           .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
@@ -194,6 +195,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
             allowOutOfOrder: args['allow-out-of-order'],
             singleTransaction: args['single-transaction'],
             backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
+            sync: args.sync,
           });
         }, { changes: true }),
     )

@@ -59,13 +59,20 @@ export function withDatabaseUrl(envText: string, url: string): string | null {
   return `${envText}${separator}# Where tidemark migrates to; the process environment wins over this file.\nDATABASE_URL=${url}\n`;
 }
 
+/**
+ * Forward first (the new code needs the new schema), reload, then back (after a revert, the old code
+ * is already running when the versions it lacks are undone): no request meets a schema it cannot use.
+ */
+export const POST_DEPLOY =
+  'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync --backup';
+
 /** A pm2 ecosystem file for the app, its deploy block commented out until the hosts are filled in. */
 export function ecosystemFile(appName: string, script: string): string {
   return `// pm2 ecosystem file written by \`tidemark init --pm2\`. Start with: pm2 start ecosystem.config.cjs
 module.exports = {
   apps: [{ name: ${JSON.stringify(appName)}, script: ${JSON.stringify(script)}, instances: 2, exec_mode: 'cluster' }],
-  // Fill in and uncomment to deploy with \`pm2 deploy production\`. The post-deploy hook installs, migrates,
-  // and reloads only when the migration succeeded (a failed migration exits non-zero and stops the hook).
+  // Fill in and uncomment to deploy with \`pm2 deploy production\`. The post-deploy hook backs up and migrates,
+  // reloads only when that succeeded, then (after a revert) takes back what this release has no files for.
   // deploy: {
   //   production: {
   //     user: 'deploy',
@@ -73,7 +80,7 @@ module.exports = {
   //     ref: 'origin/main',
   //     repo: 'git@example.com:you/${appName}.git',
   //     path: '/srv/${appName}',
-  //     'post-deploy': 'npm ci && npm run migrate && pm2 reload ecosystem.config.cjs',
+  //     'post-deploy': '${POST_DEPLOY}',
   //   },
   // },
 };

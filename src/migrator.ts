@@ -33,6 +33,7 @@ import {
   planForce,
   planMigrate,
   planRollback,
+  planSync,
   planStatus,
   rowsToRollBack,
   versionAfterRollback,
@@ -84,6 +85,8 @@ export interface MigrateOptions {
   singleTransaction?: boolean;
   /** Back up the database first when something is pending (a no-op run takes none). */
   backup?: BackupOptions | boolean;
+  /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
+  sync?: boolean;
 }
 
 export interface RollbackOptions {
@@ -220,12 +223,17 @@ export class Migrator {
       const { driver } = run;
       const ledger = await driver.readLedger();
       await assertNoRunInProgress(run, ledger);
-      const plan = this.planMigration(migrations, checksums, ledger, options);
+      // Everything is planned (and refused) before anything changes, the --sync rollback included.
+      const back = options.sync ? planSync(migrations, ledger) : [];
+      const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
+      const plan = this.planMigration(migrations, checksums, afterBack, options);
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
+      const changes = back.length > 0 || plan.pending.length > 0;
+      if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
+      if (back.length > 0) await this.runRollback(run, ledger, back, dryRun);
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
-      if (options.backup && plan.pending.length > 0 && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
       if (dryRun) {
         for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
         applied = plan.pending.length;
@@ -348,23 +356,29 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
-      const { driver } = run;
-      const ledger = await driver.readLedger();
+      const ledger = await run.driver.readLedger();
       await assertNoRunInProgress(run, ledger);
       const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
-      const scripts = await this.rollbackScripts(driver, steps);
-      const started = performance.now();
-      this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
-      let reverted = 0;
-      for (const [i, step] of steps.entries()) {
-        if (step.note) this.emit({ type: step.note.level, message: step.note.message });
-        if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
-        if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
-      }
-      const version = versionAfterRollback(ledger, steps);
-      this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
-      return { reverted, version };
+      const reverted = await this.runRollback(run, ledger, steps, dryRun);
+      return { reverted, version: versionAfterRollback(ledger, steps) };
     });
+  }
+
+  /** Runs planned rollback steps in order with their events; returns how many this run undid. */
+  private async runRollback(run: Run, ledger: LedgerRow[], steps: RollbackStep[], dryRun: boolean): Promise<number> {
+    const { driver } = run;
+    const scripts = await this.rollbackScripts(driver, steps);
+    const started = performance.now();
+    this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
+    let reverted = 0;
+    for (const [i, step] of steps.entries()) {
+      if (step.note) this.emit({ type: step.note.level, message: step.note.message });
+      if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
+      if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
+    }
+    const version = versionAfterRollback(ledger, steps);
+    this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
+    return reverted;
   }
 
   /**

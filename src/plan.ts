@@ -310,6 +310,25 @@ export function planRollback(migrations: Migration[], ledger: LedgerRow[], optio
   return steps;
 }
 
+/**
+ * migrate --sync: the versions applied but not in this release, undone newest first before anything
+ * is applied, so deploying an older release takes the database back with it. Only a release that
+ * lacks the newest versions qualifies: files missing from the middle are a broken checkout.
+ */
+export function planSync(migrations: Migration[], ledger: LedgerRow[]): RollbackStep[] {
+  const ahead = notInRelease(migrations, ledger);
+  if (ahead.length === 0) return [];
+  const newestFile = migrations.reduce((top, m) => Math.max(top, m.version), 0);
+  const missing = ahead.filter((r) => r.version < newestFile);
+  if (missing.length > 0) {
+    const list = missing.map((r) => `${r.version} (${r.name})`).join(', ');
+    throw new UsageError(`migrate --sync: this release has no file for the applied ${missing.length === 1 ? 'version' : 'versions'} ${list}, below its newest file ${newestFile}; nothing was changed`, {
+      hint: 'restore the files from version control (see `tidemark status`); --sync only undoes versions newer than every file of the release',
+    });
+  }
+  return planRollback(migrations, ledger, { to: newestFile }, new Map());
+}
+
 /** The applied rows a rollback undoes, newest first: the last `steps` (default 1), every one above `to`, or `all`. */
 export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): LedgerRow[] {
   const newestFirst = [...ledger].sort((a, b) => b.version - a.version);

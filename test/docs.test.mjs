@@ -55,4 +55,9 @@ test('no page cites a design document outside the repository', () => {
   assert.equal(citing, []);
 });
 
+test('README.md and docs/pm2.md give the post-deploy hook init writes and the pm2 test runs', async () => {
+  const { POST_DEPLOY } = await import('../dist/init.js');
+  for (const page of ['README.md', 'docs/pm2.md']) assert.ok(readFileSync(join(ROOT, page), 'utf8').includes(POST_DEPLOY), page);
+});
+
 test.run();

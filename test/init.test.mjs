@@ -101,7 +101,8 @@ test('--pm2 writes an ecosystem file that pm2 can load: the app from package.jso
   assert.is(r.code, 0, r.output);
   const ecosystem = createRequire(join(app, 'x.js'))('./ecosystem.config.cjs');
   assert.equal(ecosystem.apps, [{ name: 'shop', script: 'server.js', instances: 2, exec_mode: 'cluster' }]);
-  assert.match(read('ecosystem.config.cjs'), /^ {2}\/\/ {5}'post-deploy': 'npm ci && npm run migrate && pm2 reload ecosystem\.config\.cjs',$/m);
+  const hook = "'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync --backup',";
+  assert.ok(read('ecosystem.config.cjs').includes(`  //     'post-deploy': ${hook}\n`), read('ecosystem.config.cjs'));
 });
 
 test('tidemark\'s own package.json has the scripts init writes, under the same names', () => {
