@@ -267,16 +267,21 @@ const FAULTS = {
   },
 };
 
-/** null when the runner finished (exit 0) or failed with `code` and a message matching `pattern`. */
+/** The fault landed before the runner connected (Node still starting) or after it finished: it missed. */
+function missed(result) {
+  return result.code === 0 || (result.signal !== null && result.output === '');
+}
+
+/** null when the fault missed the run, or the runner failed with `code` and a message matching `pattern`. */
 function named(result, code, pattern) {
-  if (result.code === 0) return null;
+  if (missed(result)) return null;
   if (result.code === code && pattern.test(result.stderr)) return null;
   return `exit ${result.code ?? result.signal}: ${result.stderr.trim().split('\n')[0] ?? ''}`;
 }
 
 const MODES = { postgres: ['advisory', 'table', 'none'], sqlite: ['advisory', 'none'] };
 
-const tally = { injected: 0, converged: 0, named: 0, finishedFirst: 0, failures: [] };
+const tally = { injected: 0, converged: 0, named: 0, missed: 0, failures: [] };
 
 /** Measures a clean run, for where the faults land. */
 async function cleanRunMs(dialect, cluster, cwd, folder) {
@@ -301,7 +306,7 @@ async function injectAt(point, { dialect, fault, mode, cluster, cwd, folder, sum
     const problem = finishedFirst ? null : ((await FAULTS[fault].inject({ runner, cluster, db, cwd, args })) ?? null);
     const result = await runner.done;
     tally.injected++;
-    if (finishedFirst || result.code === 0) tally.finishedFirst++;
+    if (finishedFirst || missed(result)) tally.missed++;
     const wrong = problem ?? FAULTS[fault].expect(result);
     if (wrong) tally.failures.push(`${label}: the message did not name the fault: ${wrong}`);
     else tally.named++;
@@ -358,7 +363,7 @@ async function diskFull({ cluster }) {
       tally.injected++;
       const r = await startCli(['migrate', '--no-log'], { cwd, url: db.url }).done;
       const wrong = named(r, 4, /^error: could not write \S+: (the disk is full|cannot create its lock file .*: the disk is full)/m);
-      if (r.code === 0) tally.finishedFirst++;
+      if (r.code === 0) tally.missed++;
       if (wrong) tally.failures.push(`${label}: the message did not name the fault: ${wrong}`);
       else tally.named++;
       await assertSerialState(db, sums);
@@ -405,7 +410,8 @@ async function main() {
   }
   const seconds = Math.round((Date.now() - started) / 1000);
   console.log(`\n\nfaults injected: ${tally.injected}; converged to version ${COUNT} with exit 0 afterwards: ${tally.converged}; ` +
-    `message named the fault: ${tally.named} (the runner finished before the fault in ${tally.finishedFirst}); ${seconds} s`);
+    `message named the fault: ${tally.named}, of which ${tally.missed} missed the run (it had not started its ` +
+    `database work or had finished: nothing to name); ${seconds} s`);
   for (const failure of tally.failures) console.log(`FAILED ${failure}`);
   return tally.failures.length === 0 && tally.converged === tally.injected;
 }
