@@ -86,11 +86,14 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 function makeProject(dialect, { bulky = false } = {}) {
   const cwd = mkdtempSync(join(tmpdir(), `tidemark-faults-${dialect}-`));
   mkdirSync(join(cwd, 'sql'));
-  const work = dialect === 'postgres' ? 'SELECT pg_sleep(0.03);' : 'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT x FROM c);';
+  const rows = (count) => `(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${count}) SELECT x FROM c)`;
+  const work = dialect === 'postgres' ? 'SELECT pg_sleep(0.03);' : `SELECT count(*) FROM ${rows(100000)};`;
   for (let v = 1; v <= COUNT; v++) {
     const n = String(v).padStart(3, '0');
-    const fill = bulky ? `INSERT INTO t_${n} SELECT randomblob(3000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10) SELECT x FROM c);\n` : '';
-    const text = `CREATE TABLE t_${n} (a ${bulky ? 'BLOB' : 'INTEGER'});\n${v % 10 === 0 ? `${work}\n` : ''}INSERT INTO t_${n} VALUES (1);\n${fill}INSERT INTO t_${n} VALUES (2);\n`;
+    const fill = bulky ? `INSERT INTO t_${n} SELECT randomblob(3000) FROM ${rows(10)};\n` : '';
+    const text =
+      `CREATE TABLE t_${n} (a ${bulky ? 'BLOB' : 'INTEGER'});\n${v % 10 === 0 ? `${work}\n` : ''}` +
+      `INSERT INTO t_${n} VALUES (1);\n${fill}INSERT INTO t_${n} VALUES (2);\n`;
     writeFileSync(join(cwd, 'sql', `${n}_t${n}.sql`), text);
     writeFileSync(join(cwd, 'sql', `${n}_t${n}_rollback.sql`), `DROP TABLE t_${n};\n`);
   }
@@ -144,6 +147,8 @@ async function privateCluster() {
   };
 }
 
+const LEDGER = 'select version, dirty, checksum from schema_version order by version';
+
 /** A fresh database of the dialect with the reads the checks need. */
 async function freshDatabase(dialect, cluster, folder) {
   if (dialect === 'sqlite') {
@@ -162,7 +167,7 @@ async function freshDatabase(dialect, cluster, folder) {
       url: `sqlite:${file}`,
       file,
       tables: async () => (await all(`select name from sqlite_schema where type = 'table' and name like 't\\_%' escape '\\'`)).map((r) => r.name),
-      ledger: async () => ((await all(`select 1 from sqlite_schema where name = 'schema_version'`)).length ? all('select version, dirty, checksum from schema_version order by version') : []),
+      ledger: async () => ((await all(`select 1 from sqlite_schema where name = 'schema_version'`)).length ? all(LEDGER) : []),
       close: async () => rmSync(file, { force: true }),
     };
   }
@@ -183,7 +188,7 @@ async function freshDatabase(dialect, cluster, folder) {
     url: url.toString(),
     name,
     tables: async () => (await read(`select tablename as name from pg_tables where schemaname = 'public' and tablename like 't\\_%'`)).map((r) => r.name),
-    ledger: async () => ((await read(`select to_regclass('public.schema_version') is not null as e`))[0].e ? read('select version, dirty, checksum from schema_version order by version') : []),
+    ledger: async () => ((await read(`select to_regclass('public.schema_version') is not null as e`))[0].e ? read(LEDGER) : []),
     close: () => cluster.admin.unsafe(`drop database if exists ${name} with (force)`),
   };
 }
