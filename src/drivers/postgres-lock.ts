@@ -118,8 +118,11 @@ interface LockRow {
   expiresIn: number;
 }
 
-/** 23505 unique_violation and 42P07 duplicate_table: another runner created the same table at the same moment. */
-const CREATED_CONCURRENTLY = new Set(['23505', '42P07']);
+/**
+ * 23505 unique_violation, 42P07 duplicate_table and 42710 duplicate_object (its row type): another runner
+ * created the same table at the same moment.
+ */
+const CREATED_CONCURRENTLY = new Set(['23505', '42P07', '42710']);
 
 /**
  * One row in `<ledger>_lock`, for poolers in transaction mode where a session advisory lock does not
