@@ -4,7 +4,8 @@ import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Config, Target } from './config.js';
-import { backupTool, type BackupTool } from './drivers/backup.js';
+import type { BackupTool } from './drivers/backup.js';
+import { backupTool } from './drivers/connect.js';
 import { UsageError } from './errors.js';
 import { makeFolders } from './folders.js';
 

@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
-import { isTransactionControl, lexSql, type Statement } from './sqltext.js';
+import { lexSql, readSqlFile, statementsToRun } from './sql/reader.js';
+import { controlsTransaction, type Statement } from './sql/statements.js';
+import { blankOut } from './sql/tokens.js';
+
+export { normalizeText } from './sql/reader.js';
 
 export const dialects = ['postgres', 'sqlite'] as const;
 export type Dialect = (typeof dialects)[number];
@@ -205,21 +209,20 @@ function chooseVariant(files: SqlFile[], kind: SqlFile['kind'], dialect: Dialect
   return candidates.find((f) => f.dialect === dialect) ?? candidates.find((f) => f.dialect === null) ?? null;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Reads a file as tidemark runs and records it: BOM removed, CRLF turned into LF, directives parsed. */
-export function loadScript(file: SqlFile): Script {
-  return scriptFromText(file, readMigrationText(file));
+/** Reads a file as `dialect` runs it and tidemark records it: BOM removed, CRLF turned into LF, directives parsed. */
+export function loadScript(file: SqlFile, dialect: Dialect): Promise<Script> {
+  return scriptFromText(file, readMigrationText(file), dialect);
 }
 
 /**
  * A script from text already read and normalized: a file's, or a rollback stored in the ledger when
- * its migration was applied (then `file` names where it came from).
+ * its migration was applied (then `file` names where it came from). Read on the dialect's rules.
  */
-export function scriptFromText(file: SqlFile, text: string): Script {
+export async function scriptFromText(file: SqlFile, text: string, dialect: Dialect): Promise<Script> {
   const noTransaction = parseDirectives(file.path, text).has('no-transaction');
   checkMisplacedDirectives(file.path, text);
-  return { file, checksum: checksumOf(text), noTransaction, ...runnableText(file.path, text, noTransaction) };
+  const runnable = await runnableText(file.path, text, noTransaction, dialect);
+  return { file, checksum: checksumOf(text), noTransaction, ...runnable };
 }
 
 /** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */
@@ -267,58 +270,7 @@ export function storedRollbackFile(version: number, name: string, versionText: s
 
 /** The file's text as checksummed and run: UTF-8 (or an error naming the bad byte), no BOM, LF line ends. */
 function readMigrationText(file: SqlFile): string {
-  let text: string;
-  const bytes = readFileSync(file.fullPath);
-  try {
-    text = utf8.decode(bytes);
-  } catch (error) {
-    if (error instanceof TypeError) {
-      const at = firstInvalidUtf8(bytes);
-      throw new UsageError(`${file.path}:${at.line}:${at.column}: not valid UTF-8 text (byte 0x${at.byte.toString(16).toUpperCase().padStart(2, '0')})`, {
-        file: file.path,
-        line: at.line,
-        column: at.column,
-        hint: `save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8 ${file.path}); tidemark and psql read migrations as UTF-8`,
-      });
-    }
-    throw error;
-  }
-  return normalizeText(text);
-}
-
-/** Line, column (in characters) and value of the first byte that is not valid UTF-8. */
-function firstInvalidUtf8(bytes: Uint8Array): { line: number; column: number; byte: number } {
-  let lineStart = 0;
-  let line = 1;
-  while (lineStart <= bytes.length) {
-    const newline = bytes.indexOf(10, lineStart);
-    const end = newline < 0 ? bytes.length : newline;
-    try {
-      utf8.decode(bytes.subarray(lineStart, end));
-    } catch {
-      // Byte by byte: the decoder throws at the first byte that cannot start or continue a character.
-      // The offending character starts where an unfinished multi-byte sequence began, if one is open.
-      const decoder = new TextDecoder('utf-8', { fatal: true });
-      let chars = 0;
-      let sequenceStart = -1;
-      for (let i = lineStart; i < end; i++) {
-        let decoded: string;
-        try {
-          decoded = decoder.decode(bytes.subarray(i, i + 1), { stream: true });
-        } catch {
-          return { line, column: chars + 1, byte: bytes[sequenceStart >= 0 ? sequenceStart : i]! };
-        }
-        chars += Array.from(decoded).length;
-        if (decoded.length > 0) sequenceStart = -1;
-        else if (sequenceStart < 0) sequenceStart = i;
-      }
-      return { line, column: chars + 1, byte: bytes[sequenceStart >= 0 ? sequenceStart : end - 1]! };
-    }
-    if (newline < 0) break;
-    lineStart = newline + 1;
-    line++;
-  }
-  return { line: 1, column: 1, byte: bytes[0] ?? 0 };
+  return readSqlFile(file.path, file.fullPath);
 }
 
 const SKIPPED_META_COMMANDS = /^\\(set\s+ON_ERROR_STOP\s+(on|1|true)\s*|timing(\s+\w+)?\s*|echo\b.*)$/i;
@@ -326,64 +278,114 @@ const SKIPPED_META_COMMANDS = /^\\(set\s+ON_ERROR_STOP\s+(on|1|true)\s*|timing(\
 /**
  * What of a file tidemark runs. psql's harmless meta-commands and a BEGIN/COMMIT wrapper around the
  * whole file (tidemark's own transaction takes its place) are blanked out; any other meta-command,
- * COPY FROM stdin, or transaction control inside a transactional migration is an error naming file:line.
+ * COPY FROM stdin, or transaction control inside a transactional migration is an error naming
+ * file:line:column. Statements are read on the dialect's own rules.
  */
-function runnableText(path: string, text: string, noTransaction: boolean): Pick<Script, 'text' | 'statements' | 'skipped'> {
-  const { statements, metaCommands } = lexSql(text);
+async function runnableText(
+  path: string,
+  text: string,
+  noTransaction: boolean,
+  dialect: Dialect,
+): Promise<Pick<Script, 'text' | 'statements' | 'skipped'>> {
+  const { metaCommands, statements } = lexSql(path, text, dialect);
+  // Before the meta-commands: the rows after COPY FROM stdin end with psql's \. line.
+  refuseCopyFromStdin(path, statements);
   const skipped: string[] = [];
   const blank: { offset: number; length: number }[] = [];
-  const copy = statements.find((st) => st.keyword === 'COPY' && /\bFROM\s+STDIN\b/i.test(st.text));
-  if (copy) {
-    throw new UsageError(`${path}:${copy.line}: COPY ... FROM stdin needs data from psql; tidemark cannot feed it`, {
-      file: path,
-      line: copy.line,
-      hint: 'load the rows with INSERT statements instead (or COPY from a server-side file)',
-    });
-  }
   for (const meta of metaCommands) {
     if (!SKIPPED_META_COMMANDS.test(meta.text)) {
-      throw new UsageError(`${path}:${meta.line}: psql meta-command ${meta.text.split(/\s/)[0]} is not SQL; tidemark cannot run it`, {
+      const name = meta.text.split(/\s/)[0];
+      throw new UsageError(`${path}:${meta.line}:${meta.column}: psql meta-command ${name} is not SQL; tidemark cannot run it`, {
         file: path,
         line: meta.line,
+        column: meta.column,
         hint: 'remove the line (inline what it does as SQL); only \\set ON_ERROR_STOP on, \\timing and \\echo are skipped',
       });
     }
     skipped.push(`${path}:${meta.line}: skipped psql meta-command ${meta.text.trim()}`);
     blank.push({ offset: meta.offset, length: meta.text.length });
   }
-  let body = statements;
+  let runnable = blankOut(text, blank);
+  let body = await statementsToRun(runnable, dialect);
+  refuseCopyFromStdin(path, body);
+  refuseStringSyntax(path, body);
   if (!noTransaction) {
-    const [first] = body;
-    const last = body.at(-1);
-    if (body.length >= 2 && isTransactionControl(first!) && /^(BEGIN|START)$/.test(first!.keyword) && isTransactionControl(last!) && /^(COMMIT|END)$/.test(last!.keyword)) {
-      skipped.push(`${path}:${first!.line}: the file's own ${first!.keyword} ... ${last!.keyword} wrapper is replaced by tidemark's transaction`);
-      for (const st of [first!, last!]) blank.push({ offset: st.offset, length: st.text.length + 1 });
+    const wrapper = fileWrapper(body);
+    if (wrapper) {
+      const [first, last] = wrapper;
+      const wrapperName = `${first.keyword} ... ${last.keyword}`;
+      skipped.push(`${path}:${first.line}: the file's own ${wrapperName} wrapper is replaced by tidemark's transaction`);
+      runnable = blankOut(runnable, [first, last].map((st) => ({ offset: st.offset, length: st.text.length + 1 })));
       body = body.slice(1, -1);
     }
-    const control = body.find(isTransactionControl);
-    if (control) {
-      throw new UsageError(`${path}:${control.line}: ${control.text.trim().split(/\s+/)[0]} inside a migration; tidemark runs each migration in its own transaction`, {
-        file: path,
-        line: control.line,
-        hint: 'remove the transaction statements (run the file by hand with psql -1 for the same effect), or make the first line -- tidemark:no-transaction if it must manage transactions itself',
-      });
-    }
+    checkTransactional(path, body);
   }
-  return { text: blank.length ? blankOut(text, blank) : text, statements: body, skipped };
+  return { text: runnable, statements: body, skipped };
 }
 
-/** Replaces ranges with spaces, keeping newlines, so every offset and line number stays where it was. */
-function blankOut(text: string, ranges: { offset: number; length: number }[]): string {
-  let out = text;
-  for (const { offset, length } of ranges) {
-    const end = Math.min(text.length, offset + length);
-    out = out.slice(0, offset) + out.slice(offset, end).replace(/[^\n]/g, ' ') + out.slice(end);
+function refuseCopyFromStdin(path: string, statements: Statement[]): void {
+  const copy = statements.find((st) => st.kind === 'copy-from-stdin');
+  if (copy) {
+    throw new UsageError(`${where(path, copy)}: COPY ... FROM stdin needs data from psql; tidemark cannot feed it`, {
+      ...at(path, copy),
+      hint: 'load the rows with INSERT statements instead (or COPY from a server-side file)',
+    });
   }
-  return out;
 }
 
-export function normalizeText(text: string): string {
-  return (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text).replace(/\r\n/g, '\n');
+function refuseStringSyntax(path: string, statements: Statement[]): void {
+  const set = statements.find((st) => st.kind === 'string-syntax');
+  if (set) {
+    const message = 'SET standard_conforming_strings would change how the server reads later strings';
+    throw new UsageError(`${where(path, set)}: ${message}`, {
+      ...at(path, set),
+      hint: "remove it: tidemark runs every file with standard_conforming_strings = on; write E'...' for backslash escapes",
+    });
+  }
+}
+
+/** A file that starts with BEGIN (or START TRANSACTION) and ends with COMMIT (or END), as psql -f users write it. */
+export function fileWrapper(statements: Statement[]): [Statement, Statement] | null {
+  const [first] = statements;
+  const last = statements.at(-1);
+  if (statements.length < 2 || first?.kind !== 'transaction-start' || last?.kind !== 'transaction-end') return null;
+  return /^(COMMIT|END)$/.test(last.keyword) ? [first, last] : null;
+}
+
+/** A transactional file may not end or start transactions, nor hold statements the server refuses inside one. */
+function checkTransactional(path: string, statements: Statement[]): void {
+  const control = statements.find(controlsTransaction);
+  if (control) {
+    const message = `${control.keyword} inside a migration; tidemark runs each migration in its own transaction`;
+    throw new UsageError(`${where(path, control)}: ${message}`, {
+      ...at(path, control),
+      hint:
+        'remove the transaction statements (run the file by hand with psql -1 for the same effect), ' +
+        'or make the first line -- tidemark:no-transaction if it must manage transactions itself',
+    });
+  }
+  const outside = statements.find((st) => st.kind === 'no-transaction');
+  if (outside) {
+    const message = `${opening(outside)} cannot run inside a transaction block, and this migration runs in one`;
+    throw new UsageError(`${where(path, outside)}: ${message}`, {
+      ...at(path, outside),
+      hint: 'make the first line of the file -- tidemark:no-transaction (best with this statement alone in its migration)',
+    });
+  }
+}
+
+function where(path: string, statement: Statement): string {
+  return `${path}:${statement.line}:${statement.column}`;
+}
+
+function at(path: string, statement: Statement): { file: string; line: number; column: number } {
+  return { file: path, line: statement.line, column: statement.column };
+}
+
+/** The statement's first line, shortened, for a message: `CREATE INDEX CONCURRENTLY trades_symbol_idx ON ...`. */
+function opening(statement: Statement): string {
+  const line = statement.text.split('\n', 1)[0]!.trim();
+  return line.length > 60 ? `${line.slice(0, 57)}...` : line;
 }
 
 export function checksumOf(normalizedText: string): string {

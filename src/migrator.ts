@@ -19,6 +19,7 @@ import {
   storedRollbackFile,
   validateMigrationName,
   type Checksums,
+  type Dialect,
   type Migration,
   type Script,
 } from './files.js';
@@ -29,6 +30,7 @@ import {
   dirtyResolution,
   ledgerAnomalies,
   notInReleaseWarning,
+  planAdopt,
   planBaseline,
   planForce,
   planMigrate,
@@ -50,6 +52,9 @@ import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
 import { verify, type VerifyOptions } from './verify.js';
+import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
+import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
+import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -87,6 +92,27 @@ export interface MigrateOptions {
   backup?: BackupOptions | boolean;
   /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
   sync?: boolean;
+}
+
+export interface ImportOptions {
+  /** Only convert the files, even when a database URL is configured (else its ledger is adopted too). */
+  filesOnly?: boolean;
+  /** The other tool's ledger table, when the project renamed it (dbmate --migrations-table, goose -table). */
+  table?: string;
+  dryRun?: boolean;
+}
+
+/** What `import` converted, wrote and recorded, and every source file it did not convert, with why. */
+export interface ImportResult extends Conversion {
+  /** The migrations folder written into. */
+  dir: string;
+  /** Paths written ([] on a dry run). */
+  written: string[];
+  /** Paths that existed already with the same bytes (a second database adopted from the committed folder). */
+  kept: string[];
+  /** The versions recorded (with --dry-run: that would be) from the other tool's ledger; null without adopt. */
+  adopted: { database: string; table: string; versions: number[] } | null;
+  dryRun: boolean;
 }
 
 export interface RollbackOptions {
@@ -226,7 +252,7 @@ export class Migrator {
       // Everything is planned (and refused) before anything changes, the --sync rollback included.
       const back = options.sync ? planSync(migrations, ledger) : [];
       const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
-      const plan = this.planMigration(migrations, checksums, afterBack, options);
+      const plan = await this.planMigration(driver.dialect, migrations, checksums, afterBack, options);
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
       const changes = back.length > 0 || plan.pending.length > 0;
       if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
@@ -256,7 +282,13 @@ export class Migrator {
    * migrate's plan with the loaded files it runs; warns about migrations that could not be undone
    * and about applied versions this release does not have (the database is ahead of the code).
    */
-  private planMigration(migrations: Migration[], checksums: Checksums, ledger: LedgerRow[], options: MigrateOptions): MigratePlan & { runs: StepSource[] } {
+  private async planMigration(
+    dialect: Dialect,
+    migrations: Migration[],
+    checksums: Checksums,
+    ledger: LedgerRow[],
+    options: MigrateOptions,
+  ): Promise<MigratePlan & { runs: StepSource[] }> {
     const plan = planMigrate(migrations, ledger, checksums, options);
     const ahead = notInReleaseWarning(plan.notInRelease, migrations);
     if (ahead) this.emit({ type: 'warning', message: ahead });
@@ -266,7 +298,11 @@ export class Migrator {
     for (const m of plan.pending.filter((m) => plan.outOfOrder.has(m.version))) {
       this.emit({ type: 'warning', message: `${m.forward.path} runs out of order, below the applied version ${plan.current} (--allow-out-of-order)` });
     }
-    const runs = plan.pending.map((m) => ({ script: loadScript(m.forward), rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) }));
+    const runs: StepSource[] = [];
+    for (const m of plan.pending) {
+      const script = await loadScript(m.forward, dialect);
+      runs.push({ script, rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) });
+    }
     return { ...plan, runs };
   }
 
@@ -389,12 +425,13 @@ export class Migrator {
     const scripts: Script[] = [];
     for (const step of steps) {
       if (step.file) {
-        scripts.push(loadScript(step.file));
+        scripts.push(await loadScript(step.file, driver.dialect));
         continue;
       }
       const text = await driver.storedRollback(step.version);
       if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
-      scripts.push(scriptFromText(storedRollbackFile(step.version, step.name, step.versionText), text));
+      const stored = storedRollbackFile(step.version, step.name, step.versionText);
+      scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
     return scripts;
   }
@@ -460,7 +497,7 @@ export class Migrator {
       const ledger = await driver.readLedger();
       await assertNoRunInProgress(run, ledger);
       const plan = planForce(migrations, ledger, version);
-      const added = plan.add.map(recordedRow);
+      const added = await recordedRows(plan.add, driver.dialect);
       if (!options.dryRun) {
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
@@ -490,18 +527,74 @@ export class Migrator {
   async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
-      const recorded = planBaseline(migrations, await driver.readLedger(), version).map(recordedRow);
-      if (!options.dryRun) {
-        await driver.prepareLedger();
-        await inTransaction(driver, async () => {
-          // SQLite has no run-wide lock: check again inside the write lock that the ledger is still empty.
-          planBaseline(migrations, await driver.readLedger(), version);
-          for (const entry of recorded) await driver.insertRow(entry);
-          await driver.appendHistory({ action: 'baseline', version, name: recorded.at(-1)!.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+      const plan = (ledger: LedgerRow[]) => planBaseline(migrations, ledger, version);
+      const dryRun = Boolean(options.dryRun);
+      const recorded = dryRun
+        ? plan(await driver.readLedger()).map((m) => m.version)
+        : await recordApplied(driver, plan, 'baseline', version);
+      this.emit({ type: 'baselined', database: driver.description, version, recorded, dryRun });
+    });
+  }
+
+  /**
+   * `tidemark import`: writes another migrator's folder as tidemark files into the migrations folder
+   * and, with `adopt`, records in tidemark's ledger the versions that tool applied. Everything is
+   * checked before anything is written (no file overwritten, the other ledger consistent, tidemark's
+   * empty); the files are removed again when recording fails. The other tool's table is only read.
+   */
+  async import(format: SourceFormat, source: string, options: ImportOptions = {}): Promise<ImportResult> {
+    const { cwd } = this.config;
+    const dryRun = Boolean(options.dryRun);
+    const conversion = convert(format, readSourceFolder(source, cwd));
+    if (conversion.files.length === 0) {
+      throw new UsageError(`found no ${format} migration to convert in ${source}`, {
+        context: conversion.skipped.slice(0, 10).map((s) => `${s.path}: ${s.reason}`),
+        hint: `check the folder and --from (one of ${SOURCE_FORMATS.join(', ')})`,
+      });
+    }
+    const toWrite = filesToWrite(conversion.files, this.dir, cwd);
+    const kept = conversion.files.filter((f) => !toWrite.includes(f)).map((f) => join(this.dir, f.fileName));
+    const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
+    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(toWrite) };
+    const target = parseTarget(this.config.url, cwd);
+    // The other tool's ledger must be there already: a missing database is an error, not created empty.
+    return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
+      const defaults = FOREIGN_LEDGERS[format];
+      const spec = { ...defaults, table: foreignTableName(options.table ?? defaults.table) };
+      const rows = await driver.readForeignTable(spec);
+      if (!rows) {
+        const what = `${driver.description} has no ${spec.table} table, so there is no ${format} ledger to adopt`;
+        throw new UsageError(`${what}; nothing was written`, {
+          hint: 'check --url; to convert the files without adopting a ledger, run the same command with --files-only',
         });
       }
-      this.emit({ type: 'baselined', database: driver.description, version, recorded: recorded.map((entry) => entry.version), dryRun: Boolean(options.dryRun) });
+      const versions = versionsToAdopt(appliedByTool(format, rows, spec.table), conversion, target.dialect, spec.table);
+      planAdopt([], await driver.readLedger(), versions);
+      const adopted = { database: driver.description, table: spec.table, versions };
+      if (dryRun) return { ...result, adopted };
+      const written = this.writeImported(toWrite);
+      try {
+        const { migrations } = this.migrations();
+        const plan = (ledger: LedgerRow[]) => planAdopt(migrations, ledger, versions);
+        if (versions.length > 0) await recordApplied(driver, plan, 'import', versions.at(-1)!);
+      } catch (error) {
+        removeWritten(written, cwd);
+        throw error;
+      }
+      return { ...result, written, adopted };
     });
+  }
+
+  /** Writes the converted files; if the folder as a whole is not a valid migrations folder then, removes them again. */
+  private writeImported(files: ConvertedFile[]): string[] {
+    const written = writeConverted(files, this.dir, this.config.cwd);
+    try {
+      discover(this.dir, this.config.cwd);
+    } catch (error) {
+      removeWritten(written, this.config.cwd);
+      throw error;
+    }
+    return written;
   }
 
   /**
@@ -521,7 +614,7 @@ export class Migrator {
         plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
       } else {
         const checksums = fileChecksums(migrations);
-        const migration = this.planMigration(migrations, checksums, ledger, options);
+        const migration = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
         const backfill = migration.backfill.map((b) => driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)));
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
         plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
@@ -596,9 +689,38 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
   }
 }
 
-/** The ledger row of a migration recorded as applied without running it (force, baseline), with its rollback's text. */
-function recordedRow(m: Migration): LedgerEntry {
-  const script = loadScript(m.forward);
+/**
+ * Records migrations as applied without running them (baseline, import), in one transaction with one
+ * history row. `plan` runs again inside the transaction: SQLite has no run-wide lock, so a ledger
+ * written meanwhile is refused there.
+ * @returns the versions recorded
+ */
+async function recordApplied(
+  driver: Driver,
+  plan: (ledger: LedgerRow[]) => Migration[],
+  action: 'baseline' | 'import',
+  version: number,
+): Promise<number[]> {
+  const recorded = await recordedRows(plan(await driver.readLedger()), driver.dialect);
+  await driver.prepareLedger();
+  await inTransaction(driver, async () => {
+    plan(await driver.readLedger());
+    for (const entry of recorded) await driver.insertRow(entry);
+    const name = recorded.at(-1)!.name;
+    const history = { action, version, name, checksum: null, outcome: 'ok', executionMs: null, error: null } as const;
+    await driver.appendHistory(history);
+  });
+  return recorded.map((entry) => entry.version);
+}
+
+/** The ledger rows of migrations recorded as applied without running them (force, baseline), with rollback texts. */
+async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<LedgerEntry[]> {
+  const rows: LedgerEntry[] = [];
+  for (const m of migrations) rows.push(recordedRow(m, await loadScript(m.forward, dialect)));
+  return rows;
+}
+
+function recordedRow(m: Migration, script: Script): LedgerEntry {
   return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
 }
 

@@ -3,9 +3,9 @@
 // --rollbacks the proof that every rollback undoes its migration.
 import { constants } from 'node:os';
 import { parseTarget, type Config, type Target } from './config.js';
-import { connect } from './drivers/connect.js';
+import { connect, createScratch } from './drivers/connect.js';
 import type { Driver } from './drivers/driver.js';
-import { createScratch, isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
+import { isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
 import {
@@ -115,7 +115,7 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
     const driver = await connect(target, { ...ctx.config, url: scratch.url }, { create: true, onNotice: () => {} });
     try {
       for (const m of order) {
-        const run = () => runFile(driver, loadScript(m.forward));
+        const run = async () => runFile(driver, await loadScript(m.forward, driver.dialect));
         const failure = await attempt('reference', `applying ${label(m)}`, m, run);
         if (failure) return none(failure);
       }

@@ -56,10 +56,10 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
 
   test('other meta-commands, COPY FROM stdin and a COMMIT mid-file stop the run before any SQL', async () => {
     const cases = [
-      ['\\i other.sql\n', /005_bad\.sql:1: psql meta-command \\i is not SQL/],
-      ['CREATE TABLE t (a INT);\n\\connect other\n', /005_bad\.sql:2: psql meta-command \\connect is not SQL/],
-      ['CREATE TABLE t (a INT);\nCOPY t (a) FROM stdin;\n1\n\\.\n', /005_bad\.sql:2: COPY \.\.\. FROM stdin/],
-      ['CREATE TABLE t (a INT);\nCOMMIT;\nCREATE TABLE u (a INT);\n', /005_bad\.sql:2: COMMIT inside a migration/],
+      ['\\i other.sql\n', /005_bad\.sql:1:1: psql meta-command \\i is not SQL/],
+      ['CREATE TABLE t (a INT);\n\\connect other\n', /005_bad\.sql:2:1: psql meta-command \\connect is not SQL/],
+      ['CREATE TABLE t (a INT);\nCOPY t (a) FROM stdin;\n1\n\\.\n', /005_bad\.sql:2:1: COPY \.\.\. FROM stdin/],
+      ['CREATE TABLE t (a INT);\nCOMMIT;\nCREATE TABLE u (a INT);\n', /005_bad\.sql:2:1: COMMIT inside a migration/],
     ];
     writeSql(ctx.cwd, '005_bad_rollback.sql', 'DROP TABLE t;\n');
     for (const [text, message] of cases) {
@@ -131,8 +131,8 @@ postgresOnly('CREATE INDEX CONCURRENTLY runs with the directive, and without it 
   writeSql(pg.cwd, '005_trades_symbol_idx.sql', 'CREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\n');
   writeSql(pg.cwd, '005_trades_symbol_idx_rollback.sql', '-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY trades_side_idx;\nDROP INDEX CONCURRENTLY trades_symbol_idx;\n');
   const refused = pg.cli('migrate');
-  assert.is(refused.code, 1, refused.output);
-  assert.match(refused.stderr, /CREATE INDEX CONCURRENTLY cannot run inside a transaction block/);
+  assert.is(refused.code, 2, refused.output);
+  assert.match(refused.stderr, /005_trades_symbol_idx\.sql:1:1: CREATE INDEX CONCURRENTLY trades_symbol_idx .* cannot run inside a transaction block/);
   assert.match(refused.stderr, /-- tidemark:no-transaction/);
   assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
 

@@ -219,7 +219,7 @@ options('PostgreSQL --lock-timeout: exit 4 naming the holder (pid, user, applica
     const r = p.cli('migrate', '--lock-timeout', '1');
     assert.is(r.code, 4, r.output);
     assert.match(r.stderr, /^error: could not get the migration lock on postgres:\/\/\S+ within 1 s: /m);
-    assert.match(r.stderr, new RegExp(`pid ${pid}\\b`), 'names the holder\'s pid');
+    assert.match(r.stderr, new RegExp(`pid ${pid}\\b`), `names the holder's pid ${pid}: ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`user ${ADMIN_URL.username || 'postgres'}\\b`));
     assert.match(r.stderr, /application tidemark/);
     assert.match(r.stderr, /since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);

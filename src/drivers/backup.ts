@@ -1,5 +1,6 @@
-// Backups of a whole database, by the database's own tools: one interface, one module per dialect.
-import type { TableName, Target } from '../config.js';
+// Backups of a whole database, by the database's own tools: one interface, one module per dialect
+// (connect.ts picks it).
+import type { TableName } from '../config.js';
 
 export interface BackupTool {
   /** The database's own name (file name or database name), which backup file names start with. */
@@ -12,14 +13,4 @@ export interface BackupTool {
   check(file: string, ledger: TableName): Promise<number>;
   /** Replaces the database's contents with the backup's. */
   restore(file: string): Promise<void>;
-}
-
-/** `ledger`: tidemark's tables; a lock row of the run that took the backup is not kept in it. */
-export async function backupTool(target: Target, ledger: TableName, secrets: string[]): Promise<BackupTool> {
-  if (target.dialect === 'sqlite') {
-    const { sqliteBackupTool } = await import('./sqlite-backup.js');
-    return sqliteBackupTool(target.file);
-  }
-  const { postgresBackupTool } = await import('./postgres-backup.js');
-  return postgresBackupTool(target.url, ledger, secrets);
 }

@@ -1,8 +1,11 @@
-// Loads only the driver the URL names: the other database's client is never imported.
+// The one place that picks a dialect's module: the driver, a scratch database, a backup tool. Only the
+// dialect the URL names is loaded: the other database's client is never imported.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Config, Target } from '../config.js';
+import type { Config, TableName, Target } from '../config.js';
 import { ConnectionError, UsageError } from '../errors.js';
+import type { BackupTool } from './backup.js';
 import type { Driver } from './driver.js';
+import type { ScratchResult } from './scratch.js';
 
 export interface ConnectOptions {
   /** The command writes: a missing SQLite file (and its folder) is created. */
@@ -53,4 +56,29 @@ async function loadDriver<T>(client: 'postgres' | 'sqlite3', load: () => Promise
       hint: `run \`npm install ${client}\` in the app, then run the command again`,
     });
   }
+}
+
+/**
+ * PostgreSQL: a new database on the target's server, or with `given` (--scratch-url) on that server;
+ * when the user may not create one there, the given database itself, but only while it holds no
+ * objects. SQLite: a file in a new temporary folder, or the given file while it is empty or absent.
+ */
+export async function createScratch(target: Target, given: Target | null): Promise<ScratchResult> {
+  if (target.dialect === 'postgres') {
+    const { createPostgresScratch } = await import('./postgres-schema.js');
+    const server = given?.dialect === 'postgres' ? { ...given, given: true } : { ...target, given: false };
+    return createPostgresScratch(server);
+  }
+  const { createSqliteScratch } = await import('./sqlite-schema.js');
+  return createSqliteScratch(given?.dialect === 'sqlite' ? given.file : null);
+}
+
+/** `ledger`: tidemark's tables; a lock row of the run that took the backup is not kept in it. */
+export async function backupTool(target: Target, ledger: TableName, secrets: string[]): Promise<BackupTool> {
+  if (target.dialect === 'sqlite') {
+    const { sqliteBackupTool } = await import('./sqlite-backup.js');
+    return sqliteBackupTool(target.file);
+  }
+  const { postgresBackupTool } = await import('./postgres-backup.js');
+  return postgresBackupTool(target.url, ledger, secrets);
 }

@@ -6,6 +6,7 @@ import { ConnectionError, connectionLostError, lockTakenOverError, UsageError } 
 import type { InterruptedError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
+import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
@@ -32,6 +33,8 @@ import { errorOffset, repeatable, sameError, scriptError, serverError } from './
 import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
 import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
 
+const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
+
 export interface PostgresOptions {
   url: string;
   description: string;
@@ -52,7 +55,8 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
     max: 1,
     // 25P01: tidemark's own ROLLBACK after a file that failed to parse, so no transaction had begun.
     onnotice: (notice) => notice.code !== '25P01' && options.onNotice(String(notice.message)),
-    connection: { application_name: 'tidemark' },
+    // The server reads strings as tidemark's lexer does ('a\' is a whole string), whatever the database's default.
+    connection: { application_name: 'tidemark', standard_conforming_strings: 'on' },
     // Migration files are run as text; no result needs type conversion beyond what we cast in SQL.
     fetch_types: false,
   });
@@ -208,6 +212,14 @@ class PostgresDriver implements Driver {
     const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
     assertLedgerLayout(this.ledger, columns);
     return columns;
+  }
+
+  async readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null> {
+    const [table] = await this.session`select to_regclass(${spec.table}) is not null as found`;
+    if (!table?.found) return null;
+    const columns = spec.columns.map((c) => `${quoteIdentifier(c)}::text as ${quoteIdentifier(c)}`).join(', ');
+    const query = `select ${columns} from ${quoteIdentifier(spec.table)} order by ${quoteIdentifier(spec.orderBy)}`;
+    return (await this.session.unsafe(query)) as unknown as ForeignRow[];
   }
 
   async storedRollback(version: number): Promise<string | null> {
