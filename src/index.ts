@@ -4,7 +4,15 @@ import { SchemaVersionError } from './errors.js';
 import { Migrator, type EventListener } from './migrator.js';
 import { assertAtVersion } from './plan.js';
 
-export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError, SchemaVersionError } from './errors.js';
+export {
+  ExitCode,
+  TidemarkError,
+  UsageError,
+  MigrationError,
+  ConnectionError,
+  SchemaVersionError,
+  InterruptedError,
+} from './errors.js';
 export type { ErrorDetails } from './errors.js';
 export type { Config, ConfigFlags } from './config.js';
 export type { MigratorEvent, MigratorEvents, EventListener, StepDone } from './migrator.js';
