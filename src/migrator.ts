@@ -51,6 +51,7 @@ import {
   type StatusEntry,
 } from './plan.js';
 import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
+import type { EventListener, ForceChanges, MigratorEvents } from './events.js';
 import { init, type InitOptions, type InitStep } from './init.js';
 import { irreversibleRollback, sourceFile } from './reversibility.js';
 import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
@@ -61,32 +62,6 @@ import { verify, type VerifyOptions } from './verify.js';
 import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
 import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
 import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
-
-export type MigratorEvent =
-  | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
-  | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
-  | ({ type: 'applied' } & StepDone)
-  | ({ type: 'reverted' } & StepDone)
-  | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
-  | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
-  | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
-  | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
-  | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
-  | ({ type: 'backup'; database: string } & BackupResult)
-  | { type: 'restored'; database: string; file: string; version: number; ms: number }
-  | { type: 'warning'; message: string }
-  | { type: 'notice'; message: string };
-
-export type EventListener = (event: MigratorEvent) => void;
-
-/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
-export interface StepDone {
-  version: number;
-  versionText: string;
-  name: string;
-  ms: number;
-  dryRun: boolean;
-}
 
 export interface MigrateOptions {
   target?: number;
@@ -166,7 +141,6 @@ export interface HistoryReport {
 }
 
 /** Each event under its own type name ('applied', 'failed', …), and every event under 'event'. */
-export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & { event: [MigratorEvent] };
 
 /**
  * Runs migrations for one database, as the CLI does. Every method reads the files first and refuses
@@ -816,12 +790,6 @@ export interface ForceOptions {
   confirm?: (changes: ForceChanges) => Promise<void>;
 }
 
-/** What force changes in the ledger, by version. */
-export interface ForceChanges {
-  removed: number[];
-  added: number[];
-  cleaned: number[];
-}
 
 function forceChanges(plan: ForcePlan): ForceChanges {
   const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
