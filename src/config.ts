@@ -30,6 +30,8 @@ export interface ConfigFlags {
   scratchUrl?: string;
   /** Where backups are written (default backups/, or backups/<name>/ with several databases). */
   backupDir?: string;
+  /** migrate refuses files the lint finds lock hazards in (--strict; --no-strict turns a configured one off). */
+  strict?: boolean;
 }
 
 export interface TableName {
@@ -69,6 +71,8 @@ export interface Config {
   secrets: string[];
   /** The folder backups go to (--backup-dir, BACKUP_DIR); relative to cwd. */
   backupDir: string;
+  /** migrate refuses pending files with lint findings (--strict, or "strict": true in the project settings). */
+  strict: boolean;
 }
 
 /**
@@ -93,6 +97,7 @@ interface DatabaseSettings {
 
 interface ProjectSettings extends DatabaseSettings {
   log?: string;
+  strict?: boolean;
   databases?: Record<string, DatabaseSettings>;
 }
 
@@ -118,7 +123,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (!settings.databases) {
     if (flags.db) throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
     const url = flags.url || env.DATABASE_URL || settings.url || undefined;
-    return [configFor(null, { ...settings, url }, flags, cwd, env)];
+    return [configFor(null, { ...settings, url }, flags, cwd, env, { strict: settings.strict })];
   }
   const named = Object.entries(settings.databases).filter(([name]) => !flags.db || name === flags.db);
   if (named.length === 0) {
@@ -128,7 +133,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (named.length > 1 && (flags.url || flags.dir)) {
     throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
   }
-  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
+  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings));
 }
 
 /** Exactly one database: the API's and single-database commands' view. */
@@ -140,7 +145,14 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
   return configs[0]!;
 }
 
-function configFor(name: string | null, database: DatabaseSettings, flags: ConfigFlags, cwd: string, env: NodeJS.ProcessEnv, log?: string): Config {
+function configFor(
+  name: string | null,
+  database: DatabaseSettings,
+  flags: ConfigFlags,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  project: Pick<ProjectSettings, 'log' | 'strict'>,
+): Config {
   const url = database.url;
   const suffix = name === null ? '' : `_${name.toUpperCase()}`;
   const schemaVersion = env[`SCHEMA_VERSION${suffix}`];
@@ -158,11 +170,12 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
-    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || log || DEFAULT_LOG,
+    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
     secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
     backupDir: flags.backupDir || env.BACKUP_DIR || (name === null ? 'backups' : `backups/${name}`),
+    strict: flags.strict ?? project.strict === true,
   };
 }
 

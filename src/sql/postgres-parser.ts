@@ -22,6 +22,13 @@ interface RawStatement {
   stmt_len?: number;
 }
 
+/** One statement of the parser's tree: the node's type (`AlterTableStmt`, ...) and its fields. */
+export interface PostgresTree {
+  statement: Statement;
+  type: string;
+  node: Record<string, unknown>;
+}
+
 /**
  * The statements of `text` as the server will read them (with standard_conforming_strings = on),
  * or null when the parser rejects the text: the server will then reject it too (it parses the whole
@@ -30,6 +37,11 @@ interface RawStatement {
  * the comments that the parser counts into it.
  */
 export async function parsePostgres(text: string, tokens: Token[]): Promise<Statement[] | null> {
+  return (await parsePostgresTrees(text, tokens))?.map((tree) => tree.statement) ?? null;
+}
+
+/** As parsePostgres, with each statement's syntax tree (node locations inside it count UTF-8 bytes). */
+export async function parsePostgresTrees(text: string, tokens: Token[]): Promise<PostgresTree[] | null> {
   const { parseSync } = await libPgQuery();
   let raw: RawStatement[];
   try {
@@ -39,15 +51,16 @@ export async function parsePostgres(text: string, tokens: Token[]): Promise<Stat
   }
   const toChars = byteToCharOffsets(text);
   const locator = new Locator(text);
-  const statements: Statement[] = [];
+  const trees: PostgresTree[] = [];
   for (const { stmt, stmt_location: location = 0, stmt_len: length = 0 } of raw) {
     const from = toChars(location);
     const end = length > 0 ? toChars(location + length) : text.length;
     const first = firstTokenAt(tokens, from);
     if (first === undefined || first >= end) continue;
-    statements.push(statementAt(text, locator, first, end, kindOf(stmt)));
+    const [type, node] = Object.entries(stmt)[0] ?? ['', {}];
+    trees.push({ statement: statementAt(text, locator, first, end, kindOf(stmt)), type, node });
   }
-  return statements;
+  return trees;
 }
 
 /** The parser counts in UTF-8 bytes; JavaScript strings in UTF-16 units. Offsets must be asked in ascending order. */
