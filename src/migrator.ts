@@ -693,9 +693,10 @@ async function asMigrationError(error: unknown, script: Script, driver: Driver):
 }
 
 function assertAllTransactional(scripts: Script[]): void {
-  const outside = scripts.find((s) => s.noTransaction);
+  const outside = scripts.find((s) => s.noTransaction || s.foreignKeysOff);
   if (outside) {
-    throw new UsageError(`${outside.file.path} is marked -- tidemark:no-transaction and cannot run inside --single-transaction`, {
+    const directive = outside.noTransaction ? 'no-transaction' : 'foreign-keys-off';
+    throw new UsageError(`${outside.file.path} is marked -- tidemark:${directive} and cannot run inside --single-transaction`, {
       file: outside.file.path,
       hint: 'run without --single-transaction, or migrate up to the version before it first',
     });
@@ -708,6 +709,16 @@ function forwardTemplate(id: string): string {
 -- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make the first
 -- line: -- tidemark:no-transaction
 -- Dialect-specific SQL? Rename to ${id}.postgres.sql / ${id}.sqlite.sql.
+--
+-- The old release keeps serving while this runs (tidemark lint checks these; docs/zero-downtime.md):
+--   SET lock_timeout = '5s';                   -- first: give up rather than queue traffic behind a lock
+--   CREATE INDEX CONCURRENTLY ...;             -- in its own file, first line -- tidemark:no-transaction
+--   ALTER TABLE t ADD COLUMN c text;           -- no volatile default; backfill in a later migration
+--   ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (c) REFERENCES p (id) NOT VALID;
+--   ALTER TABLE t VALIDATE CONSTRAINT f;       -- in the next migration (no exclusive lock)
+--   Rename or drop only what the running release no longer uses (expand, then contract a release later).
+--   SQLite table rebuild: first line -- tidemark:foreign-keys-off (keys checked before commit).
+--   A hazard that is safe here: end its statement's line with -- tidemark:allow <rule> <why>.
 
 `;
 }

@@ -133,6 +133,7 @@ function lintStatement(tree: PostgresTree, index: number, state: FileState, rena
     }
     case 'ClusterStmt': {
       const table = node.relation ? relationName(node.relation) : 'every clustered table';
+      if (isNew(table)) return;
       lockOn(table);
       add('cluster', `CLUSTER rewrites "${table}" under an ACCESS EXCLUSIVE lock`);
       return;
