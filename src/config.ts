@@ -101,7 +101,7 @@ interface ProjectSettings extends DatabaseSettings {
   databases?: Record<string, DatabaseSettings>;
 }
 
-const CONFIG_FILE = 'tidemark.config.json';
+export const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_LOCK_TTL_SECONDS = 30;
