@@ -11,6 +11,8 @@ import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
 import { findingLines, githubAnnotation, type LintResult } from './linting.js';
+import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
+import { importJson, importLines } from './import/report.js';
 import { Migrator } from './migrator.js';
 import { Reporter } from './report.js';
 import { formatSnapshot } from './schema.js';
@@ -233,6 +235,23 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         }, { changes: true, oneDatabase: 'baseline' }),
     )
     .command(
+      'import <source>',
+      'write another migrator\'s folder as tidemark files; with a database URL, also adopt its ledger',
+      (y) =>
+        dryRun(y)
+          .positional('source', { type: 'string', describe: 'the other tool\'s migrations folder' })
+          .option('from', { choices: SOURCE_FORMATS, demandOption: true, describe: 'the tool that wrote it' })
+          .option('files-only', { type: 'boolean', describe: 'convert the files only, even with a database URL' })
+          .option('from-table', { type: 'string', describe: 'the other tool\'s ledger table, when renamed' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          const options = { filesOnly: args['files-only'], dryRun: args['dry-run'], table: args['from-table'] };
+          const result = await migrator.import(args.from as SourceFormat, String(args.source), options);
+          if (args.json) reporter.out(printableJson(importJson(result)));
+          else for (const line of importLines(result)) reporter.out(line);
+        }, { oneDatabase: 'import' }),
+    )
+    .command(
       'sql [target]',
       'print the script migrate (or rollback) would run, for psql or the sqlite3 shell',
       (y) =>
@@ -365,7 +384,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
-    .demandCommand(1, 'name a command: migrate, rollback, status, version, force, baseline, sql, create, init, verify, lint, backup, restore or schema')
+    .demandCommand(
+      1,
+      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, ' +
+        'lint, backup, restore or schema',
+    )
     .strict()
     .fail((message, error) => {
       if (error) throw error;

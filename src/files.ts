@@ -368,7 +368,7 @@ function refuseStringSyntax(path: string, statements: Statement[]): void {
 }
 
 /** A file that starts with BEGIN (or START TRANSACTION) and ends with COMMIT (or END), as psql -f users write it. */
-function fileWrapper(statements: Statement[]): [Statement, Statement] | null {
+export function fileWrapper(statements: Statement[]): [Statement, Statement] | null {
   const [first] = statements;
   const last = statements.at(-1);
   if (statements.length < 2 || first?.kind !== 'transaction-start' || last?.kind !== 'transaction-end') return null;

@@ -11,6 +11,8 @@ export type { MigratorEvent, MigratorEvents, EventListener, StepDone, MigrateOpt
 export type { StatusEntry, VersionState, LedgerRow } from './plan.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';
+export type { ImportOptions, ImportResult } from './migrator.js';
+export type { SourceFormat, ConvertedFile, ImportNote } from './import/convert.js';
 export type { InitOptions, InitStep } from './init.js';
 export type { VerifyReport, Finding, CheckName, Reference } from './findings.js';
 export type { RollbackSummary, RollbackResult, RollbackVerdict } from './findings.js';

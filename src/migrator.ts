@@ -29,6 +29,7 @@ import {
   dirtyResolution,
   ledgerAnomalies,
   notInReleaseWarning,
+  planAdopt,
   planBaseline,
   planForce,
   planMigrate,
@@ -51,6 +52,9 @@ import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
 import { verify, type VerifyOptions } from './verify.js';
 import { distinctFindings, findingLines, lintScripts, type LintResult } from './linting.js';
+import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
+import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
+import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
 
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
@@ -97,6 +101,27 @@ export interface LintOptions {
   /** Paths of migration files, as given on the command line (relative to the working folder). */
   files?: string[];
   all?: boolean;
+}
+
+export interface ImportOptions {
+  /** Only convert the files, even when a database URL is configured (else its ledger is adopted too). */
+  filesOnly?: boolean;
+  /** The other tool's ledger table, when the project renamed it (dbmate --migrations-table, goose -table). */
+  table?: string;
+  dryRun?: boolean;
+}
+
+/** What `import` converted, wrote and recorded, and every source file it did not convert, with why. */
+export interface ImportResult extends Conversion {
+  /** The migrations folder written into. */
+  dir: string;
+  /** Paths written ([] on a dry run). */
+  written: string[];
+  /** Paths that existed already with the same bytes (a second database adopted from the committed folder). */
+  kept: string[];
+  /** The versions recorded (with --dry-run: that would be) from the other tool's ledger; null without adopt. */
+  adopted: { database: string; table: string; versions: number[] } | null;
+  dryRun: boolean;
 }
 
 export interface RollbackOptions {
@@ -537,18 +562,74 @@ export class Migrator {
   async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
-      const recorded = await recordedRows(planBaseline(migrations, await driver.readLedger(), version), driver.dialect);
-      if (!options.dryRun) {
-        await driver.prepareLedger();
-        await inTransaction(driver, async () => {
-          // SQLite has no run-wide lock: check again inside the write lock that the ledger is still empty.
-          planBaseline(migrations, await driver.readLedger(), version);
-          for (const entry of recorded) await driver.insertRow(entry);
-          await driver.appendHistory({ action: 'baseline', version, name: recorded.at(-1)!.name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+      const plan = (ledger: LedgerRow[]) => planBaseline(migrations, ledger, version);
+      const dryRun = Boolean(options.dryRun);
+      const recorded = dryRun
+        ? plan(await driver.readLedger()).map((m) => m.version)
+        : await recordApplied(driver, plan, 'baseline', version);
+      this.emit({ type: 'baselined', database: driver.description, version, recorded, dryRun });
+    });
+  }
+
+  /**
+   * `tidemark import`: writes another migrator's folder as tidemark files into the migrations folder
+   * and, with `adopt`, records in tidemark's ledger the versions that tool applied. Everything is
+   * checked before anything is written (no file overwritten, the other ledger consistent, tidemark's
+   * empty); the files are removed again when recording fails. The other tool's table is only read.
+   */
+  async import(format: SourceFormat, source: string, options: ImportOptions = {}): Promise<ImportResult> {
+    const { cwd } = this.config;
+    const dryRun = Boolean(options.dryRun);
+    const conversion = convert(format, readSourceFolder(source, cwd));
+    if (conversion.files.length === 0) {
+      throw new UsageError(`found no ${format} migration to convert in ${source}`, {
+        context: conversion.skipped.slice(0, 10).map((s) => `${s.path}: ${s.reason}`),
+        hint: `check the folder and --from (one of ${SOURCE_FORMATS.join(', ')})`,
+      });
+    }
+    const toWrite = filesToWrite(conversion.files, this.dir, cwd);
+    const kept = conversion.files.filter((f) => !toWrite.includes(f)).map((f) => join(this.dir, f.fileName));
+    const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
+    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(toWrite) };
+    const target = parseTarget(this.config.url, cwd);
+    // The other tool's ledger must be there already: a missing database is an error, not created empty.
+    return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
+      const defaults = FOREIGN_LEDGERS[format];
+      const spec = { ...defaults, table: foreignTableName(options.table ?? defaults.table) };
+      const rows = await driver.readForeignTable(spec);
+      if (!rows) {
+        const what = `${driver.description} has no ${spec.table} table, so there is no ${format} ledger to adopt`;
+        throw new UsageError(`${what}; nothing was written`, {
+          hint: 'check --url; to convert the files without adopting a ledger, run the same command with --files-only',
         });
       }
-      this.emit({ type: 'baselined', database: driver.description, version, recorded: recorded.map((entry) => entry.version), dryRun: Boolean(options.dryRun) });
+      const versions = versionsToAdopt(appliedByTool(format, rows, spec.table), conversion, target.dialect, spec.table);
+      planAdopt([], await driver.readLedger(), versions);
+      const adopted = { database: driver.description, table: spec.table, versions };
+      if (dryRun) return { ...result, adopted };
+      const written = this.writeImported(toWrite);
+      try {
+        const { migrations } = this.migrations();
+        const plan = (ledger: LedgerRow[]) => planAdopt(migrations, ledger, versions);
+        if (versions.length > 0) await recordApplied(driver, plan, 'import', versions.at(-1)!);
+      } catch (error) {
+        removeWritten(written, cwd);
+        throw error;
+      }
+      return { ...result, written, adopted };
     });
+  }
+
+  /** Writes the converted files; if the folder as a whole is not a valid migrations folder then, removes them again. */
+  private writeImported(files: ConvertedFile[]): string[] {
+    const written = writeConverted(files, this.dir, this.config.cwd);
+    try {
+      discover(this.dir, this.config.cwd);
+    } catch (error) {
+      removeWritten(written, this.config.cwd);
+      throw error;
+    }
+    return written;
   }
 
   /**
@@ -641,6 +722,30 @@ async function inTransaction(driver: Driver, work: () => Promise<void>): Promise
     await driver.rollback().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Records migrations as applied without running them (baseline, import), in one transaction with one
+ * history row. `plan` runs again inside the transaction: SQLite has no run-wide lock, so a ledger
+ * written meanwhile is refused there.
+ * @returns the versions recorded
+ */
+async function recordApplied(
+  driver: Driver,
+  plan: (ledger: LedgerRow[]) => Migration[],
+  action: 'baseline' | 'import',
+  version: number,
+): Promise<number[]> {
+  const recorded = await recordedRows(plan(await driver.readLedger()), driver.dialect);
+  await driver.prepareLedger();
+  await inTransaction(driver, async () => {
+    plan(await driver.readLedger());
+    for (const entry of recorded) await driver.insertRow(entry);
+    const name = recorded.at(-1)!.name;
+    const history = { action, version, name, checksum: null, outcome: 'ok', executionMs: null, error: null } as const;
+    await driver.appendHistory(history);
+  });
+  return recorded.map((entry) => entry.version);
 }
 
 /** The ledger rows of migrations recorded as applied without running them (force, baseline), with rollback texts. */

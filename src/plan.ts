@@ -385,12 +385,29 @@ export function planForce(migrations: Migration[], ledger: LedgerRow[], target: 
  */
 export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: number): Migration[] {
   assertVersionExists(migrations, target, '');
-  if (ledger.length > 0) {
-    throw new UsageError(`the ledger already records ${ledger.length === 1 ? '1 version' : `${ledger.length} versions`} (up to ${currentVersion(ledger)}); baseline is for a database whose ledger is empty`, {
-      hint: `see what it holds with \`tidemark status\`; to make it say version ${target} anyway, run \`tidemark force ${target} --yes\``,
-    });
-  }
+  const force = `tidemark force ${target} --yes`;
+  assertEmptyLedger(ledger, 'baseline', `to make it say version ${target} anyway, run \`${force}\``);
   return migrations.filter((m) => m.version <= target);
+}
+
+/**
+ * The migrations another tool applied, to record as baseline does (`tidemark import --url`): the
+ * versions were checked against the files already; only on an empty ledger.
+ */
+export function planAdopt(migrations: Migration[], ledger: LedgerRow[], versions: number[]): Migration[] {
+  const orElse = 'to convert the files only, run the import with --files-only';
+  assertEmptyLedger(ledger, 'import with a database URL', orElse);
+  const wanted = new Set(versions);
+  return migrations.filter((m) => wanted.has(m.version));
+}
+
+function assertEmptyLedger(ledger: LedgerRow[], command: string, orElse: string): void {
+  if (ledger.length === 0) return;
+  const versions = ledger.length === 1 ? '1 version' : `${ledger.length} versions`;
+  const what = `the ledger already records ${versions} (up to ${currentVersion(ledger)})`;
+  throw new UsageError(`${what}; ${command} is for a database whose ledger is empty`, {
+    hint: `see what it holds with \`tidemark status\`; ${orElse}`,
+  });
 }
 
 /** force and baseline take a version that has a file for this dialect. */

@@ -2,6 +2,7 @@
 import type { LockMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Dialect, Script, SourceText } from '../files.js';
+import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import type { LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
 
@@ -37,7 +38,7 @@ export function rowChangeColumns(change: RowChange): [string[], (string | number
 }
 
 /** `up-out-of-order`: a version below the applied one, applied with --allow-out-of-order. */
-export type HistoryAction = 'up' | 'up-out-of-order' | 'down' | 'force' | 'baseline';
+export type HistoryAction = 'up' | 'up-out-of-order' | 'down' | 'force' | 'baseline' | 'import';
 
 /** A transactional migration or rollback: its SQL plus the ledger and history rows that record it. */
 export interface Step {
@@ -103,6 +104,8 @@ export interface Driver {
   hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
+  /** Another migrator's ledger as text, in its order (`tidemark import --url`); null when the table does not exist. */
+  readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null>;
   /** The rollback text stored with an applied version's row, or null when none was stored. */
   storedRollback(version: number): Promise<string | null>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */

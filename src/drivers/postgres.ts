@@ -5,6 +5,7 @@ import type { TableName } from '../config.js';
 import { ConnectionError, UsageError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
+import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
@@ -29,6 +30,8 @@ import type { Snapshot } from '../schema.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { takeRunLock, type RunLock } from './postgres-lock.js';
 import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
+
+const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
 export interface PostgresOptions {
   url: string;
@@ -205,6 +208,14 @@ class PostgresDriver implements Driver {
     const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
     assertLedgerLayout(this.ledger, columns);
     return columns;
+  }
+
+  async readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null> {
+    const [table] = await this.session`select to_regclass(${spec.table}) is not null as found`;
+    if (!table?.found) return null;
+    const columns = spec.columns.map((c) => `${quoteIdentifier(c)}::text as ${quoteIdentifier(c)}`).join(', ');
+    const query = `select ${columns} from ${quoteIdentifier(spec.table)} order by ${quoteIdentifier(spec.orderBy)}`;
+    return (await this.session.unsafe(query)) as unknown as ForeignRow[];
   }
 
   async storedRollback(version: number): Promise<string | null> {

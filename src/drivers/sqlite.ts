@@ -8,6 +8,7 @@ import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import { makeFolders } from '../folders.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
+import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
 import { readSqliteSnapshot } from './sqlite-schema.js';
@@ -131,6 +132,13 @@ class SqliteDriver implements Driver {
     const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name));
     assertLedgerLayout(this.ledger, columns);
     return columns;
+  }
+
+  async readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null> {
+    const found = await this.all(`select 1 from sqlite_master where type = 'table' and name = ?`, [spec.table]);
+    if (found.length === 0) return null;
+    const columns = spec.columns.map((c) => `cast(${quote(c)} as text) as ${quote(c)}`).join(', ');
+    return this.all<ForeignRow>(`select ${columns} from ${quote(spec.table)} order by ${quote(spec.orderBy)}`);
   }
 
   async storedRollback(version: number): Promise<string | null> {
