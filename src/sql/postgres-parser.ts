@@ -40,9 +40,23 @@ export async function parsePostgres(text: string, tokens: Token[]): Promise<Stat
   return (await parsePostgresTrees(text, tokens))?.map((tree) => tree.statement) ?? null;
 }
 
+/**
+ * Trees already parsed, by text: a pending file is parsed to run it and again to lint it. Bounded, as a
+ * long-lived process (an app that migrates at start-up through the API) may read many files.
+ */
+const parsedTrees = new Map<string, PostgresTree[] | null>();
+const PARSED_TREES_KEPT = 1000;
+
 /** As parsePostgres, with each statement's syntax tree (node locations inside it count UTF-8 bytes). */
 export async function parsePostgresTrees(text: string, tokens: Token[]): Promise<PostgresTree[] | null> {
-  const { parseSync } = await libPgQuery();
+  if (parsedTrees.has(text)) return parsedTrees.get(text)!;
+  const trees = parseTrees((await libPgQuery()).parseSync, text, tokens);
+  if (parsedTrees.size >= PARSED_TREES_KEPT) parsedTrees.clear();
+  parsedTrees.set(text, trees);
+  return trees;
+}
+
+function parseTrees(parseSync: LibPgQuery['parseSync'], text: string, tokens: Token[]): PostgresTree[] | null {
   let raw: RawStatement[];
   try {
     raw = (parseSync(text) as unknown as { stmts?: RawStatement[] }).stmts ?? [];
