@@ -7,6 +7,7 @@ import { lintFile, type Finding } from './lint/index.js';
 import { parsePostgresTrees } from './sql/postgres-parser.js';
 import { lexPostgres } from './sql/postgres-lexer.js';
 import { lexSqlite } from './sql/sqlite-lexer.js';
+import { printable } from './printable.js';
 
 export type { Finding } from './lint/index.js';
 
@@ -22,22 +23,26 @@ export interface LintResult {
   ms: number;
 }
 
-/** The findings of each script on the dialect's rules, in file order; a file the parser rejects has none (the server will refuse it). */
+/**
+ * The findings of each script on the dialect's rules, in file order. A file the parser rejects has none:
+ * the server will refuse it.
+ */
 export async function lintScripts(scripts: Script[], dialect: Dialect, settings: LintSettings): Promise<LintResult> {
   const started = performance.now();
   const findings: Finding[] = [];
   const sqliteVersion = dialect === 'sqlite' && scripts.length > 0 ? await installedSqliteVersion() : null;
   for (const script of scripts) {
-    const { text, noTransaction } = script;
+    const { text, noTransaction, statements } = script;
     const path = script.file.path;
     if (dialect === 'sqlite') {
       const { tokens } = lexSqlite(text);
-      findings.push(...lintFile({ path, text, tokens, noTransaction, dialect, statements: script.statements, sqliteVersion }));
+      findings.push(...lintFile({ path, text, tokens, noTransaction, dialect, statements, sqliteVersion }));
       continue;
     }
     const { tokens } = lexPostgres(text);
     const trees = await parsePostgresTrees(text, tokens);
-    if (trees) findings.push(...lintFile({ path, text, tokens, noTransaction, dialect, trees, lockTimeoutConfigured: settings.lockTimeoutConfigured }));
+    const { lockTimeoutConfigured } = settings;
+    if (trees) findings.push(...lintFile({ path, text, tokens, noTransaction, dialect, trees, lockTimeoutConfigured }));
   }
   return { findings, files: scripts.map((s) => s.file.path), ms: performance.now() - started };
 }
@@ -53,14 +58,16 @@ async function installedSqliteVersion(): Promise<string | null> {
 
 /** `sql/005_x.sql:3:1: [rule] why` and, indented, the safe pattern. */
 export function findingLines(finding: Finding): string[] {
-  return [`${finding.file}:${finding.line}:${finding.column}: [${finding.rule}] ${finding.message}`, `  safe: ${finding.safe}`];
+  const { file, line, column, rule } = finding;
+  return [printable(`${file}:${line}:${column}: [${rule}] ${finding.message}`), `  safe: ${finding.safe}`];
 }
 
 /** A GitHub Actions workflow command: the finding shows as an annotation on the file's line. */
 export function githubAnnotation(finding: Finding): string {
   const property = (value: string) => escapeData(value).replace(/:/g, '%3A').replace(/,/g, '%2C');
-  const where = `file=${property(finding.file)},line=${finding.line},col=${finding.column},title=${property(`tidemark ${finding.rule}`)}`;
-  return `::warning ${where}::${escapeData(`${finding.message}. Safe: ${finding.safe}`)}`;
+  const { file, line, column, rule } = finding;
+  const where = `file=${property(file)},line=${line},col=${column},title=${property(`tidemark ${rule}`)}`;
+  return printable(`::warning ${where}::${escapeData(`${finding.message}. Safe: ${finding.safe}`)}`);
 }
 
 function escapeData(value: string): string {

@@ -28,23 +28,31 @@ const ALLOW = /^--\s*tidemark\s*:\s*allow\b\s*(\S*)\s*(.*)$/i;
 
 export function lintFile(input: LintInput): Finding[] {
   const statements = input.dialect === 'postgres' ? input.trees.map((t) => t.statement) : input.statements;
+  const { noTransaction } = input;
   const raw =
     input.dialect === 'postgres'
-      ? lintPostgres(input.trees, input.text, { noTransaction: input.noTransaction, lockTimeoutConfigured: input.lockTimeoutConfigured })
-      : lintSqlite(input.statements, { noTransaction: input.noTransaction, sqliteVersion: input.sqliteVersion });
+      ? lintPostgres(input.trees, input.text, { noTransaction, lockTimeoutConfigured: input.lockTimeoutConfigured })
+      : lintSqlite(input.statements, { noTransaction, sqliteVersion: input.sqliteVersion });
   const { allowed, problems } = allowComments(input.text, input.tokens, statements);
   const kept = raw.filter((f) => !allowed.has(`${f.statement} ${f.rule}`));
   const locator = new Locator(input.text);
   return [...kept, ...problems]
     .sort((a, b) => a.offset - b.offset)
-    .map((f) => ({ rule: f.rule, file: input.path, ...locator.at(f.offset), message: f.message, safe: RULES[f.rule].safe }));
+    .map((f) => {
+      const { line, column } = locator.at(f.offset);
+      return { rule: f.rule, file: input.path, line, column, message: f.message, safe: RULES[f.rule].safe };
+    });
 }
 
 /**
  * `statement rule` pairs that allow comments suppress, and the allow comments that cannot count
  * (an unknown rule, no reason). A comment belongs to the statement on its line, or else the next one.
  */
-function allowComments(text: string, tokens: Token[], statements: Statement[]): { allowed: Set<string>; problems: RawFinding[] } {
+function allowComments(
+  text: string,
+  tokens: Token[],
+  statements: Statement[],
+): { allowed: Set<string>; problems: RawFinding[] } {
   const allowed = new Set<string>();
   const problems: RawFinding[] = [];
   const locator = new Locator(text);

@@ -46,7 +46,8 @@ class FileState {
 export function lintPostgres(trees: PostgresTree[], text: string, context: PostgresLintContext): RawFinding[] {
   const findings: RawFinding[] = [];
   const state = new FileState();
-  const renamedTo = new Set(trees.flatMap((t) => (t.type === 'RenameStmt' && t.node.renameType === 'OBJECT_TABLE' ? [String(t.node.newname)] : [])));
+  const tableRenames = trees.filter((t) => t.type === 'RenameStmt' && t.node.renameType === 'OBJECT_TABLE');
+  const renamedTo = new Set(tableRenames.map((t) => String(t.node.newname)));
   const at = byteOffsets(text);
   trees.forEach((tree, index) => {
     const add = (rule: RawFinding['rule'], message: string, location?: unknown) => {
@@ -54,18 +55,19 @@ export function lintPostgres(trees: PostgresTree[], text: string, context: Postg
       findings.push({ rule, message, offset: Math.max(offset, tree.statement.offset), statement: index });
     };
     const lockOn = (table: string) => {
-      if (!state.lockTimeoutSet && !state.unguardedLock) state.unguardedLock = { index, offset: tree.statement.offset, table };
+      if (state.lockTimeoutSet) return;
+      state.unguardedLock ??= { index, offset: tree.statement.offset, table };
     };
     lintStatement(tree, index, state, renamedTo, add, lockOn);
   });
   if (state.unguardedLock && !context.lockTimeoutConfigured) {
     const { index, offset, table } = state.unguardedLock;
-    const why = `locks "${table}" with no lock_timeout: queued behind one long transaction, it stalls every query on the table`;
+    const why = `locks "${table}" with no lock_timeout: queued behind a long transaction, it stalls all queries on it`;
     findings.push({ rule: 'lock-timeout', message: why, offset, statement: index });
   }
   if (!context.noTransaction && state.schemaChange && state.dataChange) {
     const { index, offset, table } = state.dataChange;
-    const why = `changes the rows of "${table}" in the same transaction as a schema change: the lock is held until every row is done`;
+    const why = `changes rows of "${table}" in a schema change's transaction: its lock is held until every row is done`;
     findings.push({ rule: 'mixed-schema-data', message: why, offset, statement: index });
   }
   return findings;
@@ -73,7 +75,16 @@ export function lintPostgres(trees: PostgresTree[], text: string, context: Postg
 
 type Add = (rule: RawFinding['rule'], message: string, location?: unknown) => void;
 
-function lintStatement(tree: PostgresTree, index: number, state: FileState, renamedTo: Set<string>, add: Add, lockOn: (table: string) => void): void {
+type LockOn = (table: string) => void;
+
+function lintStatement(
+  tree: PostgresTree,
+  index: number,
+  state: FileState,
+  renamedTo: Set<string>,
+  add: Add,
+  lockOn: LockOn,
+): void {
   const { type, node } = tree;
   const isNew = (table: string) => state.created.has(table);
   switch (type) {
@@ -109,7 +120,8 @@ function lintStatement(tree: PostgresTree, index: number, state: FileState, rena
       if (isNew(table) || !['OBJECT_TABLE', 'OBJECT_COLUMN'].includes(String(node.renameType))) return;
       state.schemaChange = true;
       lockOn(table);
-      const what = node.renameType === 'OBJECT_TABLE' ? `table "${table}"` : `column "${table}.${String(node.subname)}"`;
+      const column = `column "${table}.${String(node.subname)}"`;
+      const what = node.renameType === 'OBJECT_TABLE' ? `table "${table}"` : column;
       add('rename', `renames ${what}, which the running release may still use`);
       return;
     }
@@ -126,9 +138,10 @@ function lintStatement(tree: PostgresTree, index: number, state: FileState, rena
     }
     case 'VacuumStmt': {
       if (!JSON.stringify(node.options ?? []).includes('"defname":"full"')) return;
-      const tables = list(node.rels).map((r) => relationName((r as Node).VacuumRelation && ((r as Node).VacuumRelation as Node).relation));
+      const tables = list(node.rels).map((r) => relationName(((r as Node).VacuumRelation as Node).relation));
       for (const table of tables) lockOn(table);
-      add('vacuum-full', `VACUUM FULL rewrites ${tables.length ? `"${tables.join('", "')}"` : 'every table'} under an ACCESS EXCLUSIVE lock`);
+      const what = tables.length ? `"${tables.join('", "')}"` : 'every table';
+      add('vacuum-full', `VACUUM FULL rewrites ${what} under an ACCESS EXCLUSIVE lock`);
       return;
     }
     case 'ClusterStmt': {
@@ -146,13 +159,17 @@ function lintStatement(tree: PostgresTree, index: number, state: FileState, rena
       return;
     }
     case 'TruncateStmt':
-      for (const table of list(node.relations).map((r) => relationName((r as Node).RangeVar)).filter((t) => !isNew(t))) lockOn(table);
+      for (const relation of list(node.relations)) {
+        const table = relationName((relation as Node).RangeVar);
+        if (!isNew(table)) lockOn(table);
+      }
       return;
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'InsertStmt': {
       const table = relationName(node.relation);
-      const bulk = type !== 'InsertStmt' || Boolean(((node.selectStmt as Node | undefined)?.SelectStmt as Node | undefined)?.fromClause);
+      const select = (node.selectStmt as Node | undefined)?.SelectStmt as Node | undefined;
+      const bulk = type !== 'InsertStmt' || Boolean(select?.fromClause);
       if (bulk && !isNew(table)) state.dataChange ??= { index, offset: tree.statement.offset, table };
       return;
     }
@@ -166,18 +183,23 @@ function lintAlterCommand(command: Node, table: string, state: FileState, add: A
     case 'AT_AddColumn': {
       const column = def?.ColumnDef as Node;
       const rewrite = addColumnRewrite(column);
-      if (rewrite) add('volatile-default', `adds "${table}.${String(column.colname)}" ${rewrite}: PostgreSQL rewrites the whole table under an ACCESS EXCLUSIVE lock`, column.location);
+      if (!rewrite) return;
+      const added = `"${table}.${String(column.colname)}"`;
+      const why = `adds ${added} ${rewrite}: the table is rewritten under an ACCESS EXCLUSIVE lock`;
+      add('volatile-default', why, column.location);
       return;
     }
     case 'AT_AlterColumnType': {
       const type = (def?.ColumnDef as Node | undefined)?.typeName as Node | undefined;
       if (type && NO_REWRITE_TYPES.has(typeName(type)) && !type.typmods) return;
-      add('column-type-rewrite', `changes the type of "${table}.${String(command.name)}": unless the types are binary-compatible, the table is rewritten under an ACCESS EXCLUSIVE lock`, type?.location);
+      const why = `changes the type of "${table}.${String(command.name)}": unless the types are binary-compatible, `;
+      add('column-type-rewrite', `${why}the table is rewritten under an ACCESS EXCLUSIVE lock`, type?.location);
       return;
     }
     case 'AT_SetNotNull':
       if (state.validated.has(table)) return;
-      add('set-not-null', `SET NOT NULL on "${table}.${String(command.name)}" scans the whole table under an ACCESS EXCLUSIVE lock`);
+      const column = `"${table}.${String(command.name)}"`;
+      add('set-not-null', `SET NOT NULL on ${column} scans the table under an ACCESS EXCLUSIVE lock`);
       return;
     case 'AT_AddConstraint': {
       const constraint = def?.Constraint as Node;
@@ -196,13 +218,16 @@ function lintAlterCommand(command: Node, table: string, state: FileState, add: A
 
 function lintAddConstraint(constraint: Node, table: string, add: Add): void {
   const name = constraint.conname ? ` "${String(constraint.conname)}"` : '';
-  if (constraint.contype === 'CONSTR_FOREIGN' && !constraint.skip_validation) {
-    add('constraint-not-valid', `adds foreign key${name} to "${table}" without NOT VALID: every row is checked while writes wait`, constraint.location);
-  } else if (constraint.contype === 'CONSTR_CHECK' && constraint.initially_valid) {
-    add('constraint-not-valid', `adds check${name} to "${table}" without NOT VALID: every row is checked under an ACCESS EXCLUSIVE lock`, constraint.location);
-  } else if ((constraint.contype === 'CONSTR_UNIQUE' || constraint.contype === 'CONSTR_PRIMARY') && !constraint.indexname) {
-    const what = constraint.contype === 'CONSTR_UNIQUE' ? 'UNIQUE' : 'PRIMARY KEY';
-    add('index-concurrently', `ADD ${what} builds its index on "${table}" under an ACCESS EXCLUSIVE lock; build it CONCURRENTLY and ADD ... USING INDEX`, constraint.location);
+  const { contype, location } = constraint;
+  if (contype === 'CONSTR_FOREIGN' && !constraint.skip_validation) {
+    const why = `adds foreign key${name} to "${table}" without NOT VALID: every row is checked while writes wait`;
+    add('constraint-not-valid', why, location);
+  } else if (contype === 'CONSTR_CHECK' && constraint.initially_valid) {
+    const why = `adds check${name} to "${table}" without NOT VALID: each row is checked under an ACCESS EXCLUSIVE lock`;
+    add('constraint-not-valid', why, location);
+  } else if ((contype === 'CONSTR_UNIQUE' || contype === 'CONSTR_PRIMARY') && !constraint.indexname) {
+    const what = contype === 'CONSTR_UNIQUE' ? 'UNIQUE' : 'PRIMARY KEY';
+    add('index-concurrently', `ADD ${what} builds its index on "${table}" under an ACCESS EXCLUSIVE lock`, location);
   }
 }
 

@@ -47,7 +47,7 @@ export const RULES: Readonly<Record<FindingRule, Rule>> = {
     safe: 'ADD CONSTRAINT ... NOT VALID (brief lock), then ALTER TABLE ... VALIDATE CONSTRAINT in the next migration',
   },
   rename: {
-    safe: 'expand/contract: add the new name, let the code write both, move reads over, drop the old one a release later',
+    safe: 'expand/contract: add the new name, write both, move reads over, drop the old one a release later',
   },
   drop: {
     safe: 'expand/contract: first release the code that no longer uses it, then drop it in a later release',
@@ -59,7 +59,7 @@ export const RULES: Readonly<Record<FindingRule, Rule>> = {
     safe: 'pg_repack --order-by, or leave the table order alone (CLUSTER rewrites it under an exclusive lock)',
   },
   'lock-table': {
-    safe: 'let each statement take the lock it needs, with SET lock_timeout = \'5s\' so it gives up instead of queueing traffic',
+    safe: "let each statement take the lock it needs, after SET lock_timeout = '5s' (it gives up instead of queueing)",
   },
   'mixed-schema-data': {
     safe: 'put the data change in its own migration (in batches), apart from the schema change',
@@ -68,7 +68,7 @@ export const RULES: Readonly<Record<FindingRule, Rule>> = {
     safe: "start the file with SET lock_timeout = '5s' (or run migrate --pg-lock-timeout 5s)",
   },
   'sqlite-foreign-keys-pragma': {
-    safe: 'remove the PRAGMA and make the first line -- tidemark:foreign-keys-off (tidemark sets it outside the transaction)',
+    safe: 'remove the PRAGMA; make the first line -- tidemark:foreign-keys-off (set outside the transaction)',
   },
   'sqlite-alter-unsupported': {
     safe: 'rebuild the table (create the new one, copy, drop, rename) in a file marked -- tidemark:foreign-keys-off',

@@ -19,55 +19,66 @@ interface Words {
   names: string[];
 }
 
+type Add = (rule: RawFinding['rule'], message: string) => void;
+
+const IN_USE = 'which the running release may still use';
+
 export function lintSqlite(statements: Statement[], context: SqliteLintContext): RawFinding[] {
   const findings: RawFinding[] = [];
   const read = statements.map((st) => wordsOf(st.text));
-  const renamedTo = new Set(read.flatMap(({ words, names }) => (isAlter(words) && words[3] === 'RENAME' && words[4] === 'TO' ? [names[5]!] : [])));
+  const renames = read.filter(({ words }) => isAlter(words) && words[3] === 'RENAME' && words[4] === 'TO');
+  const renamedTo = new Set(renames.map((r) => r.names[5]!));
   const created = new Set<string>();
   statements.forEach((statement, index) => {
-    const add = (rule: RawFinding['rule'], message: string) => findings.push({ rule, message, offset: statement.offset, statement: index });
+    const add: Add = (rule, message) => findings.push({ rule, message, offset: statement.offset, statement: index });
     const { words, names } = read[index]!;
-    if (words[0] === 'CREATE' && tableNameAfterCreate(words, names)) created.add(tableNameAfterCreate(words, names)!);
+    const createdTable = tableNameAfterCreate(words, names);
+    if (createdTable) created.add(createdTable);
     else if (words[0] === 'PRAGMA' && names[1] === 'foreign_keys' && !context.noTransaction) {
-      add('sqlite-foreign-keys-pragma', 'PRAGMA foreign_keys does nothing inside a transaction, and this migration runs in one');
+      add('sqlite-foreign-keys-pragma', 'PRAGMA foreign_keys does nothing inside a transaction, as this file runs in');
     } else if (isAlter(words) && !created.has(names[2]!)) lintAlter(words, names, context, add);
     else if (words[0] === 'DROP' && words[1] === 'TABLE') {
       const table = words[2] === 'IF' ? names[4]! : names[2]!;
-      if (!created.has(table) && !renamedTo.has(table)) add('drop', `drops table "${table}", which the running release may still use`);
+      if (!created.has(table) && !renamedTo.has(table)) add('drop', `drops table "${table}", ${IN_USE}`);
     }
   });
   return findings;
 }
 
-function lintAlter(words: string[], names: string[], context: SqliteLintContext, add: (rule: RawFinding['rule'], message: string) => void): void {
+function lintAlter(words: string[], names: string[], context: SqliteLintContext, add: Add): void {
   const table = names[2]!;
   const action = words[3];
-  const unsupported = (what: string) => add('sqlite-alter-unsupported', `SQLite ${context.sqliteVersion ?? ''} cannot ${what}`.replace('  ', ' '));
+  const column = `"${table}.${words[4] === 'COLUMN' ? names[5] : names[4]}"`;
+  const version = context.sqliteVersion ? `SQLite ${context.sqliteVersion}` : 'SQLite';
+  const unsupported = (what: string) => add('sqlite-alter-unsupported', `${version} cannot ${what}`);
   if (action === 'RENAME' && words[4] === 'TO') {
-    add('rename', `renames table "${table}", which the running release may still use`);
+    add('rename', `renames table "${table}", ${IN_USE}`);
   } else if (action === 'RENAME') {
-    if (older(context.sqliteVersion, ALTER_SINCE.renameColumn)) return unsupported(`RENAME COLUMN (since ${ALTER_SINCE.renameColumn})`);
-    add('rename', `renames column "${table}.${words[4] === 'COLUMN' ? names[5] : names[4]}", which the running release may still use`);
+    const since = ALTER_SINCE.renameColumn;
+    if (older(context.sqliteVersion, since)) unsupported(`RENAME COLUMN (since ${since})`);
+    else add('rename', `renames column ${column}, ${IN_USE}`);
   } else if (action === 'DROP') {
-    if (older(context.sqliteVersion, ALTER_SINCE.dropColumn)) return unsupported(`DROP COLUMN (since ${ALTER_SINCE.dropColumn})`);
-    add('drop', `drops column "${table}.${words[4] === 'COLUMN' ? names[5] : names[4]}", which the running release may still use`);
+    const since = ALTER_SINCE.dropColumn;
+    if (older(context.sqliteVersion, since)) unsupported(`DROP COLUMN (since ${since})`);
+    else add('drop', `drops column ${column}, ${IN_USE}`);
   } else if (action === 'ADD' && words[4] !== 'CONSTRAINT') {
     const problem = addColumnProblem(words);
     if (problem) unsupported(`ADD COLUMN ${problem}`);
   } else {
-    unsupported(`ALTER TABLE ... ${words.slice(3, 5).join(' ')}: it only renames a table or column, adds or drops a column`);
+    const form = words.slice(3, 5).join(' ');
+    unsupported(`ALTER TABLE ... ${form}: it only renames a table or column, adds or drops a column`);
   }
 }
 
-/** What SQLite's ADD COLUMN refuses: a key, a uniqueness constraint, NOT NULL without a default, a non-constant default. */
+/** What SQLite's ADD COLUMN refuses: a key, UNIQUE, NOT NULL without a default, a non-constant default. */
 function addColumnProblem(words: string[]): string | null {
   const has = (word: string) => words.includes(word);
   if (has('PRIMARY')) return 'with PRIMARY KEY';
   if (has('UNIQUE')) return 'with UNIQUE';
   if (has('NOT') && words[words.indexOf('NOT') + 1] === 'NULL' && !has('DEFAULT')) return 'NOT NULL without a default';
-  const fallback = words[words.indexOf('DEFAULT') + 1];
-  if (has('DEFAULT') && (fallback === '(' || /^CURRENT_(TIME|DATE|TIMESTAMP)$/.test(fallback ?? ''))) return `with the non-constant default ${fallback}`;
-  return null;
+  const fallback = has('DEFAULT') ? words[words.indexOf('DEFAULT') + 1] ?? '' : '';
+  const nonConstant = fallback === '(' || /^CURRENT_(TIME|DATE|TIMESTAMP)$/.test(fallback);
+  return nonConstant ? `with the non-constant default ${fallback}` : null;
 }
 
 function isAlter(words: string[]): boolean {
@@ -77,7 +88,7 @@ function isAlter(words: string[]): boolean {
 /** `CREATE [TEMP] TABLE [IF NOT EXISTS] name`: the name, or null for other CREATE statements. */
 function tableNameAfterCreate(words: string[], names: string[]): string | null {
   let i = /^TEMP(ORARY)?$/.test(words[1] ?? '') ? 2 : 1;
-  if (words[i] !== 'TABLE') return null;
+  if (words[0] !== 'CREATE' || words[i] !== 'TABLE') return null;
   i += words[i + 1] === 'IF' ? 4 : 1;
   return names[i] ?? null;
 }
