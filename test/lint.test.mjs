@@ -1,7 +1,7 @@
 // tidemark lint: each rule with a file it flags and one it passes (pure, no database), allow comments,
 // and the CLI: --json, --format github, the pending files by default, migrate's warning and --strict
 // refusal, "strict" in package.json, verify --lint, create's template.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -9,7 +9,8 @@ import { lintFile } from '../dist/lint/index.js';
 import { parsePostgresTrees } from '../dist/sql/postgres-parser.js';
 import { lexPostgres } from '../dist/sql/postgres-lexer.js';
 import { lexSqlite } from '../dist/sql/sqlite-lexer.js';
-import { dispose, ledgerVersions, makeProject, project, removeProject, runCli } from './helpers.mjs';
+import { dispose, ledgerVersions, makeProject, project, removeProject, ROOT, runCli } from './helpers.mjs';
+import { RULES } from '../dist/lint/index.js';
 
 async function lint(dialect, text, { noTransaction = false, sqliteVersion = '3.45.0', lockTimeoutConfigured = false } = {}) {
   const path = 'sql/002_x.sql';
@@ -167,6 +168,27 @@ cli('with a database: the pending files only; --all for every file', async () =>
     await dispose(p);
   }
 });
+
+const REAL = join(ROOT, 'test', 'fixtures', 'real');
+const UNUSED_URL = { postgres: 'postgres://tidemark@127.0.0.1:1/never_connected', sqlite: 'sqlite:never_created.db' };
+
+for (const name of readdirSync(REAL)) {
+  const { dialects } = JSON.parse(readFileSync(join(REAL, name, 'expected.json'), 'utf8'));
+  for (const dialect of dialects) {
+    cli(`lint --all on the real set ${name} (${dialect}): every file read, findings well-formed, well under a second`, () => {
+      const dir = join(REAL, name, 'sql');
+      const r = runCli(['lint', '--all', '--json', '--dir', dir, '--url', UNUSED_URL[dialect]], { cwd: ROOT });
+      assert.ok(r.code === 0 || r.code === 3, r.output);
+      const { files, findings, ms } = JSON.parse(r.stdout);
+      assert.ok(files.length > 0);
+      for (const f of findings) {
+        assert.ok(files.includes(f.file) && f.line >= 1 && f.column >= 1 && f.message && f.safe === RULES[f.rule].safe, JSON.stringify(f));
+      }
+      // The goal is under a second on a quiet machine; the bound leaves room for a loaded CI runner.
+      assert.ok(ms < 3000, `${name}: ${ms} ms`);
+    });
+  }
+}
 
 cli.run();
 
