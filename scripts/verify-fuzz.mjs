@@ -1,4 +1,4 @@
-// The randomized truth check of `verify`: random sequences of hand DDL, migrate, rollback, force,
+// The randomized truth check of `verify`: random sequences of hand DDL, migrate, rollback, force, resolve,
 // baseline and hand runs of `tidemark sql` scripts against a real database; after every step,
 // verify's verdict is compared with the truth computed independently: the forward files of the
 // ledger's applied versions, in apply order, run directly (no tidemark) on a fresh database, and the
@@ -136,10 +136,7 @@ async function attempt(what, run) {
   }
 }
 
-/**
- * The steps a sequence picks from, by weight. Each returns a line for the replay log. A `resolve`
- * step (tidemark resolve <V> --applied | --not-applied) joins this table once the command exists.
- */
+/** The steps a sequence picks from, by weight. Each returns a line for the replay log. */
 const ACTIONS = [
   { name: 'hand DDL', weight: 4, run: handDdl },
   { name: 'migrate', weight: 4, run: migrate },
@@ -148,6 +145,7 @@ const ACTIONS = [
   { name: 'baseline', weight: 1, run: baselineFresh },
   { name: 'sql script by hand', weight: 2, run: sqlScriptByHand },
   { name: 'unrecord', weight: 1, run: unrecord },
+  { name: 'resolve', weight: 1, run: resolveDirty },
 ];
 
 function migrate(s) {
@@ -230,6 +228,22 @@ async function unrecord(s) {
   const v = s.rng.pick(versions);
   await s.db.exec(`delete from schema_version where version = ${v}`);
   return `hand: delete from schema_version where version = ${v}`;
+}
+
+/**
+ * A no-transaction step interrupted (its row marked dirty by hand, on its way up or down), then
+ * settled as the hint says, with `resolve <V> --applied` or `--not-applied` chosen at random.
+ */
+async function resolveDirty(s) {
+  const versions = await appliedInOrder(s.db);
+  if (versions.length === 0) return 'resolve: nothing applied';
+  const v = s.rng.pick(versions);
+  const direction = s.rng.pick(['up', 'down']);
+  const applied = s.rng.pick([true, false]);
+  const dirty = s.dialect === 'postgres' ? 'true' : '1';
+  await s.db.exec(`update schema_version set dirty = ${dirty}, dirty_action = '${direction}' where version = ${v}`);
+  const command = `resolve ${v} ${applied ? '--applied' : '--not-applied'}`;
+  return `hand: mark ${v} dirty (${direction}); ${await attempt(command, () => s.tidemark.resolve(v, applied))}`;
 }
 
 /**

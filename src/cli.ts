@@ -13,13 +13,17 @@ import type { InitStep } from './init.js';
 import { findingLines, githubAnnotation, type LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
 import { importJson, importLines } from './import/report.js';
-import { Migrator } from './migrator.js';
-import { Reporter } from './report.js';
+import { Migrator, type ForceChanges } from './migrator.js';
+import { forceChangeWords, Reporter } from './report.js';
+import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import { formatSnapshot } from './schema.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
+  /** The running command's options and which of them are boolean (set by a middleware). */
+  accepts?: AcceptedOptions;
 }
+
 
 interface RunOptions {
   /** The command changes the database: it appends to the migration log (dry runs do not). */
@@ -39,6 +43,8 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
   const done: string[] = [];
   let started = false;
   try {
+    // Before anything else: a flag npm kept for itself must not let the command run without it.
+    assertNoSwallowedNpmFlags(process.env, args.accepts ?? { names: [], booleans: [] }, process.argv.slice(2));
     configs = loadConfigs(args);
     if (options.oneDatabase && configs.length > 1) {
       throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
@@ -86,19 +92,22 @@ function wholeNumber(value: unknown, what: string): number | undefined {
   return Number(text);
 }
 
-async function confirmForce(version: number, yes: boolean | undefined): Promise<void> {
-  const question = `Make the ledger say version ${version}, without running any SQL?`;
+/** force asks first, naming the rows it deletes; outside a terminal only --yes answers. */
+async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
+  const what = `${forceChangeWords(changes, true).join(', ')}, without running any SQL`;
   const npm = `npm run migrate:force-version -- ${version} --yes`;
-  const command = `tidemark force ${version} --yes\` (npm: \`${npm}`;
-  if (!(await confirm('force rewrites the ledger', question, yes, command))) throw new UsageError('force cancelled; nothing was changed');
+  const command = `\`tidemark force ${version} --yes\` (npm: \`${npm}\`)`;
+  const question = `Make the ledger say version ${version}: ${what}?`;
+  const confirmed = await confirm(`force ${version} ${what}`, question, false, command);
+  if (!confirmed) throw new UsageError('force cancelled; nothing was changed');
 }
 
-/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command. */
+/** Asks on a terminal; elsewhere (a deploy, CI) only --yes goes ahead, and the refusal names the command (quoted). */
 async function confirm(what: string, question: string, yes: boolean | undefined, command: string): Promise<boolean> {
   if (yes) return true;
   if (!process.stdin.isTTY) {
     throw new UsageError(`${what}; refusing to do it without confirmation`, {
-      hint: `check the database by hand, then run \`${command}\``,
+      hint: `check the database by hand, then run ${command}`,
     });
   }
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
@@ -128,7 +137,8 @@ const dryRun = (y: Argv) => y.option('dry-run', { type: 'boolean', describe: 'sh
 
 export function cli(argv: string[]): Promise<unknown> | unknown {
   if (argv.length === 1 && argv[0] === '--version') return void process.stdout.write(`${packageVersion()}\n`);
-  return yargs(argv)
+  const parser = yargs(argv);
+  return parser
     .scriptName('tidemark')
     .usage('$0 <command> [options]\n\nPlain-SQL migrations for PostgreSQL and SQLite.')
     .option('url', { type: 'string', describe: 'database URL (default: DATABASE_URL)' })
@@ -221,9 +231,29 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
       (args) =>
         run(args, async (migrator) => {
           const version = wholeNumber(args.version, 'version')!;
-          if (!args['dry-run']) await confirmForce(version, args.yes);
-          await migrator.force(version, { dryRun: args['dry-run'] });
+          const confirm = args.yes ? undefined : (changes: ForceChanges) => confirmForce(version, changes);
+          await migrator.force(version, { dryRun: args['dry-run'], confirm });
         }, { changes: true, oneDatabase: 'force' }),
+    )
+    .command(
+      'resolve <version>',
+      'settle a dirty version: did its interrupted step (migration or rollback) take effect? changes only that row',
+      (y) =>
+        dryRun(y)
+          .positional('version', { type: 'string', describe: 'the dirty version (see tidemark status)' })
+          .option('applied', { type: 'boolean', describe: 'the interrupted step took effect' })
+          .option('not-applied', { type: 'boolean', describe: 'the interrupted step did not take effect' })
+          .conflicts('applied', 'not-applied'),
+      (args) =>
+        run(args, async (migrator) => {
+          const version = wholeNumber(args.version, 'version')!;
+          if (!args.applied && !args['not-applied']) {
+            throw new UsageError('resolve needs --applied or --not-applied: did the interrupted step take effect?', {
+              hint: 'run `tidemark status`: its hint says what each does for this version',
+            });
+          }
+          await migrator.resolve(version, Boolean(args.applied), { dryRun: args['dry-run'] });
+        }, { changes: true, oneDatabase: 'resolve' }),
     )
     .command(
       'baseline <version>',
@@ -371,7 +401,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator) => {
           const file = String(args.file);
           const question = (version: number) => `Replace everything in the database with ${file} (version ${version})?`;
-          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, `tidemark restore ${file} --yes`));
+          const command = `\`tidemark restore ${file} --yes\``;
+          await migrator.restore(file, (v) => confirm('restore replaces the database', question(v), args.yes, command));
         }, { changes: true, oneDatabase: 'restore' }),
     )
     .command(
@@ -384,9 +415,16 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           reporter.out(args.json ? printableJson(snapshot) : printable(formatSnapshot(snapshot)));
         }),
     )
+    // The running command's options (yargs knows them once it has picked the command): see npmflags.ts.
+    .middleware((args) => {
+      // getOptions() is yargs' own (untyped) view of the options the chosen command declared.
+      type Options = { key: Record<string, unknown>; boolean: string[] };
+      const { key, boolean } = (parser as unknown as { getOptions(): Options }).getOptions();
+      (args as GlobalArgs).accepts = { names: Object.keys(key), booleans: boolean };
+    })
     .demandCommand(
       1,
-      'name a command: migrate, rollback, status, version, force, baseline, import, sql, create, init, verify, ' +
+      'name a command: migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, ' +
         'lint, backup, restore or schema',
     )
     .strict()

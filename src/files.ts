@@ -14,7 +14,7 @@ export type Dialect = (typeof dialects)[number];
 export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql';
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
-const KNOWN_DIRECTIVES = ['no-transaction', 'foreign-keys-off'] as const;
+const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible', 'foreign-keys-off'] as const;
 /** `-- tidemark:allow <rule> <reason>` suppresses a lint finding on its statement: a comment for the lint, not a directive. */
 const ALLOW_COMMENT = 'allow';
 
@@ -227,6 +227,7 @@ export async function scriptFromText(file: SqlFile, text: string, dialect: Diale
   const noTransaction = directives.has('no-transaction');
   const foreignKeysOff = directives.has('foreign-keys-off');
   if (foreignKeysOff) checkForeignKeysOff(file.path, noTransaction, dialect);
+  if (directives.has('irreversible') && file.kind === 'forward') throw irreversibleInForward(file, text);
   checkMisplacedDirectives(file.path, text);
   const runnable = await runnableText(file.path, text, noTransaction, dialect);
   return { file, checksum: checksumOf(text), noTransaction, foreignKeysOff, ...runnable };
@@ -246,6 +247,16 @@ function checkForeignKeysOff(path: string, noTransaction: boolean, dialect: Dial
       hint: 'remove one of the two directives: foreign-keys-off runs the file in a transaction and checks the keys before commit',
     });
   }
+}
+
+function irreversibleInForward(file: SqlFile, text: string): UsageError {
+  const line = text.split('\n').findIndex((l) => /^--\s*tidemark\s*:\s*irreversible\b/i.test(l.trim())) + 1;
+  const message = `${file.path}:${line}: -- tidemark:irreversible belongs in the rollback file, not in the migration`;
+  return new UsageError(message, {
+    file: file.path,
+    line,
+    hint: `move the line to the top of ${file.versionText}_${file.name}_rollback.sql (it says: do not undo this)`,
+  });
 }
 
 /** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */

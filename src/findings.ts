@@ -11,6 +11,7 @@ import {
   notInRelease,
   type LedgerRow,
 } from './plan.js';
+import type { Irreversible } from './reversibility.js';
 import type { Difference } from './schema.js';
 
 /** The checks of `verify`, in the order they are reported. */
@@ -50,6 +51,8 @@ export interface VerifyReport {
   reference: Reference;
   /** With --rollbacks: each migration's verdict and their counts; null without. */
   rollbacks: RollbackSummary | null;
+  /** Migrations whose rollback file says they are not to be undone: decisions, listed, not problems. */
+  irreversible: Irreversible[];
   findings: Finding[];
   ok: boolean;
 }
@@ -62,8 +65,11 @@ export type Reference =
   | { source: 'files'; description: string; versions: number[] }
   | { source: 'none'; reason: string };
 
-/** What `verify --rollbacks` found for one migration; lossy: its rollback ran but did not restore the schema. */
-export const ROLLBACK_VERDICTS = ['proven', 'lossy', 'failed', 'unchecked'] as const;
+/**
+ * What `verify --rollbacks` found for one migration; lossy: its rollback ran but did not restore the
+ * schema; irreversible: its rollback file says it is not to be undone, so it was applied and skipped.
+ */
+export const ROLLBACK_VERDICTS = ['proven', 'lossy', 'failed', 'irreversible', 'unchecked'] as const;
 export type RollbackVerdict = (typeof ROLLBACK_VERDICTS)[number];
 
 export interface RollbackResult {
@@ -103,6 +109,8 @@ export interface LedgerFacts {
   /** The current checksums of each applied version's files. */
   checksums: Checksums;
   expectedVersion: number | null;
+  /** Rollback files still as `tidemark create` wrote them, for migrations that do something; none when left out. */
+  unwritten?: Irreversible[];
 }
 
 /** Every finding that the ledger and the files alone show. */
@@ -185,20 +193,29 @@ function dirtyRows({ ledger }: LedgerFacts): Finding | null {
     check: 'dirty',
     message: `${plural(dirty.length, 'version is', 'versions are')} dirty: a no-transaction migration started and did not finish`,
     details: dirty.map((r) => `version ${r.version} (${r.name})`),
-    fix: dirtyResolution(ledger, dirty[0]!.version),
+    fix: dirtyResolution(dirty[0]!.version, dirty[0]!.dirtyAction),
     versions: dirty.map((r) => r.version),
   };
 }
 
-function missingRollbacks({ migrations }: LedgerFacts): Finding | null {
+function missingRollbacks({ migrations, unwritten = [] }: LedgerFacts): Finding | null {
   const without = migrations.filter((m) => !m.rollback);
-  if (without.length === 0) return null;
+  if (without.length + unwritten.length === 0) return null;
+  const what = !unwritten.length
+    ? 'no rollback file'
+    : !without.length
+      ? 'an unwritten rollback file'
+      : 'no rollback file, or an unwritten one';
+  const missing = without.map((m) => `${m.forward.path}: write ${m.versionText}_${m.name}_rollback.sql`);
   return {
     check: 'rollback-file',
-    message: `${plural(without.length, 'migration has', 'migrations have')} no rollback file`,
-    details: without.map((m) => `${m.forward.path}: write ${m.versionText}_${m.name}_rollback.sql`),
-    fix: 'write each rollback file named above so that it undoes its migration; `tidemark verify --rollbacks` proves that it does',
-    versions: without.map((m) => m.version),
+    message: `${plural(without.length + unwritten.length, 'migration has', 'migrations have')} ${what}`,
+    details: [...missing, ...unwritten.map((u) => u.reason)],
+    fix:
+      'write each rollback file named above so that it undoes its migration ' +
+      '(`tidemark verify --rollbacks` proves that it does), ' +
+      'or make its first line -- tidemark:irreversible if the migration is not to be undone',
+    versions: [...without.map((m) => m.version), ...unwritten.map((u) => u.version)],
   };
 }
 
@@ -273,7 +290,7 @@ function passed(check: CheckName, report: VerifyReport): string | null {
     case 'dirty':
       return 'no dirty version';
     case 'rollback-file':
-      return 'every migration has a rollback file';
+      return `every migration has a rollback file${report.irreversible.length ? ' (some say it is irreversible)' : ''}`;
     case 'reference':
       return null;
     case 'drift':
@@ -286,13 +303,13 @@ function passed(check: CheckName, report: VerifyReport): string | null {
   }
 }
 
-/** `rollbacks: 3 proven, 1 lossy, 1 failed, 1 unchecked`, then each unchecked migration and why. */
+/** `rollbacks: 3 proven, 1 lossy, 1 failed, 1 irreversible, 1 unchecked`, then each skipped or unchecked and why. */
 function rollbackSummaryLines(summary: RollbackSummary): string[] {
   const counts = ROLLBACK_VERDICTS.map((v) => `${summary.counts[v]} ${v}`).join(', ');
   const from = summary.from === null ? '' : ` (from version ${summary.from})`;
   const unchecked = summary.results
-    .filter((r) => r.verdict === 'unchecked')
-    .map((r) => `  ${r.versionText} ${r.name}: unchecked: ${r.reason}`);
+    .filter((r) => r.verdict === 'unchecked' || r.verdict === 'irreversible')
+    .map((r) => `  ${r.versionText} ${r.name}: ${r.verdict}: ${r.reason}`);
   return [`rollbacks: ${counts}${from}`, ...unchecked];
 }
 
@@ -308,6 +325,9 @@ export function formatVerifyReport(report: VerifyReport, quiet = false): string[
     }
     const ok = found.length === 0 ? passed(check, report) : null;
     if (ok && !quiet) lines.push(`${kleur.green('✓')} ${ok}`);
+  }
+  for (const i of report.irreversible) {
+    lines.push(`${kleur.cyan('•')} irreversible on purpose: ${i.versionText} ${i.name} (${printable(i.reason)})`);
   }
   if (report.rollbacks) lines.push(...rollbackSummaryLines(report.rollbacks));
   const { reference } = report;

@@ -13,6 +13,7 @@ export const NPM_SCRIPTS: Readonly<Record<string, string>> = {
   'migrate:version': 'version',
   'migrate:force-version': 'force',
   'migrate:create': 'create',
+  'migrate:resolve': 'resolve',
   'verify:schema': 'verify',
 };
 

@@ -46,6 +46,10 @@ export class MigrationLog {
       case 'forced':
         this.database = event.database;
         return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
+      case 'resolved':
+        this.database = event.database;
+        const what = event.change === 'delete' ? 'row deleted' : 'row kept, no longer dirty';
+        return this.write('resolve', String(event.version), '-', '-', 'ok', what);
       case 'backup':
         this.database = event.database;
         return this.write('backup', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', `${event.file} ${event.bytes} bytes`);

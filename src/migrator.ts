@@ -24,6 +24,7 @@ import {
 } from './files.js';
 import {
   assertNotDirty,
+  assertReversible,
   assertSerialLedger,
   currentVersion,
   dirtyResolution,
@@ -33,12 +34,15 @@ import {
   planBaseline,
   planForce,
   planMigrate,
+  planResolve,
   planRollback,
   planSync,
   planStatus,
   rowsToRollBack,
   versionAfterRollback,
   writesLedger,
+  type DirtyAction,
+  type ForcePlan,
   type LedgerRow,
   type Backfill,
   type MigratePlan,
@@ -47,6 +51,8 @@ import {
 } from './plan.js';
 import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
 import { init, type InitOptions, type InitStep } from './init.js';
+import { irreversibleRollback, sourceFile } from './reversibility.js';
+import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
 import { shellScript, type ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
@@ -63,7 +69,8 @@ export type MigratorEvent =
   | ({ type: 'reverted' } & StepDone)
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
   | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
-  | { type: 'forced'; database: string; version: number; removed: number[]; added: number[]; cleaned: number[]; dryRun: boolean }
+  | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
+  | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
   | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
   | ({ type: 'backup'; database: string } & BackupResult)
   | { type: 'restored'; database: string; file: string; version: number; ms: number }
@@ -156,6 +163,8 @@ export interface StatusReport {
   entries: StatusEntry[];
   /** What no serial run could have written into the ledger (a version twice, ...); [] normally. */
   anomalies: string[];
+  /** For a dirty version: the `resolve` commands that settle it; null when none is dirty. */
+  resolution: string | null;
 }
 
 export interface HistoryReport {
@@ -241,7 +250,7 @@ export class Migrator {
       if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
       const changes = back.length > 0 || plan.pending.length > 0;
       if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
-      if (back.length > 0) await this.runRollback(run, ledger, back, dryRun);
+      if (back.length > 0) await this.runRollback(run, ledger, back, { dryRun, migrations });
       const started = performance.now();
       this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
       let applied = 0;
@@ -286,10 +295,37 @@ export class Migrator {
     const runs: StepSource[] = [];
     for (const m of plan.pending) {
       const script = await loadScript(m.forward, dialect);
-      runs.push({ script, rollback: m.rollback ? readSourceText(m.rollback) : null, outOfOrder: plan.outOfOrder.has(m.version) });
+      const rollback = m.rollback ? readSourceText(m.rollback) : null;
+      const run = { script, rollback, outOfOrder: plan.outOfOrder.has(m.version) };
+      this.checkWritten(m, run);
+      runs.push(run);
     }
     if (runs.length > 0) this.checkLint(await this.lintOf(runs.map((r) => r.script), dialect), options.strict ?? this.config.strict);
     return { ...plan, runs };
+  }
+
+  /**
+   * A pending migration that is still create's template is refused; one with no statement runs with
+   * a warning, and so does one whose rollback was never written.
+   */
+  private checkWritten(m: Migration, run: StepSource): void {
+    const { script } = run;
+    if (isUntouchedTemplate(m.forward, script.text)) {
+      const { path } = m.forward;
+      const message = `${path} is still the template \`tidemark create\` wrote: write the migration or delete the file`;
+      throw new UsageError(`${message}; nothing was run`, {
+        file: path,
+        hint: `write the change in ${path} (its undoing in the rollback file), or delete both files`,
+      });
+    }
+    if (script.statements.length === 0) {
+      const message = `${m.forward.path} has no statement: it will be recorded as applied and changes nothing`;
+      this.emit({ type: 'warning', message });
+    } else if (run.rollback && m.rollback && isUntouchedTemplate(m.rollback, run.rollback.text)) {
+      const fix = 'write the rollback, or make its first line -- tidemark:irreversible';
+      const message = `${m.rollback.path} is still the template \`tidemark create\` wrote: ${fix}`;
+      this.emit({ type: 'warning', message });
+    }
   }
 
   /** With --single-transaction the whole run is one transaction; otherwise each migration has its own. */
@@ -313,7 +349,7 @@ export class Migrator {
     const step: Step = { action: 'up', ...pending, ownTransaction, recheck: !run.exclusive };
     return this.step(run, step, {
       before: () => driver.insertRow({ ...stepRecords(step, null).entry, dirty: true }),
-      after: (ms) => driver.updateRow(file.version, { dirty: false, executionMs: ms }),
+      after: (ms) => driver.updateRow(file.version, { dirty: false, dirtyAction: null, executionMs: ms }),
     });
   }
 
@@ -321,7 +357,7 @@ export class Migrator {
     const { driver } = run;
     const step: Step = { action: 'down', script, rollback: null, outOfOrder: false, ownTransaction: true, recheck: !run.exclusive };
     return this.step(run, step, {
-      before: () => driver.updateRow(recorded.version, { dirty: true }),
+      before: () => driver.updateRow(recorded.version, { dirty: true, dirtyAction: 'down' }),
       after: () => driver.deleteRow(recorded.version),
     });
   }
@@ -359,7 +395,7 @@ export class Migrator {
       const entry = { ...history, outcome: 'failed', executionMs: elapsed(started), error: message } as const;
       if (ownTransaction) await recordFailure(driver, entry);
       else this.failure = entry;
-      throw await asMigrationError(error, script, driver);
+      throw asMigrationError(error, script, driver, action);
     }
     this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
     return true;
@@ -376,15 +412,22 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
       const ledger = await run.driver.readLedger();
       const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
-      const reverted = await this.runRollback(run, ledger, steps, dryRun);
+      const reverted = await this.runRollback(run, ledger, steps, { dryRun, migrations });
       return { reverted, version: versionAfterRollback(ledger, steps) };
     });
   }
 
   /** Runs planned rollback steps in order with their events; returns how many this run undid. */
-  private async runRollback(run: Run, ledger: LedgerRow[], steps: RollbackStep[], dryRun: boolean): Promise<number> {
+  private async runRollback(
+    run: Run,
+    ledger: LedgerRow[],
+    steps: RollbackStep[],
+    { dryRun, migrations }: { dryRun: boolean; migrations: Migration[] },
+  ): Promise<number> {
     const { driver } = run;
-    const scripts = await this.rollbackScripts(driver, steps);
+    const scripts = await this.rollbackScripts(driver, steps, migrations);
+    // A ledger from an older tidemark gets the dirty_action column a no-transaction rollback writes.
+    if (!dryRun && steps.length > 0) await driver.prepareLedger();
     const started = performance.now();
     this.emit({ type: 'start', command: 'rollback', database: driver.description, count: steps.length, dryRun });
     let reverted = 0;
@@ -402,7 +445,7 @@ export class Migrator {
    * Each step's script: its rollback file, or the rollback stored in the ledger when the file is not
    * in this release. Read (and checked) before anything runs, so a bad one changes nothing.
    */
-  private async rollbackScripts(driver: Driver, steps: RollbackStep[]): Promise<Script[]> {
+  private async rollbackScripts(driver: Driver, steps: RollbackStep[], migrations: Migration[]): Promise<Script[]> {
     const scripts: Script[] = [];
     for (const step of steps) {
       if (step.file) {
@@ -414,6 +457,15 @@ export class Migrator {
       const stored = storedRollbackFile(step.version, step.name, step.versionText);
       scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
+    const files = new Map(migrations.map((m) => [m.version, m]));
+    const irreversible = new Map<number, string>();
+    for (const [i, step] of steps.entries()) {
+      const forward = files.get(step.version)?.forward;
+      const rollback = { file: scripts[i]!.file, text: scripts[i]!.text };
+      const found = irreversibleRollback(step, rollback, () => (forward ? sourceFile(forward) : null), driver.dialect);
+      if (found) irreversible.set(step.version, found.reason);
+    }
+    assertReversible(steps, irreversible);
     return scripts;
   }
 
@@ -487,7 +539,10 @@ export class Migrator {
       const applied = new Set(ledger.map((r) => r.version));
       const checksums = fileChecksums(migrations, applied);
       const entries = planStatus(migrations, ledger, checksums);
-      return { database: driver.description, version: currentVersion(ledger), entries, anomalies };
+      const dirty = ledger.find((r) => r.dirty);
+      let resolution: string | null = null;
+      if (dirty) resolution = `version ${dirty.version} is dirty: ${dirtyResolution(dirty.version, dirty.dirtyAction)}`;
+      return { database: driver.description, version: currentVersion(ledger), entries, anomalies, resolution };
     });
   }
 
@@ -527,31 +582,71 @@ export class Migrator {
     return this.withDriver(target, { create: false, lock: false }, ({ driver }) => driver.snapshot());
   }
 
-  /** Makes the ledger say `version` without running any migration SQL. */
-  async force(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
+  /**
+   * Makes the ledger say `version` without running any migration SQL. With `confirm`, what it would
+   * change is read first (without the lock or creating anything) and confirmed; the change is then
+   * made only if the ledger still calls for exactly that.
+   */
+  async force(version: number, options: ForceOptions = {}): Promise<void> {
     const { migrations, target } = this.migrations();
-    await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
+    const dryRun = Boolean(options.dryRun);
+    let confirmed: ForceChanges | null = null;
+    if (options.confirm && !dryRun) {
+      const read = async ({ driver }: Run) => forceChanges(planForce(migrations, await driver.readLedger(), version));
+      const preview = await this.withDriver(target, { create: false, lock: false }, read);
+      if (hasChanges(preview)) await options.confirm(preview);
+      confirmed = preview;
+    }
+    await this.withDriver(target, { create: !dryRun, lock: !dryRun }, async ({ driver }) => {
       const plan = planForce(migrations, await driver.readLedger(), version);
-      const added = await recordedRows(plan.add, driver.dialect);
-      if (!options.dryRun) {
+      const changes = forceChanges(plan);
+      if (confirmed && JSON.stringify(confirmed) !== JSON.stringify(changes)) {
+        const hint = `run \`tidemark force ${version}\` again`;
+        throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint });
+      }
+      if (!dryRun) {
+        const added = await recordedRows(plan.add, driver.dialect);
         await driver.prepareLedger();
         await inTransaction(driver, async () => {
           for (const row of plan.remove) await driver.deleteRow(row.version);
-          for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false });
+          for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false, dirtyAction: null });
           for (const entry of added) await driver.insertRow(entry);
           const name = migrations.find((m) => m.version === version)?.name ?? '';
           await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
         });
       }
-      this.emit({
-        type: 'forced',
-        database: driver.description,
-        version,
-        removed: plan.remove.map((r) => r.version),
-        added: plan.add.map((m) => m.version),
-        cleaned: plan.clean.map((r) => r.version),
-        dryRun: Boolean(options.dryRun),
-      });
+      this.emit({ type: 'forced', database: driver.description, version, ...changes, dryRun });
+    });
+  }
+
+  /**
+   * Settles a dirty version: `applied` says the interrupted step (the migration, or its rollback)
+   * took effect. Changes only that version's row (cleared, or deleted) and runs no migration SQL.
+   */
+  async resolve(version: number, applied: boolean, options: { dryRun?: boolean } = {}): Promise<void> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    const dryRun = Boolean(options.dryRun);
+    await this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
+      let plan = planResolve(await driver.readLedger(), version, applied);
+      if (!dryRun) {
+        await driver.prepareLedger();
+        await inTransaction(driver, async () => {
+          // SQLite has no run-wide lock: plan again inside the write lock.
+          plan = planResolve(await driver.readLedger(), version, applied);
+          if (plan.change === 'delete') await driver.deleteRow(version);
+          else await driver.updateRow(version, { dirty: false, dirtyAction: null });
+          await driver.appendHistory({
+            action: 'resolve',
+            version,
+            name: plan.name,
+            checksum: null,
+            outcome: 'ok',
+            executionMs: null,
+            error: null,
+          });
+        });
+      }
+      this.emit({ type: 'resolved', database: driver.description, version, change: plan.change, dryRun });
     });
   }
 
@@ -645,8 +740,10 @@ export class Migrator {
       if (options.rollback) {
         const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
         for (const step of steps) if (step.note) this.emit({ type: step.note.level, message: step.note.message });
-        const scripts = await this.rollbackScripts(driver, steps);
-        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup: [], steps: scripts.map((script) => ({ script, rollback: null, outOfOrder: false })) };
+        const scripts = await this.rollbackScripts(driver, steps, migrations);
+        const setup = steps.length > 0 ? await driver.ledgerDdl() : [];
+        const sources = scripts.map((script) => ({ script, rollback: null, outOfOrder: false }));
+        plan = { ...base, command: 'rollback', to: versionAfterRollback(ledger, steps), setup, steps: sources };
       } else {
         const checksums = fileChecksums(migrations);
         const migration = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
@@ -748,6 +845,28 @@ async function recordApplied(
   return recorded.map((entry) => entry.version);
 }
 
+export interface ForceOptions {
+  dryRun?: boolean;
+  /** Asked with what force would change (when it changes something); throws to cancel. */
+  confirm?: (changes: ForceChanges) => Promise<void>;
+}
+
+/** What force changes in the ledger, by version. */
+export interface ForceChanges {
+  removed: number[];
+  added: number[];
+  cleaned: number[];
+}
+
+function forceChanges(plan: ForcePlan): ForceChanges {
+  const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
+  return { removed: versions(plan.remove), added: versions(plan.add), cleaned: versions(plan.clean) };
+}
+
+function hasChanges(changes: ForceChanges): boolean {
+  return changes.removed.length + changes.added.length + changes.cleaned.length > 0;
+}
+
 /** The ledger rows of migrations recorded as applied without running them (force, baseline), with rollback texts. */
 async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<LedgerEntry[]> {
   const rows: LedgerEntry[] = [];
@@ -781,13 +900,15 @@ async function recordFailure(driver: Driver, entry: HistoryEntry): Promise<void>
   await driver.appendHistory(entry).catch(() => {});
 }
 
-async function asMigrationError(error: unknown, script: Script, driver: Driver): Promise<TidemarkError> {
+function asMigrationError(error: unknown, script: Script, driver: Driver, action: DirtyAction): TidemarkError {
   if (error instanceof TidemarkError) {
     if (!script.noTransaction) return error;
-    const ledger = await driver.readLedger().catch(() => []);
+    const { path, version } = script.file;
     return new MigrationError(error.message, {
       ...error.details,
-      hint: `${script.file.path} runs outside a transaction, so it may have partly run; version ${script.file.version} is now marked dirty. ${dirtyResolution(ledger, script.file.version)}`,
+      hint:
+        `${path} runs outside a transaction, so it may have partly run; version ${version} is now marked dirty. ` +
+        dirtyResolution(version, action),
     });
   }
   // The database, not the file, failed (it is read-only, or the server went away): the driver says so.
@@ -806,32 +927,4 @@ function assertAllTransactional(scripts: Script[]): void {
       hint: 'run without --single-transaction, or migrate up to the version before it first',
     });
   }
-}
-
-function forwardTemplate(id: string): string {
-  return `-- ${id}: the change. tidemark runs this file in one transaction together with its
--- schema_version row, so a failure leaves nothing behind. Plain SQL: psql can run it as it is.
--- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make the first
--- line: -- tidemark:no-transaction
--- Dialect-specific SQL? Rename to ${id}.postgres.sql / ${id}.sqlite.sql.
---
--- The old release keeps serving while this runs (tidemark lint checks these; docs/zero-downtime.md):
---   SET lock_timeout = '5s';                   -- first: give up rather than queue traffic behind a lock
---   CREATE INDEX CONCURRENTLY ...;             -- in its own file, first line -- tidemark:no-transaction
---   ALTER TABLE t ADD COLUMN c text;           -- no volatile default; backfill in a later migration
---   ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (c) REFERENCES p (id) NOT VALID;
---   ALTER TABLE t VALIDATE CONSTRAINT f;       -- in the next migration (no exclusive lock)
---   Rename or drop only what the running release no longer uses (expand, then contract a release later).
---   SQLite table rebuild: first line -- tidemark:foreign-keys-off (keys checked before commit).
---   A hazard that is safe here: end its statement's line with -- tidemark:allow <rule> <why>.
-
-`;
-}
-
-function rollbackTemplate(id: string): string {
-  return `-- ${id} rollback: undo everything ${id}.sql does, in reverse order.
--- Drop what it created (tables, indexes, types, functions) and restore what it changed,
--- so that the schema is exactly as it was before.
-
-`;
 }

@@ -2,6 +2,8 @@
 import { SchemaVersionError, UsageError } from './errors.js';
 import type { Checksums, Migration, SqlFile } from './files.js';
 
+export type DirtyAction = 'up' | 'down';
+
 /** One row of the ledger table, as tidemark reads it (legacy rows have nulls where columns were added). */
 export interface LedgerRow {
   /** The row's id: the order versions were applied in (null in a legacy table without one). */
@@ -13,6 +15,8 @@ export interface LedgerRow {
   executionMs: number | null;
   appliedBy: string | null;
   dirty: boolean;
+  /** The step that left the row dirty: a migration on its way up, or its rollback; null when unknown or clean. */
+  dirtyAction: DirtyAction | null;
   /** Checksum of the rollback stored with the row when it was applied; null when none was stored. */
   rollbackChecksum: string | null;
 }
@@ -111,25 +115,69 @@ export function assertSerialLedger(ledger: LedgerRow[]): void {
   throw new UsageError(message, { context: anomalies, hint: LEDGER_REPAIR });
 }
 
-/** Refuses to go on while a no-transaction migration is half done: only `force` may resolve it. */
+/** Refuses to go on while a no-transaction migration or rollback is half done: `resolve` says what happened. */
 export function assertNotDirty(ledger: LedgerRow[]): void {
   const dirty = ledger.find((r) => r.dirty);
   if (!dirty) return;
-  throw new UsageError(`version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration started and did not finish`, {
-    hint: dirtyResolution(ledger, dirty.version),
+  throw new UsageError(`version ${dirty.version} (${dirty.name}) is dirty: ${dirtyStory(dirty.dirtyAction)}`, {
+    hint: dirtyResolution(dirty.version, dirty.dirtyAction),
   });
 }
 
-/** What a person does about a dirty version: look, then tell the ledger what is true. */
-export function dirtyResolution(ledger: LedgerRow[], version: number): string {
-  return (
-    `check the database by hand, then run \`tidemark force ${version} --yes\` if the change took effect, ` +
-    `or \`tidemark force ${previousVersion(ledger, version)} --yes\` if it did not`
-  );
+/** What a dirty row means, by the step that left it. */
+export function dirtyStory(action: DirtyAction | null): string {
+  if (action === 'down') return 'the rollback of a no-transaction migration started and did not finish';
+  return 'a no-transaction migration started and did not finish';
 }
 
-function previousVersion(ledger: LedgerRow[], version: number): number {
-  return ledger.reduce((best, r) => (r.version < version && r.version > best ? r.version : best), 0);
+/**
+ * What a person does about a dirty version: look, then tell the ledger what happened with `resolve`,
+ * which changes only that version's row. The meaning of --applied follows the step that was
+ * interrupted; when the ledger does not know it (a row marked by an older tidemark or by hand),
+ * --applied and --not-applied say whether the migration's change is in the database.
+ */
+export function dirtyResolution(version: number, action: DirtyAction | null): string {
+  const keep = `keeps version ${version} applied`;
+  const remove = `deletes the row of version ${version} only`;
+  const [applied, notApplied] =
+    action === 'down'
+      ? [`if the rollback took effect (${remove})`, `if it did not (${keep})`]
+      : action === 'up'
+        ? [`if the migration took effect (${keep})`, `if it did not (${remove})`]
+        : [`if the migration's change is in the database (${keep})`, `if it is not (${remove})`];
+  const command = (flag: string) => `\`tidemark resolve ${version} ${flag}\``;
+  const choice = `${command('--applied')} ${applied}, or ${command('--not-applied')} ${notApplied}`;
+  return `check the database by hand, then run ${choice}`;
+}
+
+/** What `resolve` does to the one row it changes. */
+export interface ResolvePlan {
+  version: number;
+  name: string;
+  /** clean: keep the row, no longer dirty; delete: remove the row. */
+  change: 'clean' | 'delete';
+  direction: DirtyAction | null;
+}
+
+/**
+ * `resolve V --applied | --not-applied`: the interrupted step took effect, or did not. Only row V
+ * changes, whatever lies above it (a dirty out-of-order version must not take later ones with it).
+ */
+export function planResolve(ledger: LedgerRow[], version: number, applied: boolean): ResolvePlan {
+  const row = ledger.find((r) => r.version === version);
+  if (!row) {
+    const hint = 'see the dirty version in `tidemark status`';
+    throw new UsageError(`version ${version} is not in the ledger; nothing was changed`, { hint });
+  }
+  if (!row.dirty) {
+    throw new UsageError(`version ${version} is not dirty; resolve only settles a dirty version; nothing was changed`, {
+      hint: 'to make the ledger say another version, run `tidemark force <version>` (it lists the rows it deletes)',
+    });
+  }
+  const stepTookEffect = applied;
+  // A rollback that took effect means the migration is gone: its row goes.
+  const migrationApplied = row.dirtyAction === 'down' ? !stepTookEffect : stepTookEffect;
+  return { version, name: row.name, change: migrationApplied ? 'clean' : 'delete', direction: row.dirtyAction };
 }
 
 export interface MigratePlan {
@@ -329,12 +377,57 @@ export function planSync(migrations: Migration[], ledger: LedgerRow[]): Rollback
   return planRollback(migrations, ledger, { to: newestFile }, new Map());
 }
 
-/** The applied rows a rollback undoes, newest first: the last `steps` (default 1), every one above `to`, or `all`. */
+/**
+ * The applied rows a rollback undoes, newest applied first (the ledger's apply order, not the version
+ * numbers): the last `steps` (default 1), every one above `to`, or `all`. `--to V` refuses when a
+ * version at or below V was applied after one it would undo (out of order): undoing that one first
+ * could take the later one's changes with it, and keeping it means not undoing in apply order.
+ */
 export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): LedgerRow[] {
-  const newestFirst = [...ledger].sort((a, b) => b.version - a.version);
+  const newestFirst = inApplyOrder(ledger).reverse();
   if (options.all) return newestFirst;
-  if (options.to !== undefined) return newestFirst.filter((r) => r.version > options.to!);
-  return newestFirst.slice(0, options.steps ?? 1);
+  if (options.to === undefined) return newestFirst.slice(0, options.steps ?? 1);
+  const to = options.to;
+  let oldestUndone = -1;
+  newestFirst.forEach((r, i) => (r.version > to ? (oldestUndone = i) : undefined));
+  if (oldestUndone < 0) return [];
+  const kept = newestFirst.slice(0, oldestUndone).filter((r) => r.version <= to);
+  if (kept.length > 0) throw laterAppliedError(kept, newestFirst[oldestUndone]!, oldestUndone + 1, to);
+  return newestFirst.filter((r) => r.version > to);
+}
+
+function laterAppliedError(kept: LedgerRow[], oldestUndone: LedgerRow, steps: number, to: number): UsageError {
+  const versions = kept.map((r) => r.version).join(', ');
+  const subject = kept.length === 1 ? `version ${versions} was` : `versions ${versions} were`;
+  const reason = `${subject} applied after ${oldestUndone.version} (out of order), which --to ${to} would undo`;
+  return new UsageError(`cannot roll back to ${to}: ${reason}; nothing was changed`, {
+    hint:
+      `rollback undoes migrations newest applied first: run \`tidemark rollback ${steps}\` to undo the last ${steps} ` +
+      `in that order (down to ${oldestUndone.version}, ${kept.length === 1 ? 'including' : 'with'} ${versions}), ` +
+      'or choose a lower --to',
+  });
+}
+
+/**
+ * Refuses before anything runs when one of the steps cannot undo its migration: the whole plan, not
+ * the steps above it. `irreversible` maps versions to why (starting with the rollback file's path).
+ */
+export function assertReversible(steps: RollbackStep[], irreversible: Map<number, string>): void {
+  const newestFirst = steps.map((s) => s.row);
+  const blocked = newestFirst.filter((r) => irreversible.has(r.version));
+  if (blocked.length === 0) return;
+  const first = newestFirst.indexOf(blocked[0]!);
+  const one = blocked.length === 1;
+  const later = first === 1 ? 'migration' : `${first} migrations`;
+  const before = first ? `roll back only the ${later} applied after it (\`tidemark rollback ${first}\`), or ` : '';
+  const subject = one ? 'a migration to undo is' : `${blocked.length} migrations to undo are`;
+  throw new UsageError(`cannot roll back: ${subject} irreversible; nothing was changed`, {
+    context: blocked.map((r) => irreversible.get(r.version)!),
+    hint:
+      `${before}undo ${one ? 'its' : 'their'} changes by hand (or restore a backup) and then ` +
+      'make the ledger say so with `tidemark force <version> --yes`, ' +
+      'which deletes the ledger rows above <version> and runs no SQL',
+  });
 }
 
 /** File or stored copy: the file wins unless --use-stored; the stored copy serves when the file is gone. */
@@ -426,7 +519,7 @@ export function assertAtVersion(database: string, current: number, entries: Stat
   const dirty = entries.find((e) => e.state === 'dirty');
   if (dirty) {
     throw new SchemaVersionError(`${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`, {
-      hint: 'see `tidemark status`, check the database by hand and resolve it with `tidemark force`',
+      hint: 'run `tidemark status`: it names the `tidemark resolve` command that settles it',
     });
   }
   // Behind is a version this release needs and the database lacks, below the newest applied one too.

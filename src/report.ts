@@ -2,7 +2,7 @@
 import kleur from 'kleur';
 import { TidemarkError } from './errors.js';
 import { printable, printableJson } from './printable.js';
-import type { HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
+import type { ForceChanges, HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
 import type { StatusEntry, VersionState } from './plan.js';
 
 export interface ReporterOptions {
@@ -131,13 +131,20 @@ export class Reporter {
         return `${event.count} ${verb} in ${formatDuration(event.ms)}, now at version ${event.version}`;
       }
       case 'forced': {
-        const changes = [
-          event.removed.length ? `removed ${event.removed.join(', ')}` : '',
-          event.added.length ? `recorded ${event.added.join(', ')}` : '',
-          event.cleaned.length ? `marked ${event.cleaned.join(', ')} clean` : '',
-        ].filter(Boolean);
+        const changes = forceChangeWords(event, false);
         const head = event.dryRun ? `dry run: the ledger of ${event.database} would say version ${event.version}` : `the ledger of ${event.database} now says version ${event.version}`;
         return `${head} (${changes.length ? changes.join('; ') : 'no change'}); no migration SQL was run`;
+      }
+      case 'resolved': {
+        const v = event.version;
+        const deleted = event.change === 'delete';
+        if (event.dryRun) {
+          const would = deleted ? `would delete the row of version ${v}` : `would record version ${v} as applied`;
+          return `dry run: ${would} in ${event.database}; nothing was changed`;
+        }
+        const kept = `version ${v} is now recorded as applied (no longer dirty)`;
+        const change = deleted ? `deleted the row of version ${v} (not applied)` : kept;
+        return `${event.database}: ${change}; no other row was touched and no migration SQL was run`;
       }
       case 'baselined': {
         const versions = `${event.recorded.length === 1 ? 'version' : 'versions'} ${event.recorded.join(', ')}`;
@@ -175,6 +182,7 @@ export class Reporter {
     if (this.options.json) return this.json(report);
     this.out(`${report.database}: version ${report.version}`);
     if (report.entries.length === 0) return this.out('no migrations');
+    if (report.resolution) this.err(`${kleur.cyan('hint:')} ${printable(report.resolution)}`);
     const rows = report.entries.map((e) => [
       e.versionText,
       e.name,
@@ -232,6 +240,17 @@ export class Reporter {
     for (const line of error.details.context ?? []) this.err(`  ${printable(line)}`);
     if (error.details.hint) this.err(`${kleur.cyan('hint:')} ${printable(error.details.hint)}`);
   }
+}
+
+/** What force changes, in words: `deleted the rows of versions 3, 4` (before it runs: `deletes the ledger rows …`). */
+export function forceChangeWords(changes: ForceChanges, future: boolean): string[] {
+  const versions = (list: number[]) => `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
+  const rows = (list: number[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versions(list)}`;
+  return [
+    changes.removed.length ? `${future ? 'deletes the ledger' : 'deleted the'} ${rows(changes.removed)}` : '',
+    changes.added.length ? `${future ? 'records' : 'recorded'} ${changes.added.join(', ')}` : '',
+    changes.cleaned.length ? `${future ? 'marks' : 'marked'} ${changes.cleaned.join(', ')} clean` : '',
+  ].filter(Boolean);
 }
 
 /** The status table's last column: how the version would be undone, when that is not its rollback file. */

@@ -52,10 +52,11 @@ function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): strin
     const record = action === 'up' ? shell.insertRow(entry) : shell.deleteRow(entry.version);
     return [heading, `${shell.begin};`, ...body, `${record};`, recordHistory, `${shell.commit};`];
   }
+  const { version } = entry;
   const [markDirty, finish] =
     action === 'up'
-      ? [shell.insertRow({ ...entry, dirty: true }), shell.updateRow(entry.version, { dirty: false })]
-      : [shell.updateRow(entry.version, { dirty: true }), shell.deleteRow(entry.version)];
+      ? [shell.insertRow({ ...entry, dirty: true }), shell.updateRow(version, { dirty: false, dirtyAction: null })]
+      : [shell.updateRow(version, { dirty: true, dirtyAction: 'down' }), shell.deleteRow(version)];
   return [heading, '-- no-transaction: runs outside a transaction; if it stops halfway, the row stays dirty', `${markDirty};`, ...body, `${finish};`, recordHistory];
 }
 

@@ -8,6 +8,7 @@ import type { Driver } from './drivers/driver.js';
 import { isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
 import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
+import { irreversibleMigrations, type Irreversible } from './reversibility.js';
 import {
   driftFinding,
   filesReference,
@@ -64,7 +65,10 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
   const applied = new Set(ledger.map((r) => r.version));
   const checksums = fileChecksums(migrations, applied);
   const version = currentVersion(ledger);
-  const findings: Finding[] = ledgerFindings({ migrations, ledger, checksums, expectedVersion });
+  const reversibility = irreversibleMigrations(migrations, ctx.target.dialect);
+  const irreversible = reversibility.filter((i) => i.onPurpose);
+  const unwritten = reversibility.filter((i) => !i.onPurpose);
+  const findings: Finding[] = ledgerFindings({ migrations, ledger, checksums, expectedVersion, unwritten });
 
   const expected = await expectedSchema(ctx, ledger);
   if (expected.finding) findings.push(expected.finding);
@@ -75,13 +79,13 @@ export async function verify(ctx: VerifyContext, options: VerifyOptions = {}): P
 
   let rollbacks: RollbackSummary | null = null;
   if (options.rollbacks) {
-    const proof = await proveRollbacks(ctx, options);
+    const proof = await proveRollbacks(ctx, options, new Map(irreversible.map((i) => [i.version, i])));
     findings.push(...proof.findings);
     rollbacks = proof.summary;
   }
   const { reference } = expected;
   const ok = findings.length === 0;
-  return { database: driver.description, version, expectedVersion, reference, rollbacks, findings, ok };
+  return { database: driver.description, version, expectedVersion, reference, rollbacks, irreversible, findings, ok };
 }
 
 interface ExpectedSchema {
@@ -153,6 +157,7 @@ interface Proof {
 async function proveRollbacks(
   ctx: VerifyContext,
   options: VerifyOptions,
+  irreversible: Map<number, Irreversible>,
 ): Promise<{ summary: RollbackSummary; findings: Finding[] }> {
   const todo = ctx.migrations.filter((m) => m.version >= (options.from ?? 0));
   if (options.from !== undefined && !ctx.migrations.some((m) => m.version === options.from)) {
@@ -163,7 +168,8 @@ async function proveRollbacks(
   const proof: Proof = { results: [], findings: [] };
   while (proof.results.length < todo.length) {
     const rest = todo.slice(proof.results.length);
-    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, Boolean(options.failFast));
+    const settings = { failFast: Boolean(options.failFast), irreversible };
+    const prove = (scratch: ScratchMigrator) => proveFrom(scratch, rest, proof, settings);
     const built = await onScratch(ctx, 'proving rollbacks', prove);
     if (isUnavailable(built)) {
       const message = `the rollbacks were not proven: ${built.unavailable}`;
@@ -177,7 +183,12 @@ async function proveRollbacks(
 const label = (m: Migration) => `${m.versionText} ${m.name}`;
 
 /** Proves `rest` in order on one scratch database, until one leaves it in a state the next cannot be judged on. */
-async function proveFrom(scratch: ScratchMigrator, rest: Migration[], proof: Proof, failFast: boolean): Promise<void> {
+async function proveFrom(
+  scratch: ScratchMigrator,
+  rest: Migration[],
+  proof: Proof,
+  { failFast, irreversible }: { failFast: boolean; irreversible: Map<number, Irreversible> },
+): Promise<void> {
   const [first] = rest;
   const what = `applying the migrations below ${label(first!)}`;
   const below = await attempt('rollbacks', what, null, () => scratch.migrate({ target: first!.version - 1 }));
@@ -186,7 +197,7 @@ async function proveFrom(scratch: ScratchMigrator, rest: Migration[], proof: Pro
     return markUnchecked(proof, rest, `not reached: the migrations below it do not apply on a scratch database`);
   }
   for (const [i, m] of rest.entries()) {
-    const { result, findings, fresh } = await proveOne(scratch, m);
+    const { result, findings, fresh } = await proveOne(scratch, m, irreversible.get(m.version) ?? null);
     proof.results.push(result);
     proof.findings.push(...findings);
     const later = rest.slice(i + 1);
@@ -215,6 +226,7 @@ const FORWARD_FAILED = 'its migration does not apply';
 async function proveOne(
   scratch: ScratchMigrator,
   m: Migration,
+  irreversible: Irreversible | null,
 ): Promise<{ result: RollbackResult; findings: Finding[]; fresh: boolean }> {
   const outcome = (verdict: RollbackVerdict, reason: string | null, finding: Finding | null) => ({
     result: resultOf(m, verdict, reason),
@@ -225,6 +237,7 @@ async function proveOne(
   const applying = await attempt('rollbacks', `applying ${label(m)}`, m, () => scratch.migrate({ target: m.version }));
   if (applying) return outcome('failed', FORWARD_FAILED, applying);
   if (!m.rollback) return outcome('unchecked', 'no rollback file', null);
+  if (irreversible) return outcome('irreversible', `skipped (${irreversible.reason})`, null);
   const rolling = await attempt('rollbacks', `rolling back ${label(m)}`, m, () => scratch.rollback({ steps: 1 }));
   if (rolling) return outcome('failed', 'its rollback fails', rolling);
   const differences = diffSnapshots(before, await scratch.schema());

@@ -53,7 +53,10 @@ export function removeProject(cwd) {
 /** The test runner's environment without any database settings, so a test sets exactly the ones it means. */
 function cleanEnv(env) {
   const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k)),
+    Object.entries(process.env).filter(
+      // npm_*: `npm run test -- …` must not make the CLI think a user typed flags to npm (see npmflags.ts).
+      ([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k) && !k.startsWith('npm_'),
+    ),
   );
   return { ...clean, NO_COLOR: '1', ...env };
 }
@@ -224,3 +227,30 @@ export const EXAMPLE_TABLES = {
   sqlite: ['price_cache', 'trades', 'user_strategies', 'users'],
   postgres: ['trades', 'user_strategies', 'users'],
 };
+
+const hasProgram = (name) => spawnSync(name, ['--version'], { encoding: 'utf8' }).status === 0;
+/** How a DBA's shell runs scripts here: psql (or none), the sqlite3 shell (or the npm package's exec). */
+export const HAND_SHELL = { postgres: hasProgram('psql') ? 'psql' : null, sqlite: hasProgram('sqlite3') ? 'sqlite3 shell' : 'sqlite3 npm exec' };
+
+/**
+ * Runs a script as a DBA would. psql gets no -v ON_ERROR_STOP: the script's own first line must make
+ * it stop at the first error. Resolves with the exit code and the shell's output.
+ */
+export async function runByHand(db, script) {
+  if (db.dialect === 'postgres') {
+    const r = spawnSync('psql', ['-X', '-q', '-d', db.url, '-f', '-'], { input: script, encoding: 'utf8' });
+    return { code: r.status, output: r.stdout + r.stderr };
+  }
+  if (HAND_SHELL.sqlite === 'sqlite3 shell') {
+    const r = spawnSync('sqlite3', [db.file], { input: script, encoding: 'utf8' });
+    return { code: r.status, output: r.stdout + r.stderr };
+  }
+  if (script.split('\n')[0] !== '.bail on') throw new Error('a SQLite script starts with .bail on');
+  const statements = script.split('\n').slice(1).join('\n');
+  return new Promise((resolve) => {
+    const handle = new sqlite3.Database(db.file, (openError) => {
+      if (openError) return resolve({ code: 1, output: openError.message });
+      handle.exec(statements, (error) => handle.close(() => resolve({ code: error ? 1 : 0, output: error?.message ?? '' })));
+    });
+  });
+}

@@ -32,6 +32,7 @@ test('adds the npm scripts, DATABASE_URL in .env and a first migration pair, kee
     'migrate:version': 'tidemark version',
     'migrate:force-version': 'tidemark force',
     'migrate:create': 'tidemark create',
+    'migrate:resolve': 'tidemark resolve',
     'verify:schema': 'tidemark verify',
   });
   assert.match(read('package.json'), /^ {4}"name": "shop",$/m);

@@ -56,7 +56,7 @@ const dirtyValue = (ctx) => (ctx.dialect === 'postgres' ? 'true' : '1');
 const markDirty = (ctx) => ctx.db.query(`update schema_version set dirty = ${dirtyValue(ctx)} where version = ${LAST[ctx.dialect].version}`);
 const dirtyRefusal = (ctx) => [
   new RegExp(`^error: version ${LAST[ctx.dialect].version} \\(${LAST[ctx.dialect].name}\\) is dirty`, 'm'),
-  new RegExp(`tidemark force ${LAST[ctx.dialect].version} --yes`),
+  new RegExp(`tidemark resolve ${LAST[ctx.dialect].version} --applied\` if the migration's change is in the database`),
 ];
 
 /**
@@ -357,7 +357,7 @@ const CASES = [
     ['rollback --dry-run', ['rollback', '--dry-run']],
     ['version', ['version']],
   ].map(([what, args]) => ({
-    name: `a dirty row: ${what} refuses, naming the version and force`,
+    name: `a dirty row: ${what} refuses, naming the version and resolve`,
     setup: markDirty,
     run: [{ args, code: 2, stderr: dirtyRefusal }],
   })),
@@ -422,7 +422,7 @@ const CASES = [
   },
   {
     name: 'force without --yes outside a terminal',
-    run: [{ args: ['force', '1'], code: 2, stderr: [/^error: force rewrites the ledger; refusing to do it without confirmation/m, /tidemark force 1 --yes/] }],
+    run: [{ args: ['force', '1'], code: 2, stderr: [/^error: force 1 deletes the ledger rows of versions [\d, ]+, without running any SQL; refusing to do it without confirmation/m, /tidemark force 1 --yes/] }],
   },
   {
     name: 'force to a version that has no file',

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checksumOf, discover, normalizeText, parseDirectives, parseFileName } from '../dist/files.js';
-import { planForce, planMigrate, planRollback, planStatus } from '../dist/plan.js';
+import { assertReversible, dirtyResolution, planForce, planMigrate, planResolve, planRollback, planStatus } from '../dist/plan.js';
 
 const files = suite('files');
 
@@ -116,6 +116,41 @@ plan('rollback: the file when it matches; the stored copy when the file is gone;
   const edited = new Map([[1, 'r1'], [2, 'edited'], [3, 'r3']]);
   assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1 }, edited)), ['3:file:-', '2:file:warning']);
   assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1, useStored: true }, edited)), ['3:file:-', '2:stored:notice']);
+});
+
+plan('rollback: in apply order (ledger id), not by version number; --to refuses across a migration applied after those it undoes', () => {
+  const migrations = [m(1), m(2), m(3)];
+  const ledger = [row(1, { id: 1 }), row(2, { id: 3 }), row(3, { id: 2 })];
+  const now = rollbackSums(1, 2, 3);
+  assert.equal(planRollback(migrations, ledger, {}, now).map((s) => s.row.version), [2]);
+  assert.equal(planRollback(migrations, ledger, { steps: 2 }, now).map((s) => s.row.version), [2, 3]);
+  assert.equal(planRollback(migrations, ledger, { to: 1 }, now).map((s) => s.row.version), [2, 3]);
+  assert.equal(planRollback(migrations, ledger, { all: true }, now).map((s) => s.row.version), [2, 3, 1]);
+  assert.throws(() => planRollback(migrations, ledger, { to: 2 }, now), /version 2 was applied after 3/);
+  assert.equal(planRollback(migrations, ledger, { to: 3 }, now), [], 'nothing above --to: nothing to undo');
+});
+
+plan('rollback: an irreversible migration among those to undo refuses the whole plan up front', () => {
+  const migrations = [m(1), m(2), m(3)];
+  const ledger = [row(1), row(2), row(3)];
+  const irreversible = new Map([[2, 'sql/2_m2_rollback.sql: no statement, while its migration has some']]);
+  assertReversible(planRollback(migrations, ledger, {}, rollbackSums(1, 2, 3)), irreversible);
+  const across = planRollback(migrations, ledger, { to: 1 }, rollbackSums(1, 2, 3));
+  assert.throws(() => assertReversible(across, irreversible), (e) => /irreversible; nothing was changed/.test(e.message) && /tidemark rollback 1/.test(e.details.hint));
+});
+
+plan('resolve: only the row of the version; the meaning of --applied follows the dirty direction', () => {
+  const ledger = [row(1), row(2, { dirty: true, dirtyAction: 'up' }), row(3)];
+  assert.equal(planResolve(ledger, 2, true), { version: 2, name: 'm2', change: 'clean', direction: 'up' });
+  assert.equal(planResolve(ledger, 2, false), { version: 2, name: 'm2', change: 'delete', direction: 'up' });
+  const down = [row(1), row(2, { dirty: true, dirtyAction: 'down' })];
+  assert.equal(planResolve(down, 2, true), { version: 2, name: 'm2', change: 'delete', direction: 'down' });
+  assert.equal(planResolve(down, 2, false), { version: 2, name: 'm2', change: 'clean', direction: 'down' });
+  assert.throws(() => planResolve(ledger, 1, true), /version 1 is not dirty/);
+  assert.throws(() => planResolve(ledger, 9, true), /version 9 is not in the ledger/);
+  assert.match(dirtyResolution(2, 'up'), /resolve 2 --applied` if the migration took effect/);
+  assert.match(dirtyResolution(2, 'down'), /resolve 2 --applied` if the rollback took effect \(deletes the row of version 2 only\)/);
+  assert.not.match(dirtyResolution(2, null), /force/);
 });
 
 plan('status: out of order, not in this release, rollback file changed', () => {

@@ -71,16 +71,15 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
     }
   });
 
-  test('a no-transaction migration that fails leaves a dirty row; everything but status and force refuses until force', async () => {
+  test('a no-transaction migration that fails leaves a dirty row; everything but status and resolve refuses until resolve', async () => {
     assert.is(ctx.cli('migrate').code, 0);
-    const last = EXAMPLE_VERSIONS[dialect].at(-1);
     writeSql(ctx.cwd, '005_outside.sql', '-- tidemark:no-transaction\nCREATE TABLE half_done (a INT);\nCREAT TABLE never (a INT);\n');
     writeSql(ctx.cwd, '005_outside_rollback.sql', 'DROP TABLE half_done;\n');
     const failed = ctx.cli('migrate');
     assert.is(failed.code, 1, failed.output);
     assert.match(failed.stderr, /005_outside\.sql:3/);
     assert.match(failed.stderr, /version 5 is now marked dirty/);
-    assert.match(failed.stderr, new RegExp(`tidemark force 5 --yes.*tidemark force ${last} --yes`));
+    assert.match(failed.stderr, /`tidemark resolve 5 --applied` if the migration took effect.*`tidemark resolve 5 --not-applied` if it did not/);
     assert.ok((await ctx.db.tables()).includes('half_done'), 'outside a transaction, the first statement stayed');
     const [row] = await ctx.db.query('select dirty from schema_version where version = 5');
     assert.ok(Number(row.dirty) === 1 || row.dirty === true);
@@ -89,16 +88,16 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
       const r = ctx.cli(...args);
       assert.is(r.code, 2, `${args}: ${r.output}`);
       assert.match(r.stderr, /version 5 \(outside\) is dirty/);
-      assert.match(r.stderr, /tidemark force 5 --yes/);
+      assert.match(r.stderr, /tidemark resolve 5 --applied/);
     }
     const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);
     assert.match(status.stdout, /005\s+outside\s+dirty/);
 
     writeSql(ctx.cwd, '005_outside.sql', '-- tidemark:no-transaction\nCREATE TABLE half_done (a INT);\n');
-    const forced = ctx.cli('force', String(last), '--yes');
-    assert.is(forced.code, 0, forced.output);
-    assert.match(forced.stdout, /removed 5/);
+    const resolved = ctx.cli('resolve', '5', '--not-applied');
+    assert.is(resolved.code, 0, resolved.output);
+    assert.match(resolved.stdout, /deleted the row of version 5/);
     await ctx.db.query('DROP TABLE half_done');
     const again = ctx.cli('migrate');
     assert.is(again.code, 0, again.output);

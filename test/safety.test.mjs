@@ -143,7 +143,7 @@ crash.run();
 const dirty = suite('kill -9 during a no-transaction migration');
 
 for (const dialect of ['postgres', 'sqlite']) {
-  dirty(`${dialect}: the version stays dirty, migrate and rollback refuse until force, then migrate works`, async () => {
+  dirty(`${dialect}: the version stays dirty, migrate and rollback refuse until resolve, then migrate works`, async () => {
     const long = dialect === 'postgres' ? 'SELECT pg_sleep(30);' : `INSERT INTO nt_half (a) ${SQLITE_FOREVER};`;
     const p = await project(dialect, {
       ...BASE,
@@ -182,15 +182,15 @@ for (const dialect of ['postgres', 'sqlite']) {
         const r = p.cli(...args);
         assert.is(r.code, 2, `${args.join(' ')}:\n${r.output}`);
         assert.match(r.stderr, /version 2 \(nt\) is dirty/);
-        assert.match(r.stderr, /tidemark force 2 --yes/);
+        assert.match(r.stderr, /tidemark resolve 2 --applied/);
         assert.match(r.stderr, /^hint: /m);
       }
       assert.not.ok((await p.db.tables()).includes('after_t'), 'the refusals ran nothing');
 
-      // The table is there: the change took effect, so the ledger may say 2.
-      const forced = p.cli('force', '2', '--yes');
-      assert.is(forced.code, 0, forced.output);
-      assert.match(forced.stdout, /now says version 2 \(marked 2 clean\)/);
+      // The table is there: the change took effect, so the hint's --applied is the truth.
+      const resolved = p.cli('resolve', '2', '--applied');
+      assert.is(resolved.code, 0, resolved.output);
+      assert.match(resolved.stdout, /version 2 is now recorded as applied/);
       const after = p.cli('migrate');
       assert.is(after.code, 0, after.output);
       assert.match(after.stdout, /↑ 003 after/);

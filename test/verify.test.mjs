@@ -239,7 +239,7 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 0, r.output);
     const n = EXAMPLE_VERSIONS[dialect].length;
     assert.match(r.stdout, `✓ every rollback checked undoes its migration (${n} rollbacks proven on a scratch database)`);
-    assert.match(r.stdout, `rollbacks: ${n} proven, 0 lossy, 0 failed, 0 unchecked`);
+    assert.match(r.stdout, `rollbacks: ${n} proven, 0 lossy, 0 failed, 0 irreversible, 0 unchecked`);
     const scratch = scratchOf(r.stderr, 'proving rollbacks');
     assert.ok(scratch, r.stderr);
     if (dialect === 'postgres') {
@@ -249,18 +249,19 @@ for (const dialect of DIALECTS) {
     } else {
       assert.not.ok(existsSync(scratch.slice('sqlite:'.length)), 'the scratch file is removed');
     }
-    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacks.counts, { proven: n, lossy: 0, failed: 0, unchecked: 0 });
+    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacks.counts, { proven: n, lossy: 0, failed: 0, irreversible: 0, unchecked: 0 });
   });
 
   test('verify --rollbacks names an index a rollback forgets, and what a rollback removes too much', async () => {
     writeSql(ctx.cwd, '005_name_index.sql', 'CREATE INDEX users_display_name_idx ON users (display_name);\n');
-    writeSql(ctx.cwd, '005_name_index_rollback.sql', '-- forgot DROP INDEX users_display_name_idx\n');
+    // A statement that undoes nothing (a comment-only rollback would say "irreversible on purpose").
+    writeSql(ctx.cwd, '005_name_index_rollback.sql', '-- forgot DROP INDEX users_display_name_idx\nSELECT 1;\n');
     let r = ctx.cli('verify', '--rollbacks');
     assert.is(r.code, 3, r.output);
     assert.match(r.stdout, '✗ the rollback of 005 name_index does not restore the schema it started from (+ left behind, - removed, ~ changed)');
     assert.equal(differenceLines(r.stdout), [`+ index users_display_name_idx: on users ${dialect === 'postgres' ? 'btree ' : ''}(display_name)`]);
     assert.match(r.stdout, 'fix: make sql/005_name_index_rollback.sql undo everything sql/005_name_index.sql does');
-    assert.match(r.stdout, `rollbacks: ${EXAMPLE_VERSIONS[dialect].length} proven, 1 lossy, 0 failed, 0 unchecked`);
+    assert.match(r.stdout, `rollbacks: ${EXAMPLE_VERSIONS[dialect].length} proven, 1 lossy, 0 failed, 0 irreversible, 0 unchecked`);
 
     writeSql(ctx.cwd, '005_name_index.sql', 'ALTER TABLE users ADD COLUMN nickname TEXT;\n');
     writeSql(ctx.cwd, '005_name_index_rollback.sql', 'ALTER TABLE users DROP COLUMN nickname;\nALTER TABLE users DROP COLUMN display_name;\n');
@@ -276,10 +277,10 @@ for (const dialect of DIALECTS) {
       assert.is(r.code, 3, r.output);
       assert.match(r.stdout, '✗ the rollback of 002 user_strategies does not restore the schema it started from');
       assert.equal(differenceLines(r.stdout), [`+ type exchange_type: enum ('binance', 'kraken', 'coinbase')`]);
-      assert.match(r.stdout, 'rollbacks: 2 proven, 1 lossy, 0 failed, 0 unchecked');
+      assert.match(r.stdout, 'rollbacks: 2 proven, 1 lossy, 0 failed, 0 irreversible, 0 unchecked');
       const fast = ctx.cli('verify', '--rollbacks', '--fail-fast');
       assert.is(fast.code, 3, fast.output);
-      assert.match(fast.stdout, 'rollbacks: 1 proven, 1 lossy, 0 failed, 1 unchecked');
+      assert.match(fast.stdout, 'rollbacks: 1 proven, 1 lossy, 0 failed, 0 irreversible, 1 unchecked');
       assert.match(fast.stdout, '  003 create_trades: unchecked: --fail-fast stopped at 002 user_strategies');
     });
 

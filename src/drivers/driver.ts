@@ -3,7 +3,7 @@ import type { LockMode } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { Dialect, Script, SourceText } from '../files.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
-import type { LedgerRow } from '../plan.js';
+import type { DirtyAction, LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
 
 /** A ledger row as tidemark writes it. */
@@ -20,25 +20,28 @@ export interface LedgerEntry {
 export interface RowChange {
   checksum?: string;
   dirty?: boolean;
+  /** Which step left the row dirty; null once it is clean. */
+  dirtyAction?: DirtyAction | null;
   executionMs?: number;
   rollback?: SourceText;
 }
 
 /** The ledger columns and values a RowChange sets, in a fixed order. */
-export function rowChangeColumns(change: RowChange): [string[], (string | number | boolean)[]] {
-  const pairs: [string, string | number | boolean | undefined][] = [
+export function rowChangeColumns(change: RowChange): [string[], (string | number | boolean | null)[]] {
+  const pairs: [string, string | number | boolean | null | undefined][] = [
     ['checksum', change.checksum],
     ['dirty', change.dirty],
+    ['dirty_action', change.dirtyAction],
     ['execution_ms', change.executionMs],
     ['rollback_sql', change.rollback?.text],
     ['rollback_checksum', change.rollback?.checksum],
   ];
-  const set = pairs.filter((pair): pair is [string, string | number | boolean] => pair[1] !== undefined);
+  const set = pairs.filter((pair): pair is [string, string | number | boolean | null] => pair[1] !== undefined);
   return [set.map(([c]) => c), set.map(([, v]) => v)];
 }
 
 /** `up-out-of-order`: a version below the applied one, applied with --allow-out-of-order. */
-export type HistoryAction = 'up' | 'up-out-of-order' | 'down' | 'force' | 'baseline' | 'import';
+export type HistoryAction = 'up' | 'up-out-of-order' | 'down' | 'force' | 'baseline' | 'import' | 'resolve';
 
 /** A transactional migration or rollback: its SQL plus the ledger and history rows that record it. */
 export interface Step {
@@ -182,15 +185,27 @@ export function assertLedgerLayout(table: string, columns: Set<string> | null): 
 }
 
 /** The ledger columns tidemark writes when it records a version, in the order of their values. */
-export const LEDGER_INSERT_COLUMNS = 'version, migration_name, checksum, execution_ms, applied_by, dirty, rollback_sql, rollback_checksum';
+export const LEDGER_INSERT_COLUMNS =
+  'version, migration_name, checksum, execution_ms, applied_by, dirty, dirty_action, rollback_sql, rollback_checksum';
 
-/** rollback_sql and rollback_checksum of a row, null when no rollback file was there to store. */
-export function rollbackValues(entry: LedgerEntry): [string | null, string | null] {
-  return [entry.rollback?.text ?? null, entry.rollback?.checksum ?? null];
+/**
+ * dirty_action, rollback_sql and rollback_checksum of a new row: a row is only ever inserted dirty by
+ * a no-transaction migration on its way up; null when no rollback file was there to store.
+ */
+export function trailingValues(entry: LedgerEntry): [DirtyAction | null, string | null, string | null] {
+  return [entry.dirty ? 'up' : null, entry.rollback?.text ?? null, entry.rollback?.checksum ?? null];
 }
 
 /** Columns tidemark adds to a legacy ledger. */
-export const ADDED_COLUMNS = ['checksum', 'execution_ms', 'applied_by', 'dirty', 'rollback_checksum', 'rollback_sql'] as const;
+export const ADDED_COLUMNS = [
+  'checksum',
+  'execution_ms',
+  'applied_by',
+  'dirty',
+  'dirty_action',
+  'rollback_checksum',
+  'rollback_sql',
+] as const;
 
 /**
  * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.
@@ -208,6 +223,7 @@ export function ledgerQuery(table: string, columns: Set<string>, expressions: Pa
     read('execution_ms'),
     read('applied_by'),
     read('dirty', '0'),
+    read('dirty_action'),
     read('rollback_checksum'),
   ];
   return `select ${list.join(', ')} from ${table} order by version`;
@@ -230,6 +246,7 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
     executionMs: r.execution_ms == null ? null : Number(r.execution_ms),
     appliedBy: (r.applied_by as string | null) ?? null,
     dirty: Boolean(r.dirty),
+    dirtyAction: r.dirty_action === 'up' || r.dirty_action === 'down' ? r.dirty_action : null,
     rollbackChecksum: (r.rollback_checksum as string | null) ?? null,
   };
 }

@@ -9,7 +9,7 @@ import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
-  rollbackValues,
+  trailingValues,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -252,6 +252,7 @@ class PostgresDriver implements Driver {
         execution_ms integer,
         applied_by text,
         dirty boolean not null default false,
+        dirty_action text,
         rollback_checksum char(64),
         rollback_sql text)`);
     } else {
@@ -260,6 +261,7 @@ class PostgresDriver implements Driver {
         execution_ms: 'integer',
         applied_by: 'text',
         dirty: 'boolean not null default false',
+        dirty_action: 'text',
         rollback_checksum: 'char(64)',
         rollback_sql: 'text',
       };
@@ -406,7 +408,10 @@ class PostgresDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
-    const values = [literal(entry.version), literal(entry.name), literal(entry.checksum), executionMs, appliedBy, literal(entry.dirty), ...rollbackValues(entry).map(literal)];
+    const { version, name, checksum, dirty } = entry;
+    const trailing = trailingValues(entry).map(literal);
+    const head = [literal(version), literal(name), literal(checksum), executionMs, appliedBy, literal(dirty)];
+    const values = [...head, ...trailing];
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 

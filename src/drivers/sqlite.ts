@@ -15,7 +15,7 @@ import { readSqliteSnapshot } from './sqlite-schema.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
-  rollbackValues,
+  trailingValues,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -180,6 +180,7 @@ class SqliteDriver implements Driver {
         execution_ms integer,
         applied_by text,
         dirty integer not null default 0,
+        dirty_action text,
         rollback_checksum text,
         rollback_sql text)`);
     } else {
@@ -188,6 +189,7 @@ class SqliteDriver implements Driver {
         execution_ms: 'integer',
         applied_by: 'text',
         dirty: 'integer not null default 0',
+        dirty_action: 'text',
         rollback_checksum: 'text',
         rollback_sql: 'text',
       };
@@ -326,7 +328,8 @@ class SqliteDriver implements Driver {
   };
 
   private insertRowSql(entry: LedgerEntry, appliedBy = this.appliedBy): string {
-    const values = [entry.version, entry.name, entry.checksum, entry.executionMs, appliedBy, entry.dirty, ...rollbackValues(entry)].map(literal);
+    const { version, name, checksum, executionMs, dirty } = entry;
+    const values = [version, name, checksum, executionMs, appliedBy, dirty, ...trailingValues(entry)].map(literal);
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
