@@ -5,7 +5,15 @@ import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
-import { ExitCode, fileSystemError, TidemarkError, UsageError } from './errors.js';
+import {
+  ExitCode,
+  fileSystemError,
+  signalError,
+  SIGNAL_EXIT_CODES,
+  TidemarkError,
+  UsageError,
+  type StopSignal,
+} from './errors.js';
 import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
@@ -13,7 +21,8 @@ import type { InitStep } from './init.js';
 import { findingLines, githubAnnotation, type LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
 import { importJson, importLines } from './import/report.js';
-import { Migrator, type ForceChanges } from './migrator.js';
+import type { ForceChanges, MigratorEvent } from './events.js';
+import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import { formatSnapshot } from './schema.js';
@@ -59,7 +68,10 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
       if (configs.length > 1) output.section(config.name!);
       log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
       const logged = log;
-      await work(new Migrator(config, logged ? (event) => (output.event(event), logged.event(event)) : output.event), output);
+      const listener = logged ? (event: MigratorEvent) => (output.event(event), logged.event(event)) : output.event;
+      const migrator = new Migrator(config, listener);
+      if (options.changes) stopCleanlyOnSignals(migrator, (error) => (reporter.error(error), logged?.error(error)));
+      await work(migrator, output);
       done.push(config.name ?? '');
     }
   } catch (caught) {
@@ -69,6 +81,33 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);
     process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
   }
+}
+
+/** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */
+let stoppable: { migrator: Migrator; report: (error: TidemarkError) => void } | null = null;
+
+/**
+ * pm2 stop, a cancelled CI job or Ctrl-C: the running statement is cancelled, its migration rolled back
+ * and recorded as interrupted, the lock released, and the process exits 130 (SIGINT) or 143 (SIGTERM)
+ * with an `error:` line. A second signal, or cleanup taking longer than 10 s, exits at once.
+ */
+function stopCleanlyOnSignals(migrator: Migrator, report: (error: TidemarkError) => void): void {
+  if (!stoppable) {
+    for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) process.on(signal, () => stop(signal));
+  }
+  stoppable = { migrator, report };
+}
+
+let stopping = false;
+
+function stop(signal: StopSignal): void {
+  const code = SIGNAL_EXIT_CODES[signal];
+  if (stopping || !stoppable!.migrator.interrupt(signal)) {
+    if (!stopping) stoppable!.report(signalError(signal));
+    process.exit(code);
+  }
+  stopping = true;
+  setTimeout(() => process.exit(code), 10_000).unref();
 }
 
 /** The log opens only on a valid configuration: a configuration error must not leave a logs/ folder behind. */
@@ -147,8 +186,8 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
     .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
     .option('lock-timeout', { type: 'string', describe: 'seconds to wait for another run\'s migration lock (default 60)' })
-    .option('lock', { type: 'string', describe: 'PostgreSQL: how runners keep apart: advisory (default), table (behind PgBouncer in transaction mode) or none' })
-    .option('lock-ttl', { type: 'string', describe: 'PostgreSQL, --lock table: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
+    .option('lock', { type: 'string', describe: 'how runners keep apart: advisory (default), table (behind PgBouncer in transaction mode) or none' })
+    .option('lock-ttl', { type: 'string', describe: '--lock table, SQLite: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
     .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })

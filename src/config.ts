@@ -52,7 +52,7 @@ export interface Config {
   json: boolean;
   quiet: boolean;
   lockTimeoutSeconds: number;
-  /** How PostgreSQL runners keep apart (--lock, TIDEMARK_LOCK, "lock"); SQLite ignores it. */
+  /** How runners keep apart (--lock, TIDEMARK_LOCK, "lock"); on SQLite, none or the run lock file. */
   lock: LockMode;
   /** --lock table: seconds the lock row lives unless its holder renews it. */
   lockTtlSeconds: number;
@@ -78,7 +78,7 @@ export interface Config {
 /**
  * advisory: a session advisory lock. table: a row in `<ledger>_lock`, for transaction-mode poolers
  * (PgBouncer), where a session lock does not hold. none: deploys are serialized some other way.
- * SQLite ignores it: each step takes the write lock (BEGIN IMMEDIATE) whatever the mode.
+ * SQLite: advisory and table both mean its run lock file (drivers/sqlite-lock.ts); none takes none.
  */
 const LOCK_MODES = ['advisory', 'table', 'none'] as const;
 export type LockMode = (typeof LOCK_MODES)[number];

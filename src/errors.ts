@@ -5,6 +5,11 @@ export const ExitCode = {
   usage: 2,
   verifyFailed: 3,
   connection: 4,
+  /** The connection broke during the run (a server restart, pg_terminate_backend): consistent, run again. */
+  connectionLost: 5,
+  /** 128 + the signal's number, as a shell reports a process ended by it. */
+  sigint: 130,
+  sigterm: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -63,6 +68,45 @@ export class ConnectionError extends TidemarkError {
     super(message, ExitCode.connection, rest);
     this.unreachable = unreachable;
   }
+}
+
+/**
+ * The run was stopped by something outside its migrations (a lost connection, a signal, a lost lock,
+ * another runner's ledger row): the running migration's transaction was rolled back, and its history
+ * row says `interrupted`, not `failed`, because nothing is wrong with its SQL.
+ */
+export class InterruptedError extends TidemarkError {}
+
+/** The signals a run stops cleanly on, and their exit codes. */
+export const SIGNAL_EXIT_CODES = { SIGINT: ExitCode.sigint, SIGTERM: ExitCode.sigterm } as const;
+export type StopSignal = keyof typeof SIGNAL_EXIT_CODES;
+
+export function signalError(signal: StopSignal): InterruptedError {
+  const message = `interrupted by ${signal}: the running migration was cancelled and rolled back`;
+  return new InterruptedError(message, SIGNAL_EXIT_CODES[signal], {
+    hint: 'the migrations reported above as applied are applied; run again for the rest',
+  });
+}
+
+/** The connection to the database broke after it was made: exit 5. */
+export function connectionLostError(description: string, reason: string): InterruptedError {
+  const message = `lost the connection to ${description} during the run: ${reason}`;
+  return new InterruptedError(message, ExitCode.connectionLost, {
+    hint:
+      'the server ended the session (a restart, pg_terminate_backend, a proxy or network drop); ' +
+      'the running migration ' +
+      'was rolled back by the server, so the database is consistent: run again once the server is back',
+  });
+}
+
+/** The run's lock was taken over while it was paused past its TTL: its running migration was rolled back. */
+export function lockTakenOverError(description: string): InterruptedError {
+  const message = `lost the migration lock on ${description}: another runner took it over while this run was paused`;
+  return new InterruptedError(message, ExitCode.connection, {
+    hint:
+      'the running migration was rolled back (the other runner applies it); nothing is wrong with its SQL. ' +
+      'A run is paused past --lock-ttl by a frozen VM or a stopped process: raise --lock-ttl if that is expected',
+  });
 }
 
 /** The database is not at the version the application expects (assertSchemaVersion, verify). */

@@ -1,15 +1,24 @@
 // The public API: the same migrator the CLI uses, for scripts and application start-up.
 import { loadConfig, type ConfigFlags } from './config.js';
 import { SchemaVersionError } from './errors.js';
-import { Migrator, type EventListener } from './migrator.js';
+import type { EventListener } from './events.js';
+import { Migrator } from './migrator.js';
 import { assertAtVersion } from './plan.js';
 
-export { ExitCode, TidemarkError, UsageError, MigrationError, ConnectionError, SchemaVersionError } from './errors.js';
+export {
+  ExitCode,
+  TidemarkError,
+  UsageError,
+  MigrationError,
+  ConnectionError,
+  SchemaVersionError,
+  InterruptedError,
+} from './errors.js';
 export type { ErrorDetails } from './errors.js';
 export type { Config, ConfigFlags } from './config.js';
-export type { MigratorEvent, MigratorEvents, EventListener, StepDone } from './migrator.js';
+export type { MigratorEvent, MigratorEvents, EventListener, StepDone, ForceChanges } from './events.js';
 export type { MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
-export type { ForceChanges, ForceOptions } from './migrator.js';
+export type { ForceOptions } from './migrator.js';
 export type { StatusEntry, VersionState, LedgerRow, DirtyAction } from './plan.js';
 export type { Irreversible } from './reversibility.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';

@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { TidemarkError } from './errors.js';
 import { makeFolders } from './folders.js';
 import { printable } from './printable.js';
-import type { MigratorEvent } from './migrator.js';
+import type { MigratorEvent } from './events.js';
 
 export interface MigrationLogOptions {
   /** The log file; relative paths are relative to cwd. */

@@ -6,7 +6,8 @@ import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
 import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange, type Step, type StepSource } from './drivers/driver.js';
-import { MigrationError, TidemarkError, UsageError } from './errors.js';
+import { ConnectionError, InterruptedError, MigrationError, signalError, TidemarkError, UsageError } from './errors.js';
+import type { StopSignal } from './errors.js';
 import { makeFolders } from './folders.js';
 import {
   discover,
@@ -50,6 +51,7 @@ import {
   type StatusEntry,
 } from './plan.js';
 import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
+import type { EventListener, ForceChanges, MigratorEvents } from './events.js';
 import { init, type InitOptions, type InitStep } from './init.js';
 import { irreversibleRollback, sourceFile } from './reversibility.js';
 import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
@@ -61,32 +63,6 @@ import { distinctFindings, findingLines, lintScripts, type LintResult } from './
 import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
 import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
 import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
-
-export type MigratorEvent =
-  | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
-  | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
-  | ({ type: 'applied' } & StepDone)
-  | ({ type: 'reverted' } & StepDone)
-  | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
-  | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
-  | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
-  | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
-  | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
-  | ({ type: 'backup'; database: string } & BackupResult)
-  | { type: 'restored'; database: string; file: string; version: number; ms: number }
-  | { type: 'warning'; message: string }
-  | { type: 'notice'; message: string };
-
-export type EventListener = (event: MigratorEvent) => void;
-
-/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
-export interface StepDone {
-  version: number;
-  versionText: string;
-  name: string;
-  ms: number;
-  dryRun: boolean;
-}
 
 export interface MigrateOptions {
   target?: number;
@@ -155,6 +131,8 @@ interface Run {
   driver: Driver;
   /** The lock covers the whole run: no other runner can change the ledger meanwhile. */
   exclusive: boolean;
+  /** This run holds a run lock (not --lock none): a dirty row it finds was left by a run that ended. */
+  locked: boolean;
 }
 
 export interface StatusReport {
@@ -173,7 +151,6 @@ export interface HistoryReport {
 }
 
 /** Each event under its own type name ('applied', 'failed', …), and every event under 'event'. */
-export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & { event: [MigratorEvent] };
 
 /**
  * Runs migrations for one database, as the CLI does. Every method reads the files first and refuses
@@ -197,6 +174,23 @@ export class Migrator {
     };
   }
 
+  /** The database the run is working on now, and why it must stop (a signal), once one arrived. */
+  private active: Driver | null = null;
+  private interruption: InterruptedError | null = null;
+  private readonly stopping = new AbortController();
+
+  /**
+   * Stops the run cleanly (SIGINT, SIGTERM): the running statement is cancelled, its migration rolled
+   * back and recorded as interrupted, the lock released, and the run fails with the signal's exit code.
+   * @returns false when no database work is under way (nothing to clean up: the caller may just exit).
+   */
+  interrupt(signal: StopSignal): boolean {
+    this.interruption ??= signalError(signal);
+    this.stopping.abort(this.interruption);
+    this.active?.cancel();
+    return this.active !== null;
+  }
+
   private get dir(): string {
     return this.config.dir;
   }
@@ -218,13 +212,17 @@ export class Migrator {
     work: (run: Run) => Promise<T>,
   ): Promise<T> {
     const driver = await connect(target, this.config, { create: access.create, onNotice: (message) => this.emit({ type: 'notice', message }) });
+    this.active = driver;
     try {
       const { lock: mode, lockTimeoutSeconds: timeoutSeconds, lockTtlSeconds: ttlSeconds } = this.config;
-      const exclusive = access.lock ? await driver.lock({ mode, timeoutSeconds, ttlSeconds }) : false;
-      return await work({ driver, exclusive });
+      const signal = this.stopping.signal;
+      const exclusive = access.lock ? await driver.lock({ mode, timeoutSeconds, ttlSeconds, signal }) : false;
+      return await work({ driver, exclusive, locked: access.lock && mode !== 'none' });
     } catch (error) {
-      throw driver.explain(error);
+      // After a signal, whatever failed (the cancelled statement) failed because of it.
+      throw error instanceof TidemarkError ? error : (this.interruption ?? driver.explain(error));
     } finally {
+      this.active = null;
       await driver.close();
     }
   }
@@ -243,6 +241,7 @@ export class Migrator {
     return this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
       const { driver } = run;
       const ledger = await driver.readLedger();
+      await assertNoRunInProgress(run, ledger);
       // Everything is planned (and refused) before anything changes, the --sync rollback included.
       const back = options.sync ? planSync(migrations, ledger) : [];
       const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
@@ -336,7 +335,7 @@ export class Migrator {
       await inTransaction(driver, work);
     } catch (error) {
       // The failure's history row was rolled back with everything else: write it again, outside.
-      if (this.failure) await recordFailure(driver, this.failure);
+      if (this.failure) await driver.recordFailure(this.failure);
       throw error;
     }
   }
@@ -373,6 +372,7 @@ export class Migrator {
     const { file } = script;
     // A run that lost its lock (table mode: another runner took it over) must not start another step.
     driver.assertLocked();
+    if (this.interruption) throw this.interruption;
     const { history } = stepRecords(step, null);
     for (const line of script.skipped) this.emit({ type: 'notice', message: line });
     this.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });
@@ -388,14 +388,17 @@ export class Migrator {
       } else if ((await driver.runStep(step)) === null) {
         return false;
       }
-    } catch (error) {
+    } catch (caught) {
       if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
-      const message = error instanceof Error ? error.message : String(error);
-      this.emit({ type: 'failed', action, version: file.version, versionText: file.versionText, name: file.name, error: message });
-      const entry = { ...history, outcome: 'failed', executionMs: elapsed(started), error: message } as const;
-      if (ownTransaction) await recordFailure(driver, entry);
+      const error = stepError(this.interruption ?? caught, script, driver, action);
+      const { versionText, name } = file;
+      this.emit({ type: 'failed', action, version: file.version, versionText, name, error: error.message });
+      // Only the migration's own failure is `failed`: a signal, a lost connection or lock interrupted a fine one.
+      const outcome = error instanceof MigrationError ? 'failed' : 'interrupted';
+      const entry = { ...history, outcome, executionMs: elapsed(started), error: error.message } as const;
+      if (ownTransaction) await driver.recordFailure(entry);
       else this.failure = entry;
-      throw asMigrationError(error, script, driver, action);
+      throw error;
     }
     this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
     return true;
@@ -411,6 +414,7 @@ export class Migrator {
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
       const ledger = await run.driver.readLedger();
+      await assertNoRunInProgress(run, ledger);
       const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
       const reverted = await this.runRollback(run, ledger, steps, { dryRun, migrations });
       return { reverted, version: versionAfterRollback(ledger, steps) };
@@ -555,8 +559,9 @@ export class Migrator {
   /** The highest applied version, 0 when none. Read-only; does not read the files. */
   async version(): Promise<number> {
     const target = parseTarget(this.config.url, this.config.cwd);
-    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
-      const ledger = await driver.readLedger();
+    return this.withDriver(target, { create: false, lock: false }, async (run) => {
+      const ledger = await run.driver.readLedger();
+      await assertNoRunInProgress(run, ledger);
       assertSerialLedger(ledger);
       assertNotDirty(ledger);
       return currentVersion(ledger);
@@ -597,8 +602,11 @@ export class Migrator {
       if (hasChanges(preview)) await options.confirm(preview);
       confirmed = preview;
     }
-    await this.withDriver(target, { create: !dryRun, lock: !dryRun }, async ({ driver }) => {
-      const plan = planForce(migrations, await driver.readLedger(), version);
+    await this.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
+      const { driver } = run;
+      const ledger = await driver.readLedger();
+      await assertNoRunInProgress(run, ledger);
+      const plan = planForce(migrations, ledger, version);
       const changes = forceChanges(plan);
       if (confirmed && JSON.stringify(confirmed) !== JSON.stringify(changes)) {
         const hint = `run \`tidemark force ${version}\` again`;
@@ -851,12 +859,6 @@ export interface ForceOptions {
   confirm?: (changes: ForceChanges) => Promise<void>;
 }
 
-/** What force changes in the ledger, by version. */
-export interface ForceChanges {
-  removed: number[];
-  added: number[];
-  cleaned: number[];
-}
 
 function forceChanges(plan: ForcePlan): ForceChanges {
   const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
@@ -895,22 +897,39 @@ function elapsed(since: number): number {
   return Math.round(performance.now() - since);
 }
 
-/** History of a failure is written after the rollback, so it survives it; its own failure must not hide the real error. */
-async function recordFailure(driver: Driver, entry: HistoryEntry): Promise<void> {
-  await driver.appendHistory(entry).catch(() => {});
+/**
+ * A dirty row while another run holds the lock is a no-transaction migration still running, not a
+ * crash: say so (exit 4, wait) rather than "did not finish". A run that holds the lock itself knows
+ * the row's writer has ended.
+ */
+async function assertNoRunInProgress(run: Run, ledger: LedgerRow[]): Promise<void> {
+  const dirty = ledger.find((r) => r.dirty);
+  if (!dirty || run.locked) return;
+  const holder = await run.driver.otherRun();
+  if (!holder) return;
+  const message = `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
+    'it has not crashed';
+  throw new ConnectionError(message, {
+    hint: 'wait for that run to finish, then run again',
+  });
 }
 
-function asMigrationError(error: unknown, script: Script, driver: Driver, action: DirtyAction): TidemarkError {
-  if (error instanceof TidemarkError) {
-    if (!script.noTransaction) return error;
-    const { path, version } = script.file;
-    return new MigrationError(error.message, {
-      ...error.details,
-      hint:
-        `${path} runs outside a transaction, so it may have partly run; version ${version} is now marked dirty. ` +
-        dirtyResolution(version, action),
-    });
-  }
+/** What a failed step reports: the migration's own error (file:line), or what stopped it (exit 4, 5, 130, 143). */
+function stepError(error: unknown, script: Script, driver: Driver, action: DirtyAction): TidemarkError {
+  const reported = asTidemarkError(error, script, driver);
+  if (!script.noTransaction) return reported;
+  const details = {
+    ...reported.details,
+    hint:
+      `${script.file.path} runs outside a transaction, so it may have partly run; ` +
+      `version ${script.file.version} is now marked dirty. ${dirtyResolution(script.file.version, action)}`,
+  };
+  if (reported instanceof MigrationError) return new MigrationError(reported.message, details);
+  return new InterruptedError(reported.message, reported.exitCode, details);
+}
+
+function asTidemarkError(error: unknown, script: Script, driver: Driver): TidemarkError {
+  if (error instanceof TidemarkError) return error;
   // The database, not the file, failed (it is read-only, or the server went away): the driver says so.
   const explained = driver.explain(error);
   if (explained instanceof TidemarkError) return explained;

@@ -2,7 +2,8 @@
 import kleur from 'kleur';
 import { TidemarkError } from './errors.js';
 import { printable, printableJson } from './printable.js';
-import type { ForceChanges, HistoryReport, MigratorEvent, StatusReport } from './migrator.js';
+import type { ForceChanges, MigratorEvent } from './events.js';
+import type { HistoryReport, StatusReport } from './migrator.js';
 import type { StatusEntry, VersionState } from './plan.js';
 
 export interface ReporterOptions {

@@ -25,7 +25,7 @@ import {
   type RollbackVerdict,
   type VerifyReport,
 } from './findings.js';
-import type { EventListener } from './migrator.js';
+import type { EventListener } from './events.js';
 import { currentVersion, inApplyOrder, type LedgerRow } from './plan.js';
 import { diffSnapshots, EMPTY_SNAPSHOT, type Snapshot } from './schema.js';
 

@@ -1,6 +1,6 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
 import type { LockMode } from '../config.js';
-import { UsageError } from '../errors.js';
+import { ExitCode, InterruptedError, UsageError } from '../errors.js';
 import type { Dialect, Script, SourceText } from '../files.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import type { DirtyAction, LedgerRow } from '../plan.js';
@@ -69,7 +69,8 @@ export interface HistoryEntry {
   version: number;
   name: string;
   checksum: string | null;
-  outcome: 'ok' | 'failed';
+  /** interrupted: stopped from outside (a signal, a lost connection or lock), with nothing wrong in its SQL. */
+  outcome: 'ok' | 'failed' | 'interrupted';
   executionMs: number | null;
   error: string | null;
 }
@@ -86,6 +87,8 @@ export interface LockOptions {
   timeoutSeconds: number;
   /** Table mode: how long the lock row lives unless renewed. */
   ttlSeconds: number;
+  /** Aborted by a signal: the wait for the lock ends at once. */
+  signal?: AbortSignal;
 }
 
 export interface Driver {
@@ -142,6 +145,16 @@ export interface Driver {
   /** The application's schema from the catalogs, normalized; tidemark's own tables left out. */
   snapshot(): Promise<Snapshot>;
 
+  /**
+   * Writes a history row after a failure or interruption, through a new connection (once) when the
+   * run's connection was lost; never throws: an unreachable database only loses the row.
+   */
+  recordFailure(entry: HistoryEntry): Promise<void>;
+  /** Cancels the statement running now (a signal arrived); its promise rejects. */
+  cancel(): void;
+  /** Who holds the run lock (a run in progress), or null: tells a dirty row in progress from a crashed one. */
+  otherRun(): Promise<string | null>;
+
   close(): Promise<void>;
   /** The database's own errors that mean "you may not" (privileges, read-only files) as a TidemarkError with the fix; others unchanged. */
   explain(error: unknown): unknown;
@@ -170,6 +183,19 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
     entry: { version: file.version, name: file.name, checksum: step.script.checksum, executionMs, dirty: false, rollback: step.rollback },
     history: { action, version: file.version, name: file.name, checksum: step.script.checksum, outcome: 'ok', executionMs, error: null },
   };
+}
+
+/**
+ * tidemark's own ledger insert met the version's row: another runner recorded it meanwhile (runners
+ * not kept apart: --lock none, or a lock lost). Not the migration's fault, and nothing to fix in it.
+ */
+export function versionTakenError(description: string, version: number): InterruptedError {
+  const message = `version ${version} was recorded in ${description} by another runner while this one ran it`;
+  return new InterruptedError(message, ExitCode.connection, {
+    hint:
+      'this run rolled its copy back, so the version ran once; nothing is wrong with its SQL. Runners overlapped: ' +
+      'give every runner of this database a --lock mode other than none; run again to go on',
+  });
 }
 
 /**

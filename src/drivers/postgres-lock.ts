@@ -4,19 +4,28 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
 import { ConnectionError } from '../errors.js';
 import type { LockOptions } from './driver.js';
+import { pollUntil } from './poll.js';
 import { tidemarkTables } from './postgres-schema.js';
 
 /** The lock a run holds until it closes. */
 export interface RunLock {
   /** Throws a ConnectionError (exit 4) once the lock is known to be lost. */
   assertHeld(): void;
+  /**
+   * SQL each migration runs inside its transaction just before COMMIT: it fails with LOCK_LOST_CODE
+   * when the lock is no longer this run's, so a runner paused past its TTL cannot commit. '' when the
+   * lock cannot be taken over (an advisory lock ends only with its session).
+   */
+  readonly checkBeforeCommit: string;
   release(): Promise<void>;
 }
+
+/** The SQLSTATE of checkBeforeCommit's failure. */
+export const LOCK_LOST_CODE = 'TM001';
 
 export interface LockContext {
   /** The run's reserved connection: the advisory lock lives and dies with it. */
@@ -29,29 +38,20 @@ export interface LockContext {
 }
 
 /** No lock to lose or let go: --lock none, or an advisory lock, which ends with its session. */
-const NOTHING_TO_RELEASE: RunLock = { assertHeld() {}, async release() {} };
+const NOTHING_TO_RELEASE: RunLock = { assertHeld() {}, checkBeforeCommit: '', async release() {} };
 
+/**
+ * The two modes exclude each other, so runners configured differently still never overlap: each
+ * takes its own lock first and then checks that the other mode's lock is free, letting its own go
+ * when it is not. `none` takes nothing and is excluded by nothing.
+ */
 export async function takeRunLock(options: LockOptions, context: LockContext): Promise<RunLock> {
   if (options.mode === 'none') return NOTHING_TO_RELEASE;
   if (options.mode === 'advisory') {
-    await takeAdvisoryLock(context, options.timeoutSeconds);
+    await takeAdvisoryLock(context, options);
     return NOTHING_TO_RELEASE;
   }
   return TableLock.take(context, options);
-}
-
-/**
- * Calls attempt() until it returns true or timeoutSeconds pass. The pauses grow from 50 ms to about
- * 500 ms and are randomized, so that many runners started together do not retry in step.
- */
-async function pollUntil(timeoutSeconds: number, attempt: () => Promise<boolean>): Promise<boolean> {
-  const deadline = performance.now() + timeoutSeconds * 1000;
-  for (let pause = 50; ; pause = Math.min(pause * 1.5, 500)) {
-    if (await attempt()) return true;
-    const left = deadline - performance.now();
-    if (left <= 0) return false;
-    await sleep(Math.min(left, pause * (0.5 + Math.random())));
-  }
 }
 
 // ---- --lock advisory ---------------------------------------------------------------------------
@@ -63,10 +63,21 @@ const LOCK_NAMESPACE = 0x746d;
  * A session-level advisory lock on the reserved connection, keyed by the ledger's schema-qualified
  * name so two applications in one database do not wait for each other.
  */
-async function takeAdvisoryLock({ session, table, description }: LockContext, timeoutSeconds: number): Promise<void> {
+async function takeAdvisoryLock(context: LockContext, { timeoutSeconds, signal }: LockOptions): Promise<void> {
+  const { session, table, description } = context;
   const keys = advisoryKeys(table).join(', ');
-  const tryLock = async () => Boolean((await session.unsafe(`select pg_try_advisory_lock(${keys}) as locked`))[0]!.locked);
-  if (await pollUntil(timeoutSeconds, tryLock)) return;
+  const lockTable = tidemarkTables(table).lock;
+  let tableHolder: LockRow | undefined;
+  const tryLock = async () => {
+    if (!(await session.unsafe(`select pg_try_advisory_lock(${keys}) as locked`))[0]!.locked) return false;
+    // A --lock table runner may hold the lock row: then this run waits for it like for an advisory holder.
+    tableHolder = await readLockRow(session, lockTable, true);
+    if (!tableHolder) return true;
+    await session.unsafe(`select pg_advisory_unlock(${keys})`);
+    return false;
+  };
+  if (await pollUntil(timeoutSeconds, tryLock, signal)) return;
+  if (tableHolder) throw busyError(description, lockTable, timeoutSeconds, tableHolder);
   const holder = await advisoryHolder(session, table);
   throw new ConnectionError(`could not get the migration lock on ${description} within ${timeoutSeconds} s: ${holder.text}`, {
     hint: `wait for that run to finish and try again, or raise --lock-timeout; if it is stuck, end it with select pg_terminate_backend(${holder.pid ?? '<pid>'})`,
@@ -79,13 +90,15 @@ function advisoryKeys({ schema, name }: TableName): [string, string] {
 }
 
 /** Who holds the advisory lock, from pg_stat_activity, for the timeout message. */
-async function advisoryHolder(session: postgres.ReservedSql, table: TableName): Promise<{ text: string; pid?: number }> {
+async function advisoryHolder(session: postgres.Sql, table: TableName): Promise<{ text: string; pid?: number }> {
   const [key1, key2] = advisoryKeys(table);
   const [holder] = await session.unsafe(`
     select a.pid, a.usename as user, a.application_name as application, coalesce(host(a.client_addr), 'local socket') as client,
            to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since, round(extract(epoch from now() - a.backend_start)) as seconds
     from pg_locks l join pg_stat_activity a on a.pid = l.pid
-    where l.locktype = 'advisory' and l.granted and l.classid = ${key1} and l.objid = (${key2})::oid and l.objsubid = 2`);
+    where l.locktype = 'advisory' and l.granted
+      and l.database = (select oid from pg_database where datname = current_database())
+      and l.classid = ${key1} and l.objid = (${key2})::oid and l.objsubid = 2`);
   if (!holder) return { text: 'another run held it and has just let go' };
   const who = `user ${holder.user}, application ${holder.application || '(none)'}, from ${holder.client}`;
   return { text: `held by pid ${holder.pid} (${who}) since ${holder.since}, ${holder.seconds} s ago`, pid: holder.pid };
@@ -105,8 +118,11 @@ interface LockRow {
   expiresIn: number;
 }
 
-/** 23505 unique_violation and 42P07 duplicate_table: another runner created the same table at the same moment. */
-const CREATED_CONCURRENTLY = new Set(['23505', '42P07']);
+/**
+ * 23505 unique_violation, 42P07 duplicate_table and 42710 duplicate_object (its row type): another runner
+ * created the same table at the same moment.
+ */
+const CREATED_CONCURRENTLY = new Set(['23505', '42P07', '42710']);
 
 /**
  * One row in `<ledger>_lock`, for poolers in transaction mode where a session advisory lock does not
@@ -137,23 +153,48 @@ class TableLock implements RunLock {
     this.scheduleRenewal();
   }
 
-  static async take(context: LockContext, { timeoutSeconds, ttlSeconds }: LockOptions): Promise<TableLock> {
-    const sql = postgres(context.url, { max: 1, onnotice: () => {}, fetch_types: false, connection: { application_name: 'tidemark lock' } });
+  static async take(context: LockContext, { timeoutSeconds, ttlSeconds, signal }: LockOptions): Promise<TableLock> {
+    // lock_timeout: a holder paused inside a migration keeps the lock row locked until its COMMIT
+    // (checkBeforeCommit), and an attempt must not wait for it beyond one poll.
+    const connection = { application_name: 'tidemark lock', lock_timeout: 1000 };
+    const sql = postgres(context.url, { max: 1, onnotice: () => {}, fetch_types: false, connection });
     try {
       const table = tidemarkTables(context.table).lock;
       await createLockTable(sql, context.table);
       const token = randomBytes(8).toString('hex');
+      const keys = advisoryKeys(context.table).join(', ');
       let sentAt = 0;
+      let advisoryHeld = false;
       const acquire = async () => {
         sentAt = performance.now();
-        return (await sql.unsafe(acquireSql(table, ttlSeconds), [token, hostname(), process.pid])).length > 0;
+        const taken = await sql.unsafe(acquireSql(table, ttlSeconds), [token, hostname(), process.pid]).catch(busyRow);
+        if (taken.length === 0) return false;
+        // An --lock advisory runner may hold the run: then the row is given back and this run waits.
+        const probe = `select case when pg_try_advisory_lock(${keys})
+          then pg_advisory_unlock(${keys}) else false end as free`;
+        const [{ free }] = await sql.unsafe(probe);
+        advisoryHeld = !free;
+        if (free) return true;
+        await sql.unsafe(`delete from ${table} where holder = $1`, [token]);
+        return false;
       };
-      if (await pollUntil(timeoutSeconds, acquire)) return new TableLock(sql, context, token, ttlSeconds, sentAt);
+      if (await pollUntil(timeoutSeconds, acquire, signal)) {
+        return new TableLock(sql, context, token, ttlSeconds, sentAt);
+      }
+      if (advisoryHeld) throw advisoryBusyError(context.description, timeoutSeconds);
       throw busyError(context.description, table, timeoutSeconds, await readLockRow(sql, table));
     } catch (error) {
       await sql.end({ timeout: 0 }).catch(() => {});
       throw error;
     }
+  }
+
+  get checkBeforeCommit(): string {
+    const renew = `update ${this.table} set expires_at = clock_timestamp() + make_interval(secs => ${this.ttlSeconds})
+      where id = 1 and holder = '${this.token}'`;
+    const lost = `another runner took over the migration lock while this run was paused`;
+    const fail = `raise exception '${lost}' using errcode = '${LOCK_LOST_CODE}'`;
+    return `do $tidemark$ begin ${renew}; if not found then ${fail}; end if; end $tidemark$`;
   }
 
   assertHeld(): void {
@@ -241,13 +282,40 @@ function acquireSql(table: string, ttlSeconds: number): string {
     returning holder`;
 }
 
-async function readLockRow(sql: postgres.Sql, table: string): Promise<LockRow | undefined> {
+/** 55P03: the lock row is locked by a holder's migration transaction: taken, for now. */
+function busyRow(error: postgres.PostgresError): [] {
+  if (error.code !== '55P03') throw error;
+  return [];
+}
+
+/** The lock row, when there is one; `unexpired` leaves out one whose holder is presumed dead. */
+async function readLockRow(sql: postgres.Sql, table: string, unexpired = false): Promise<LockRow | undefined> {
   const format = (column: string) => `to_char(${column}, 'YYYY-MM-DD HH24:MI:SS TZ')`;
+  if (unexpired) {
+    const [{ exists }] = await sql.unsafe(`select to_regclass('${table}') is not null as exists`);
+    if (!exists) return undefined;
+  }
   const [row] = await sql.unsafe<LockRow[]>(`
     select holder, host, pid, db_user as user, ${format('acquired_at')} as since, ${format('expires_at')} as expires,
            ceil(extract(epoch from expires_at - now()))::int as "expiresIn"
-    from ${table} where id = 1`);
+    from ${table} where id = 1${unexpired ? ' and expires_at >= now()' : ''}`);
   return row;
+}
+
+/** Who holds the run lock of this ledger, in either mode, or null when nobody does (for a dirty row). */
+export async function runLockHolder(sql: postgres.Sql, table: TableName): Promise<string | null> {
+  const row = await readLockRow(sql, tidemarkTables(table).lock, true);
+  if (row) return describeHolder(row);
+  const holder = await advisoryHolder(sql, table);
+  return holder.pid === undefined ? null : holder.text;
+}
+
+function advisoryBusyError(description: string, timeoutSeconds: number): ConnectionError {
+  const message = `could not get the migration lock on ${description} within ${timeoutSeconds} s: ` +
+    'a runner with --lock advisory holds it';
+  return new ConnectionError(message, {
+    hint: 'wait for that run to finish and try again; give every runner of this database the same --lock mode',
+  });
 }
 
 function describeHolder(row: LockRow): string {

@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import postgres from 'postgres';
 import type { TableName } from '../config.js';
-import { ConnectionError, UsageError } from '../errors.js';
+import { ConnectionError, connectionLostError, lockTakenOverError, UsageError } from '../errors.js';
+import type { InterruptedError } from '../errors.js';
 import type { Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
@@ -25,10 +26,11 @@ import {
   type RowChange,
   type ShellSql,
   type Step,
+  versionTakenError,
 } from './driver.js';
 import type { Snapshot } from '../schema.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
-import { takeRunLock, type RunLock } from './postgres-lock.js';
+import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
 import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
 
 const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
@@ -141,9 +143,6 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUN
 const NO_CONNECTION_LEFT =
   'the server has no connection left for this user or database (tidemark needs one, and one more with --lock table): ' +
   "close idle sessions, or raise max_connections or the role's or database's connection limit";
-const CONNECTION_FAILED =
-  'the connection to the server failed; check that the server is up and accepts connections, then run again ' +
-  '(migrations reported applied stay applied)';
 
 /**
  * A connection that failed or was refused, as opposed to a statement the server rejected: postgres.js's
@@ -175,6 +174,9 @@ class PostgresDriver implements Driver {
   private readonly ledger: string;
   private readonly history: string;
   private runLock: RunLock | undefined;
+  /** Set when the session's connection broke; nothing is sent on it afterwards. */
+  private lost: InterruptedError | null = null;
+  private running: { cancel(): void } | null = null;
 
   constructor(
     private readonly pool: postgres.Sql,
@@ -197,14 +199,16 @@ class PostgresDriver implements Driver {
   }
 
   async hasVersion(version: number): Promise<boolean> {
-    return (await this.session.unsafe(`select 1 from ${this.ledger} where version = $1`, [version])).length > 0;
+    return (await this.query(`select 1 from ${this.ledger} where version = $1`, [version])).length > 0;
   }
 
   /** Column names of the ledger table, or null when it does not exist. */
   private async ledgerColumns(): Promise<Set<string> | null> {
-    const rows = await this.session`
-      select a.attname as name from pg_attribute a
-      where a.attrelid = to_regclass(${this.ledger}) and a.attnum > 0 and not a.attisdropped`;
+    const rows = await this.query(
+      `select a.attname as name from pg_attribute a
+       where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped`,
+      [this.ledger],
+    );
     const columns = rows.length === 0 ? null : new Set(rows.map((r) => r.name as string));
     assertLedgerLayout(this.ledger, columns);
     return columns;
@@ -221,14 +225,14 @@ class PostgresDriver implements Driver {
   async storedRollback(version: number): Promise<string | null> {
     const columns = await this.ledgerColumns();
     if (!columns?.has('rollback_sql')) return null;
-    const [row] = await this.session.unsafe(`select rollback_sql from ${this.ledger} where version = $1`, [version]);
+    const [row] = await this.query(`select rollback_sql from ${this.ledger} where version = $1`, [version]);
     return (row?.rollback_sql as string | null) ?? null;
   }
 
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
-    const rows = await this.session.unsafe(
+    const rows = await this.query(
       ledgerQuery(this.ledger, columns, { version: 'version::text', applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` }),
     );
     return rows.map((row) => toLedgerRow(row, this.ledger));
@@ -236,7 +240,7 @@ class PostgresDriver implements Driver {
 
   async prepareLedger(): Promise<void> {
     const statements = await this.ledgerDdl();
-    if (statements.length > 0) await this.session.unsafe(statements.join(';\n'));
+    if (statements.length > 0) await this.query(statements.join(';\n'));
   }
 
   async ledgerDdl(): Promise<string[]> {
@@ -268,7 +272,7 @@ class PostgresDriver implements Driver {
       const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
       if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
     }
-    const [{ exists }] = await this.session`select to_regclass(${this.history}) is not null as exists`;
+    const [{ exists }] = await this.query(`select to_regclass($1) is not null as exists`, [this.history]);
     if (!exists) statements.push(`create table if not exists ${this.history} (
       id serial primary key,
       action text not null,
@@ -285,7 +289,7 @@ class PostgresDriver implements Driver {
 
   /** Every transaction gets the configured limits, so a migration cannot block production traffic forever. */
   async begin(): Promise<void> {
-    await this.session.unsafe(['begin', ...this.limits('set local')].join('; '));
+    await this.query(['begin', ...this.limits('set local')].join('; '));
   }
 
   /** `set local statement_timeout = '30s'` and the like, for the limits that are configured. */
@@ -299,11 +303,11 @@ class PostgresDriver implements Driver {
 
   // A transaction's end also ends what its file SET for the session, so the next file starts alike.
   async commit(): Promise<void> {
-    await this.session.unsafe(`commit; ${RESET_SESSION}`);
+    await this.query(`commit; ${RESET_SESSION}`);
   }
 
   async rollback(): Promise<void> {
-    await this.session.unsafe(`rollback; ${RESET_SESSION}`);
+    await this.query(`rollback; ${RESET_SESSION}`);
   }
 
   /**
@@ -315,14 +319,14 @@ class PostgresDriver implements Driver {
     if (!script.noTransaction) return this.runPiece(script, { text: script.text, offset: 0 }, true);
     // No transaction for SET LOCAL to live in: the limits hold for the session while the file runs.
     const limits = this.limits('set');
-    if (limits.length > 0) await this.session.unsafe(limits.join('; '));
+    if (limits.length > 0) await this.query(limits.join('; '));
     let ran = false;
     try {
       for (const statement of script.statements) await this.runPiece(script, statement, false);
       ran = true;
     } finally {
       // The limits go too. After a failure, its error is the one to report, whatever happens here.
-      await this.session.unsafe(RESET_SESSION).catch((error) => {
+      await this.query(RESET_SESSION).catch((error) => {
         if (ran) throw error;
       });
     }
@@ -336,10 +340,15 @@ class PostgresDriver implements Driver {
   private async runPiece(script: Script, piece: { text: string; offset: number }, whole: boolean): Promise<void> {
     try {
       // Rows a migration returns (a SELECT of millions) are dropped one by one as they arrive, not kept.
-      await this.session.unsafe(piece.text).forEach(discardRow);
+      await this.query(piece.text, [], 'discard');
     } catch (error) {
       const e = serverError(error);
       if (!e) throw error;
+      if (e.code === LOCK_LOST_CODE) throw lockTakenOverError(this.description);
+      const { schema, name } = this.options.table;
+      if (e.code === '23505' && e.schema_name === schema && e.table_name === name) {
+        throw versionTakenError(this.description, script.file.version);
+      }
       let at = errorOffset(e, script, piece.offset, whole ? undefined : piece.offset);
       // A position outside the file is in tidemark's own statements around it: no statement of the file failed.
       if (at === null && whole && !e.position) {
@@ -364,7 +373,7 @@ class PostgresDriver implements Driver {
       await this.begin();
       try {
         for (const statement of statements) {
-          const again = await this.session.unsafe(statement.text).forEach(discardRow).then(() => null, serverError);
+          const again = await this.query(statement.text, [], 'discard').then(() => null, serverError);
           if (again) return sameError(again, error) ? statement.offset : undefined;
         }
         return undefined;
@@ -389,7 +398,9 @@ class PostgresDriver implements Driver {
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
     // The session's settings are restored before them, so the next file starts as this one did.
-    const tail = `\n;\n${RESET_SESSION};\n${ledgerWrite};\n${this.historySql(history, SERVER_ELAPSED_MS)}`;
+    const historyWrite = this.historySql(history, SERVER_ELAPSED_MS);
+    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit];
+    const tail = `\n;\n${records.filter(Boolean).join(';\n')}`;
     const started = performance.now();
     await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length }, true);
     if (step.ownTransaction) await this.commit();
@@ -432,25 +443,76 @@ class PostgresDriver implements Driver {
   }
 
   async insertRow(entry: LedgerEntry): Promise<void> {
-    await this.session.unsafe(this.insertRowSql(entry));
+    await this.query(this.insertRowSql(entry));
   }
 
   async deleteRow(version: number): Promise<void> {
-    await this.session.unsafe(this.deleteRowSql(version));
+    await this.query(this.deleteRowSql(version));
   }
 
   async updateRow(version: number, change: RowChange): Promise<void> {
-    await this.session.unsafe(this.updateRowSql(version, change));
+    await this.query(this.updateRowSql(version, change));
   }
 
   async appendHistory(entry: HistoryEntry): Promise<void> {
-    await this.session.unsafe(this.historySql(entry));
+    await this.query(this.historySql(entry));
+  }
+
+  /** After a failure the session may be gone (a restart): then the row goes through a new connection, once. */
+  async recordFailure(entry: HistoryEntry): Promise<void> {
+    try {
+      if (!this.lost) return await this.appendHistory(entry);
+      const connection = { application_name: 'tidemark' };
+      const settings = { max: 1, onnotice: () => {}, fetch_types: false, connect_timeout: 5, connection };
+      const once = postgres(this.options.url, settings);
+      try {
+        await once.unsafe(this.historySql(entry));
+      } finally {
+        await once.end({ timeout: 1 });
+      }
+    } catch {
+      // The database is out of reach: the error line and the log still say what happened.
+    }
+  }
+
+  cancel(): void {
+    this.running?.cancel();
+  }
+
+  async otherRun(): Promise<string | null> {
+    return this.lost ? null : runLockHolder(this.session, this.options.table);
+  }
+
+  /**
+   * Every statement on the run's session goes through here. Once the connection is lost nothing more is
+   * written to it (postgres.js throws a TypeError from a timer when it writes to a closed socket), and
+   * the loss is every later statement's error. The running statement is kept for cancel().
+   */
+  private query(text: string, params: (string | number)[] = [], rows: 'keep' | 'discard' = 'keep'): Promise<Rows> {
+    if (this.lost) return Promise.reject(this.lost);
+    const pending = this.session.unsafe(text, params);
+    this.running = pending;
+    const result: Promise<unknown> = rows === 'discard' ? pending.forEach(discardRow) : pending;
+    return result.then(
+      () => pending as unknown as Rows,
+      (error: unknown) => {
+        throw this.noteLoss(error);
+      },
+    );
+  }
+
+  /** A connection-class error on the session means it is gone: the run's error from now on. */
+  private noteLoss(error: unknown): unknown {
+    const e = error as { code?: string; message?: string };
+    if (this.lost || !isConnectionFailure(e) || e.code === '53300') return this.lost ?? error;
+    this.lost = connectionLostError(this.description, lossReason(e));
+    return this.lost;
   }
 
   async readHistory(): Promise<HistoryRow[]> {
-    const [{ exists }] = await this.session`select to_regclass(${this.history}) is not null as exists`;
+    const [{ exists }] = await this.query(`select to_regclass($1) is not null as exists`, [this.history]);
     if (!exists) return [];
-    return (await this.session.unsafe(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
+    return (await this.query(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
   }
 
   snapshot(): Promise<Snapshot> {
@@ -468,18 +530,30 @@ class PostgresDriver implements Driver {
       });
     }
     if (!isConnectionFailure(e)) return error;
-    const hint = e.code === '53300' ? NO_CONNECTION_LEFT : CONNECTION_FAILED;
-    return new ConnectionError(`${this.description}: ${e.message}`, { hint });
+    // After the connection was made, any other connection failure is its loss (exit 5).
+    if (e.code !== '53300') return connectionLostError(this.description, lossReason(e));
+    return new ConnectionError(`${this.description}: ${e.message}`, { hint: NO_CONNECTION_LEFT });
   }
 
   async close(): Promise<void> {
     await this.runLock?.release();
-    this.session.release();
-    await this.pool.end({ timeout: 5 });
+    if (!this.lost) this.session.release();
+    await this.pool.end({ timeout: this.lost ? 0 : 5 });
   }
 }
 
 function discardRow(): void {}
+
+type Rows = postgres.Row[];
+
+/** postgres.js names a closed socket `write CONNECTION_CLOSED host:port`: in words, with the code. */
+function lossReason(e: { code?: string; message?: string }): string {
+  const words: Record<string, string> = {
+    CONNECTION_CLOSED: 'the server closed the connection',
+    ECONNRESET: 'the connection was reset',
+  };
+  return `${words[e.code ?? ''] ?? e.message} (${e.code})`;
+}
 
 /** applied_by of a row written by a hand run of a `tidemark sql` script: e.g. `postgres@psql`. */
 const PSQL_APPLIED_BY = `current_user || '@psql'`;

@@ -12,6 +12,7 @@ import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
 import { readSqliteSnapshot } from './sqlite-schema.js';
+import { SqliteRunLock, sqliteLockHolder } from './sqlite-lock.js';
 import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
@@ -27,6 +28,7 @@ import {
   type HistoryEntry,
   type HistoryRow,
   type LedgerEntry,
+  type LockOptions,
   type RowChange,
   type ShellSql,
   type Step,
@@ -77,7 +79,11 @@ export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
 }
 
 /** Errors about the database file, not the statement that met them. */
-const STORAGE_ERRORS = new Set(['SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_CANTOPEN']);
+const STORAGE_ERRORS = new Set(['SQLITE_READONLY', 'SQLITE_PERM', 'SQLITE_CANTOPEN', 'SQLITE_FULL', 'SQLITE_IOERR']);
+
+function storageError(error: unknown): boolean {
+  return STORAGE_ERRORS.has((error as { code?: string } | null)?.code ?? '');
+}
 
 /** Another connection held the database's lock for longer than the busy timeout. */
 function busyError(options: SqliteOptions): ConnectionError {
@@ -92,6 +98,9 @@ class SqliteDriver implements Driver {
   readonly appliedBy = `${userInfo().username}@${hostname()}`;
   private readonly ledger: string;
   private readonly history: string;
+  private runLock: SqliteRunLock | null = null;
+  /** A signal cancelled the run: a failed file is not run again statement by statement. */
+  private cancelled = false;
 
   constructor(
     private readonly db: sqlite3.Database,
@@ -114,13 +123,33 @@ class SqliteDriver implements Driver {
     return new Promise((resolve, reject) => this.db.exec(sql, (error) => (error ? reject(error) : resolve())));
   }
 
-  /** SQLite has no session lock: in every mode, each step's BEGIN IMMEDIATE (with the busy timeout) serializes writers. */
-  async lock(): Promise<boolean> {
-    return false;
+  /**
+   * A whole run holds the lock file (sqlite-lock.ts), so that a migrate and a rollback cannot
+   * interleave; with --lock none only each step's BEGIN IMMEDIATE serializes writers, and each step
+   * re-checks the ledger.
+   */
+  async lock(options: LockOptions): Promise<boolean> {
+    if (options.mode === 'none') return false;
+    this.runLock = await SqliteRunLock.take(this, this.options.file, this.description, options);
+    return true;
   }
 
-  /** The write lock is taken and let go by each step: there is no run lock to lose. */
-  assertLocked(): void {}
+  assertLocked(): void {
+    this.runLock?.assertHeld();
+  }
+
+  async otherRun(): Promise<string | null> {
+    return sqliteLockHolder(this.options.file);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    this.db.interrupt();
+  }
+
+  async recordFailure(entry: HistoryEntry): Promise<void> {
+    await this.appendHistory(entry).catch(() => {});
+  }
 
   /** Called only once prepareLedger() has made sure the table exists. */
   async hasVersion(version: number): Promise<boolean> {
@@ -235,7 +264,8 @@ class SqliteDriver implements Driver {
       try {
         await this.exec(statement.text);
       } catch (error) {
-        if (STORAGE_ERRORS.has((error as { code?: string }).code ?? '')) throw this.explain(error);
+        if (storageError(error)) throw this.explain(error);
+        if (this.cancelled) throw error;
         const path = script.file.path;
         const at = locate(script.text, statement.offset);
         throw new MigrationError(`${path}:${at.line}: ${(error as Error).message}`, {
@@ -258,6 +288,7 @@ class SqliteDriver implements Driver {
     try {
       await this.exec(`savepoint tidemark_file;\n${script.text}`);
     } catch (error) {
+      if (this.cancelled || storageError(error)) throw this.explain(error);
       await this.exec('rollback to tidemark_file');
       await this.runScript(script);
       throw error;
@@ -309,6 +340,7 @@ class SqliteDriver implements Driver {
     const started = performance.now();
     await this.runWhole(step.script);
     await beforeCommit?.();
+    this.runLock?.checkBeforeCommit();
     const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
     // The savepoint's release, the records and the commit in one call into SQLite's worker thread.
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry) : this.deleteRowSql(version);
@@ -375,7 +407,15 @@ class SqliteDriver implements Driver {
 
   /** The database file cannot be written (a read-only file or file system, no permission): exit 4, no file to blame. */
   explain(error: unknown): unknown {
-    if (!STORAGE_ERRORS.has((error as { code?: string })?.code ?? '')) return error;
+    if (!storageError(error)) return error;
+    if ((error as { code?: string }).code === 'SQLITE_FULL') {
+      const message = `could not write ${this.description}: the disk is full (${(error as Error).message})`;
+      return new ConnectionError(message, {
+        hint:
+          'the running migration was rolled back; ' +
+          'free space on the file system that holds the database file and its journal, then run again',
+      });
+    }
     return new ConnectionError(`could not write ${this.description}: ${(error as Error).message}`, {
       hint:
         'tidemark needs to write the database file and create files beside it (the journal): check the permissions ' +
@@ -383,7 +423,8 @@ class SqliteDriver implements Driver {
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    this.runLock?.release();
     return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
   }
 }

@@ -1,0 +1,39 @@
+// What a migrator reports as it works: one event type per name, for the CLI's printer, the migration
+// log and an application's listeners.
+import type { BackupResult } from './backup.js';
+
+export type MigratorEvent =
+  | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
+  | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
+  | ({ type: 'applied' } & StepDone)
+  | ({ type: 'reverted' } & StepDone)
+  | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
+  | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
+  | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
+  | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
+  | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
+  | ({ type: 'backup'; database: string } & BackupResult)
+  | { type: 'restored'; database: string; file: string; version: number; ms: number }
+  | { type: 'warning'; message: string }
+  | { type: 'notice'; message: string };
+
+export type EventListener = (event: MigratorEvent) => void;
+
+/** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
+export interface StepDone {
+  version: number;
+  versionText: string;
+  name: string;
+  ms: number;
+  dryRun: boolean;
+}
+
+/** What force changes in the ledger, by version. */
+export interface ForceChanges {
+  removed: number[];
+  added: number[];
+  cleaned: number[];
+}
+
+/** The emitter's map: each event under its own name, and every event under `event`. */
+export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & { event: [MigratorEvent] };
