@@ -2,6 +2,7 @@
 // with the server's own grammar, asks the sqlite3 package which SQLite will run them, and formats
 // the findings for people, for --json and for CI annotations (GitHub's `::warning` lines).
 import { performance } from 'node:perf_hooks';
+import { installedSqliteVersion } from './drivers/sqlite-version.js';
 import type { Dialect, Script } from './files.js';
 import { lintFile, type Finding } from './lint/index.js';
 import { parsePostgresTrees } from './sql/postgres-parser.js';
@@ -45,15 +46,6 @@ export async function lintScripts(scripts: Script[], dialect: Dialect, settings:
     if (trees) findings.push(...lintFile({ path, text, tokens, noTransaction, dialect, trees, lockTimeoutConfigured }));
   }
   return { findings, files: scripts.map((s) => s.file.path), ms: performance.now() - started };
-}
-
-/** The SQLite library the sqlite3 package runs, or null when it is not installed (a PostgreSQL-only app). */
-async function installedSqliteVersion(): Promise<string | null> {
-  try {
-    return (await import('sqlite3')).default.VERSION;
-  } catch {
-    return null;
-  }
 }
 
 /** `sql/005_x.sql:3:1: [rule] why` and, indented, the safe pattern. */
