@@ -190,7 +190,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('lock-ttl', { type: 'string', describe: '--lock table, SQLite: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
-    .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('pg-lock-timeout', {
+      type: 'string',
+      describe: 'PostgreSQL: longest a migration may wait for a table lock before it is retried (default 5s; 0: no limit)',
+    })
+    .option('lock-retries', { type: 'string', describe: 'PostgreSQL: retries of a migration whose table lock wait timed out (default 3)' })
     .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
     .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
     .command(
