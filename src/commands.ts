@@ -15,6 +15,7 @@ import {
 import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import type { InitStep } from './init.js';
+import type { LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/formats.js';
 import type { ForceChanges, MigratorEvent } from './events.js';
 import { Migrator } from './migrator.js';
@@ -149,6 +150,13 @@ async function confirm(what: string, question: string, yes: boolean | undefined,
   return /^y(es)?$/i.test(answer.trim());
 }
 
+async function lintLines(result: LintResult): Promise<string[]> {
+  const { findingLines } = await import('./linting.js');
+  const count = result.findings.length;
+  const summary = `lint: ${count} finding${count === 1 ? '' : 's'} in ${result.files.length} file${result.files.length === 1 ? '' : 's'}`;
+  return [...result.findings.flatMap(findingLines), summary];
+}
+
 function initLines(steps: InitStep[], dryRun: boolean): string[] {
   const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
   if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
@@ -172,7 +180,11 @@ export function cli(argv: string[]): Promise<unknown> {
     .option('lock-ttl', { type: 'string', describe: '--lock table, SQLite: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
-    .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('pg-lock-timeout', {
+      type: 'string',
+      describe: 'PostgreSQL: longest a migration may wait for a table lock before it is retried (default 5s; 0: no limit)',
+    })
+    .option('lock-retries', { type: 'string', describe: 'PostgreSQL: retries of a migration whose table lock wait timed out (default 3)' })
     .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
     .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
     .command(
@@ -187,10 +199,12 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
           .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
           .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
-          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' })
+          .option('strict', { type: 'boolean', describe: 'refuse (exit 2, nothing run) when tidemark lint finds a lock hazard in a pending file' }),
       (args) =>
         run(args, async (migrator) => {
           await migrator.migrate({
+            strict: args.strict,
             target: wholeNumber(args.target, 'target'),
             dryRun: args['dry-run'],
             allowChanged: args['allow-changed'],
@@ -367,6 +381,7 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
           .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
           .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .option('lint', { type: 'boolean', describe: 'also lint every migration file for lock hazards (see tidemark lint)' })
           .implies('from', 'rollbacks')
           .implies('fail-fast', 'rollbacks'),
       (args) =>
@@ -374,9 +389,33 @@ export function cli(argv: string[]): Promise<unknown> {
           const from = wholeNumber(args.from, 'version');
           const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
           const { formatVerifyReport } = await import('./findings.js');
-          if (args.json) reporter.out(printableJson(report));
-          else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
-          if (!report.ok) process.exitCode = ExitCode.verifyFailed;
+          const lint = args.lint ? await migrator.lint({ all: true }) : null;
+          if (args.json) reporter.out(printableJson(lint ? { ...report, lint: lint.findings } : report));
+          else {
+            for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
+            if (lint) for (const line of await lintLines(lint)) reporter.out(line);
+          }
+          if (!report.ok || (lint && lint.findings.length > 0)) process.exitCode = ExitCode.verifyFailed;
+        }),
+    )
+    .command(
+      'lint [files..]',
+      'check migration files for lock hazards (default: the pending ones); exit 3 on any finding',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: 'migration files to lint' })
+          .option('all', { type: 'boolean', describe: 'lint every migration file' })
+          .option('format', { type: 'string', choices: ['text', 'github'], describe: 'github: ::warning lines that GitHub Actions shows on the files' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          if (args.all && args.files?.length) throw new UsageError('lint takes files or --all, not both', { hint: 'e.g. tidemark lint --all' });
+          const result = await migrator.lint({ files: args.files, all: args.all });
+          if (args.json) reporter.out(printableJson({ files: result.files, findings: result.findings, ms: Math.round(result.ms) }));
+          else if (args.format === 'github') {
+            const { githubAnnotation } = await import('./linting.js');
+            for (const finding of result.findings) reporter.out(githubAnnotation(finding));
+          } else for (const line of await lintLines(result)) reporter.out(line);
+          if (result.findings.length > 0) process.exitCode = ExitCode.verifyFailed;
         }),
     )
     .command(
@@ -424,7 +463,7 @@ export function cli(argv: string[]): Promise<unknown> {
     .demandCommand(
       1,
       'name a command: migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, ' +
-        'backup, restore or schema',
+        'lint, backup, restore or schema',
     )
     .strict()
     .fail((message, error) => {
