@@ -545,6 +545,13 @@ class PostgresDriver implements Driver {
           "or connect as the schema's owner",
       });
     }
+    // Class 53, insufficient resources (out of memory or shared memory, disk full): the server's
+    // state, not the command's; exit 4 like a refused connection. 53300 is handled below.
+    if (/^53(?!300)/.test(e?.code ?? '')) {
+      return new ConnectionError(`${this.description}: the server ran out of a resource: ${e.message}`, {
+        hint: 'run again when the server is less busy; its administrator can raise the limit it names',
+      });
+    }
     if (!isConnectionFailure(e)) return error;
     // After the connection was made, any other connection failure is its loss (exit 5).
     if (e.code !== '53300') return connectionLostError(this.description, lossReason(e));
