@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
+import { loadConfigs, loadFleetSetting, parseTarget, type Config, type ConfigFlags, type FleetSetting } from './config.js';
 import {
   ExitCode,
   fileSystemError,
@@ -25,9 +25,16 @@ import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import { formatSnapshot } from './schema.js';
+import { migrated, reverted, statusOutcome, verified } from './fleet/commands.js';
+import { runFleet, type FleetWork } from './fleet/run.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
+  concurrency?: string;
+  canary?: string;
+  'keep-going'?: boolean;
+  'only-failed'?: boolean;
+  shard?: string;
   /** The running command's options and which of them are boolean (set by a middleware). */
   accepts?: AcceptedOptions;
 }
@@ -38,6 +45,8 @@ interface RunOptions {
   changes?: boolean;
   /** The command rewrites one ledger or folder (force, baseline, create): several databases need --db. */
   oneDatabase?: string;
+  /** The command also runs over a fleet (--fleet or the "fleet" setting): its name and what it does on each. */
+  fleet?: { command: string; work: FleetWork };
 }
 
 /**
@@ -54,6 +63,9 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     // Before anything else: a flag npm kept for itself must not let the command run without it.
     assertNoSwallowedNpmFlags(process.env, args.accepts ?? { names: [], booleans: [] }, process.argv.slice(2));
     configs = loadConfigs(args);
+    const fleet = loadFleetSetting(args);
+    if (fleet && options.fleet) return void (process.exitCode = await runFleetCommand(args, configs, fleet, options.fleet));
+    if (args.fleet) throw new UsageError('--fleet works with migrate, rollback, status and verify', { hint: 'pass --url to work on one database of the fleet' });
     if (options.oneDatabase && configs.length > 1) {
       throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
         hint: `add --db, e.g. --db ${configs[0]!.name}`,
@@ -80,6 +92,11 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     if (started && configs.length > 1) reporter.stoppedAt(configs.map((c) => c.name!), done);
     process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
   }
+}
+
+function runFleetCommand(args: GlobalArgs, configs: Config[], fleet: FleetSetting, options: NonNullable<RunOptions['fleet']>): Promise<number> {
+  const flags = { ...args, keepGoing: args['keep-going'], onlyFailed: args['only-failed'], dryRun: args['dry-run'] };
+  return runFleet(options.command, configs[0]!, fleet, flags, options.work);
 }
 
 /** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */
@@ -186,6 +203,12 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
     .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
     .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
+    .option('fleet', { type: 'string', describe: 'migrate, rollback, status, verify over many databases: sqlite:dir/*.db, urls:file, query:<sql>, schemas:<sql>' })
+    .option('concurrency', { type: 'string', describe: 'fleet: databases at once (default 4; one connection each)' })
+    .option('canary', { type: 'string', describe: 'fleet: run the first K databases alone first; any failure stops the fleet' })
+    .option('keep-going', { type: 'boolean', describe: 'fleet: run every database whatever fails (default: start none after a failure)' })
+    .option('only-failed', { type: 'boolean', describe: 'fleet: only the databases the last run of this command failed on or did not reach' })
+    .option('shard', { type: 'string', describe: 'fleet: only the K-th of N stable slices, e.g. 2/4' })
     .command(
       'migrate [target]',
       'apply pending migrations, up to target when given',
@@ -199,18 +222,19 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
           .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
           .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
-      (args) =>
-        run(args, async (migrator) => {
-          await migrator.migrate({
-            target: wholeNumber(args.target, 'target'),
-            dryRun: args['dry-run'],
-            allowChanged: args['allow-changed'],
-            allowOutOfOrder: args['allow-out-of-order'],
-            singleTransaction: args['single-transaction'],
-            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
-            sync: args.sync,
-          });
-        }, { changes: true }),
+      (args) => {
+        const options = () => ({
+          target: wholeNumber(args.target, 'target'),
+          dryRun: args['dry-run'],
+          allowChanged: args['allow-changed'],
+          allowOutOfOrder: args['allow-out-of-order'],
+          singleTransaction: args['single-transaction'],
+          backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
+          sync: args.sync,
+        });
+        const fleet = { command: 'migrate', work: async (m: Migrator) => migrated(await m.migrate(options()), Boolean(args['dry-run'])) };
+        return run(args, async (migrator) => void (await migrator.migrate(options())), { changes: true, fleet });
+      },
     )
     .command(
       'rollback [steps]',
@@ -223,16 +247,17 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('use-stored', { type: 'boolean', describe: 'run the rollback stored in the ledger, not a rollback file that differs from it' })
           .conflicts('to', ['all', 'steps'])
           .conflicts('all', 'steps'),
-      (args) =>
-        run(args, async (migrator) => {
-          await migrator.rollback({
-            steps: wholeNumber(args.steps, 'steps'),
-            to: wholeNumber(args.to, 'version'),
-            all: args.all,
-            useStored: args['use-stored'],
-            dryRun: args['dry-run'],
-          });
-        }, { changes: true }),
+      (args) => {
+        const options = () => ({
+          steps: wholeNumber(args.steps, 'steps'),
+          to: wholeNumber(args.to, 'version'),
+          all: args.all,
+          useStored: args['use-stored'],
+          dryRun: args['dry-run'],
+        });
+        const fleet = { command: 'rollback', work: async (m: Migrator) => reverted(await m.rollback(options()), Boolean(args['dry-run'])) };
+        return run(args, async (migrator) => void (await migrator.rollback(options())), { changes: true, fleet });
+      },
     )
     .command(
       'status',
@@ -242,7 +267,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator, reporter) => {
           if (args.history) reporter.history(await migrator.history());
           else reporter.status(await migrator.status());
-        }),
+        }, { fleet: { command: 'status', work: async (m) => statusOutcome(await m.status()) } }),
     )
     .command(
       'version',
@@ -379,14 +404,16 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
           .implies('from', 'rollbacks')
           .implies('fail-fast', 'rollbacks'),
-      (args) =>
-        run(args, async (migrator, reporter) => {
-          const from = wholeNumber(args.from, 'version');
-          const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
+      (args) => {
+        const options = () => ({ rollbacks: args.rollbacks, from: wholeNumber(args.from, 'version'), failFast: args['fail-fast'] });
+        const fleet = { command: 'verify', work: async (m: Migrator) => verified(await m.verify(options())) };
+        return run(args, async (migrator, reporter) => {
+          const report = await migrator.verify(options());
           if (args.json) reporter.out(printableJson(report));
           else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
           if (!report.ok) process.exitCode = ExitCode.verifyFailed;
-        }),
+        }, { fleet });
+      },
     )
     .command(
       'backup',
