@@ -1,0 +1,207 @@
+// Fleets: one command over many databases, run by the CLI as a child process against real SQLite files,
+// real PostgreSQL databases and real PostgreSQL schemas.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import postgres from 'postgres';
+import { freshDatabase, ledgerVersions, makeProject, removeProject, runCli, runCliAsync, sqliteAt } from './helpers.mjs';
+
+const FILES = {
+  '001_a.sql': 'CREATE TABLE a (x INTEGER);\n',
+  '001_a_rollback.sql': 'DROP TABLE a;\n',
+  '002_b.sql': 'CREATE TABLE b (x INTEGER);\n',
+  '002_b_rollback.sql': 'DROP TABLE b;\n',
+};
+const GLOB = 'sqlite:data/tenants/*.db';
+const TENANTS = Array.from({ length: 20 }, (_, i) => `t${String(i + 1).padStart(2, '0')}`);
+
+/** A project with 20 empty tenant files; `broken` tenants already hold table b, so their 002 fails. */
+async function sqliteFleet(broken = []) {
+  const cwd = makeProject(FILES);
+  mkdirSync(join(cwd, 'data', 'tenants'), { recursive: true });
+  const dbs = Object.fromEntries(TENANTS.map((t) => [t, sqliteAt(join(cwd, 'data', 'tenants', `${t}.db`))]));
+  for (const t of TENANTS) writeFileSync(dbs[t].file, '');
+  for (const t of broken) await dbs[t].query('CREATE TABLE b (y INTEGER)');
+  const cli = (...args) => runCli(['--fleet', GLOB, ...args], { cwd });
+  return { cwd, dbs, cli };
+}
+
+const versionsOf = async (dbs, names) => Promise.all(names.map((t) => ledgerVersions(dbs[t])));
+const jsonLines = (stdout) => stdout.trim().split('\n').map((l) => JSON.parse(l));
+
+const sqlite = suite('fleet: SQLite tenant files');
+
+sqlite('a broken tenant stops the fleet by default; --keep-going runs all; --only-failed retries just it', async () => {
+  const { cwd, dbs, cli } = await sqliteFleet(['t07']);
+  try {
+    const stopped = cli('migrate', '--concurrency', '1');
+    assert.is(stopped.code, 1, stopped.output);
+    assert.match(stopped.stdout, /FAILED\s+sqlite:data\/tenants\/t07\.db\s+sql\/002_b\.sql:1: .*table b already exists/);
+    assert.match(stopped.stdout, /migrate over 20 databases: 6 ok, 1 failed, 13 not run/);
+    assert.equal(await versionsOf(dbs, TENANTS.slice(0, 6)), Array(6).fill([1, 2]));
+    assert.equal(await ledgerVersions(dbs.t07), [1]);
+    assert.equal(await versionsOf(dbs, TENANTS.slice(7)), Array(13).fill([]), 'no database is started after the failure');
+    assert.match(stopped.stdout, /retry only the failed and not run: tidemark --fleet 'sqlite:data\/tenants\/\*\.db' migrate --concurrency 1 --only-failed/);
+
+    const all = cli('migrate', '--keep-going', '--json');
+    assert.is(all.code, 1, all.output);
+    const lines = jsonLines(all.stdout);
+    const failed = lines.filter((l) => l.type === 'database' && l.state === 'failed').map((l) => l.name);
+    assert.equal(failed, ['sqlite:data/tenants/t07.db']);
+    assert.equal(lines.at(-1), { ...lines.at(-1), type: 'fleet', databases: 20, ok: 19, failed: 1, notRun: 0 });
+    assert.equal(await versionsOf(dbs, TENANTS.filter((t) => t !== 't07')), Array(19).fill([1, 2]));
+    const report = JSON.parse(readFileSync(join(cwd, 'logs', 'fleet-last.json'), 'utf8'));
+    assert.equal(report.migrate.results.filter((r) => r.state !== 'ok').map((r) => r.name), ['sqlite:data/tenants/t07.db']);
+
+    await dbs.t07.query('DROP TABLE b');
+    const retried = cli('migrate', '--only-failed');
+    assert.is(retried.code, 0, retried.output);
+    assert.match(retried.stdout, /ok\s+sqlite:data\/tenants\/t07\.db\s+1 applied, at 2/);
+    assert.match(retried.stdout, /migrate over 1 databases: 1 ok/);
+    assert.equal(await ledgerVersions(dbs.t07), [1, 2]);
+
+    const rerun = cli('migrate', '--json');
+    assert.is(rerun.code, 0, rerun.output);
+    const summaries = jsonLines(rerun.stdout).filter((l) => l.type === 'database').map((l) => l.summary);
+    assert.equal(summaries, Array(20).fill('0 applied, at 2'), 'a rerun over an up-to-date fleet applies nothing');
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite('a failing canary stops the fleet before any other database is touched', async () => {
+  const { cwd, dbs, cli } = await sqliteFleet(['t02']);
+  try {
+    const run = cli('migrate', '--canary', '3', '--keep-going');
+    assert.is(run.code, 1, run.output);
+    assert.match(run.stdout, /FAILED\s+sqlite:data\/tenants\/t02\.db/);
+    assert.match(run.stdout, /17 not run/);
+    assert.equal(await versionsOf(dbs, TENANTS.slice(3)), Array(17).fill([]));
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite('--shard K/N: the N shards cover every database exactly once; status sums up versions; rollback over the fleet', async () => {
+  const { cwd, dbs, cli } = await sqliteFleet();
+  try {
+    assert.is(cli('migrate', '--quiet').code, 0);
+    const shards = [1, 2, 3].map((k) => {
+      const run = cli('status', '--shard', `${k}/3`, '--json');
+      assert.is(run.code, 0, run.output);
+      return jsonLines(run.stdout).filter((l) => l.type === 'database').map((l) => l.name);
+    });
+    const all = shards.flat().sort();
+    assert.equal(all, TENANTS.map((t) => `sqlite:data/tenants/${t}.db`));
+    assert.ok(shards.every((s) => s.length > 0 && s.length < 20), `uneven shards: ${shards.map((s) => s.length)}`);
+    const again = jsonLines(cli('status', '--shard', '1/3', '--json').stdout).filter((l) => l.type === 'database').map((l) => l.name);
+    assert.equal(again, shards[0], 'a shard is the same slice on every run');
+
+    const undo = cli('rollback', '--canary', '2');
+    assert.is(undo.code, 0, undo.output);
+    const status = cli('status');
+    assert.match(status.stdout, /at version 1: 20/);
+    assert.equal(await versionsOf(dbs, TENANTS), Array(20).fill([1]));
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite('bad fleet input: a wildcard folder, an empty pattern, --shard 4/3, --fleet with a one-database command', async () => {
+  const cwd = makeProject(FILES);
+  try {
+    const cases = [
+      [['migrate', '--fleet', 'sqlite:data/*/x.db'], /wildcard in its folder part/],
+      [['migrate', '--fleet', 'sqlite:sql/*.db'], /lists no databases/],
+      [['migrate', '--fleet', 'sqlite:sql/*.sql', '--shard', '4/3'], /--shard takes K\/N/],
+      [['migrate', '--fleet', 'tenants.txt'], /is not a fleet source/],
+      [['force', '1', '--fleet', 'sqlite:sql/*.sql'], /--fleet works with migrate, rollback, status and verify/],
+    ];
+    for (const [args, message] of cases) {
+      const run = runCli(args, { cwd });
+      assert.is(run.code, 2, run.output);
+      assert.match(run.stderr, message);
+    }
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite.run();
+
+const pg = suite('fleet: PostgreSQL databases and schemas');
+
+const SLOW = {
+  '001_a.sql': 'CREATE TABLE a (x integer);\nSELECT pg_sleep(0.4);\n',
+  '001_a_rollback.sql': 'DROP TABLE a;\n',
+};
+
+pg('a query on a control database lists the fleet; never more than N + 1 connections; passwords never printed', async () => {
+  const cwd = makeProject(SLOW);
+  const control = await freshDatabase('postgres');
+  const tenants = await Promise.all(Array.from({ length: 6 }, () => freshDatabase('postgres')));
+  const watcher = postgres(control.url, { max: 1, onnotice: () => {} });
+  try {
+    const withPassword = (url) => url.replace('postgres://postgres@', 'postgres://postgres:Sup3rSecretPw@');
+    const broken = withPassword(tenants[0].url.replace(/\/[^/]*$/, '/tidemark_no_such_database'));
+    await control.query('create table tenants (position int, url text)');
+    await control.query(`insert into tenants values ${[...tenants.map((t) => withPassword(t.url)), broken].map((u, i) => `(${i}, '${u}')`).join(', ')}`);
+    const names = tenants.map((t) => new URL(t.url).pathname.slice(1));
+    let most = 0;
+    let sampling = true;
+    const sample = (async () => {
+      while (sampling) {
+        const [{ n }] = await watcher`select count(*)::int as n from pg_stat_activity where application_name like 'tidemark%' and datname = any(${names})`;
+        most = Math.max(most, n);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+    })();
+    const run = await runCliAsync(['migrate', '--fleet', 'query:select url from tenants order by position', '--concurrency', '2', '--keep-going'], {
+      cwd,
+      env: { DATABASE_URL: withPassword(control.url) },
+    });
+    sampling = false;
+    await sample;
+    assert.is(run.code, 4, run.output);
+    assert.ok(most === 2, `at most 2 tenant connections at once with --concurrency 2, and 2 in parallel; saw ${most}`);
+    assert.match(run.output, /migrate over 7 databases: 6 ok, 1 failed/);
+    assert.match(run.output, /tidemark_no_such_database/);
+    assert.not.match(run.output, /Sup3rSecretPw/);
+    assert.not.match(readFileSync(join(cwd, 'logs', 'fleet-last.json'), 'utf8'), /Sup3rSecretPw/);
+    for (const tenant of tenants) assert.equal(await ledgerVersions(tenant), [1]);
+  } finally {
+    await watcher.end({ timeout: 5 });
+    await Promise.all([control, ...tenants].map((db) => db.close()));
+    removeProject(cwd);
+  }
+});
+
+pg('schemas: each tenant schema gets its own ledger and tables; other schemas are untouched', async () => {
+  const cwd = makeProject(FILES);
+  const db = await freshDatabase('postgres');
+  try {
+    await db.query('create schema tenant_a; create schema tenant_b; create schema "Tenant C"; create schema other');
+    const fleet = "schemas:select nspname from pg_namespace where nspname ilike 'tenant%' order by 1";
+    const env = { DATABASE_URL: db.url };
+    const run = runCli(['migrate', '--fleet', fleet], { cwd, env });
+    assert.is(run.code, 0, run.output);
+    assert.match(run.stdout, /migrate over 3 databases: 3 ok/);
+    const tables = await db.query(`select table_schema || '.' || table_name as t from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') order by 1`);
+    const expected = ['Tenant C', 'tenant_a', 'tenant_b'].flatMap((s) => ['a', 'b', 'schema_version', 'schema_version_history'].map((t) => `${s}.${t}`));
+    assert.equal(tables.map((r) => r.t).sort(), expected.sort());
+    const undo = runCli(['rollback', '--fleet', fleet, '--json'], { cwd, env });
+    assert.is(undo.code, 0, undo.output);
+    const status = runCli(['status', '--fleet', fleet], { cwd, env });
+    assert.match(status.stdout, /at version 1: 3/);
+    assert.equal((await db.query('select version from tenant_b.schema_version')).map((r) => Number(r.version)), [1]);
+    const verify = runCli(['verify', '--fleet', fleet], { cwd, env });
+    assert.is(verify.code, 2, verify.output);
+    assert.match(verify.stderr, /verify does not run over a schemas: fleet yet/);
+  } finally {
+    await db.close();
+    removeProject(cwd);
+  }
+});
+
+pg.run();
