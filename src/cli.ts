@@ -64,7 +64,7 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     assertNoSwallowedNpmFlags(process.env, args.accepts ?? { names: [], booleans: [] }, process.argv.slice(2));
     configs = loadConfigs(args);
     const fleet = loadFleetSetting(args);
-    if (fleet && options.fleet) return void (process.exitCode = await runFleetCommand(args, configs, fleet, options.fleet));
+    if (fleet && options.fleet) return void (process.exitCode = await runFleetCommand(args, configs, fleet, options));
     if (args.fleet) throw new UsageError('--fleet works with migrate, rollback, status and verify', { hint: 'pass --url to work on one database of the fleet' });
     if (options.oneDatabase && configs.length > 1) {
       throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
@@ -94,9 +94,9 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
   }
 }
 
-function runFleetCommand(args: GlobalArgs, configs: Config[], fleet: FleetSetting, options: NonNullable<RunOptions['fleet']>): Promise<number> {
-  const flags = { ...args, keepGoing: args['keep-going'], onlyFailed: args['only-failed'], dryRun: args['dry-run'] };
-  return runFleet(options.command, configs[0]!, fleet, flags, options.work);
+function runFleetCommand(args: GlobalArgs, configs: Config[], fleet: FleetSetting, { fleet: options, changes }: RunOptions): Promise<number> {
+  const flags = { ...args, keepGoing: args['keep-going'], onlyFailed: args['only-failed'], dryRun: args['dry-run'], changes };
+  return runFleet(options!.command, configs[0]!, fleet, flags, options!.work);
 }
 
 /** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */

@@ -3,6 +3,8 @@
 import { dirname, resolve } from 'node:path';
 import { passwordOf, type Config, type FleetSetting } from '../config.js';
 import { ExitCode, signalError, SIGNAL_EXIT_CODES, TidemarkError, UsageError, type StopSignal } from '../errors.js';
+import type { MigratorEvent } from '../events.js';
+import { MigrationLog } from '../log.js';
 import { Migrator } from '../migrator.js';
 import { Reporter } from '../report.js';
 import { FleetProgress } from './progress.js';
@@ -20,6 +22,8 @@ export interface FleetFlags {
   json?: boolean;
   quiet?: boolean;
   dryRun?: boolean;
+  /** The command changes databases: each one's events go to the migration log (config.log). */
+  changes?: boolean;
 }
 
 /** What a command did on one database. A finding (verify) fails the database without an exception. */
@@ -62,11 +66,16 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
   const running = new Set<Migrator>();
   const signals = haltOnSignals(running);
 
+  const logged = flags.changes && !flags.dryRun && base.log !== null;
   const runOne = async (member: FleetMember): Promise<boolean> => {
-    const migrator = new Migrator(memberConfig(base, member));
+    const log = logged ? memberLog(base, reporter) : null;
+    // Schemas of one database share its description: the log names each by its fleet name.
+    const listener = log ? (event: MigratorEvent) => log.event('database' in event ? { ...event, database: member.name } : event) : undefined;
+    const migrator = new Migrator(memberConfig(base, member), listener);
     running.add(migrator);
     progress.start();
     const result = await outcome(member.name, () => work(migrator), reporter);
+    if (result.error !== null) log?.error(result.error);
     running.delete(migrator);
     results.set(member.name, result);
     progress.finish(result);
@@ -82,6 +91,11 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
   printSummary(reporter, command, ordered, progress.elapsedMs(), Boolean(flags.json), retryCommand());
   if (signals.signal) return SIGNAL_EXIT_CODES[signals.signal];
   return ordered.find((r) => r.state === 'failed')?.exitCode ?? (notRun.length > 0 ? ExitCode.migrationFailed : ExitCode.ok);
+}
+
+/** One log per database (each names its own database on its lines), all appending to the one file. */
+function memberLog(base: Config, reporter: Reporter): MigrationLog {
+  return new MigrationLog({ path: base.log!, cwd: base.cwd, redact: (text) => reporter.redact(text), onWriteError: (message) => reporter.out(`warning: ${message}`) });
 }
 
 /** The same settings for every member; only the URL (and so the secrets) differ. */

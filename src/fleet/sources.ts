@@ -83,7 +83,7 @@ function urlFile(file: string, cwd: string, env: NodeJS.ProcessEnv): FleetMember
     if (line === '' || line.startsWith('#')) return [];
     const where = `${file}:${index + 1}`;
     try {
-      return [memberOf(line.startsWith('env:') ? fromEnv(line.slice(4), where, env) : line, cwd)];
+      return [memberOf(line.startsWith('env:') ? fromEnv(line.slice(4), env) : line, cwd)];
     } catch (error) {
       if (error instanceof UsageError) throw new UsageError(`${where}: ${error.message}`, { ...error.details, file });
       throw error;
@@ -92,9 +92,9 @@ function urlFile(file: string, cwd: string, env: NodeJS.ProcessEnv): FleetMember
 }
 
 /** Passwords belong in the environment: `env:TENANT_7_URL` in a committed list. */
-function fromEnv(variable: string, where: string, env: NodeJS.ProcessEnv): string {
+function fromEnv(variable: string, env: NodeJS.ProcessEnv): string {
   const value = env[variable];
-  if (!value) throw new UsageError(`${where}: takes its URL from ${variable}, which is not set`, { hint: `set ${variable} in the environment or .env` });
+  if (!value) throw new UsageError(`takes its URL from ${variable}, which is not set`, { hint: `set ${variable} in the environment or .env` });
   return value;
 }
 
