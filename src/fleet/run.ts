@@ -90,7 +90,7 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
   if (!flags.dryRun) saveLastReport(reportPath, command, ordered);
   printSummary(reporter, command, ordered, progress.elapsedMs(), Boolean(flags.json), retryCommand());
   if (signals.signal) return SIGNAL_EXIT_CODES[signals.signal];
-  return ordered.find((r) => r.state === 'failed')?.exitCode ?? (notRun.length > 0 ? ExitCode.migrationFailed : ExitCode.ok);
+  return ordered.find((r) => r.state === 'failed')?.exitCode ?? ExitCode.ok;
 }
 
 /** One log per database (each names its own database on its lines), all appending to the one file. */
