@@ -90,12 +90,12 @@ sqlite('--shard K/N: the N shards cover every database exactly once; status sums
     const shards = [1, 2, 3].map((k) => {
       const run = cli('status', '--shard', `${k}/3`, '--json');
       assert.is(run.code, 0, run.output);
-      return jsonLines(run.stdout).filter((l) => l.type === 'database').map((l) => l.name);
+      return jsonLines(run.stdout).filter((l) => l.type === 'database').map((l) => l.name).sort();
     });
     const all = shards.flat().sort();
     assert.equal(all, TENANTS.map((t) => `sqlite:data/tenants/${t}.db`));
     assert.ok(shards.every((s) => s.length > 0 && s.length < 20), `uneven shards: ${shards.map((s) => s.length)}`);
-    const again = jsonLines(cli('status', '--shard', '1/3', '--json').stdout).filter((l) => l.type === 'database').map((l) => l.name);
+    const again = jsonLines(cli('status', '--shard', '1/3', '--json').stdout).filter((l) => l.type === 'database').map((l) => l.name).sort();
     assert.equal(again, shards[0], 'a shard is the same slice on every run');
 
     const undo = cli('rollback', '--canary', '2');
@@ -103,6 +103,47 @@ sqlite('--shard K/N: the N shards cover every database exactly once; status sums
     const status = cli('status');
     assert.match(status.stdout, /at version 1: 20/);
     assert.equal(await versionsOf(dbs, TENANTS), Array(20).fill([1]));
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite('two fleet runs at once migrate each database once; a tenant added later is the only one a rerun changes', async () => {
+  const { cwd, dbs, cli } = await sqliteFleet();
+  try {
+    const runs = await Promise.all([1, 2].map(() => runCliAsync(['migrate', '--fleet', GLOB, '--json', '--concurrency', '8'], { cwd })));
+    for (const run of runs) assert.is(run.code, 0, run.output);
+    for (const t of TENANTS) {
+      const ups = await dbs[t].query(`select version from schema_version_history where action = 'up' and outcome = 'ok' order by version`);
+      assert.equal(ups.map((r) => r.version), [1, 2], `${t} has each migration applied once`);
+    }
+    const added = sqliteAt(join(cwd, 'data', 'tenants', 't21.db'));
+    writeFileSync(added.file, '');
+    const rerun = cli('migrate', '--json');
+    assert.is(rerun.code, 0, rerun.output);
+    const changed = jsonLines(rerun.stdout).filter((l) => l.type === 'database' && l.summary !== '0 applied, at 2').map((l) => l.name);
+    assert.equal(changed, ['sqlite:data/tenants/t21.db'], rerun.stdout);
+    assert.equal(await ledgerVersions(added), [1, 2]);
+  } finally {
+    removeProject(cwd);
+  }
+});
+
+sqlite('the fleet from package.json: a urls: file whose lines take URLs from the environment', async () => {
+  const { cwd, dbs } = await sqliteFleet();
+  try {
+    writeFileSync(join(cwd, 'package.json'), JSON.stringify({ tidemark: { fleet: { source: 'urls:tenants.txt' } } }));
+    writeFileSync(join(cwd, 'tenants.txt'), '# two tenants\nsqlite:data/tenants/t01.db\n\nenv:SECOND_TENANT\n');
+    const run = runCli(['migrate'], { cwd, env: { SECOND_TENANT: 'sqlite:data/tenants/t02.db' } });
+    assert.is(run.code, 0, run.output);
+    assert.match(run.stdout, /migrate over 2 databases: 2 ok/);
+    assert.equal(await versionsOf(dbs, ['t01', 't02', 't03']), [[1, 2], [1, 2], []]);
+    const missing = runCli(['status'], { cwd });
+    assert.is(missing.code, 2, missing.output);
+    assert.match(missing.stderr, /error: tenants\.txt:4: takes its URL from SECOND_TENANT, which is not set/);
+    const one = runCli(['status', '--no-fleet', '--url', 'sqlite:data/tenants/t03.db'], { cwd });
+    assert.is(one.code, 0, one.output);
+    assert.match(one.stdout, /sqlite:data\/tenants\/t03\.db: version 0/);
   } finally {
     removeProject(cwd);
   }
