@@ -218,7 +218,7 @@ pg('a query on a control database lists the fleet; never more than N + 1 connect
   }
 });
 
-pg('schemas: each tenant schema gets its own ledger and tables; other schemas are untouched', async () => {
+pg('schemas: each tenant schema gets its own ledger and tables, other schemas are untouched; verify finds drift in one schema', async () => {
   const cwd = makeProject(FILES);
   const db = await freshDatabase('postgres');
   try {
@@ -236,9 +236,16 @@ pg('schemas: each tenant schema gets its own ledger and tables; other schemas ar
     const status = runCli(['status', '--fleet', fleet], { cwd, env });
     assert.match(status.stdout, /at version 1: 3/);
     assert.equal((await db.query('select version from tenant_b.schema_version')).map((r) => Number(r.version)), [1]);
-    const verify = runCli(['verify', '--fleet', fleet], { cwd, env });
-    assert.is(verify.code, 2, verify.output);
-    assert.match(verify.stderr, /verify does not run over a schemas: fleet yet/);
+    assert.is(runCli(['migrate', '--fleet', fleet], { cwd, env }).code, 0);
+    const clean = runCli(['verify', '--fleet', fleet], { cwd, env });
+    assert.is(clean.code, 0, clean.output);
+    assert.match(clean.stdout, /verify over 3 databases: 3 ok/);
+    await db.query('alter table tenant_b.a add column by_hand integer');
+    const verify = runCli(['verify', '--fleet', fleet, '--keep-going', '--json'], { cwd, env });
+    assert.is(verify.code, 3, verify.output);
+    const failed = jsonLines(verify.stdout).filter((l) => l.type === 'database' && l.state === 'failed');
+    assert.equal(failed.map((l) => l.name), ['tenant_b']);
+    assert.match(failed[0].error, /\+ column a\.by_hand: integer/);
   } finally {
     await db.close();
     removeProject(cwd);

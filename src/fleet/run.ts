@@ -44,12 +44,6 @@ const DEFAULT_CONCURRENCY = 4;
  * @returns the exit code: 0, the first failed database's code, or a signal's.
  */
 export async function runFleet(command: string, base: Config, setting: FleetSetting, flags: FleetFlags, work: FleetWork): Promise<number> {
-  if (command === 'verify' && setting.spec.startsWith('schemas:')) {
-    // A schema's snapshot would list every other tenant's schema as drift: verify compares whole databases.
-    throw new UsageError('verify does not run over a schemas: fleet yet: it compares whole databases, and would count the other tenants\' schemas as drift', {
-      hint: 'run migrate and status over the schemas fleet; verify a database-per-tenant or SQLite fleet',
-    });
-  }
   const concurrency = count(flags.concurrency, '--concurrency', DEFAULT_CONCURRENCY, 1);
   const canary = count(flags.canary, '--canary', 0, 0);
   const shard = flags.shard === undefined ? null : parseShard(flags.shard);

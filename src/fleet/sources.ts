@@ -112,7 +112,8 @@ async function controlQuery(source: FleetSource, query: string, cwd: string): Pr
 /**
  * `schemas:<query>`: every schema the query names, in the control database. Each runs with its
  * search_path set at connection (a startup parameter, so the driver's per-migration RESET ALL returns
- * to it), which makes the schema its ledger's home and its migrations' default.
+ * to it), which makes the schema its ledger's home and its migrations' default; `tidemark.scope`
+ * limits verify's schema snapshot to it.
  */
 async function schemas(source: FleetSource, query: string, cwd: string): Promise<FleetMember[]> {
   const target = parseTarget(source.url, cwd);
@@ -123,6 +124,8 @@ async function schemas(source: FleetSource, query: string, cwd: string): Promise
   return names.map((schema) => {
     const url = new URL(target.url);
     url.searchParams.set('search_path', `"${schema.replace(/"/g, '""')}"`);
+    // verify's snapshot of this session then covers its own schema, not the other tenants'.
+    url.searchParams.set('tidemark.scope', 'schema');
     return { name: schema, url: url.toString() };
   });
 }
