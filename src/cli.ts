@@ -18,6 +18,7 @@ import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import { formatVerifyReport } from './findings.js';
 import type { InitStep } from './init.js';
+import { findingLines, githubAnnotation, type LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/convert.js';
 import { importJson, importLines } from './import/report.js';
 import type { ForceChanges, MigratorEvent } from './events.js';
@@ -171,6 +172,12 @@ async function confirm(what: string, question: string, yes: boolean | undefined,
   return /^y(es)?$/i.test(answer.trim());
 }
 
+function lintLines(result: LintResult): string[] {
+  const count = result.findings.length;
+  const summary = `lint: ${count} finding${count === 1 ? '' : 's'} in ${result.files.length} file${result.files.length === 1 ? '' : 's'}`;
+  return [...result.findings.flatMap(findingLines), summary];
+}
+
 function initLines(steps: InitStep[], dryRun: boolean): string[] {
   const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
   if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
@@ -221,9 +228,11 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
           .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
           .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
-          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' })
+          .option('strict', { type: 'boolean', describe: 'refuse (exit 2, nothing run) when tidemark lint finds a lock hazard in a pending file' }),
       (args) => {
         const options = () => ({
+          strict: args.strict,
           target: wholeNumber(args.target, 'target'),
           dryRun: args['dry-run'],
           allowChanged: args['allow-changed'],
@@ -402,18 +411,43 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
           .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
           .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .option('lint', { type: 'boolean', describe: 'also lint every migration file for lock hazards (see tidemark lint)' })
           .implies('from', 'rollbacks')
           .implies('fail-fast', 'rollbacks'),
       (args) => {
         const options = () => ({ rollbacks: args.rollbacks, from: wholeNumber(args.from, 'version'), failFast: args['fail-fast'] });
-        const fleet = { command: 'verify', work: async (m: Migrator) => verified(await m.verify(options())) };
+        // The files are the same for every database of a fleet: lint them once, not per database.
+        const lintOnce = new UsageError('verify --lint does not run over a fleet', { hint: 'run `tidemark lint --all` once, and verify the fleet without --lint' });
+        const fleet = { command: 'verify', work: async (m: Migrator) => (args.lint ? Promise.reject(lintOnce) : verified(await m.verify(options()))) };
         return run(args, async (migrator, reporter) => {
           const report = await migrator.verify(options());
-          if (args.json) reporter.out(printableJson(report));
-          else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
-          if (!report.ok) process.exitCode = ExitCode.verifyFailed;
+          const lint = args.lint ? await migrator.lint({ all: true }) : null;
+          if (args.json) reporter.out(printableJson(lint ? { ...report, lint: lint.findings } : report));
+          else {
+            for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
+            if (lint) for (const line of lintLines(lint)) reporter.out(line);
+          }
+          if (!report.ok || (lint && lint.findings.length > 0)) process.exitCode = ExitCode.verifyFailed;
         }, { fleet });
       },
+    )
+    .command(
+      'lint [files..]',
+      'check migration files for lock hazards (default: the pending ones); exit 3 on any finding',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: 'migration files to lint' })
+          .option('all', { type: 'boolean', describe: 'lint every migration file' })
+          .option('format', { type: 'string', choices: ['text', 'github'], describe: 'github: ::warning lines that GitHub Actions shows on the files' }),
+      (args) =>
+        run(args, async (migrator, reporter) => {
+          if (args.all && args.files?.length) throw new UsageError('lint takes files or --all, not both', { hint: 'e.g. tidemark lint --all' });
+          const result = await migrator.lint({ files: args.files, all: args.all });
+          if (args.json) reporter.out(printableJson({ files: result.files, findings: result.findings, ms: Math.round(result.ms) }));
+          else if (args.format === 'github') for (const finding of result.findings) reporter.out(githubAnnotation(finding));
+          else for (const line of lintLines(result)) reporter.out(line);
+          if (result.findings.length > 0) process.exitCode = ExitCode.verifyFailed;
+        }),
     )
     .command(
       'backup',
@@ -459,7 +493,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
     .demandCommand(
       1,
       'name a command: migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, ' +
-        'backup, restore or schema',
+        'lint, backup, restore or schema',
     )
     .strict()
     .fail((message, error) => {

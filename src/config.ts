@@ -32,6 +32,8 @@ export interface ConfigFlags {
   backupDir?: string;
   /** A fleet source (see src/fleet/sources.ts): work over many databases. */
   fleet?: string | false;
+  /** migrate refuses files the lint finds lock hazards in (--strict; --no-strict turns a configured one off). */
+  strict?: boolean;
 }
 
 export interface TableName {
@@ -71,6 +73,8 @@ export interface Config {
   secrets: string[];
   /** The folder backups go to (--backup-dir, BACKUP_DIR); relative to cwd. */
   backupDir: string;
+  /** migrate refuses pending files with lint findings (--strict, or "strict": true in the project settings). */
+  strict: boolean;
 }
 
 /**
@@ -95,6 +99,7 @@ interface DatabaseSettings {
 
 interface ProjectSettings extends DatabaseSettings {
   log?: string;
+  strict?: boolean;
   databases?: Record<string, DatabaseSettings>;
   /** A fleet source, or { "source", "url" } with the control database's URL (`env:NAME` allowed). */
   fleet?: string | { source?: unknown; url?: unknown };
@@ -106,7 +111,7 @@ export interface FleetSetting {
   url: string | undefined;
 }
 
-const CONFIG_FILE = 'tidemark.config.json';
+export const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_LOCK_TTL_SECONDS = 30;
@@ -128,7 +133,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (!settings.databases) {
     if (flags.db) throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
     const url = flags.url || env.DATABASE_URL || settings.url || undefined;
-    return [configFor(null, { ...settings, url }, flags, cwd, env)];
+    return [configFor(null, { ...settings, url }, flags, cwd, env, { strict: settings.strict })];
   }
   const named = Object.entries(settings.databases).filter(([name]) => !flags.db || name === flags.db);
   if (named.length === 0) {
@@ -138,7 +143,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (named.length > 1 && (flags.url || flags.dir)) {
     throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
   }
-  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
+  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings));
 }
 
 /**
@@ -172,7 +177,14 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
   return configs[0]!;
 }
 
-function configFor(name: string | null, database: DatabaseSettings, flags: ConfigFlags, cwd: string, env: NodeJS.ProcessEnv, log?: string): Config {
+function configFor(
+  name: string | null,
+  database: DatabaseSettings,
+  flags: ConfigFlags,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  project: Pick<ProjectSettings, 'log' | 'strict'>,
+): Config {
   const url = database.url;
   const suffix = name === null ? '' : `_${name.toUpperCase()}`;
   const schemaVersion = env[`SCHEMA_VERSION${suffix}`];
@@ -190,11 +202,12 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
-    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || log || DEFAULT_LOG,
+    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
     secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
     backupDir: flags.backupDir || env.BACKUP_DIR || (name === null ? 'backups' : `backups/${name}`),
+    strict: flags.strict ?? project.strict === true,
   };
 }
 
