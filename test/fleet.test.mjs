@@ -129,15 +129,19 @@ sqlite('two fleet runs at once migrate each database once; a tenant added later 
   }
 });
 
-sqlite('the fleet from package.json: a urls: file whose lines take URLs from the environment', async () => {
+sqlite('the fleet from package.json: a urls: file whose lines take URLs from the environment; a warning shown once for all', async () => {
   const { cwd, dbs } = await sqliteFleet();
   try {
     writeFileSync(join(cwd, 'package.json'), JSON.stringify({ tidemark: { fleet: { source: 'urls:tenants.txt' } } }));
     writeFileSync(join(cwd, 'tenants.txt'), '# two tenants\nsqlite:data/tenants/t01.db\n\nenv:SECOND_TENANT\n');
+    writeFileSync(join(cwd, 'sql', '003_c.sql'), 'CREATE TABLE c (x INTEGER);\n');
     const run = runCli(['migrate'], { cwd, env: { SECOND_TENANT: 'sqlite:data/tenants/t02.db' } });
     assert.is(run.code, 0, run.output);
     assert.match(run.stdout, /migrate over 2 databases: 2 ok/);
-    assert.equal(await versionsOf(dbs, ['t01', 't02', 't03']), [[1, 2], [1, 2], []]);
+    const warnings = run.stderr.split('\n').filter((l) => l.startsWith('warning:'));
+    assert.equal(warnings.length, 1, 'the same warning from every database is shown once');
+    assert.match(warnings[0], /sql\/003_c\.sql has no rollback file.*\(2 databases\)$/);
+    assert.equal(await versionsOf(dbs, ['t01', 't02', 't03']), [[1, 2, 3], [1, 2, 3], []]);
     const missing = runCli(['status'], { cwd });
     assert.is(missing.code, 2, missing.output);
     assert.match(missing.stderr, /error: tenants\.txt:4: takes its URL from SECOND_TENANT, which is not set/);

@@ -61,10 +61,15 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
   const signals = haltOnSignals(running);
 
   const logged = flags.changes && !flags.dryRun && base.log !== null;
+  // The same files warn alike on every database (a missing rollback file): each message is shown once.
+  const warnings = new Map<string, number>();
   const runOne = async (member: FleetMember): Promise<boolean> => {
     const log = logged ? memberLog(base, reporter) : null;
     // Schemas of one database share its description: the log names each by its fleet name.
-    const listener = log ? (event: MigratorEvent) => log.event('database' in event ? { ...event, database: member.name } : event) : undefined;
+    const listener = (event: MigratorEvent) => {
+      if (event.type === 'warning') warnings.set(event.message, (warnings.get(event.message) ?? 0) + 1);
+      log?.event('database' in event ? { ...event, database: member.name } : event);
+    };
     const migrator = new Migrator(memberConfig(base, member), listener);
     running.add(migrator);
     progress.start();
@@ -81,6 +86,7 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
   for (const member of notRun) results.set(member.name, notRunResult(member.name));
 
   const ordered = members.map((m) => results.get(m.name)!);
+  for (const [message, times] of warnings) reporter.event({ type: 'warning', message: `${message} (${times === 1 ? 'one database' : `${times} databases`})` });
   if (!flags.dryRun) saveLastReport(reportPath, command, ordered);
   printSummary(reporter, command, ordered, progress.elapsedMs(), Boolean(flags.json), retryCommand());
   if (signals.signal) return SIGNAL_EXIT_CODES[signals.signal];
