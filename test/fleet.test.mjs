@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import postgres from 'postgres';
-import { freshDatabase, ledgerVersions, makeProject, removeProject, runCli, runCliAsync, sqliteAt } from './helpers.mjs';
+import { freshDatabase, ledgerVersions, makeProject, poll, removeProject, runCli, runCliAsync, sqliteAt, startCli } from './helpers.mjs';
 
 const FILES = {
   '001_a.sql': 'CREATE TABLE a (x INTEGER);\n',
@@ -218,6 +218,29 @@ pg('a query on a control database lists the fleet; never more than N + 1 connect
   } finally {
     await watcher.end({ timeout: 5 });
     await Promise.all([control, ...tenants].map((db) => db.close()));
+    removeProject(cwd);
+  }
+});
+
+pg('kill -9 in the middle of a fleet: the rerun converges, each migration applied once', async () => {
+  const cwd = makeProject({ ...SLOW, '002_b.sql': 'CREATE TABLE b (x integer);\nSELECT pg_sleep(0.3);\n', '002_b_rollback.sql': 'DROP TABLE b;\n' });
+  const tenants = await Promise.all(Array.from({ length: 4 }, () => freshDatabase('postgres')));
+  try {
+    writeFileSync(join(cwd, 'tenants.txt'), tenants.map((t) => t.url).join('\n'));
+    const run = startCli(['migrate', '--fleet', 'urls:tenants.txt', '--concurrency', '2'], cwd, '');
+    await poll('the first database done', () => /^ok /m.test(run.stdout), { limitMs: 20_000, everyMs: 20 });
+    run.child.kill('SIGKILL');
+    const killed = await run.done;
+    assert.is(killed.signal, 'SIGKILL');
+    const rerun = runCli(['migrate', '--fleet', 'urls:tenants.txt', '--lock-timeout', '20'], { cwd });
+    assert.is(rerun.code, 0, rerun.output);
+    for (const tenant of tenants) {
+      assert.equal(await ledgerVersions(tenant), [1, 2]);
+      const ups = await tenant.query(`select version from schema_version_history where action = 'up' and outcome = 'ok' order by version`);
+      assert.equal(ups.map((r) => Number(r.version)), [1, 2]);
+    }
+  } finally {
+    await Promise.all(tenants.map((db) => db.close()));
     removeProject(cwd);
   }
 });
