@@ -100,6 +100,10 @@ function runFleetCommand(args: GlobalArgs, configs: Config[], fleet: FleetSettin
   return runFleet(options!.command, configs[0]!, fleet, flags, options!.work);
 }
 
+const HISTORY_ONE_DATABASE = new UsageError('status --history works on one database, not over a fleet', {
+  hint: 'pass --no-fleet --url <database> for one database\'s history',
+});
+
 /** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */
 let stoppable: { migrator: Migrator; report: (error: TidemarkError) => void } | null = null;
 
@@ -276,7 +280,7 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
         run(args, async (migrator, reporter) => {
           if (args.history) reporter.history(await migrator.history());
           else reporter.status(await migrator.status());
-        }, { fleet: { command: 'status', work: async (m) => statusOutcome(await m.status()) } }),
+        }, { fleet: { command: 'status', work: async (m) => (args.history ? Promise.reject(HISTORY_ONE_DATABASE) : statusOutcome(await m.status())) } }),
     )
     .command(
       'version',
