@@ -43,7 +43,8 @@ export class FleetProgress {
     this.running--;
     this.done++;
     if (result.state === 'failed') this.failed++;
-    if (this.options.json) return this.reporter.out(printableJson({ type: 'database', command: this.options.command, ...result }));
+    if (this.options.json)
+      return this.reporter.out(printableJson({ type: 'database', command: this.options.command, ...result }));
     if (result.state === 'ok' && (this.options.quiet || this.live)) return;
     this.clear();
     this.reporter.out(resultLine(result));
@@ -56,8 +57,8 @@ export class FleetProgress {
     const left = this.options.total - this.done - this.running;
     const eta = rate > 0 ? `ETA ${Math.ceil((left + this.running) / rate)} s` : 'ETA …';
     const failed = this.failed ? kleur.red(` (${this.failed} failed)`) : '';
-    const line = `${this.options.command}: ${this.done} done${failed}, ${this.running} running, ${left} left · ${rate.toFixed(1)}/s · ${eta}`;
-    this.options.terminal.write(`\r\x1b[K${line}`);
+    const counts = `${this.done} done${failed}, ${this.running} running, ${left} left`;
+    this.options.terminal.write(`\r\x1b[K${this.options.command}: ${counts} · ${rate.toFixed(1)}/s · ${eta}`);
   }
 
   private clear(): void {

@@ -26,7 +26,10 @@ interface LastReports {
 /** Keeps this run's outcome under its command, beside the other commands' last runs. */
 export function saveLastReport(path: string, command: string, results: DatabaseResult[]): void {
   const reports = readReports(path) ?? {};
-  reports[command] = { at: new Date().toISOString(), results: results.map(({ name, state, exitCode, error }) => ({ name, state, exitCode, error })) };
+  reports[command] = {
+    at: new Date().toISOString(),
+    results: results.map(({ name, state, exitCode, error }) => ({ name, state, exitCode, error })),
+  };
   mkdirSync(dirname(path), { recursive: true });
   // Written whole, then renamed: a run killed while writing must not leave half a report for --only-failed.
   writeFileSync(`${path}.tmp`, `${JSON.stringify(reports, null, 2)}\n`);
@@ -54,6 +57,9 @@ function readReports(path: string): LastReports | null {
   try {
     return JSON.parse(text) as LastReports;
   } catch {
-    throw new UsageError(`${path} is not valid JSON`, { file: path, hint: `delete it (\`rm ${path}\`); the next fleet run writes a new one` });
+    throw new UsageError(`${path} is not valid JSON`, {
+      file: path,
+      hint: `delete it (\`rm ${path}\`); the next fleet run writes a new one`,
+    });
   }
 }

@@ -43,7 +43,13 @@ const DEFAULT_CONCURRENCY = 4;
  * `work` on each as the schedule allows, prints the report and keeps it in logs/fleet-last.json.
  * @returns the exit code: 0, the first failed database's code, or a signal's.
  */
-export async function runFleet(command: string, base: Config, setting: FleetSetting, flags: FleetFlags, work: FleetWork): Promise<number> {
+export async function runFleet(
+  command: string,
+  base: Config,
+  setting: FleetSetting,
+  flags: FleetFlags,
+  work: FleetWork,
+): Promise<number> {
   const concurrency = count(flags.concurrency, '--concurrency', DEFAULT_CONCURRENCY, 1);
   const canary = count(flags.canary, '--canary', 0, 0);
   const shard = flags.shard === undefined ? null : parseShard(flags.shard);
@@ -55,7 +61,13 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
 
   const secrets = [...base.secrets, ...members.map((m) => passwordOf(m.url)).filter((s): s is string => Boolean(s))];
   const reporter = new Reporter({ json: Boolean(flags.json), quiet: Boolean(flags.quiet), secrets });
-  const progress = new FleetProgress(reporter, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), command, total: members.length, terminal: process.stderr });
+  const progress = new FleetProgress(reporter, {
+    json: Boolean(flags.json),
+    quiet: Boolean(flags.quiet),
+    command,
+    total: members.length,
+    terminal: process.stderr,
+  });
   const results = new Map<string, DatabaseResult>();
   const running = new Set<Migrator>();
   const signals = haltOnSignals(running);
@@ -80,13 +92,19 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
     progress.finish(result);
     return result.state === 'ok';
   };
-  const notRun = await schedule(members, runOne, { concurrency, canary, keepGoing: Boolean(flags.keepGoing), halted: () => signals.signal !== null });
+  const notRun = await schedule(members, runOne, {
+    concurrency,
+    canary,
+    keepGoing: Boolean(flags.keepGoing),
+    halted: () => signals.signal !== null,
+  });
   signals.remove();
   progress.close();
   for (const member of notRun) results.set(member.name, notRunResult(member.name));
 
   const ordered = members.map((m) => results.get(m.name)!);
-  for (const [message, times] of warnings) reporter.event({ type: 'warning', message: `${message} (${times === 1 ? 'one database' : `${times} databases`})` });
+  for (const [message, times] of warnings)
+    reporter.event({ type: 'warning', message: `${message} (${times === 1 ? 'one database' : `${times} databases`})` });
   if (!flags.dryRun) saveLastReport(reportPath, command, ordered);
   printSummary(reporter, command, ordered, progress.elapsedMs(), Boolean(flags.json), retryCommand());
   if (signals.signal) return SIGNAL_EXIT_CODES[signals.signal];
@@ -95,7 +113,12 @@ export async function runFleet(command: string, base: Config, setting: FleetSett
 
 /** One log per database (each names its own database on its lines), all appending to the one file. */
 function memberLog(base: Config, reporter: Reporter): MigrationLog {
-  return new MigrationLog({ path: base.log!, cwd: base.cwd, redact: (text) => reporter.redact(text), onWriteError: (message) => reporter.out(`warning: ${message}`) });
+  return new MigrationLog({
+    path: base.log!,
+    cwd: base.cwd,
+    redact: (text) => reporter.redact(text),
+    onWriteError: (message) => reporter.out(`warning: ${message}`),
+  });
 }
 
 /** The same settings for every member; only the URL (and so the secrets) differ. */
@@ -106,21 +129,28 @@ function memberConfig(base: Config, member: FleetMember): Config {
 
 async function outcome(name: string, work: () => Promise<WorkOutcome>, reporter: Reporter): Promise<DatabaseResult> {
   const started = Date.now();
-  const base = { name, dirty: null, ms: 0 };
   try {
-    const done = await work();
-    const ms = Date.now() - started;
-    if (done.finding) return { ...base, ...done, dirty: done.dirty ?? null, ms, state: 'failed', exitCode: done.finding.exitCode, error: errorText(done.finding, reporter) };
-    return { ...base, ...done, dirty: done.dirty ?? null, ms, state: 'ok', exitCode: ExitCode.ok, error: null };
+    const { finding, summary, version, dirty = null } = await work();
+    const done = { name, summary, version, dirty, ms: Date.now() - started };
+    if (!finding) return { ...done, state: 'ok', exitCode: ExitCode.ok, error: null };
+    return { ...done, state: 'failed', exitCode: finding.exitCode, error: errorText(finding, reporter) };
   } catch (error) {
     const exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
-    return { ...base, summary: 'failed', version: null, ms: Date.now() - started, state: 'failed', exitCode, error: errorText(error, reporter) };
+    const failed = { name, summary: 'failed', version: null, dirty: null, ms: Date.now() - started };
+    return { ...failed, state: 'failed', exitCode, error: errorText(error, reporter) };
   }
 }
 
 function errorText(error: unknown, reporter: Reporter): string {
-  if (!(error instanceof TidemarkError)) return reporter.redact(`unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  const lines = [error.message, ...(error.details.context ?? []), ...(error.details.hint ? [`hint: ${error.details.hint}`] : [])];
+  if (!(error instanceof TidemarkError))
+    return reporter.redact(
+      `unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+    );
+  const lines = [
+    error.message,
+    ...(error.details.context ?? []),
+    ...(error.details.hint ? [`hint: ${error.details.hint}`] : []),
+  ];
   return reporter.redact(lines.join('\n'));
 }
 
@@ -155,12 +185,27 @@ function retryCommand(): string {
   return `tidemark ${[...quoted, '--only-failed'].join(' ')}`;
 }
 
-function printSummary(reporter: Reporter, command: string, results: DatabaseResult[], ms: number, json: boolean, retry: string): void {
+function printSummary(
+  reporter: Reporter,
+  command: string,
+  results: DatabaseResult[],
+  ms: number,
+  json: boolean,
+  retry: string,
+): void {
   const failed = results.filter((r) => r.state === 'failed');
   const notRun = results.filter((r) => r.state === 'not-run');
   const ok = results.length - failed.length - notRun.length;
   if (json) {
-    const summary = { type: 'fleet', command, databases: results.length, ok, failed: failed.length, notRun: notRun.length, ms };
+    const summary = {
+      type: 'fleet',
+      command,
+      databases: results.length,
+      ok,
+      failed: failed.length,
+      notRun: notRun.length,
+      ms,
+    };
     reporter.out(JSON.stringify(summary));
     return;
   }
@@ -175,15 +220,20 @@ function printSummary(reporter: Reporter, command: string, results: DatabaseResu
   const versions = versionCounts(results);
   if (versions) reporter.out(versions);
   const dirty = results.filter((r) => r.dirty !== null);
-  if (dirty.length > 0) reporter.out(`dirty (${dirty.length}): ${dirty.map((r) => `${r.name} (version ${r.dirty})`).join(', ')}`);
+  if (dirty.length > 0)
+    reporter.out(`dirty (${dirty.length}): ${dirty.map((r) => `${r.name} (version ${r.dirty})`).join(', ')}`);
   if (notRun.length > 0) reporter.out(`not run (${notRun.length}): ${someNames(notRun)}`);
-  reporter.out(`${command} over ${results.length} databases: ${ok} ok, ${failed.length} failed, ${notRun.length} not run, in ${(ms / 1000).toFixed(1)} s`);
+  const counts = `${ok} ok, ${failed.length} failed, ${notRun.length} not run`;
+  reporter.out(`${command} over ${results.length} databases: ${counts}, in ${(ms / 1000).toFixed(1)} s`);
   if (failed.length + notRun.length > 0) reporter.out(`retry only the failed and not run: ${retry}`);
 }
 
 /** A list that stays one line on a fleet of thousands. */
 function someNames(results: DatabaseResult[], most = 10): string {
-  const names = results.slice(0, most).map((r) => r.name).join(', ');
+  const names = results
+    .slice(0, most)
+    .map((r) => r.name)
+    .join(', ');
   return results.length > most ? `${names} and ${results.length - most} more` : names;
 }
 
@@ -192,15 +242,18 @@ function versionCounts(results: DatabaseResult[]): string | null {
   const counts = new Map<number, number>();
   for (const { version } of results) if (version !== null) counts.set(version, (counts.get(version) ?? 0) + 1);
   if (counts.size === 0) return null;
-  return [...counts].sort(([a], [b]) => b - a).map(([version, n]) => `at version ${version}: ${n}`).join(' · ');
+  return [...counts]
+    .sort(([a], [b]) => b - a)
+    .map(([version, n]) => `at version ${version}: ${n}`)
+    .join(' · ');
 }
 
 function count(value: string | undefined, flag: string, fallback: number, least: number): number {
   if (value === undefined) return fallback;
   if (!/^\d+$/.test(String(value)) || Number(value) < least) {
-    throw new UsageError(`${flag} takes a whole number${least > 0 ? ` of at least ${least}` : ''}, not "${value}"`, { hint: `e.g. ${flag} 4` });
+    throw new UsageError(`${flag} takes a whole number${least > 0 ? ` of at least ${least}` : ''}, not "${value}"`, {
+      hint: `e.g. ${flag} 4`,
+    });
   }
   return Number(value);
 }
-
-

@@ -17,7 +17,11 @@ export interface ScheduleOptions {
  * running when the fleet stops are let finish: a migration is never abandoned halfway.
  * @returns the items never started.
  */
-export async function schedule<T>(items: T[], work: (item: T) => Promise<boolean>, options: ScheduleOptions): Promise<T[]> {
+export async function schedule<T>(
+  items: T[],
+  work: (item: T) => Promise<boolean>,
+  options: ScheduleOptions,
+): Promise<T[]> {
   const canary = items.slice(0, options.canary);
   const rest = items.slice(canary.length);
   const canaryFailed = await runPool(canary, work, { ...options, keepGoing: false });
@@ -25,7 +29,11 @@ export async function schedule<T>(items: T[], work: (item: T) => Promise<boolean
   return (await runPool(rest, work, options)).notStarted;
 }
 
-async function runPool<T>(items: T[], work: (item: T) => Promise<boolean>, options: ScheduleOptions): Promise<{ failed: boolean; notStarted: T[] }> {
+async function runPool<T>(
+  items: T[],
+  work: (item: T) => Promise<boolean>,
+  options: ScheduleOptions,
+): Promise<{ failed: boolean; notStarted: T[] }> {
   let next = 0;
   let failed = false;
   const worker = async () => {

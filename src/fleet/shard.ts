@@ -14,7 +14,9 @@ export function parseShard(text: string): Shard {
   const count = Number(match?.[2]);
   if (!match || count < 1 || index < 1 || index > count) {
     throw new UsageError(`--shard takes K/N with 1 <= K <= N, not "${text}"`, {
-      hint: 'e.g. --shard 1/4 on the first of four jobs (a Kubernetes indexed Job: --shard $((JOB_COMPLETION_INDEX + 1))/4)',
+      hint:
+        'e.g. --shard 1/4 on the first of four jobs ' +
+        '(a Kubernetes indexed Job: --shard $((JOB_COMPLETION_INDEX + 1))/4)',
     });
   }
   return { index, count };

@@ -21,7 +21,8 @@ export interface FleetSource {
 
 export const SOURCE_HINT =
   'use --fleet sqlite:data/tenants/*.db, --fleet urls:fleet.txt, --fleet "query:select url from tenants" ' +
-  'or --fleet "schemas:select nspname from pg_namespace where nspname like \'tenant_%\'" (the last two on --url or DATABASE_URL)';
+  'or --fleet "schemas:select nspname from pg_namespace where nspname like \'tenant_%\'" ' +
+  '(the last two on --url or DATABASE_URL)';
 
 /** The fleet's databases in their stable order (the canary takes the first ones); names are unique. */
 export async function listFleet(source: FleetSource, cwd: string, env: NodeJS.ProcessEnv): Promise<FleetMember[]> {
@@ -36,7 +37,9 @@ export async function listFleet(source: FleetSource, cwd: string, env: NodeJS.Pr
   else if (kind === 'schemas') members = await schemas(source, rest, cwd);
   else throw new UsageError(`"${spec}" is not a fleet source`, { hint: SOURCE_HINT });
   if (members.length === 0) {
-    throw new UsageError(`the fleet ${describeSpec(spec)} lists no databases`, { hint: `check the source; ${SOURCE_HINT}` });
+    throw new UsageError(`the fleet ${describeSpec(spec)} lists no databases`, {
+      hint: `check the source; ${SOURCE_HINT}`,
+    });
   }
   assertUniqueNames(members, spec);
   return members;
@@ -49,15 +52,24 @@ function sqliteFolder(path: string, cwd: string): FleetMember[] {
   const pattern = basename(path);
   if (/[*?[]/.test(folder)) {
     throw new UsageError(`the fleet pattern sqlite:${path} has a wildcard in its folder part`, {
-      hint: 'a pattern matches files of one folder, e.g. sqlite:data/tenants/*.db; list files of several folders in a urls: file',
+      hint:
+        'a pattern matches files of one folder, e.g. sqlite:data/tenants/*.db; ' +
+        'list files of several folders in a urls: file',
     });
   }
-  const matches = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const matches = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   let names: string[];
   try {
     names = readdirSync(resolve(cwd, folder));
   } catch (error) {
-    throw new UsageError(`the fleet folder ${folder} cannot be read: ${(error as Error).message}`, { hint: 'create it, or fix the path in the fleet source' });
+    throw new UsageError(`the fleet folder ${folder} cannot be read: ${(error as Error).message}`, {
+      hint: 'create it, or fix the path in the fleet source',
+    });
   }
   // The run lock and SQLite's own side files sit beside each database; they are not databases.
   const database = (name: string) => matches.test(name) && !/(-wal|-shm|-journal|\.tidemark-lock)$/.test(name);
@@ -76,7 +88,9 @@ function urlFile(file: string, cwd: string, env: NodeJS.ProcessEnv): FleetMember
   try {
     text = readFileSync(resolve(cwd, file), 'utf8');
   } catch (error) {
-    throw new UsageError(`the fleet file ${file} cannot be read: ${(error as Error).message}`, { hint: 'create it with one database URL (or env:NAME) a line' });
+    throw new UsageError(`the fleet file ${file} cannot be read: ${(error as Error).message}`, {
+      hint: 'create it with one database URL (or env:NAME) a line',
+    });
   }
   return text.split(/\r?\n/).flatMap((raw, index) => {
     const line = raw.trim();
@@ -94,7 +108,10 @@ function urlFile(file: string, cwd: string, env: NodeJS.ProcessEnv): FleetMember
 /** Passwords belong in the environment: `env:TENANT_7_URL` in a committed list. */
 function fromEnv(variable: string, env: NodeJS.ProcessEnv): string {
   const value = env[variable];
-  if (!value) throw new UsageError(`takes its URL from ${variable}, which is not set`, { hint: `set ${variable} in the environment or .env` });
+  if (!value)
+    throw new UsageError(`takes its URL from ${variable}, which is not set`, {
+      hint: `set ${variable} in the environment or .env`,
+    });
   return value;
 }
 
@@ -118,7 +135,9 @@ async function controlQuery(source: FleetSource, query: string, cwd: string): Pr
 async function schemas(source: FleetSource, query: string, cwd: string): Promise<FleetMember[]> {
   const target = parseTarget(source.url, cwd);
   if (target.dialect !== 'postgres') {
-    throw new UsageError('a schemas: fleet needs a PostgreSQL database', { hint: 'set --url (or DATABASE_URL) to the database holding the tenant schemas' });
+    throw new UsageError('a schemas: fleet needs a PostgreSQL database', {
+      hint: 'set --url (or DATABASE_URL) to the database holding the tenant schemas',
+    });
   }
   const names = await controlQuery(source, query, cwd);
   return names.map((schema) => {
@@ -134,7 +153,9 @@ function assertUniqueNames(members: FleetMember[], spec: string): void {
   const seen = new Set<string>();
   for (const { name } of members) {
     if (seen.has(name)) {
-      throw new UsageError(`the fleet ${describeSpec(spec)} lists ${name} twice`, { hint: 'list each database once: two runs on one database at once would only wait for each other' });
+      throw new UsageError(`the fleet ${describeSpec(spec)} lists ${name} twice`, {
+        hint: 'list each database once: two runs on one database at once would only wait for each other',
+      });
     }
     seen.add(name);
   }
@@ -144,4 +165,3 @@ function assertUniqueNames(members: FleetMember[], spec: string): void {
 function describeSpec(spec: string): string {
   return spec.length > 80 ? `${spec.slice(0, 77)}…` : spec;
 }
-
