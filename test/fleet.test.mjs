@@ -193,28 +193,40 @@ pg('a query on a control database lists the fleet; never more than N + 1 connect
     await control.query('create table tenants (position int, url text)');
     await control.query(`insert into tenants values ${[...tenants.map((t) => withPassword(t.url)), broken].map((u, i) => `(${i}, '${u}')`).join(', ')}`);
     const names = tenants.map((t) => new URL(t.url).pathname.slice(1));
-    let most = 0;
-    let sampling = true;
-    const sample = (async () => {
-      while (sampling) {
-        const [{ n }] = await watcher`select count(*)::int as n from pg_stat_activity where application_name like 'tidemark%' and datname = any(${names})`;
-        most = Math.max(most, n);
-        await new Promise((r) => setTimeout(r, 30));
-      }
-    })();
-    const run = await runCliAsync(['migrate', '--fleet', 'query:select url from tenants order by position', '--concurrency', '2', '--keep-going'], {
-      cwd,
-      env: { DATABASE_URL: withPassword(control.url) },
-    });
-    sampling = false;
-    await sample;
+    /** The run's output, and the most connections it held to the tenants at once. */
+    const counted = async (args) => {
+      let most = 0;
+      let sampling = true;
+      const sample = (async () => {
+        while (sampling) {
+          const [{ n }] = await watcher`select count(*)::int as n from pg_stat_activity
+            where application_name like 'tidemark%' and datname = any(${names})`;
+          most = Math.max(most, n);
+          await new Promise((r) => setTimeout(r, 30));
+        }
+      })();
+      const fleet = ['--fleet', 'query:select url from tenants order by position', '--keep-going'];
+      const run = await runCliAsync([...args, ...fleet], { cwd, env: { DATABASE_URL: withPassword(control.url) } });
+      sampling = false;
+      await sample;
+      return { ...run, most };
+    };
+    const run = await counted(['migrate', '--concurrency', '2']);
     assert.is(run.code, 4, run.output);
-    assert.ok(most === 2, `at most 2 tenant connections at once with --concurrency 2, and 2 in parallel; saw ${most}`);
+    assert.is(run.most, 2, `--concurrency 2: 2 tenant connections at once, never more; saw ${run.most}`);
     assert.match(run.output, /migrate over 7 databases: 6 ok, 1 failed/);
     assert.match(run.output, /tidemark_no_such_database/);
     assert.not.match(run.output, /Sup3rSecretPw/);
     assert.not.match(readFileSync(join(cwd, 'logs', 'fleet-last.json'), 'utf8'), /Sup3rSecretPw/);
     for (const tenant of tenants) assert.equal(await ledgerVersions(tenant), [1]);
+
+    // --lock table holds a second connection per database: --concurrency 2 runs one database at a time.
+    writeFileSync(join(cwd, 'sql', '002_b.sql'), 'CREATE TABLE b (x integer);\nSELECT pg_sleep(0.3);\n');
+    writeFileSync(join(cwd, 'sql', '002_b_rollback.sql'), 'DROP TABLE b;\n');
+    const table = await counted(['migrate', '--concurrency', '2', '--lock', 'table']);
+    assert.is(table.code, 4, table.output);
+    assert.is(table.most, 2, `--lock table --concurrency 2: one database's 2 connections at a time; saw ${table.most}`);
+    for (const tenant of tenants) assert.equal(await ledgerVersions(tenant), [1, 2]);
   } finally {
     await watcher.end({ timeout: 5 });
     await Promise.all([control, ...tenants].map((db) => db.close()));

@@ -93,7 +93,7 @@ export async function runFleet(
     return result.state === 'ok';
   };
   const notRun = await schedule(members, runOne, {
-    concurrency,
+    concurrency: Math.max(1, Math.floor(concurrency / connectionsPerDatabase(command, base, members))),
     canary,
     keepGoing: Boolean(flags.keepGoing),
     halted: () => signals.signal !== null,
@@ -119,6 +119,17 @@ function memberLog(base: Config, reporter: Reporter): MigrationLog {
     redact: (text) => reporter.redact(text),
     onWriteError: (message) => reporter.out(`warning: ${message}`),
   });
+}
+
+/**
+ * --concurrency bounds connections per server: a database whose run holds several connections counts
+ * for several. `--lock table` renews its row on a second connection; verify also connects to create
+ * and drop its scratch database and inside it. A SQLite fleet has no server to spare.
+ */
+function connectionsPerDatabase(command: string, base: Config, members: FleetMember[]): number {
+  if (members.every((m) => m.url.startsWith('sqlite:'))) return 1;
+  if (command === 'verify') return 3;
+  return base.lock === 'table' && (command === 'migrate' || command === 'rollback') ? 2 : 1;
 }
 
 /** The same settings for every member; only the URL (and so the secrets) differ. */
