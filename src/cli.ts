@@ -26,8 +26,8 @@ import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import { formatSnapshot } from './schema.js';
-import { migrated, reverted, statusOutcome, verified } from './fleet/commands.js';
-import { runFleet, type FleetWork } from './fleet/run.js';
+import { migrated, reverted, scriptWriter, statusOutcome, verified } from './fleet/commands.js';
+import { runFleet, type FleetMember, type FleetWork } from './fleet/run.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
@@ -66,7 +66,7 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     configs = loadConfigs(args);
     const fleet = loadFleetSetting(args);
     if (fleet && options.fleet) return void (process.exitCode = await runFleetCommand(args, configs, fleet, options));
-    if (args.fleet) throw new UsageError('--fleet works with migrate, rollback, status and verify', { hint: 'pass --url to work on one database of the fleet' });
+    if (args.fleet) throw new UsageError('--fleet works with migrate, rollback, status, verify and sql', { hint: 'pass --url to work on one database of the fleet' });
     if (options.oneDatabase && configs.length > 1) {
       throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
         hint: `add --db, e.g. --db ${configs[0]!.name}`,
@@ -360,27 +360,36 @@ export function cli(argv: string[]): Promise<unknown> | unknown {
           .option('all', { type: 'boolean', describe: 'rollback script: undo every applied migration' })
           .option('allow-out-of-order', { type: 'boolean', describe: 'as migrate --allow-out-of-order' })
           .option('use-stored', { type: 'boolean', describe: 'rollback script: as rollback --use-stored' })
+          .option('out', { type: 'string', describe: 'with a fleet: write each database\'s script into this folder' })
           .conflicts('target', ['rollback', 'to', 'all'])
           .conflicts('to', 'all'),
-      (args) =>
-        run(args, async (migrator, reporter) => {
+      (args) => {
+        const options = () => {
           // `--rollback` alone is '' (one step); --to and --all mean a rollback script too.
           const steps = args.rollback ? wholeNumber(args.rollback, 'steps') : undefined;
           if (steps !== undefined && (args.to !== undefined || args.all)) {
             throw new UsageError('--rollback <steps> cannot be combined with --to or --all', { hint: 'e.g. tidemark sql --rollback 2, or tidemark sql --to 1' });
           }
-          const rollback = args.rollback !== undefined || args.to !== undefined || Boolean(args.all);
-          const script = await migrator.sql({
+          return {
             target: wholeNumber(args.target, 'target'),
-            rollback,
+            rollback: args.rollback !== undefined || args.to !== undefined || Boolean(args.all),
             steps,
             to: wholeNumber(args.to, 'version'),
             all: args.all,
             allowOutOfOrder: args['allow-out-of-order'],
             useStored: args['use-stored'],
-          });
+          };
+        };
+        let write: ReturnType<typeof scriptWriter> | null = null;
+        const work = async (m: Migrator, member: FleetMember) => {
+          write ??= scriptWriter(args.out, process.cwd());
+          return write(await m.sql(options()), member);
+        };
+        return run(args, async (migrator, reporter) => {
+          const script = await migrator.sql(options());
           reporter.out(args.json ? JSON.stringify({ script }) : script.trimEnd());
-        }, { oneDatabase: 'sql' }),
+        }, { oneDatabase: 'sql', fleet: { command: 'sql', work } });
+      },
     )
     .command(
       'create <name>',

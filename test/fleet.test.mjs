@@ -1,6 +1,6 @@
 // Fleets: one command over many databases, run by the CLI as a child process against real SQLite files,
 // real PostgreSQL databases and real PostgreSQL schemas.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -83,9 +83,14 @@ sqlite('a failing canary stops the fleet before any other database is touched', 
   }
 });
 
-sqlite('--shard K/N: the N shards cover every database exactly once; status sums up versions; rollback over the fleet', async () => {
+sqlite('sql writes a script per database; --shard K/N: the N shards cover every database exactly once; status sums up versions; rollback', async () => {
   const { cwd, dbs, cli } = await sqliteFleet();
   try {
+    const scripts = cli('sql', '--out', 'scripts');
+    assert.is(scripts.code, 0, scripts.output);
+    assert.equal(readdirSync(join(cwd, 'scripts')).sort(), TENANTS.map((t) => `sqlite_data_tenants_${t}.db.sql`));
+    assert.match(readFileSync(join(cwd, 'scripts', 'sqlite_data_tenants_t20.db.sql'), 'utf8'), /CREATE TABLE b \(x INTEGER\);/);
+    assert.equal(await ledgerVersions(dbs.t20), [], 'sql changes nothing');
     assert.is(cli('migrate', '--quiet').code, 0);
     const shards = [1, 2, 3].map((k) => {
       const run = cli('status', '--shard', `${k}/3`, '--json');
@@ -161,7 +166,7 @@ sqlite('bad fleet input: a wildcard folder, an empty pattern, --shard 4/3, --fle
       [['migrate', '--fleet', 'sqlite:sql/*.db'], /lists no databases/],
       [['migrate', '--fleet', 'sqlite:sql/*.sql', '--shard', '4/3'], /--shard takes K\/N/],
       [['migrate', '--fleet', 'tenants.txt'], /is not a fleet source/],
-      [['force', '1', '--fleet', 'sqlite:sql/*.sql'], /--fleet works with migrate, rollback, status and verify/],
+      [['force', '1', '--fleet', 'sqlite:sql/*.sql'], /--fleet works with migrate, rollback, status, verify and sql/],
     ];
     for (const [args, message] of cases) {
       const run = runCli(args, { cwd });

@@ -1,8 +1,10 @@
 // Each fleet command's result on one database, in the few words and numbers the fleet report shows.
-import { ExitCode, TidemarkError } from '../errors.js';
 import { formatVerifyReport, type VerifyReport } from '../findings.js';
 import type { StatusReport } from '../migrator.js';
-import type { WorkOutcome } from './run.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { ExitCode, TidemarkError, UsageError } from '../errors.js';
+import type { FleetMember, WorkOutcome } from './run.js';
 
 export function migrated(result: { applied: number; version: number }, dryRun: boolean): WorkOutcome {
   return {
@@ -33,4 +35,23 @@ export function verified(report: VerifyReport): WorkOutcome {
   const outcome = { version: report.version, summary: report.ok ? `no findings at ${report.version}` : 'findings' };
   if (report.ok) return outcome;
   return { ...outcome, finding: new TidemarkError(formatVerifyReport(report, true).join('\n'), ExitCode.verifyFailed) };
+}
+
+/**
+ * `sql` over a fleet: each database's script in `folder`, named after the database (characters a file
+ * name cannot hold become `_`). Two names that would share a file fail rather than overwrite.
+ */
+export function scriptWriter(folder: string | undefined, cwd: string): (script: string, member: FleetMember) => WorkOutcome {
+  if (!folder) {
+    throw new UsageError('sql over a fleet writes one script per database into a folder', { hint: 'pass --out <folder>, e.g. --out scripts' });
+  }
+  const written = new Set<string>();
+  return (script, member) => {
+    const file = join(folder, `${member.name.replace(/[^\w.-]+/g, '_')}.sql`);
+    if (written.has(file)) throw new UsageError(`${member.name}: its script would overwrite ${file}`, { hint: 'give the databases names that differ in letters or digits' });
+    written.add(file);
+    mkdirSync(resolve(cwd, folder), { recursive: true });
+    writeFileSync(resolve(cwd, file), script);
+    return { version: null, summary: `wrote ${relative(cwd, resolve(cwd, file))}` };
+  };
 }

@@ -13,6 +13,8 @@ import { schedule } from './schedule.js';
 import { inShard, parseShard } from './shard.js';
 import { listFleet, type FleetMember } from './sources.js';
 
+export type { FleetMember };
+
 export interface FleetFlags {
   concurrency?: string;
   canary?: string;
@@ -34,7 +36,7 @@ export interface WorkOutcome {
   finding?: TidemarkError;
 }
 
-export type FleetWork = (migrator: Migrator) => Promise<WorkOutcome>;
+export type FleetWork = (migrator: Migrator, member: FleetMember) => Promise<WorkOutcome>;
 
 const DEFAULT_CONCURRENCY = 4;
 
@@ -85,7 +87,7 @@ export async function runFleet(
     const migrator = new Migrator(memberConfig(base, member), listener);
     running.add(migrator);
     progress.start();
-    const result = await outcome(member.name, () => work(migrator), reporter);
+    const result = await outcome(member.name, () => work(migrator, member), reporter);
     if (result.error !== null) log?.error(result.error);
     running.delete(migrator);
     results.set(member.name, result);
