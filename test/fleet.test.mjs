@@ -60,6 +60,9 @@ sqlite('a broken tenant stops the fleet by default; --keep-going runs all; --onl
     assert.match(retried.stdout, /ok\s+sqlite:data\/tenants\/t07\.db\s+1 applied, at 2/);
     assert.match(retried.stdout, /migrate over 1 databases: 1 ok/);
     assert.equal(await ledgerVersions(dbs.t07), [1, 2]);
+    const nothing = cli('migrate', '--only-failed');
+    assert.is(nothing.code, 0, nothing.output);
+    assert.match(nothing.stdout, /^nothing to retry: the last migrate over this fleet left no database failed or not run$/m);
 
     const rerun = cli('migrate', '--json');
     assert.is(rerun.code, 0, rerun.output);

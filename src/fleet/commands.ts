@@ -41,14 +41,21 @@ export function verified(report: VerifyReport): WorkOutcome {
  * `sql` over a fleet: each database's script in `folder`, named after the database (characters a file
  * name cannot hold become `_`). Two names that would share a file fail rather than overwrite.
  */
-export function scriptWriter(folder: string | undefined, cwd: string): (script: string, member: FleetMember) => WorkOutcome {
+export function scriptWriter(
+  folder: string | undefined,
+  cwd: string,
+): (script: string, member: FleetMember) => WorkOutcome {
   if (!folder) {
-    throw new UsageError('sql over a fleet writes one script per database into a folder', { hint: 'pass --out <folder>, e.g. --out scripts' });
+    const hint = 'pass --out <folder>, e.g. --out scripts';
+    throw new UsageError('sql over a fleet writes one script per database into a folder', { hint });
   }
   const written = new Set<string>();
   return (script, member) => {
     const file = join(folder, `${member.name.replace(/[^\w.-]+/g, '_')}.sql`);
-    if (written.has(file)) throw new UsageError(`${member.name}: its script would overwrite ${file}`, { hint: 'give the databases names that differ in letters or digits' });
+    if (written.has(file)) {
+      const hint = 'give the databases names that differ in letters or digits';
+      throw new UsageError(`${member.name}: its script would overwrite ${file}`, { hint });
+    }
     written.add(file);
     mkdirSync(resolve(cwd, folder), { recursive: true });
     writeFileSync(resolve(cwd, file), script);

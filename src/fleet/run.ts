@@ -54,12 +54,12 @@ export async function runFleet(
 ): Promise<number> {
   const concurrency = count(flags.concurrency, '--concurrency', DEFAULT_CONCURRENCY, 1);
   const canary = count(flags.canary, '--canary', 0, 0);
-  const shard = flags.shard === undefined ? null : parseShard(flags.shard);
   const reportPath = resolve(base.cwd, dirname(base.log ?? 'logs/migration.log'), 'fleet-last.json');
-  const retry = flags.onlyFailed ? unfinishedNames(reportPath, command) : null;
-  let members = await listFleet(setting, base.cwd, process.env);
-  if (shard) members = members.filter((m) => inShard(m.name, shard));
-  if (retry) members = members.filter((m) => retry.has(m.name));
+  const members = await selectMembers(command, setting, base, flags, reportPath);
+  if (flags.onlyFailed && members.length === 0) {
+    process.stdout.write(`nothing to retry: the last ${command} over this fleet left no database failed or not run\n`);
+    return ExitCode.ok;
+  }
 
   const secrets = [...base.secrets, ...members.map((m) => passwordOf(m.url)).filter((s): s is string => Boolean(s))];
   const reporter = new Reporter({ json: Boolean(flags.json), quiet: Boolean(flags.quiet), secrets });
@@ -121,6 +121,22 @@ function memberLog(base: Config, reporter: Reporter): MigrationLog {
     redact: (text) => reporter.redact(text),
     onWriteError: (message) => reporter.out(`warning: ${message}`),
   });
+}
+
+/** The fleet as listed, then this shard of it, then (--only-failed) what the last run left unfinished. */
+async function selectMembers(
+  command: string,
+  setting: FleetSetting,
+  base: Config,
+  flags: FleetFlags,
+  reportPath: string,
+): Promise<FleetMember[]> {
+  const shard = flags.shard === undefined ? null : parseShard(flags.shard);
+  const retry = flags.onlyFailed ? unfinishedNames(reportPath, command) : null;
+  let members = await listFleet(setting, base.cwd, process.env);
+  if (shard) members = members.filter((m) => inShard(m.name, shard));
+  if (retry) members = members.filter((m) => retry.has(m.name));
+  return members;
 }
 
 /**
