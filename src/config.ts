@@ -20,8 +20,10 @@ export interface ConfigFlags {
   wait?: string | number | boolean;
   /** PostgreSQL statement_timeout for each migration, e.g. 30s, 5min, 500ms. */
   statementTimeout?: string;
-  /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock. */
+  /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock (0: no limit). */
   pgLockTimeout?: string;
+  /** PostgreSQL: how many times a migration that hit its lock_timeout is tried again, with back-off. */
+  lockRetries?: string | number;
   /** The migration log's path, or false (`--no-log`) for none. */
   log?: string | false;
   /** With several databases configured: work on this one only. */
@@ -63,6 +65,8 @@ export interface Config {
   /** Set (with SET LOCAL) in each PostgreSQL migration; null leaves the server's setting. */
   statementTimeout: string | null;
   pgLockTimeout: string | null;
+  /** Retries of a migration whose lock_timeout expired (PostgreSQL). */
+  lockRetries: number;
   /** Where commands that change the database append their log lines; null: no log. */
   log: string | null;
   /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
@@ -115,6 +119,12 @@ export const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_LOCK_TTL_SECONDS = 30;
+/**
+ * A migration waits at most this long for a table lock, then retries: waiting longer would queue the
+ * application's own queries on that table behind it (PostgreSQL grants locks in order).
+ */
+const DEFAULT_PG_LOCK_TIMEOUT = '5s';
+const DEFAULT_LOCK_RETRIES = 3;
 const DEFAULT_WAIT_SECONDS = 60;
 const DEFAULT_LOG = 'logs/migration.log';
 
@@ -201,7 +211,8 @@ function configFor(
     lockTtlSeconds: seconds(flags.lockTtl ?? DEFAULT_LOCK_TTL_SECONDS, '--lock-ttl', 1),
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
-    pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
+    pgLockTimeout: duration(flags.pgLockTimeout ?? DEFAULT_PG_LOCK_TIMEOUT, '--pg-lock-timeout'),
+    lockRetries: count(flags.lockRetries ?? DEFAULT_LOCK_RETRIES, '--lock-retries'),
     log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
@@ -265,6 +276,12 @@ function seconds(value: string | number, flag: string, least = 0): number {
   if (!/^\d+$/.test(text) || Number(text) < least) {
     throw new UsageError(`${flag} takes whole seconds${least > 0 ? ` (at least ${least})` : ''}, not "${text}"`, { hint: `e.g. ${flag} 30` });
   }
+  return Number(text);
+}
+
+function count(value: string | number, flag: string): number {
+  const text = String(value);
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes a whole number, not "${text}"`, { hint: `e.g. ${flag} 3 (0: no retry)` });
   return Number(text);
 }
 

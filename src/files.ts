@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { isUtf8 } from 'node:buffer';
+import { hash } from 'node:crypto';
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { UsageError } from './errors.js';
 import { lexSql, readSqlFile, statementsToRun } from './sql/reader.js';
 import { controlsTransaction, type Statement } from './sql/statements.js';
@@ -113,17 +114,18 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   }
   const problems: string[] = [];
   const files: SqlFile[] = [];
+  const places = { shown: folderPrefix(dir), full: folderPrefix(folder) };
   for (const { name: fileName, link } of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     // Only links need a stat: readdir already says what everything else is (10,000 stats cost 120 ms).
-    const kind = link ? linkTarget(join(folder, fileName)) : 'file';
+    const kind = link ? linkTarget(places.full + fileName) : 'file';
     if (kind === 'other') continue;
     if (kind === 'broken') {
-      problems.push(`${join(dir, fileName)}: a symbolic link to a file that does not exist; fix or remove the link`);
+      problems.push(`${places.shown + fileName}: a symbolic link to a file that does not exist; fix or remove the link`);
       continue;
     }
-    const file = parseFileName(dir, fileName, folder);
+    const file = fileFromName(fileName, places);
     if (file) files.push(file);
-    else problems.push(`${join(dir, fileName)}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
+    else problems.push(`${places.shown + fileName}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
   }
   problems.push(...checkConsistency(files));
   if (problems.length > 0) {
@@ -145,13 +147,27 @@ function linkTarget(path: string): 'file' | 'broken' | 'other' {
   }
 }
 
+/**
+ * What path.join(folder, name) gives for a plain file name, as a prefix: joined once per folder, not
+ * once per file (at 10,000 migrations, 40,000 joins cost about 40 ms).
+ */
+function folderPrefix(folder: string): string {
+  const normalized = join(folder);
+  if (normalized === '.') return '';
+  return normalized.endsWith(sep) ? normalized : normalized + sep;
+}
+
 export function parseFileName(dir: string, fileName: string, folder: string = dir): SqlFile | null {
+  return fileFromName(fileName, { shown: folderPrefix(dir), full: folderPrefix(folder) });
+}
+
+function fileFromName(fileName: string, places: { shown: string; full: string }): SqlFile | null {
   const match = FILE_NAME.exec(fileName);
   if (!match) return null;
   const [, versionText, name, rollback, dialect] = match as unknown as [string, string, string, string?, Dialect?];
   return {
-    path: join(dir, fileName),
-    fullPath: join(folder, fileName),
+    path: places.shown + fileName,
+    fullPath: places.full + fileName,
     version: Number(versionText),
     versionText,
     name,
@@ -164,6 +180,7 @@ export function parseFileName(dir: string, fileName: string, folder: string = di
 function checkConsistency(files: SqlFile[]): string[] {
   const problems: string[] = [];
   for (const [version, group] of groupByVersion(files)) {
+    if (isPlainPair(group)) continue;
     const list = (fs: SqlFile[]) => fs.map((f) => f.path).join(', ');
     if (!Number.isSafeInteger(version)) {
       problems.push(`${list(group)}: version ${group[0]!.versionText} is too large; use at most 15 digits`);
@@ -201,9 +218,21 @@ function checkConsistency(files: SqlFile[]): string[] {
   return problems;
 }
 
+/** The common case, checked without the general rules: one portable forward file, at most one portable rollback of the same name. */
+function isPlainPair(group: SqlFile[]): boolean {
+  const [first, second] = group;
+  if (group.length > 2 || !Number.isSafeInteger(first!.version) || first!.dialect !== null) return false;
+  if (!second) return first!.kind === 'forward';
+  return second.dialect === null && second.name === first!.name && first!.kind !== second.kind;
+}
+
 function groupByVersion(files: readonly SqlFile[]): Map<number, SqlFile[]> {
   const groups = new Map<number, SqlFile[]>();
-  for (const f of files) groups.set(f.version, [...(groups.get(f.version) ?? []), f]);
+  for (const f of files) {
+    const group = groups.get(f.version);
+    if (group) group.push(f);
+    else groups.set(f.version, [f]);
+  }
   return groups;
 }
 
@@ -270,9 +299,41 @@ export function readSourceText(file: SqlFile): SourceText {
   return { text, checksum: checksumOf(text) };
 }
 
-/** The checksum alone, without splitting the file into statements: all an applied file needs. */
+/**
+ * The checksum alone, without splitting the file into statements: all an applied file needs. Every
+ * applied file is hashed on every run, so the common file (UTF-8, no BOM, no CR) is hashed as the
+ * bytes read into one shared buffer, which are exactly its normalized text: no string, no allocation
+ * per file. Any other file takes the full read, with its errors (a byte that is not UTF-8).
+ */
 export function fileChecksum(file: SqlFile): string {
+  const bytes = readIntoShared(file.fullPath);
+  if (isUtf8(bytes) && bytes.indexOf(CR) < 0 && !(bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf)) {
+    return hash('sha256', bytes, 'hex');
+  }
   return checksumOf(readMigrationText(file));
+}
+
+const CR = 0x0d;
+let shared = Buffer.allocUnsafe(64 * 1024);
+
+/** The file's bytes, in the shared buffer (valid until the next call); the buffer grows for a larger file. */
+function readIntoShared(fullPath: string): Buffer {
+  const fd = openSync(fullPath, 'r');
+  try {
+    let length = 0;
+    for (;;) {
+      if (length === shared.length) {
+        const larger = Buffer.allocUnsafe(shared.length * 2);
+        shared.copy(larger);
+        shared = larger;
+      }
+      const read = readSync(fd, shared, length, shared.length - length, null);
+      if (read === 0) return shared.subarray(0, length);
+      length += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Checksums of the forward and rollback files as they are now, by version. */
@@ -423,7 +484,8 @@ function opening(statement: Statement): string {
 }
 
 export function checksumOf(normalizedText: string): string {
-  return createHash('sha256').update(normalizedText, 'utf8').digest('hex');
+  // crypto.hash, one call: three times faster than createHash().update().digest() on small files.
+  return hash('sha256', normalizedText, 'hex');
 }
 
 /** `-- tidemark:<directive>` comments in the leading comment block of a file. */

@@ -50,19 +50,19 @@ import {
   type RollbackStep,
   type StatusEntry,
 } from './plan.js';
-import { checkBackup, takeBackup, type BackupOptions, type BackupResult } from './backup.js';
 import type { EventListener, ForceChanges, MigratorEvents } from './events.js';
-import { init, type InitOptions, type InitStep } from './init.js';
 import { irreversibleRollback, sourceFile } from './reversibility.js';
 import { forwardTemplate, isUntouchedTemplate, rollbackTemplate } from './templates.js';
-import { shellScript, type ShellScriptPlan } from './sqlscript.js';
+// The modules of the other commands are imported when their command runs (`await import`), so the
+// common deploy, a no-op migrate, loads none of them; only their types are named here.
+import type { BackupOptions, BackupResult } from './backup.js';
+import type { InitOptions, InitStep } from './init.js';
+import type { ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
-import { verify, type VerifyOptions } from './verify.js';
-import { distinctFindings, findingLines, lintScripts, type LintResult } from './linting.js';
-import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './import/convert.js';
-import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './import/folder.js';
-import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './import/ledgers.js';
+import type { VerifyOptions } from './verify.js';
+import type { LintResult } from './linting.js';
+import type { Conversion, ConvertedFile, SourceFormat } from './import/convert.js';
 
 export interface MigrateOptions {
   target?: number;
@@ -299,7 +299,7 @@ export class Migrator {
       this.checkWritten(m, run);
       runs.push(run);
     }
-    if (runs.length > 0) this.checkLint(await this.lintOf(runs.map((r) => r.script), dialect), options.strict ?? this.config.strict);
+    if (runs.length > 0) await this.checkLint(await this.lintOf(runs.map((r) => r.script), dialect), options.strict ?? this.config.strict);
     return { ...plan, runs };
   }
 
@@ -474,7 +474,8 @@ export class Migrator {
   }
 
   /** Each finding as a warning; with `strict`, any finding refuses the run before anything changes. */
-  private checkLint(result: LintResult, strict: boolean): void {
+  private async checkLint(result: LintResult, strict: boolean): Promise<void> {
+    const { findingLines } = await import('./linting.js');
     for (const finding of result.findings) this.emit({ type: 'warning', message: findingLines(finding).join('\n') });
     if (!strict || result.findings.length === 0) return;
     const count = result.findings.length;
@@ -484,7 +485,8 @@ export class Migrator {
     });
   }
 
-  private lintOf(scripts: Script[], dialect: Dialect): Promise<LintResult> {
+  private async lintOf(scripts: Script[], dialect: Dialect): Promise<LintResult> {
+    const { lintScripts } = await import('./linting.js');
     return lintScripts(scripts, dialect, { lockTimeoutConfigured: Boolean(this.config.pgLockTimeout) && this.config.pgLockTimeout !== '0' });
   }
 
@@ -506,6 +508,7 @@ export class Migrator {
       results.push(await this.lintOf(scripts, dialect));
     }
     const files = [...new Set(results.flatMap((r) => r.files))];
+    const { distinctFindings } = await import('./linting.js');
     return { findings: distinctFindings(results.flatMap((r) => r.findings)), files, ms: performance.now() - started };
   }
 
@@ -576,6 +579,7 @@ export class Migrator {
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
     const { migrations, target } = this.migrations();
+    const { verify } = await import('./verify.js');
     return this.withDriver(target, { create: false, lock: false }, ({ driver }) =>
       verify({ driver, target, config: this.config, migrations, emit: this.emit, migratorFor: (config) => new Migrator(config) }, options),
     );
@@ -683,6 +687,9 @@ export class Migrator {
   async import(format: SourceFormat, source: string, options: ImportOptions = {}): Promise<ImportResult> {
     const { cwd } = this.config;
     const dryRun = Boolean(options.dryRun);
+    const { convert, SOURCE_FORMATS } = await import('./import/convert.js');
+    const { filesToWrite, readSourceFolder, removeWritten } = await import('./import/folder.js');
+    const { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } = await import('./import/ledgers.js');
     const conversion = convert(format, readSourceFolder(source, cwd));
     if (conversion.files.length === 0) {
       throw new UsageError(`found no ${format} migration to convert in ${source}`, {
@@ -693,7 +700,7 @@ export class Migrator {
     const toWrite = filesToWrite(conversion.files, this.dir, cwd);
     const kept = conversion.files.filter((f) => !toWrite.includes(f)).map((f) => join(this.dir, f.fileName));
     const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
-    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : this.writeImported(toWrite) };
+    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : await this.writeImported(toWrite) };
     const target = parseTarget(this.config.url, cwd);
     // The other tool's ledger must be there already: a missing database is an error, not created empty.
     return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
@@ -710,7 +717,7 @@ export class Migrator {
       planAdopt([], await driver.readLedger(), versions);
       const adopted = { database: driver.description, table: spec.table, versions };
       if (dryRun) return { ...result, adopted };
-      const written = this.writeImported(toWrite);
+      const written = await this.writeImported(toWrite);
       try {
         const { migrations } = this.migrations();
         const plan = (ledger: LedgerRow[]) => planAdopt(migrations, ledger, versions);
@@ -724,7 +731,8 @@ export class Migrator {
   }
 
   /** Writes the converted files; if the folder as a whole is not a valid migrations folder then, removes them again. */
-  private writeImported(files: ConvertedFile[]): string[] {
+  private async writeImported(files: ConvertedFile[]): Promise<string[]> {
+    const { removeWritten, writeConverted } = await import('./import/folder.js');
     const written = writeConverted(files, this.dir, this.config.cwd);
     try {
       discover(this.dir, this.config.cwd);
@@ -760,6 +768,7 @@ export class Migrator {
         plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
       }
       for (const { script } of plan.steps) for (const line of script.skipped) this.emit({ type: 'notice', message: line });
+      const { shellScript } = await import('./sqlscript.js');
       return shellScript(driver.shell, plan);
     });
   }
@@ -778,7 +787,6 @@ export class Migrator {
     return files.map(([fileName]) => join(this.dir, fileName));
   }
 
-  /** Adds tidemark to the app in the working folder: npm scripts, DATABASE_URL in .env, a first migration pair. */
   /**
    * Writes a backup of the whole database into the backup folder (`backups/`): SQLite with VACUUM
    * INTO, PostgreSQL with pg_dump -Fc; both consistent while the application keeps writing.
@@ -791,6 +799,7 @@ export class Migrator {
   }
 
   private async backupAt(target: Target, driver: Driver, ledger: LedgerRow[], options: BackupOptions | true): Promise<BackupResult> {
+    const { takeBackup } = await import('./backup.js');
     const result = await takeBackup(this.config, target, currentVersion(ledger), options === true ? {} : options);
     this.emit({ type: 'backup', database: driver.description, ...result });
     return result;
@@ -802,6 +811,7 @@ export class Migrator {
    */
   async restore(file: string, confirm: (version: number) => Promise<boolean>): Promise<{ version: number }> {
     const target = parseTarget(this.config.url, this.config.cwd);
+    const { checkBackup } = await import('./backup.js');
     const { tool, path, version } = await checkBackup(this.config, target, file);
     if (!(await confirm(version))) throw new UsageError('restore cancelled; nothing was changed');
     return this.withDriver(target, { create: false, lock: true }, async ({ driver }) => {
@@ -812,7 +822,9 @@ export class Migrator {
     });
   }
 
-  init(options: InitOptions = {}): InitStep[] {
+  /** Adds tidemark to the app in the working folder: npm scripts, DATABASE_URL in .env, a first migration pair. */
+  async init(options: InitOptions = {}): Promise<InitStep[]> {
+    const { init } = await import('./init.js');
     return init(this.config.cwd, this.dir, options, () => this.create('first_migration'));
   }
 }

@@ -125,14 +125,18 @@ const HAZARDS = {
 cli('with no database configured: every file; file:line:col [rule], exit 3; --json and --format github', () => {
   const cwd = makeProject(HAZARDS);
   try {
-    const text = runCli(['lint'], { cwd });
+    // tidemark sets a lock_timeout of its own by default: lock-timeout is a finding when that is off.
+    const defaults = runCli(['lint'], { cwd });
+    assert.is(defaults.code, 3, defaults.output);
+    assert.not.match(defaults.stdout, '[lock-timeout]');
+    const text = runCli(['lint', '--pg-lock-timeout', '0'], { cwd });
     assert.is(text.code, 3, text.output);
     assert.match(text.stdout, 'sql/002_drop_a.sql:1:1: [drop] drops column "base.a"');
     assert.match(text.stdout, '  safe: expand/contract');
     // Both dialects' rules, as no database says which one runs the files: PostgreSQL's adds lock-timeout.
     assert.match(text.stdout, 'sql/002_drop_a.sql:1:1: [lock-timeout]');
     assert.match(text.stdout, 'lint: 2 findings in 2 files');
-    const json = runCli(['lint', '--json'], { cwd });
+    const json = runCli(['lint', '--json', '--pg-lock-timeout', '0'], { cwd });
     assert.is(json.code, 3, json.output);
     const parsed = JSON.parse(json.stdout);
     assert.equal(parsed.files, ['sql/001_base.sql', 'sql/002_drop_a.sql']);

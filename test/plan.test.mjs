@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checksumOf, discover, normalizeText, parseDirectives, parseFileName } from '../dist/files.js';
+import { checksumOf, discover, fileChecksum, normalizeText, parseDirectives, parseFileName } from '../dist/files.js';
 import { assertReversible, dirtyResolution, planForce, planMigrate, planResolve, planRollback, planStatus } from '../dist/plan.js';
 
 const files = suite('files');
@@ -28,6 +28,23 @@ files('checksum ignores a BOM and CRLF line endings', () => {
   const text = 'CREATE TABLE a (id int);\nSELECT 1;\n';
   assert.is(checksumOf(normalizeText('\uFEFF' + text.replace(/\n/g, '\r\n'))), checksumOf(normalizeText(text)));
   assert.is.not(checksumOf(normalizeText(text + ' ')), checksumOf(normalizeText(text)));
+});
+
+files('a file read for its checksum alone gets the checksum of its normalized text, at any size', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tidemark-checksum-'));
+  try {
+    const big = `${'-- a long comment line, repeated past the read buffer\n'.repeat(6000)}SELECT 'é';\n`;
+    const texts = ['SELECT 1;\n', big, '\uFEFFSELECT 1;\r\nSELECT 2;\r\n', 'SELECT 1;\rSELECT 2;\n', ''];
+    for (const [i, text] of texts.entries()) {
+      const name = `00${i + 1}_t.sql`;
+      writeFileSync(join(dir, name), text);
+      assert.is(fileChecksum(parseFileName(dir, name)), checksumOf(normalizeText(text)), JSON.stringify(text.slice(0, 20)));
+    }
+    writeFileSync(join(dir, '009_latin1.sql'), Buffer.from([0x53, 0xe9, 0x0a]));
+    assert.throws(() => fileChecksum(parseFileName(dir, '009_latin1.sql')), /009_latin1\.sql:1:2: not valid UTF-8 text \(byte 0xE9\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 files('directives come from the leading comments only', () => {

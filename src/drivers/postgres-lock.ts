@@ -9,7 +9,7 @@ import type { TableName } from '../config.js';
 import { ConnectionError } from '../errors.js';
 import type { LockOptions } from './driver.js';
 import { pollUntil } from './poll.js';
-import { tidemarkTables } from './postgres-schema.js';
+import { tidemarkTables } from './postgres-tables.js';
 
 /** The lock a run holds until it closes. */
 export interface RunLock {

@@ -4,26 +4,10 @@ import postgres from 'postgres';
 import type { TableName } from '../config.js';
 import { ConnectionError } from '../errors.js';
 import type { ScratchResult } from './scratch.js';
+import { tidemarkTables } from './postgres-tables.js';
 import { fingerprint, normalizeSnapshot, normalizeSql, type Constraint, type Routine, type Snapshot } from '../schema.js';
 
 type Session = Pick<postgres.Sql, 'unsafe'>;
-
-const quote = (identifier: string) => `"${identifier}"`;
-
-/**
- * Quoted, schema-qualified names of the ledger, its history, the lock table (--lock table) and
- * `<table>_schema`, where earlier versions stored snapshots: never read or written now, only
- * kept out of snapshots so that an old installation does not see it as drift.
- */
-export function tidemarkTables(table: TableName): { ledger: string; history: string; snapshots: string; lock: string } {
-  const qualify = (name: string) => (table.schema ? `${quote(table.schema)}.` : '') + quote(name);
-  return {
-    ledger: qualify(table.name),
-    history: qualify(`${table.name}_history`),
-    snapshots: qualify(`${table.name}_schema`),
-    lock: qualify(`${table.name}_lock`),
-  };
-}
 
 /**
  * Schemas that hold the application's objects, not the system's. A session started with

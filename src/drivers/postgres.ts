@@ -31,7 +31,8 @@ import {
 import type { Snapshot } from '../schema.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
-import { readPostgresSnapshot, tidemarkTables } from './postgres-schema.js';
+import { retryOnLockTimeout } from './postgres-retry.js';
+import { tidemarkTables } from './postgres-tables.js';
 
 const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -40,7 +41,7 @@ export interface PostgresOptions {
   description: string;
   table: TableName;
   onNotice: (message: string) => void;
-  timeouts: { statementTimeout: string | null; pgLockTimeout: string | null };
+  timeouts: { statementTimeout: string | null; pgLockTimeout: string | null; lockRetries: number };
 }
 
 /** Who the session is at connection, and its current schema. */
@@ -393,6 +394,19 @@ class PostgresDriver implements Driver {
    * The server measures the time, so no extra trip is needed to record it.
    */
   async runStep(step: Step): Promise<number | null> {
+    const { pgLockTimeout, lockRetries } = this.options.timeouts;
+    // Inside --single-transaction a retry would have to redo the migrations before it too.
+    if (!step.ownTransaction || pgLockTimeout === null || lockRetries === 0) return this.runStepOnce(step);
+    return retryOnLockTimeout(() => this.runStepOnce(step), {
+      retries: lockRetries,
+      lockTimeout: pgLockTimeout,
+      rollback: () => this.rollback(),
+      onNotice: this.options.onNotice,
+      session: this.session,
+    });
+  }
+
+  private async runStepOnce(step: Step): Promise<number | null> {
     const { entry, history } = stepRecords(step, null);
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
@@ -515,7 +529,9 @@ class PostgresDriver implements Driver {
     return (await this.query(historyQuery(this.history, `to_char(at, 'YYYY-MM-DD HH24:MI:SS')`))).map(toHistoryRow);
   }
 
-  snapshot(): Promise<Snapshot> {
+  /** The catalog queries load only here: migrate never needs them. */
+  async snapshot(): Promise<Snapshot> {
+    const { readPostgresSnapshot } = await import('./postgres-schema.js');
     return readPostgresSnapshot(this.session, this.options.table);
   }
 

@@ -11,7 +11,6 @@ import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
-import { readSqliteSnapshot } from './sqlite-schema.js';
 import { SqliteRunLock, sqliteLockHolder } from './sqlite-lock.js';
 import {
   ADDED_COLUMNS,
@@ -401,7 +400,9 @@ class SqliteDriver implements Driver {
     return exists.length === 0 ? [] : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
   }
 
-  snapshot(): Promise<Snapshot> {
+  /** The catalog queries load only here: migrate never needs them. */
+  async snapshot(): Promise<Snapshot> {
+    const { readSqliteSnapshot } = await import('./sqlite-schema.js');
     return readSqliteSnapshot((sql, params) => this.all(sql, params), this.options.table);
   }
 

@@ -7,9 +7,9 @@ import { lexPostgres } from '../sql/postgres-lexer.js';
 import { lexSqlite } from '../sql/sqlite-lexer.js';
 import { controlsTransaction, type LexedSql } from '../sql/statements.js';
 import { UnclosedError } from '../sql/tokens.js';
+import type { SourceFormat } from './formats.js';
 
-export const SOURCE_FORMATS = ['golang-migrate', 'dbmate', 'goose', 'flyway', 'node-pg-migrate'] as const;
-export type SourceFormat = (typeof SOURCE_FORMATS)[number];
+export { SOURCE_FORMATS, type SourceFormat } from './formats.js';
 
 /** A file of the other tool's folder: its path below that folder (with `/`) and its bytes as latin1. */
 export interface SourceFile {
