@@ -32,6 +32,8 @@ export interface ConfigFlags {
   scratchUrl?: string;
   /** Where backups are written (default backups/, or backups/<name>/ with several databases). */
   backupDir?: string;
+  /** A fleet source (see src/fleet/sources.ts): work over many databases. */
+  fleet?: string | false;
   /** migrate refuses files the lint finds lock hazards in (--strict; --no-strict turns a configured one off). */
   strict?: boolean;
 }
@@ -103,6 +105,14 @@ interface ProjectSettings extends DatabaseSettings {
   log?: string;
   strict?: boolean;
   databases?: Record<string, DatabaseSettings>;
+  /** A fleet source, or { "source", "url" } with the control database's URL (`env:NAME` allowed). */
+  fleet?: string | { source?: unknown; url?: unknown };
+}
+
+/** A fleet to work over: the source as written, and the database its query runs on (when it has one). */
+export interface FleetSetting {
+  spec: string;
+  url: string | undefined;
 }
 
 export const CONFIG_FILE = 'tidemark.config.json';
@@ -145,6 +155,28 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   }
   return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings));
 }
+
+/**
+ * `--fleet`, else the project's "fleet" setting, else null. Call after loadConfigs (which loads .env).
+ * The control database: --url, else the setting's "url", else DATABASE_URL, else the project's "url".
+ */
+export function loadFleetSetting(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): FleetSetting | null {
+  const settings = readProjectSettings(cwd);
+  const fleet = settings.fleet;
+  if (flags.fleet === false || (flags.fleet === undefined && fleet === undefined)) return null;
+  if (settings.databases) {
+    throw new UsageError('a fleet and a "databases" map cannot be combined', { hint: 'remove "databases", or pass --db to work on one of them without the fleet' });
+  }
+  const configured = typeof fleet === 'string' ? { source: fleet } : (fleet ?? {});
+  const spec = flags.fleet ?? configured.source;
+  if (typeof spec !== 'string' || (configured.url !== undefined && typeof configured.url !== 'string')) {
+    throw new UsageError('"fleet" must be a source, or { "source": "...", "url": "env:NAME" }', { hint: FLEET_HINT });
+  }
+  const url = flags.url || resolveUrl('fleet', configured.url as string | undefined, env) || env.DATABASE_URL || settings.url || undefined;
+  return { spec, url };
+}
+
+const FLEET_HINT = 'e.g. "tidemark": { "fleet": "sqlite:data/tenants/*.db" } or { "fleet": { "source": "query:select url from tenants", "url": "env:CONTROL_URL" } }';
 
 /** Exactly one database: the API's and single-database commands' view. */
 export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config {
@@ -354,7 +386,7 @@ function userInfoOf(url: string): string | undefined {
   return at < 0 ? undefined : rest.slice(0, at);
 }
 
-function passwordOf(url: string | undefined): string | undefined {
+export function passwordOf(url: string | undefined): string | undefined {
   const info = url ? userInfoOf(url) : undefined;
   const colon = info?.indexOf(':') ?? -1;
   if (!info || colon < 0 || colon === info.length - 1) return undefined;
