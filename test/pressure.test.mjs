@@ -222,14 +222,17 @@ pressure('too many clients for the lock table\'s connection: exit 4 with the ser
   const name = new URL(p.db.url).pathname.slice(1);
   try {
     await admin.unsafe(`drop role if exists ${role}`);
-    await admin.unsafe(`create role ${role} login connection limit 1`);
+    // A password: the embedded server checks passwords on TCP (the machine's server may trust).
+    await admin.unsafe(`create role ${role} login password 'limited-secret-9' connection limit 1`);
     await admin.unsafe(`alter database "${name}" owner to ${role}`);
     const url = new URL(p.db.url);
     url.username = role;
+    url.password = 'limited-secret-9';
     const r = runCli(['migrate', '--lock', 'table'], { cwd: p.cwd, env: { DATABASE_URL: url.toString() } });
+    assert.not.match(r.output, 'limited-secret-9', 'the password is never printed');
     assert.is(r.code, 4, r.output);
     assertNoStack(r);
-    assert.match(r.stderr, /error: .*too many connections for role/);
+    assert.match(r.stderr, /error: .*too many connections for role/, r.stderr);
     assert.match(r.stderr, /hint: /);
     assert.equal(await ledgerVersions(p.db), []);
   } finally {
