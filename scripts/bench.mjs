@@ -138,7 +138,10 @@ function installPeers() {
     {
       name: `node-pg-migrate ${version('node-pg-migrate')}`,
       dialects: ['postgres'],
-      migrate: (project, db) => measure(bin('node-pg-migrate'), ['up', '-m', join(project.dir, 'node-pg-migrate')], { env: { DATABASE_URL: db.url } }),
+      // A transaction per migration, as tidemark and dbmate run them (its default, one transaction for
+      // all, runs out of lock slots at 10,000 tables).
+      migrate: (project, db) =>
+        measure(bin('node-pg-migrate'), ['up', '--no-single-transaction', '-m', join(project.dir, 'node-pg-migrate')], { env: { DATABASE_URL: db.url } }),
     },
     {
       name: `postgrator ${version('postgrator')}`,
