@@ -402,7 +402,8 @@ class PostgresDriver implements Driver {
     // The COMMIT goes in the same query: one round trip per migration. Whatever fails before it (the
     // file, the records) leaves the transaction aborted for the caller's rollback, as a separate
     // COMMIT would; the session was reset inside the transaction, so the reset outlives the commit.
-    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit, step.ownTransaction && 'commit'];
+    const commit = step.ownTransaction ? 'commit' : '';
+    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit, commit];
     const tail = `\n;\n${records.filter(Boolean).join(';\n')}`;
     const started = performance.now();
     await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length }, true);
