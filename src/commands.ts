@@ -2,7 +2,7 @@
 // report, the schema printer, import's formats) is imported inside that command's handler, so that
 // `migrate` loads none of it.
 import yargs, { type Argv } from 'yargs';
-import { loadConfigs, parseTarget, type Config, type ConfigFlags } from './config.js';
+import { loadConfigs, loadFleetSetting, parseTarget, type Config, type ConfigFlags, type FleetSetting } from './config.js';
 import {
   ExitCode,
   fileSystemError,
@@ -15,14 +15,21 @@ import {
 import { MigrationLog } from './log.js';
 import { printable, printableJson } from './printable.js';
 import type { InitStep } from './init.js';
+import type { LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/formats.js';
 import type { ForceChanges, MigratorEvent } from './events.js';
 import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
+import type { FleetMember, FleetWork } from './fleet/run.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
+  concurrency?: string;
+  canary?: string;
+  'keep-going'?: boolean;
+  'only-failed'?: boolean;
+  shard?: string;
   /** The running command's options and which of them are boolean (set by a middleware). */
   accepts?: AcceptedOptions;
 }
@@ -32,6 +39,8 @@ interface RunOptions {
   changes?: boolean;
   /** The command rewrites one ledger or folder (force, baseline, create): several databases need --db. */
   oneDatabase?: string;
+  /** The command also runs over a fleet (--fleet or the "fleet" setting): its name and what it does on each. */
+  fleet?: { command: string; work: FleetWork };
 }
 
 /**
@@ -48,6 +57,9 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     // Before anything else: a flag npm kept for itself must not let the command run without it.
     assertNoSwallowedNpmFlags(process.env, args.accepts ?? { names: [], booleans: [] }, process.argv.slice(2));
     configs = loadConfigs(args);
+    const fleet = loadFleetSetting(args);
+    if (fleet && options.fleet) return void (process.exitCode = await runFleetCommand(args, configs, fleet, options));
+    if (args.fleet) throw new UsageError('--fleet works with migrate, rollback, status, verify and sql', { hint: 'pass --url to work on one database of the fleet' });
     if (options.oneDatabase && configs.length > 1) {
       throw new UsageError(`${options.oneDatabase} works on one database, and this project configures ${configs.map((c) => c.name).join(', ')}`, {
         hint: `add --db, e.g. --db ${configs[0]!.name}`,
@@ -75,6 +87,20 @@ async function run(args: GlobalArgs, work: (migrator: Migrator, reporter: Report
     process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
   }
 }
+
+/** Fleet code loads only when a fleet runs: a one-database migrate pays nothing for it. */
+async function runFleetCommand(args: GlobalArgs, configs: Config[], fleet: FleetSetting, { fleet: options, changes }: RunOptions): Promise<number> {
+  const { runFleet } = await import('./fleet/run.js');
+  const flags = { ...args, keepGoing: args['keep-going'], onlyFailed: args['only-failed'], dryRun: args['dry-run'], changes };
+  return runFleet(options!.command, configs[0]!, fleet, flags, options!.work);
+}
+
+/** What each fleet command reports per database (loaded with the fleet). */
+const outcomes = () => import('./fleet/commands.js');
+
+const HISTORY_ONE_DATABASE = new UsageError('status --history works on one database, not over a fleet', {
+  hint: 'pass --no-fleet --url <database> for one database\'s history',
+});
 
 /** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */
 let stoppable: { migrator: Migrator; report: (error: TidemarkError) => void } | null = null;
@@ -149,6 +175,13 @@ async function confirm(what: string, question: string, yes: boolean | undefined,
   return /^y(es)?$/i.test(answer.trim());
 }
 
+async function lintLines(result: LintResult): Promise<string[]> {
+  const { findingLines } = await import('./linting.js');
+  const count = result.findings.length;
+  const summary = `lint: ${count} finding${count === 1 ? '' : 's'} in ${result.files.length} file${result.files.length === 1 ? '' : 's'}`;
+  return [...result.findings.flatMap(findingLines), summary];
+}
+
 function initLines(steps: InitStep[], dryRun: boolean): string[] {
   const lines = steps.map((s) => `${s.action === 'added' ? (dryRun ? 'would add' : 'added') : 'kept'} ${s.path}: ${s.what}`);
   if (!steps.some((s) => s.action === 'added')) lines.push('nothing to change: tidemark is already set up here');
@@ -172,9 +205,19 @@ export function cli(argv: string[]): Promise<unknown> {
     .option('lock-ttl', { type: 'string', describe: '--lock table, SQLite: seconds a dead run\'s lock lasts before another takes it over (default 30)' })
     .option('wait', { type: 'string', describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)' })
     .option('statement-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min' })
-    .option('pg-lock-timeout', { type: 'string', describe: 'PostgreSQL: longest a migration may wait for a table lock, e.g. 10s' })
+    .option('pg-lock-timeout', {
+      type: 'string',
+      describe: 'PostgreSQL: longest a migration may wait for a table lock before it is retried (default 5s; 0: no limit)',
+    })
+    .option('lock-retries', { type: 'string', describe: 'PostgreSQL: retries of a migration whose table lock wait timed out (default 3)' })
     .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
     .option('log', { type: 'string', describe: 'append to this log file (default logs/migration.log); --no-log for none' })
+    .option('fleet', { type: 'string', describe: 'migrate, rollback, status, verify, sql over many databases: sqlite:dir/*.db, urls:file, query:<sql>, schemas:<sql>' })
+    .option('concurrency', { type: 'string', describe: 'fleet: connections per server at once (default 4; one per database, more for verify or --lock table)' })
+    .option('canary', { type: 'string', describe: 'fleet: run the first K databases alone first; any failure stops the fleet' })
+    .option('keep-going', { type: 'boolean', describe: 'fleet: run every database whatever fails (default: start none after a failure)' })
+    .option('only-failed', { type: 'boolean', describe: 'fleet: only the databases the last run of this command failed on or did not reach' })
+    .option('shard', { type: 'string', describe: 'fleet: only the K-th of N stable slices, e.g. 2/4' })
     .command(
       'migrate [target]',
       'apply pending migrations, up to target when given',
@@ -187,19 +230,22 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('sync', { type: 'boolean', describe: 'first undo applied versions this release has no files for (a reverted release), from their stored rollbacks' })
           .option('backup', { type: 'boolean', describe: 'back up the database first when something is pending (see tidemark backup)' })
           .option('keep', { type: 'string', describe: 'with --backup: keep only the newest N backups of this database' })
-          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' }),
-      (args) =>
-        run(args, async (migrator) => {
-          await migrator.migrate({
-            target: wholeNumber(args.target, 'target'),
-            dryRun: args['dry-run'],
-            allowChanged: args['allow-changed'],
-            allowOutOfOrder: args['allow-out-of-order'],
-            singleTransaction: args['single-transaction'],
-            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
-            sync: args.sync,
-          });
-        }, { changes: true }),
+          .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' })
+          .option('strict', { type: 'boolean', describe: 'refuse (exit 2, nothing run) when tidemark lint finds a lock hazard in a pending file' }),
+      (args) => {
+        const options = () => ({
+          strict: args.strict,
+          target: wholeNumber(args.target, 'target'),
+          dryRun: args['dry-run'],
+          allowChanged: args['allow-changed'],
+          allowOutOfOrder: args['allow-out-of-order'],
+          singleTransaction: args['single-transaction'],
+          backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
+          sync: args.sync,
+        });
+        const work = async (m: Migrator) => (await outcomes()).migrated(await m.migrate(options()), Boolean(args['dry-run']));
+        return run(args, async (migrator) => void (await migrator.migrate(options())), { changes: true, fleet: { command: 'migrate', work } });
+      },
     )
     .command(
       'rollback [steps]',
@@ -212,16 +258,17 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('use-stored', { type: 'boolean', describe: 'run the rollback stored in the ledger, not a rollback file that differs from it' })
           .conflicts('to', ['all', 'steps'])
           .conflicts('all', 'steps'),
-      (args) =>
-        run(args, async (migrator) => {
-          await migrator.rollback({
-            steps: wholeNumber(args.steps, 'steps'),
-            to: wholeNumber(args.to, 'version'),
-            all: args.all,
-            useStored: args['use-stored'],
-            dryRun: args['dry-run'],
-          });
-        }, { changes: true }),
+      (args) => {
+        const options = () => ({
+          steps: wholeNumber(args.steps, 'steps'),
+          to: wholeNumber(args.to, 'version'),
+          all: args.all,
+          useStored: args['use-stored'],
+          dryRun: args['dry-run'],
+        });
+        const work = async (m: Migrator) => (await outcomes()).reverted(await m.rollback(options()), Boolean(args['dry-run']));
+        return run(args, async (migrator) => void (await migrator.rollback(options())), { changes: true, fleet: { command: 'rollback', work } });
+      },
     )
     .command(
       'status',
@@ -231,6 +278,11 @@ export function cli(argv: string[]): Promise<unknown> {
         run(args, async (migrator, reporter) => {
           if (args.history) reporter.history(await migrator.history());
           else reporter.status(await migrator.status());
+        }, {
+          fleet: {
+            command: 'status',
+            work: async (m) => (args.history ? Promise.reject(HISTORY_ONE_DATABASE) : (await outcomes()).statusOutcome(await m.status())),
+          },
         }),
     )
     .command(
@@ -312,27 +364,36 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('all', { type: 'boolean', describe: 'rollback script: undo every applied migration' })
           .option('allow-out-of-order', { type: 'boolean', describe: 'as migrate --allow-out-of-order' })
           .option('use-stored', { type: 'boolean', describe: 'rollback script: as rollback --use-stored' })
+          .option('out', { type: 'string', describe: 'with a fleet: write each database\'s script into this folder' })
           .conflicts('target', ['rollback', 'to', 'all'])
           .conflicts('to', 'all'),
-      (args) =>
-        run(args, async (migrator, reporter) => {
+      (args) => {
+        const options = () => {
           // `--rollback` alone is '' (one step); --to and --all mean a rollback script too.
           const steps = args.rollback ? wholeNumber(args.rollback, 'steps') : undefined;
           if (steps !== undefined && (args.to !== undefined || args.all)) {
             throw new UsageError('--rollback <steps> cannot be combined with --to or --all', { hint: 'e.g. tidemark sql --rollback 2, or tidemark sql --to 1' });
           }
-          const rollback = args.rollback !== undefined || args.to !== undefined || Boolean(args.all);
-          const script = await migrator.sql({
+          return {
             target: wholeNumber(args.target, 'target'),
-            rollback,
+            rollback: args.rollback !== undefined || args.to !== undefined || Boolean(args.all),
             steps,
             to: wholeNumber(args.to, 'version'),
             all: args.all,
             allowOutOfOrder: args['allow-out-of-order'],
             useStored: args['use-stored'],
-          });
+          };
+        };
+        let write: ((script: string, member: FleetMember) => Awaited<ReturnType<FleetWork>>) | null = null;
+        const work = async (m: Migrator, member: FleetMember) => {
+          write ??= (await outcomes()).scriptWriter(args.out, process.cwd());
+          return write(await m.sql(options()), member);
+        };
+        return run(args, async (migrator, reporter) => {
+          const script = await migrator.sql(options());
           reporter.out(args.json ? JSON.stringify({ script }) : script.trimEnd());
-        }, { oneDatabase: 'sql' }),
+        }, { oneDatabase: 'sql', fleet: { command: 'sql', work } });
+      },
     )
     .command(
       'create <name>',
@@ -367,16 +428,45 @@ export function cli(argv: string[]): Promise<unknown> {
           .option('fail-fast', { type: 'boolean', describe: '--rollbacks: stop at the first failed or lossy rollback' })
           .option('from-files', { type: 'boolean', describe: 'compare with the files run on a scratch database' })
           .option('scratch-url', { type: 'string', describe: 'build it on this server, or in this empty database' })
+          .option('lint', { type: 'boolean', describe: 'also lint every migration file for lock hazards (see tidemark lint)' })
           .implies('from', 'rollbacks')
           .implies('fail-fast', 'rollbacks'),
+      (args) => {
+        const options = () => ({ rollbacks: args.rollbacks, from: wholeNumber(args.from, 'version'), failFast: args['fail-fast'] });
+        // The files are the same for every database of a fleet: lint them once, not per database.
+        const lintOnce = new UsageError('verify --lint does not run over a fleet', { hint: 'run `tidemark lint --all` once, and verify the fleet without --lint' });
+        const work = async (m: Migrator) => (args.lint ? Promise.reject(lintOnce) : (await outcomes()).verified(await m.verify(options())));
+        return run(args, async (migrator, reporter) => {
+          const report = await migrator.verify(options());
+          const { formatVerifyReport } = await import('./findings.js');
+          const lint = args.lint ? await migrator.lint({ all: true }) : null;
+          if (args.json) reporter.out(printableJson(lint ? { ...report, lint: lint.findings } : report));
+          else {
+            for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
+            if (lint) for (const line of await lintLines(lint)) reporter.out(line);
+          }
+          if (!report.ok || (lint && lint.findings.length > 0)) process.exitCode = ExitCode.verifyFailed;
+        }, { fleet: { command: 'verify', work } });
+      },
+    )
+    .command(
+      'lint [files..]',
+      'check migration files for lock hazards (default: the pending ones); exit 3 on any finding',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: 'migration files to lint' })
+          .option('all', { type: 'boolean', describe: 'lint every migration file' })
+          .option('format', { type: 'string', choices: ['text', 'github'], describe: 'github: ::warning lines that GitHub Actions shows on the files' }),
       (args) =>
         run(args, async (migrator, reporter) => {
-          const from = wholeNumber(args.from, 'version');
-          const report = await migrator.verify({ rollbacks: args.rollbacks, from, failFast: args['fail-fast'] });
-          const { formatVerifyReport } = await import('./findings.js');
-          if (args.json) reporter.out(printableJson(report));
-          else for (const line of formatVerifyReport(report, Boolean(args.quiet))) reporter.out(line);
-          if (!report.ok) process.exitCode = ExitCode.verifyFailed;
+          if (args.all && args.files?.length) throw new UsageError('lint takes files or --all, not both', { hint: 'e.g. tidemark lint --all' });
+          const result = await migrator.lint({ files: args.files, all: args.all });
+          if (args.json) reporter.out(printableJson({ files: result.files, findings: result.findings, ms: Math.round(result.ms) }));
+          else if (args.format === 'github') {
+            const { githubAnnotation } = await import('./linting.js');
+            for (const finding of result.findings) reporter.out(githubAnnotation(finding));
+          } else for (const line of await lintLines(result)) reporter.out(line);
+          if (result.findings.length > 0) process.exitCode = ExitCode.verifyFailed;
         }),
     )
     .command(
@@ -424,7 +514,7 @@ export function cli(argv: string[]): Promise<unknown> {
     .demandCommand(
       1,
       'name a command: migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, ' +
-        'backup, restore or schema',
+        'lint, backup, restore or schema',
     )
     .strict()
     .fail((message, error) => {

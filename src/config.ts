@@ -20,8 +20,10 @@ export interface ConfigFlags {
   wait?: string | number | boolean;
   /** PostgreSQL statement_timeout for each migration, e.g. 30s, 5min, 500ms. */
   statementTimeout?: string;
-  /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock. */
+  /** PostgreSQL lock_timeout for each migration: how long a statement may wait for a table lock (0: no limit). */
   pgLockTimeout?: string;
+  /** PostgreSQL: how many times a migration that hit its lock_timeout is tried again, with back-off. */
+  lockRetries?: string | number;
   /** The migration log's path, or false (`--no-log`) for none. */
   log?: string | false;
   /** With several databases configured: work on this one only. */
@@ -30,6 +32,10 @@ export interface ConfigFlags {
   scratchUrl?: string;
   /** Where backups are written (default backups/, or backups/<name>/ with several databases). */
   backupDir?: string;
+  /** A fleet source (see src/fleet/sources.ts): work over many databases. */
+  fleet?: string | false;
+  /** migrate refuses files the lint finds lock hazards in (--strict; --no-strict turns a configured one off). */
+  strict?: boolean;
 }
 
 export interface TableName {
@@ -59,6 +65,8 @@ export interface Config {
   /** Set (with SET LOCAL) in each PostgreSQL migration; null leaves the server's setting. */
   statementTimeout: string | null;
   pgLockTimeout: string | null;
+  /** Retries of a migration whose lock_timeout expired (PostgreSQL). */
+  lockRetries: number;
   /** Where commands that change the database append their log lines; null: no log. */
   log: string | null;
   /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
@@ -69,6 +77,8 @@ export interface Config {
   secrets: string[];
   /** The folder backups go to (--backup-dir, BACKUP_DIR); relative to cwd. */
   backupDir: string;
+  /** migrate refuses pending files with lint findings (--strict, or "strict": true in the project settings). */
+  strict: boolean;
 }
 
 /**
@@ -93,13 +103,28 @@ interface DatabaseSettings {
 
 interface ProjectSettings extends DatabaseSettings {
   log?: string;
+  strict?: boolean;
   databases?: Record<string, DatabaseSettings>;
+  /** A fleet source, or { "source", "url" } with the control database's URL (`env:NAME` allowed). */
+  fleet?: string | { source?: unknown; url?: unknown };
 }
 
-const CONFIG_FILE = 'tidemark.config.json';
+/** A fleet to work over: the source as written, and the database its query runs on (when it has one). */
+export interface FleetSetting {
+  spec: string;
+  url: string | undefined;
+}
+
+export const CONFIG_FILE = 'tidemark.config.json';
 
 const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 const DEFAULT_LOCK_TTL_SECONDS = 30;
+/**
+ * A migration waits at most this long for a table lock, then retries: waiting longer would queue the
+ * application's own queries on that table behind it (PostgreSQL grants locks in order).
+ */
+const DEFAULT_PG_LOCK_TIMEOUT = '5s';
+const DEFAULT_LOCK_RETRIES = 3;
 const DEFAULT_WAIT_SECONDS = 60;
 const DEFAULT_LOG = 'logs/migration.log';
 
@@ -118,7 +143,7 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (!settings.databases) {
     if (flags.db) throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
     const url = flags.url || env.DATABASE_URL || settings.url || undefined;
-    return [configFor(null, { ...settings, url }, flags, cwd, env)];
+    return [configFor(null, { ...settings, url }, flags, cwd, env, { strict: settings.strict })];
   }
   const named = Object.entries(settings.databases).filter(([name]) => !flags.db || name === flags.db);
   if (named.length === 0) {
@@ -128,8 +153,30 @@ export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env
   if (named.length > 1 && (flags.url || flags.dir)) {
     throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
   }
-  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings.log));
+  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings));
 }
+
+/**
+ * `--fleet`, else the project's "fleet" setting, else null. Call after loadConfigs (which loads .env).
+ * The control database: --url, else the setting's "url", else DATABASE_URL, else the project's "url".
+ */
+export function loadFleetSetting(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): FleetSetting | null {
+  const settings = readProjectSettings(cwd);
+  const fleet = settings.fleet;
+  if (flags.fleet === false || (flags.fleet === undefined && fleet === undefined)) return null;
+  if (settings.databases) {
+    throw new UsageError('a fleet and a "databases" map cannot be combined', { hint: 'remove "databases", or pass --db to work on one of them without the fleet' });
+  }
+  const configured = typeof fleet === 'string' ? { source: fleet } : (fleet ?? {});
+  const spec = flags.fleet ?? configured.source;
+  if (typeof spec !== 'string' || (configured.url !== undefined && typeof configured.url !== 'string')) {
+    throw new UsageError('"fleet" must be a source, or { "source": "...", "url": "env:NAME" }', { hint: FLEET_HINT });
+  }
+  const url = flags.url || resolveUrl('fleet', configured.url as string | undefined, env) || env.DATABASE_URL || settings.url || undefined;
+  return { spec, url };
+}
+
+const FLEET_HINT = 'e.g. "tidemark": { "fleet": "sqlite:data/tenants/*.db" } or { "fleet": { "source": "query:select url from tenants", "url": "env:CONTROL_URL" } }';
 
 /** Exactly one database: the API's and single-database commands' view. */
 export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config {
@@ -140,7 +187,14 @@ export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env:
   return configs[0]!;
 }
 
-function configFor(name: string | null, database: DatabaseSettings, flags: ConfigFlags, cwd: string, env: NodeJS.ProcessEnv, log?: string): Config {
+function configFor(
+  name: string | null,
+  database: DatabaseSettings,
+  flags: ConfigFlags,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  project: Pick<ProjectSettings, 'log' | 'strict'>,
+): Config {
   const url = database.url;
   const suffix = name === null ? '' : `_${name.toUpperCase()}`;
   const schemaVersion = env[`SCHEMA_VERSION${suffix}`];
@@ -157,12 +211,14 @@ function configFor(name: string | null, database: DatabaseSettings, flags: Confi
     lockTtlSeconds: seconds(flags.lockTtl ?? DEFAULT_LOCK_TTL_SECONDS, '--lock-ttl', 1),
     waitSeconds: waitSeconds(flags.wait),
     statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
-    pgLockTimeout: flags.pgLockTimeout === undefined ? null : duration(flags.pgLockTimeout, '--pg-lock-timeout'),
-    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || log || DEFAULT_LOG,
+    pgLockTimeout: duration(flags.pgLockTimeout ?? DEFAULT_PG_LOCK_TIMEOUT, '--pg-lock-timeout'),
+    lockRetries: count(flags.lockRetries ?? DEFAULT_LOCK_RETRIES, '--lock-retries'),
+    log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
     schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
     secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
     backupDir: flags.backupDir || env.BACKUP_DIR || (name === null ? 'backups' : `backups/${name}`),
+    strict: flags.strict ?? project.strict === true,
   };
 }
 
@@ -220,6 +276,12 @@ function seconds(value: string | number, flag: string, least = 0): number {
   if (!/^\d+$/.test(text) || Number(text) < least) {
     throw new UsageError(`${flag} takes whole seconds${least > 0 ? ` (at least ${least})` : ''}, not "${text}"`, { hint: `e.g. ${flag} 30` });
   }
+  return Number(text);
+}
+
+function count(value: string | number, flag: string): number {
+  const text = String(value);
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes a whole number, not "${text}"`, { hint: `e.g. ${flag} 3 (0: no retry)` });
   return Number(text);
 }
 
@@ -324,7 +386,7 @@ function userInfoOf(url: string): string | undefined {
   return at < 0 ? undefined : rest.slice(0, at);
 }
 
-function passwordOf(url: string | undefined): string | undefined {
+export function passwordOf(url: string | undefined): string | undefined {
   const info = url ? userInfoOf(url) : undefined;
   const colon = info?.indexOf(':') ?? -1;
   if (!info || colon < 0 || colon === info.length - 1) return undefined;

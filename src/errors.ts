@@ -22,6 +22,8 @@ export interface ErrorDetails {
   hint?: string;
   /** Extra lines shown under the message (the source line with a caret, the server's detail). */
   context?: string[];
+  /** The database's own code for the error (PostgreSQL's SQLSTATE), when it gave one. */
+  code?: string;
 }
 
 /** Every error tidemark reports to a person: a message, an exit code and, where known, file:line and a fix. */

@@ -15,7 +15,9 @@ export type Dialect = (typeof dialects)[number];
 export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql';
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
-const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible'] as const;
+const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible', 'foreign-keys-off'] as const;
+/** `-- tidemark:allow <rule> <reason>` suppresses a lint finding on its statement: a comment for the lint, not a directive. */
+const ALLOW_COMMENT = 'allow';
 
 /** One .sql file whose name follows the pattern. */
 export interface SqlFile {
@@ -52,6 +54,8 @@ export interface Script {
   checksum: string;
   /** `-- tidemark:no-transaction`: run outside a transaction, guarded by a dirty ledger row. */
   noTransaction: boolean;
+  /** `-- tidemark:foreign-keys-off` (SQLite): foreign keys off around the transaction, checked before commit. */
+  foreignKeysOff: boolean;
   /** What was skipped and why, for a notice when the script runs. */
   skipped: string[];
 }
@@ -250,10 +254,28 @@ export function loadScript(file: SqlFile, dialect: Dialect): Promise<Script> {
 export async function scriptFromText(file: SqlFile, text: string, dialect: Dialect): Promise<Script> {
   const directives = parseDirectives(file.path, text);
   const noTransaction = directives.has('no-transaction');
+  const foreignKeysOff = directives.has('foreign-keys-off');
+  if (foreignKeysOff) checkForeignKeysOff(file.path, noTransaction, dialect);
   if (directives.has('irreversible') && file.kind === 'forward') throw irreversibleInForward(file, text);
   checkMisplacedDirectives(file.path, text);
   const runnable = await runnableText(file.path, text, noTransaction, dialect);
-  return { file, checksum: checksumOf(text), noTransaction, ...runnable };
+  return { file, checksum: checksumOf(text), noTransaction, foreignKeysOff, ...runnable };
+}
+
+/** The directive is SQLite's table-rebuild tool: it needs the transaction it wraps, and PostgreSQL has no such switch. */
+function checkForeignKeysOff(path: string, noTransaction: boolean, dialect: Dialect): void {
+  if (dialect === 'postgres') {
+    throw new UsageError(`${path}: -- tidemark:foreign-keys-off is for SQLite table rebuilds; PostgreSQL has no such setting`, {
+      file: path,
+      hint: `rename the file to ${path.replace(/(\.postgres)?\.sql$/, '.sqlite.sql')} (a SQLite variant), and on PostgreSQL change the table with ALTER TABLE`,
+    });
+  }
+  if (noTransaction) {
+    throw new UsageError(`${path}: -- tidemark:foreign-keys-off needs the transaction that -- tidemark:no-transaction takes away`, {
+      file: path,
+      hint: 'remove one of the two directives: foreign-keys-off runs the file in a transaction and checks the keys before commit',
+    });
+  }
 }
 
 function irreversibleInForward(file: SqlFile, text: string): UsageError {
@@ -477,6 +499,7 @@ export function parseDirectives(path: string, text: string): Set<string> {
     const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
     if (!directive) continue;
     const name = directive[1]!.toLowerCase();
+    if (name === ALLOW_COMMENT) continue;
     if (!(KNOWN_DIRECTIVES as readonly string[]).includes(name)) {
       throw new UsageError(`${path}:${i + 1}: unknown directive "-- tidemark:${directive[1]}"`, {
         file: path,
@@ -501,7 +524,7 @@ function checkMisplacedDirectives(path: string, text: string): void {
     if (leading && (line === '' || line.startsWith('--'))) continue;
     leading = false;
     const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
-    if (directive) {
+    if (directive && directive[1]!.toLowerCase() !== ALLOW_COMMENT) {
       throw new UsageError(`${path}:${i + 1}: "-- tidemark:${directive[1]}" is not at the top of the file, so it is not a directive`, {
         file: path,
         line: i + 1,

@@ -2,6 +2,7 @@
 // .env, optionally a pm2 ecosystem file). It only adds: a value the app already has is never changed.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { CONFIG_FILE } from './config.js';
 import { UsageError } from './errors.js';
 
 /** The npm scripts an app gets, and the tidemark command each runs; tidemark's own package.json has the same names. */
@@ -120,7 +121,10 @@ export function init(cwd: string, dir: string, options: InitOptions, createFirst
     steps.push({ action: 'added', path: rollback!, what: 'and here, the SQL that undoes it' });
   }
 
-  if (options.pm2) steps.push(ecosystemStep(cwd, JSON.parse(packageText) as PackageFields, write));
+  if (options.pm2) {
+    steps.push(ecosystemStep(cwd, JSON.parse(packageText) as PackageFields, write));
+    steps.push(strictStep(cwd, write));
+  }
   return steps;
 }
 
@@ -139,6 +143,22 @@ function parsedScripts(packageText: string, packagePath: string): { text: string
   } catch (error) {
     throw new UsageError(`${packagePath} is not valid JSON (${(error as Error).message})`, { file: packagePath, hint: 'fix package.json, then run tidemark init again' });
   }
+}
+
+/**
+ * A pm2 deploy migrates while the old release serves traffic: there, a lock hazard must stop the
+ * deploy, not just warn. `"strict": true` goes where the project keeps its tidemark settings.
+ */
+function strictStep(cwd: string, write: (path: string, text: string) => unknown): InitStep {
+  const configFile = existsSync(join(cwd, CONFIG_FILE));
+  const path = configFile ? CONFIG_FILE : 'package.json';
+  const document = JSON.parse(readFileSync(join(cwd, path), 'utf8')) as Record<string, unknown>;
+  const settings = (configFile ? document : (document.tidemark ?? {})) as Record<string, unknown>;
+  if (settings.strict !== undefined) return { action: 'kept', path, what: `"strict": ${JSON.stringify(settings.strict)}` };
+  const updated = configFile ? { ...document, strict: true } : { ...document, tidemark: { ...settings, strict: true } };
+  const indent = /^[ \t]+(?=")/m.exec(readFileSync(join(cwd, path), 'utf8'))?.[0] ?? '  ';
+  write(path, `${JSON.stringify(updated, null, indent)}\n`);
+  return { action: 'added', path, what: '"strict": true: migrate refuses files with lock hazards (tidemark lint)' };
 }
 
 function ecosystemStep(cwd: string, pkg: PackageFields, write: (path: string, text: string) => unknown): InitStep {

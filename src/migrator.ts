@@ -61,6 +61,7 @@ import type { ShellScriptPlan } from './sqlscript.js';
 import type { VerifyReport } from './findings.js';
 import type { Snapshot } from './schema.js';
 import type { VerifyOptions } from './verify.js';
+import type { LintResult } from './linting.js';
 import type { Conversion, ConvertedFile, SourceFormat } from './import/convert.js';
 
 export interface MigrateOptions {
@@ -74,6 +75,15 @@ export interface MigrateOptions {
   backup?: BackupOptions | boolean;
   /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
   sync?: boolean;
+  /** Refuse (exit 2, nothing run) when the lint finds a lock hazard in a pending file; default: the config's `strict`. */
+  strict?: boolean;
+}
+
+/** `tidemark lint`: which files to lint (default: the pending ones, or every file when no database is configured). */
+export interface LintOptions {
+  /** Paths of migration files, as given on the command line (relative to the working folder). */
+  files?: string[];
+  all?: boolean;
 }
 
 export interface ImportOptions {
@@ -289,6 +299,7 @@ export class Migrator {
       this.checkWritten(m, run);
       runs.push(run);
     }
+    if (runs.length > 0) await this.checkLint(await this.lintOf(runs.map((r) => r.script), dialect), options.strict ?? this.config.strict);
     return { ...plan, runs };
   }
 
@@ -460,6 +471,67 @@ export class Migrator {
     }
     assertReversible(steps, irreversible);
     return scripts;
+  }
+
+  /** Each finding as a warning; with `strict`, any finding refuses the run before anything changes. */
+  private async checkLint(result: LintResult, strict: boolean): Promise<void> {
+    const { findingLines } = await import('./linting.js');
+    for (const finding of result.findings) this.emit({ type: 'warning', message: findingLines(finding).join('\n') });
+    if (!strict || result.findings.length === 0) return;
+    const count = result.findings.length;
+    throw new UsageError(`lint found ${count} lock hazard${count === 1 ? '' : 's'} in the pending files (strict); nothing was run`, {
+      file: result.findings[0]!.file,
+      hint: 'apply the safe pattern shown with each finding, or suppress one with -- tidemark:allow <rule> <reason> on its statement',
+    });
+  }
+
+  private async lintOf(scripts: Script[], dialect: Dialect): Promise<LintResult> {
+    const { lintScripts } = await import('./linting.js');
+    return lintScripts(scripts, dialect, { lockTimeoutConfigured: Boolean(this.config.pgLockTimeout) && this.config.pgLockTimeout !== '0' });
+  }
+
+  /**
+   * Lints migration files for lock hazards: the given files, every file (`all`), or by default the
+   * files pending on the configured database (every file when none is configured). Changes nothing.
+   */
+  async lint(options: LintOptions = {}): Promise<LintResult> {
+    const started = performance.now();
+    const catalog = discover(this.dir, this.config.cwd);
+    const dialects: Dialect[] = this.config.url ? [parseTarget(this.config.url, this.config.cwd).dialect] : ['postgres', 'sqlite'];
+    const chosen = options.files?.length ? this.namedFiles(options.files, catalog) : null;
+    const results: LintResult[] = [];
+    for (const dialect of dialects) {
+      let migrations = catalog.migrationsFor(dialect);
+      if (chosen) migrations = migrations.filter((m) => chosen.has(m.forward.fullPath));
+      else if (!options.all && this.config.url) migrations = await this.pendingOf(migrations);
+      const scripts = await Promise.all(migrations.map((m) => loadScript(m.forward, dialect)));
+      results.push(await this.lintOf(scripts, dialect));
+    }
+    const files = [...new Set(results.flatMap((r) => r.files))];
+    const { distinctFindings } = await import('./linting.js');
+    return { findings: distinctFindings(results.flatMap((r) => r.findings)), files, ms: performance.now() - started };
+  }
+
+  /** The full paths of files named on the command line; each must be a migration file of the folder. */
+  private namedFiles(paths: string[], catalog: ReturnType<typeof discover>): Set<string> {
+    const known = new Set(catalog.files.filter((f) => f.kind === 'forward').map((f) => f.fullPath));
+    for (const path of paths) {
+      if (!known.has(resolve(this.config.cwd, path))) {
+        throw new UsageError(`${path} is not a forward migration file in ${this.dir}/`, {
+          file: path,
+          hint: `name files of the migrations folder (e.g. ${this.dir}/001_create_users.sql), or point --dir at the folder that holds it`,
+        });
+      }
+    }
+    return new Set(paths.map((p) => resolve(this.config.cwd, p)));
+  }
+
+  /** The migrations not applied on the configured database (read-only; a missing SQLite file has none applied). */
+  private async pendingOf(migrations: Migration[]): Promise<Migration[]> {
+    const target = parseTarget(this.config.url, this.config.cwd);
+    const ledger = await this.withDriver(target, { create: false, lock: false }, ({ driver }) => driver.readLedger());
+    const applied = new Set(ledger.map((r) => r.version));
+    return migrations.filter((m) => !applied.has(m.version));
   }
 
   /** Every version with a file or a ledger row and its state (applied, pending, not in this release, changed, …). Read-only. */
@@ -878,9 +950,10 @@ function asTidemarkError(error: unknown, script: Script, driver: Driver): Tidema
 }
 
 function assertAllTransactional(scripts: Script[]): void {
-  const outside = scripts.find((s) => s.noTransaction);
+  const outside = scripts.find((s) => s.noTransaction || s.foreignKeysOff);
   if (outside) {
-    throw new UsageError(`${outside.file.path} is marked -- tidemark:no-transaction and cannot run inside --single-transaction`, {
+    const directive = outside.noTransaction ? 'no-transaction' : 'foreign-keys-off';
+    throw new UsageError(`${outside.file.path} is marked -- tidemark:${directive} and cannot run inside --single-transaction`, {
       file: outside.file.path,
       hint: 'run without --single-transaction, or migrate up to the version before it first',
     });

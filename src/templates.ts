@@ -7,6 +7,16 @@ export function forwardTemplate(id: string): string {
 -- For statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY), make the first
 -- line: -- tidemark:no-transaction
 -- Dialect-specific SQL? Rename to ${id}.postgres.sql / ${id}.sqlite.sql.
+--
+-- The old release keeps serving while this runs (tidemark lint checks these; docs/zero-downtime.md):
+--   SET lock_timeout = '5s';                   -- first: give up rather than queue traffic behind a lock
+--   CREATE INDEX CONCURRENTLY ...;             -- in its own file, first line -- tidemark:no-transaction
+--   ALTER TABLE t ADD COLUMN c text;           -- no volatile default; backfill in a later migration
+--   ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (c) REFERENCES p (id) NOT VALID;
+--   ALTER TABLE t VALIDATE CONSTRAINT f;       -- in the next migration (no exclusive lock)
+--   Rename or drop only what the running release no longer uses (expand, then contract a release later).
+--   SQLite table rebuild: first line -- tidemark:foreign-keys-off (keys checked before commit).
+--   A hazard that is safe here: end its statement's line with -- tidemark:allow <rule> <why>.
 
 `;
 }

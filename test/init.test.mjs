@@ -106,6 +106,22 @@ test('--pm2 writes an ecosystem file that pm2 can load: the app from package.jso
   assert.ok(read('ecosystem.config.cjs').includes(`  //     'post-deploy': ${hook}\n`), read('ecosystem.config.cjs'));
 });
 
+test('--pm2 turns strict lint on: "strict": true in package.json\'s "tidemark" (or tidemark.config.json); kept on a second run', () => {
+  const r = runCli(['init', '--pm2'], { cwd: app });
+  assert.is(r.code, 0, r.output);
+  assert.match(r.stdout, 'added package.json: "strict": true');
+  assert.equal(JSON.parse(read('package.json')).tidemark, { strict: true });
+  assert.match(read('package.json'), /^ {4}"tidemark": \{$/m);
+  const again = runCli(['init', '--pm2'], { cwd: app });
+  assert.match(again.stdout, 'kept package.json: "strict": true');
+  rmSync(join(app, 'package.json'));
+  writeFileSync(join(app, 'package.json'), APP_PACKAGE);
+  writeFileSync(join(app, 'tidemark.config.json'), '{ "dir": "sql" }\n');
+  assert.is(runCli(['init', '--pm2'], { cwd: app }).code, 0);
+  assert.equal(JSON.parse(read('tidemark.config.json')), { dir: 'sql', strict: true });
+  assert.is(JSON.parse(read('package.json')).tidemark, undefined);
+});
+
 test('tidemark\'s own package.json has the scripts init writes, under the same names', () => {
   const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts;
   const r = runCli(['init', '--dry-run', '--json'], { cwd: app });

@@ -190,7 +190,7 @@ strings.run();
 
 const lazy = suite('the PostgreSQL parser is loaded only when a pending file is read');
 
-lazy('a migrate that applies loads it; a no-op migrate, status and --help do not', async () => {
+lazy('a migrate that applies loads it; a no-op migrate, status, lint with nothing pending and --help do not', async () => {
   const probeDir = mkdtempSync(join(tmpdir(), 'tidemark-probe-'));
   const probe = join(probeDir, 'probe.cjs');
   // Reports at exit whether the process loaded libpg-query (a CommonJS module, also when imported from ESM).
@@ -202,7 +202,7 @@ lazy('a migrate that applies loads it; a no-op migrate, status and --help do not
     const applied = run('migrate');
     assert.is(applied.code, 0, applied.output);
     assert.match(applied.stderr, 'parser loaded: true');
-    for (const args of [['migrate'], ['status'], ['--help']]) {
+    for (const args of [['migrate'], ['status'], ['lint'], ['--help']]) {
       const r = run(...args);
       assert.is(r.code, 0, r.output);
       assert.match(r.stderr, 'parser loaded: false', args.join(' '));

@@ -280,42 +280,108 @@ options('PostgreSQL --statement-timeout: a migration that runs too long fails (e
   }
 });
 
-options('PostgreSQL --pg-lock-timeout: a migration waiting for a busy table gives up (exit 1) instead of blocking traffic', async () => {
-  const p = await project('postgres', {
-    ...BASE,
-    '002_widen.sql': 'ALTER TABLE base ADD COLUMN b INTEGER;\n',
-    '002_widen_rollback.sql': 'ALTER TABLE base DROP COLUMN b;\n',
+/**
+ * The application's side: a session holds a lock on `base` in an open transaction (an idle-in-
+ * transaction request), and a second client queries `base` every 50 ms, timing each query.
+ */
+async function busyTable(url) {
+  const holder = postgres(url, { max: 1, onnotice: () => {} });
+  const [{ pid }] = await holder`select pg_backend_pid() as pid`;
+  let release;
+  const released = new Promise((resolve) => (release = resolve));
+  let locked;
+  const isLocked = new Promise((resolve) => (locked = resolve));
+  const transaction = holder.begin(async (tx) => {
+    await tx`lock table base in access share mode`;
+    locked();
+    await released;
   });
-  const other = postgres(p.db.url, { max: 1, onnotice: () => {} });
+  await isLocked;
+  const reader = postgres(url, { max: 1, onnotice: () => {} });
+  let probing = true;
+  let worstMs = 0;
+  const probe = (async () => {
+    while (probing) {
+      const started = performance.now();
+      await reader`select count(*) from base`;
+      worstMs = Math.max(worstMs, performance.now() - started);
+      await sleep(50);
+    }
+  })();
+  return {
+    pid,
+    release: async () => {
+      release();
+      await transaction;
+    },
+    stop: async () => {
+      probing = false;
+      await probe;
+      await Promise.all([holder.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+      return worstMs;
+    },
+  };
+}
+
+const WIDEN = { ...BASE, '002_widen.sql': 'ALTER TABLE base ADD COLUMN b INTEGER;\n', '002_widen_rollback.sql': 'ALTER TABLE base DROP COLUMN b;\n' };
+
+options('PostgreSQL lock timeout: a migration that waits for a busy table is retried; the application never waits longer than the timeout', async () => {
+  const p = await project('postgres', WIDEN);
   try {
     assert.is(p.cli('migrate', '1').code, 0);
-    // Another session (the application) holds a lock on the table in an open transaction.
-    let release;
-    const released = new Promise((resolve) => (release = resolve));
-    let locked;
-    const isLocked = new Promise((resolve) => (locked = resolve));
-    const transaction = other.begin(async (tx) => {
-      await tx`lock table base in access share mode`;
-      locked();
-      await released;
-    });
-    await isLocked;
-    const r = p.cli('migrate', '--pg-lock-timeout', '300ms');
-    release();
-    await transaction;
-    assert.is(r.code, 1, r.output);
-    assert.match(r.stderr, /^error: sql\/002_widen\.sql\S*: canceling statement due to lock timeout/m);
-    assert.match(r.stderr, /^hint: .*--pg-lock-timeout/m);
-    assert.equal(await ledgerVersions(p.db), [1]);
-    const again = p.cli('migrate', '--pg-lock-timeout', '5s');
-    assert.is(again.code, 0, again.output);
+    const app = await busyTable(p.db.url);
+    const runner = startCli(['migrate', '--pg-lock-timeout', '500ms'], p.cwd, p.db.url);
+    await sleep(2500);
+    await app.release();
+    const r = await runner.done;
+    const worstMs = await app.stop();
+    assert.is(r.code, 0, r.output);
+    assert.match(r.stderr, /^notice: sql\/002_widen\.sql: a table it needs stayed locked for the lock timeout \(500ms\); rolled back, retry 1 of 3 in 1 s$/m);
     assert.equal(await ledgerVersions(p.db), [1, 2]);
+    process.stdout.write(`  worst wait of the application's query: ${Math.round(worstMs)} ms (lock timeout 500 ms)\n`);
+    assert.ok(worstMs < 1500, `the application waited ${Math.round(worstMs)} ms`);
   } finally {
-    await other.end({ timeout: 5 });
     await dispose(p);
   }
 });
 
+options('PostgreSQL lock timeout: with no limit, the application waits as long as the migration does', async () => {
+  const p = await project('postgres', WIDEN);
+  try {
+    assert.is(p.cli('migrate', '1').code, 0);
+    const app = await busyTable(p.db.url);
+    const runner = startCli(['migrate', '--pg-lock-timeout', '0'], p.cwd, p.db.url);
+    await sleep(2500);
+    await app.release();
+    const r = await runner.done;
+    const worstMs = await app.stop();
+    assert.is(r.code, 0, r.output);
+    assert.ok(worstMs > 1500, `the application waited only ${Math.round(worstMs)} ms`);
+  } finally {
+    await dispose(p);
+  }
+});
+
+options('PostgreSQL lock timeout: when every retry times out, exit 1 names the session holding the table, nothing is applied', async () => {
+  const p = await project('postgres', WIDEN);
+  try {
+    assert.is(p.cli('migrate', '1').code, 0);
+    const app = await busyTable(p.db.url);
+    const r = p.cli('migrate', '--pg-lock-timeout', '300ms', '--lock-retries', '1');
+    await app.release();
+    await app.stop();
+    assert.is(r.code, 1, r.output);
+    assert.match(r.stderr, /retry 1 of 1 in 1 s/);
+    assert.match(r.stderr, /^error: sql\/002_widen\.sql\S*: canceling statement due to lock timeout/m);
+    assert.match(r.stderr, new RegExp(`held by pid ${app.pid} \\(user \\w+, application postgres.js, idle in transaction, in a transaction since `), r.stderr);
+    assert.match(r.stderr, /^hint: .*--lock-retries, --pg-lock-timeout/m);
+    assert.equal(await ledgerVersions(p.db), [1]);
+    assert.is(p.cli('migrate').code, 0);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+  } finally {
+    await dispose(p);
+  }
+});
 
 options('--wait: a server that comes up during the wait is used; one that never does is exit 4 after the wait', async () => {
   const p = await project('postgres', BASE);

@@ -42,7 +42,8 @@ function loadedBy(args, { cwd, env = {} }) {
 }
 
 /** tidemark's modules that only other commands need. */
-const OTHER_COMMANDS = /^(verify|schema|sqlscript|init|backup|findings|lint\w*)\.js$|^import\/(?!formats\.js)|^drivers\/(\w+-schema|\w+-backup|scratch)\.js$/;
+const OTHER_COMMANDS =
+  /^(verify|schema|sqlscript|init|backup|findings|lint\w*)\.js$|^import\/(?!formats\.js)|^fleet\/|^drivers\/(\w+-schema|\w+-backup|scratch|fleet-query)\.js$/;
 const OTHER_DIALECT = { sqlite: { module: /^drivers\/postgres/, client: 'postgres' }, postgres: { module: /^drivers\/sqlite/, client: 'sqlite3' } };
 
 const startup = suite('start-up loads only what the command needs');

@@ -100,8 +100,8 @@ const SERVER_HINTS: Record<string, string> = {
   '57014':
     'the migration ran longer than --statement-timeout allows; raise it, or split the work into smaller migrations',
   '55P03':
-    'a table it needs was locked by other sessions for longer than --pg-lock-timeout; ' +
-    'run again when traffic is lower, or raise it',
+    'a table it needs stayed locked by other sessions for longer than --pg-lock-timeout, at every retry; ' +
+    'end the sessions named above, or run again when they are done (--lock-retries, --pg-lock-timeout)',
 };
 
 /** The server's error as file:line:column with the source line, a caret, and the server's detail and hint. */
@@ -118,5 +118,6 @@ export function scriptError(e: postgres.PostgresError, script: Script, at: numbe
     column: where?.column,
     context,
     hint: e.hint ?? SERVER_HINTS[e.code] ?? `fix the SQL in ${path} and run again`,
+    code: e.code,
   });
 }

@@ -9,8 +9,13 @@ import { fingerprint, normalizeSnapshot, normalizeSql, type Constraint, type Rou
 
 type Session = Pick<postgres.Sql, 'unsafe'>;
 
-/** Schemas that hold the application's objects, not the system's. */
-const USER_SCHEMA = `n.nspname <> 'information_schema' and n.nspname !~ '^pg_'`;
+/**
+ * Schemas that hold the application's objects, not the system's. A session started with
+ * `tidemark.scope=schema` (a fleet's schema tenant) owns only its current schema: the other tenants'
+ * schemas in the same database are not its objects.
+ */
+const USER_SCHEMA = `n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
+  and (current_setting('tidemark.scope', true) is distinct from 'schema' or n.nspname = current_schema())`;
 /** The name as people write it: bare in the current schema, qualified elsewhere. */
 const displayName = (name: string) => `case when n.nspname = current_schema() then ${name} else n.nspname || '.' || ${name} end`;
 /** Objects an extension brought (CREATE EXTENSION) are the extension's business, not the migrations'. */
@@ -180,6 +185,7 @@ export async function createPostgresScratch(server: ScratchServer): Promise<Scra
   }
   const scratchUrl = new URL(server.url);
   scratchUrl.pathname = `/${name}`;
+  await createTenantSchema(scratchUrl.toString(), options);
   let dropped: Promise<void> | null = null;
   return {
     url: scratchUrl.toString(),
@@ -192,6 +198,22 @@ export async function createPostgresScratch(server: ScratchServer): Promise<Scra
         .then(() => undefined)
         .finally(() => admin.end({ timeout: 5 }))),
   };
+}
+
+/**
+ * A schema tenant (its URL sets search_path to one quoted schema) is rebuilt in a schema of that name,
+ * so the scratch snapshot names objects as the tenant's does. Only a single quoted identifier is
+ * spliced into SQL.
+ */
+async function createTenantSchema(url: string, options: postgres.Options<{}>): Promise<void> {
+  const schema = new URL(url).searchParams.get('search_path');
+  if (schema === null || !/^"(?:[^"]|"")+"$/.test(schema)) return;
+  const scratch = postgres(url, options);
+  try {
+    await scratch.unsafe(`create schema ${schema}`);
+  } finally {
+    await scratch.end({ timeout: 5 });
+  }
 }
 
 /** Objects in the application's schemas (extensions' aside): a database with any is someone's, not a scratch one. */

@@ -31,6 +31,7 @@ import {
 import type { Snapshot } from '../schema.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
+import { retryOnLockTimeout } from './postgres-retry.js';
 import { tidemarkTables } from './postgres-tables.js';
 
 const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
@@ -40,7 +41,7 @@ export interface PostgresOptions {
   description: string;
   table: TableName;
   onNotice: (message: string) => void;
-  timeouts: { statementTimeout: string | null; pgLockTimeout: string | null };
+  timeouts: { statementTimeout: string | null; pgLockTimeout: string | null; lockRetries: number };
 }
 
 /** Who the session is at connection, and its current schema. */
@@ -393,6 +394,19 @@ class PostgresDriver implements Driver {
    * The server measures the time, so no extra trip is needed to record it.
    */
   async runStep(step: Step): Promise<number | null> {
+    const { pgLockTimeout, lockRetries } = this.options.timeouts;
+    // Inside --single-transaction a retry would have to redo the migrations before it too.
+    if (!step.ownTransaction || pgLockTimeout === null || lockRetries === 0) return this.runStepOnce(step);
+    return retryOnLockTimeout(() => this.runStepOnce(step), {
+      retries: lockRetries,
+      lockTimeout: pgLockTimeout,
+      rollback: () => this.rollback(),
+      onNotice: this.options.onNotice,
+      session: this.session,
+    });
+  }
+
+  private async runStepOnce(step: Step): Promise<number | null> {
     const { entry, history } = stepRecords(step, null);
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
@@ -532,6 +546,13 @@ class PostgresDriver implements Driver {
           'the database user lacks a privilege tidemark needs; have the owner grant it ' +
           `(e.g. grant all on ${this.ledger}, ${this.history} to <user>, and create on the schema), ` +
           "or connect as the schema's owner",
+      });
+    }
+    // Class 53, insufficient resources (out of memory or shared memory, disk full): the server's
+    // state, not the command's; exit 4 like a refused connection. 53300 is handled below.
+    if (/^53(?!300)/.test(e?.code ?? '')) {
+      return new ConnectionError(`${this.description}: the server ran out of a resource: ${e.message}`, {
+        hint: 'run again when the server is less busy; its administrator can raise the limit it names',
       });
     }
     if (!isConnectionFailure(e)) return error;

@@ -296,6 +296,40 @@ class SqliteDriver implements Driver {
 
   /** In-process, so round trips cost nothing: the step is plain calls inside BEGIN IMMEDIATE. */
   async runStep(step: Step): Promise<number | null> {
+    return step.script.foreignKeysOff ? this.withForeignKeysOff(step) : this.runStepInTransaction(step);
+  }
+
+  /**
+   * `-- tidemark:foreign-keys-off` (a table rebuild): PRAGMA foreign_keys is a no-op inside a
+   * transaction, so it is turned off before BEGIN, the keys are checked with foreign_key_check before
+   * COMMIT (a violation rolls everything back), and the setting is restored after the transaction.
+   */
+  private async withForeignKeysOff(step: Step): Promise<number | null> {
+    const [{ foreign_keys: before }] = await this.all<{ foreign_keys: number }>('pragma foreign_keys');
+    await this.exec('pragma foreign_keys = off');
+    try {
+      return await this.runStepInTransaction(step, () => this.assertForeignKeys(step.script.file.path));
+    } catch (error) {
+      await this.rollback().catch(() => {});
+      throw error;
+    } finally {
+      await this.exec(`pragma foreign_keys = ${before ? 'on' : 'off'}`);
+    }
+  }
+
+  /** Every row that references a missing row, after the file ran and before its commit. */
+  private async assertForeignKeys(path: string): Promise<void> {
+    const rows = await this.all<{ table: string; rowid: number | null; parent: string }>('pragma foreign_key_check');
+    if (rows.length === 0) return;
+    const shown = rows.slice(0, 10).map((r) => `${r.table} rowid ${r.rowid ?? '(without rowid)'} -> ${r.parent}`);
+    const more = rows.length > shown.length ? ` and ${rows.length - shown.length} more` : '';
+    throw new MigrationError(`${path}: ${rows.length} row(s) reference a missing row: ${shown.join('; ')}${more}; rolled back, nothing was changed`, {
+      file: path,
+      hint: `fix the rebuild so every reference still holds (run PRAGMA foreign_key_check in the sqlite3 shell to list them), then run again`,
+    });
+  }
+
+  private async runStepInTransaction(step: Step, beforeCommit?: () => Promise<void>): Promise<number | null> {
     const { version } = step.script.file;
     if (step.ownTransaction) await this.begin();
     if (step.recheck && (await this.hasVersion(version)) === (step.action === 'up')) {
@@ -304,6 +338,7 @@ class SqliteDriver implements Driver {
     }
     const started = performance.now();
     await this.runWhole(step.script);
+    await beforeCommit?.();
     this.runLock?.checkBeforeCommit();
     const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
     // The savepoint's release, the records and the commit in one call into SQLite's worker thread.

@@ -22,6 +22,13 @@ interface RawStatement {
   stmt_len?: number;
 }
 
+/** One statement of the parser's tree: the node's type (`AlterTableStmt`, ...) and its fields. */
+export interface PostgresTree {
+  statement: Statement;
+  type: string;
+  node: Record<string, unknown>;
+}
+
 /**
  * The statements of `text` as the server will read them (with standard_conforming_strings = on),
  * or null when the parser rejects the text: the server will then reject it too (it parses the whole
@@ -30,7 +37,26 @@ interface RawStatement {
  * the comments that the parser counts into it.
  */
 export async function parsePostgres(text: string, tokens: Token[]): Promise<Statement[] | null> {
-  const { parseSync } = await libPgQuery();
+  return (await parsePostgresTrees(text, tokens))?.map((tree) => tree.statement) ?? null;
+}
+
+/**
+ * Trees already parsed, by text: a pending file is parsed to run it and again to lint it. Bounded, as a
+ * long-lived process (an app that migrates at start-up through the API) may read many files.
+ */
+const parsedTrees = new Map<string, PostgresTree[] | null>();
+const PARSED_TREES_KEPT = 1000;
+
+/** As parsePostgres, with each statement's syntax tree (node locations inside it count UTF-8 bytes). */
+export async function parsePostgresTrees(text: string, tokens: Token[]): Promise<PostgresTree[] | null> {
+  if (parsedTrees.has(text)) return parsedTrees.get(text)!;
+  const trees = parseTrees((await libPgQuery()).parseSync, text, tokens);
+  if (parsedTrees.size >= PARSED_TREES_KEPT) parsedTrees.clear();
+  parsedTrees.set(text, trees);
+  return trees;
+}
+
+function parseTrees(parseSync: LibPgQuery['parseSync'], text: string, tokens: Token[]): PostgresTree[] | null {
   let raw: RawStatement[];
   try {
     raw = (parseSync(text) as unknown as { stmts?: RawStatement[] }).stmts ?? [];
@@ -39,15 +65,16 @@ export async function parsePostgres(text: string, tokens: Token[]): Promise<Stat
   }
   const toChars = byteToCharOffsets(text);
   const locator = new Locator(text);
-  const statements: Statement[] = [];
+  const trees: PostgresTree[] = [];
   for (const { stmt, stmt_location: location = 0, stmt_len: length = 0 } of raw) {
     const from = toChars(location);
     const end = length > 0 ? toChars(location + length) : text.length;
     const first = firstTokenAt(tokens, from);
     if (first === undefined || first >= end) continue;
-    statements.push(statementAt(text, locator, first, end, kindOf(stmt)));
+    const [type, node] = Object.entries(stmt)[0] ?? ['', {}];
+    trees.push({ statement: statementAt(text, locator, first, end, kindOf(stmt)), type, node });
   }
-  return statements;
+  return trees;
 }
 
 /** The parser counts in UTF-8 bytes; JavaScript strings in UTF-16 units. Offsets must be asked in ascending order. */
