@@ -3,7 +3,7 @@
 // embedded server) and on SQLite, interleaving every tidemark run with its baseline run, and prints
 // medians, min–max, the ratio to the baseline and tidemark's peak RSS; also writes bench-results.json.
 //
-//   node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite]
+//   node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite] [--peers]
 //
 // W1 apply 1,000 one-table migrations from empty   baseline: psql -q -1 -f all.sql / sqlite3 < all.sql
 // W2 no-op migrate with 100, 1,000, 10,000 applied  baselines: node + one query, psql/sqlite3 select 1, node -e 0
@@ -13,6 +13,9 @@
 // floor for per-migration atomicity. The ratio is always tidemark's median over that row's baseline;
 // peak RSS is the largest of tidemark's runs. With --quick: 100 migrations, W2 at 100 and 1,000, 2 runs.
 // Needs nothing beyond the repo (built), psql and sqlite3; a missing shell skips only its baselines.
+// --peers also runs other migrators on the same files, interleaved like the baselines (W1 and W2):
+// dbmate (both dialects), node-pg-migrate and postgrator (PostgreSQL), pinned in PEERS below and
+// installed with npm into the bench's temporary folder, never into the project.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -33,11 +36,12 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     dialect: { type: 'string' },
+    peers: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (flags.help) {
-  process.stdout.write('usage: node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite]\n');
+  process.stdout.write('usage: node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite] [--peers]\n');
   process.exit(0);
 }
 const QUICK = flags.quick;
@@ -90,6 +94,76 @@ function snapshotBuild() {
   return join(copy, 'dist', 'cli.js');
 }
 const CLI = snapshotBuild();
+
+// ---------------------------------------------------------------- peers (--peers)
+
+/** Other migrators, pinned; each gets the same migrations in its own file format. */
+const PEER_PACKAGES = ['dbmate@2.36.0', 'node-pg-migrate@9.0.0', 'postgrator@8.0.0', 'pg@8.23.1'];
+const POSTGRATOR_RUNNER = `import pg from 'pg';
+import Postgrator from 'postgrator';
+const [url, dir] = process.argv.slice(2);
+const client = new pg.Client({ connectionString: url });
+await client.connect();
+try {
+  const database = new URL(url).pathname.slice(1);
+  await new Postgrator({ migrationPattern: dir + '/*', driver: 'pg', database, execQuery: (query) => client.query(query) }).migrate();
+} finally {
+  await client.end();
+}
+`;
+
+/** npm install into the bench's own folder: the project's package.json and node_modules stay untouched. */
+function installPeers() {
+  const dir = join(work, 'peers');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'package.json'), '{ "private": true }\n');
+  log(`installing ${PEER_PACKAGES.join(', ')} into ${dir}`);
+  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', ...PEER_PACKAGES], { cwd: dir, encoding: 'utf8' });
+  if (npm.status !== 0) fail(`npm install of the peers failed:\n${npm.stdout}${npm.stderr}`);
+  writeFileSync(join(dir, 'postgrator-run.mjs'), POSTGRATOR_RUNNER);
+  const bin = (name) => join(dir, 'node_modules', '.bin', name);
+  const version = (name) => JSON.parse(readFileSync(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
+  const postgresUrl = (db) => {
+    const url = new URL(db.url);
+    url.searchParams.set('sslmode', 'disable');
+    return url.toString();
+  };
+  const dbmateUrl = (db) => (db.dialect === 'sqlite' ? `sqlite:${db.file}` : postgresUrl(db));
+  return [
+    {
+      name: `dbmate ${version('dbmate')}`,
+      dialects: ['postgres', 'sqlite'],
+      migrate: (project, db) => measure(bin('dbmate'), ['--url', dbmateUrl(db), '--migrations-dir', join(project.dir, 'dbmate'), '--no-dump-schema', 'up']),
+    },
+    {
+      name: `node-pg-migrate ${version('node-pg-migrate')}`,
+      dialects: ['postgres'],
+      // A transaction per migration, as tidemark and dbmate run them (its default, one transaction for
+      // all, runs out of lock slots at 10,000 tables).
+      migrate: (project, db) =>
+        measure(bin('node-pg-migrate'), ['up', '--no-single-transaction', '-m', join(project.dir, 'node-pg-migrate')], { env: { DATABASE_URL: db.url } }),
+    },
+    {
+      name: `postgrator ${version('postgrator')}`,
+      dialects: ['postgres'],
+      migrate: (project, db) => measure(process.execPath, [join(dir, 'postgrator-run.mjs'), db.url, join(project.dir, 'postgrator')]),
+    },
+  ];
+}
+const PEERS = flags.peers ? installPeers() : [];
+const peersFor = (dialect) => PEERS.filter((p) => p.dialects.includes(dialect));
+
+/** The same migration in each peer's own format: dbmate's and node-pg-migrate's markers, postgrator's do/undo pair. */
+function writePeerFiles(dir, id, { up, down }) {
+  const write = (folder, name, text) => {
+    mkdirSync(join(dir, folder), { recursive: true });
+    writeFileSync(join(dir, folder, name), text);
+  };
+  write('dbmate', `${id}_m${id}.sql`, `-- migrate:up\n${up}\n-- migrate:down\n${down}`);
+  write('node-pg-migrate', `${id}_m${id}.sql`, `-- Up Migration\n${up}\n-- Down Migration\n${down}`);
+  write('postgrator', `${id}.do.m${id}.sql`, up);
+  write('postgrator', `${id}.undo.m${id}.sql`, down);
+}
 const childEnv = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'NODE_OPTIONS'].includes(k) && !k.startsWith('npm_')),
 );
@@ -156,6 +230,7 @@ function generate(name, count, body) {
     const { up, down } = body(id);
     writeFileSync(join(sql, `${id}_m${id}.sql`), up);
     writeFileSync(join(sql, `${id}_m${id}_rollback.sql`), down);
+    if (PEERS.length > 0) writePeerFiles(dir, id, { up, down });
     forward.push(up);
     rollback.unshift(down);
   }
@@ -362,14 +437,15 @@ function progress(s, run, tm, base) {
 async function w1w3(dialect, project) {
   const modes = missingShell[dialect] ? [] : ['one', 'per-file'];
   const names = modes.map((m) => baselineName(dialect, m));
-  const w1 = ONLY.has('W1') ? series('W1', dialect, names, `apply ${project.count.toLocaleString('en')} one-table migrations`) : null;
+  const peers = peersFor(dialect);
+  const w1 = ONLY.has('W1') ? series('W1', dialect, [...names, ...peers.map((p) => p.name)], `apply ${project.count.toLocaleString('en')} one-table migrations`) : null;
   const w3 = ONLY.has('W3') ? series('W3', dialect, names, `rollback --all of ${project.count.toLocaleString('en')}`) : null;
   for (let run = 0; run < RUNS; run++) {
     const mine = await freshDatabase(dialect, project);
     const theirs = {};
     try {
       for (const m of modes) theirs[m] = await freshDatabase(dialect, project);
-      const up = await applyAll(dialect, project, run, mine, theirs, modes);
+      const up = await applyAll(dialect, project, run, mine, theirs, modes, w1 ? peers : []);
       if (w1) record(w1, run, up);
       if (!w3) continue;
       await settle(dialect);
@@ -387,16 +463,27 @@ async function w1w3(dialect, project) {
   }
 }
 
-/** `tidemark migrate` and each shell baseline on their fresh databases, in this run's order; every result checked. */
-async function applyAll(dialect, project, run, mine, theirs, modes) {
-  await settle(dialect);
-  const results = await rotated(run, [
-    ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
-    ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
-  ]);
-  await expectCounts(mine, { tables: project.count, ledger: project.count }, 'tidemark migrate');
-  for (const m of modes) await expectCounts(theirs[m], { tables: project.count }, `${baselineName(dialect, m)}: all`);
-  return results;
+/**
+ * `tidemark migrate`, each shell baseline and each peer on their fresh databases, in this run's order;
+ * every result checked (a peer's database also holds the peer's own ledger table).
+ */
+async function applyAll(dialect, project, run, mine, theirs, modes, peers = []) {
+  const peerDbs = [];
+  try {
+    for (const _ of peers) peerDbs.push(await freshDatabase(dialect, project));
+    await settle(dialect);
+    const results = await rotated(run, [
+      ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
+      ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
+      ...peers.map((p, i) => [p.name, () => p.migrate(project, peerDbs[i]).then((r) => check(r, p.name))]),
+    ]);
+    await expectCounts(mine, { tables: project.count, ledger: project.count }, 'tidemark migrate');
+    for (const m of modes) await expectCounts(theirs[m], { tables: project.count }, `${baselineName(dialect, m)}: all`);
+    for (const [i, p] of peers.entries()) await expectCounts(peerDbs[i], { tables: project.count + 1 }, p.name);
+    return results;
+  } finally {
+    for (const db of peerDbs) await db.drop();
+  }
 }
 
 function record(s, run, results) {
@@ -412,13 +499,21 @@ function record(s, run, results) {
  */
 async function w2(dialect, project, nodeQuery, main) {
   const shell = dialect === 'postgres' ? "psql -c 'select 1'" : "sqlite3 'select 1'";
-  const baselines = main ? ['node + connect + select 1', shell, 'node -e 0'] : ['node + connect + select 1'];
+  const peers = peersFor(dialect);
+  const baselines = [...(main ? ['node + connect + select 1', shell, 'node -e 0'] : ['node + connect + select 1']), ...peers.map((p) => p.name)];
   const s = series(`W2`, dialect, baselines, `no-op migrate, ${project.count.toLocaleString('en')} applied`);
   s.applied = project.count;
   const db = await freshDatabase(dialect, project);
+  const peerDbs = [];
   try {
     check(await tidemark(project, db, 'force', String(project.count), '--yes'), `tidemark force ${project.count}`);
     await expectCounts(db, { ledger: project.count }, 'tidemark force');
+    // Each peer applies everything once (not timed): its no-op runs then read a ledger it wrote itself.
+    for (const p of peers) {
+      const peerDb = await freshDatabase(dialect, project);
+      peerDbs.push(peerDb);
+      check(await p.migrate(project, peerDb), `${p.name}: apply ${project.count}`);
+    }
     await settle(dialect);
     for (let run = 0; run < RUNS; run++) {
       const results = await rotated(run, [
@@ -426,6 +521,7 @@ async function w2(dialect, project, nodeQuery, main) {
         ['node + connect + select 1', () => measure(process.execPath, [nodeQuery, db.url]).then((r) => check(r, 'node + select 1'))],
         [shell, main && !missingShell[dialect] ? () => shellSelect1(db).then((r) => check(r, shell)) : null],
         ['node -e 0', main ? () => measure(process.execPath, ['-e', '0']).then((r) => check(r, 'node -e 0')) : null],
+        ...peers.map((p, i) => [p.name, () => p.migrate(project, peerDbs[i]).then((r) => check(r, `${p.name}: no-op`))]),
       ]);
       if (!/up to date/.test(results.tidemark.stdout)) throw new Error(`W2: expected "up to date", got:\n${results.tidemark.stdout}`);
       record(s, run, results);
@@ -433,6 +529,7 @@ async function w2(dialect, project, nodeQuery, main) {
     await expectCounts(db, { ledger: project.count }, 'W2 (nothing written)');
   } finally {
     await db.drop();
+    for (const peerDb of peerDbs) await peerDb.drop();
   }
 }
 
@@ -553,6 +650,7 @@ if (table.length > 0) {
     quick: QUICK,
     peakRss: GNU_TIME ? 'GNU time %M' : 'process.resourceUsage().maxRSS',
     skipped: Object.values(missingShell).filter(Boolean),
+    peers: PEERS.map((p) => p.name),
     rows: table.map(({ repeat, ...r }) => r),
     w2Growth: growth,
   };

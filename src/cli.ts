@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 if (argv.length === 1 && argv[0] === '--version') {
-  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  process.stdout.write(`${version}\n`);
+  const packageJson = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  process.stdout.write(`${(JSON.parse(packageJson) as { version: string }).version}\n`);
 } else {
   const { cli } = await import('./commands.js');
   await cli(argv);

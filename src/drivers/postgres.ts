@@ -413,11 +413,14 @@ class PostgresDriver implements Driver {
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
     // The session's settings are restored before them, so the next file starts as this one did.
     const historyWrite = this.historySql(history, SERVER_ELAPSED_MS);
-    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit];
+    // The COMMIT goes in the same query: one round trip per migration. Whatever fails before it (the
+    // file, the records) leaves the transaction aborted for the caller's rollback, as a separate
+    // COMMIT would; the session was reset inside the transaction, so the reset outlives the commit.
+    const commit = step.ownTransaction ? 'commit' : '';
+    const records = [RESET_SESSION, ledgerWrite, historyWrite, this.runLock?.checkBeforeCommit, commit];
     const tail = `\n;\n${records.filter(Boolean).join(';\n')}`;
     const started = performance.now();
     await this.runPiece(step.script, { text: head + step.script.text + tail, offset: -head.length }, true);
-    if (step.ownTransaction) await this.commit();
     return Math.round(performance.now() - started);
   }
 

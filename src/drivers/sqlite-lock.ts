@@ -173,9 +173,20 @@ export class SqliteRunLock {
     if (this.lost) throw this.lost;
   }
 
-  /** Inside a step's transaction (no other runner can take the lock meanwhile), before COMMIT: still ours? */
+  /**
+   * Inside a step's transaction (no other runner can take the lock meanwhile), before COMMIT: still
+   * ours? Only read: the timer renews it, and a write per step (a file and a rename) cost more than a
+   * small migration.
+   */
   checkBeforeCommit(): void {
-    if (this.renew() === false) throw this.lost;
+    let holder: Holder | null;
+    try {
+      holder = readHolder(this.path);
+    } catch {
+      return;
+    }
+    if (holder?.token !== this.token) this.lost = lockTakenOverError(this.description);
+    if (this.lost) throw this.lost;
   }
 
   /** Removes the lock file if it is still ours. One left behind (a full disk) is taken over later. */
