@@ -16,8 +16,8 @@ import {
   endOfMetaCommand,
   endOfQuoted,
   endOfWord,
-  isSpace,
   isWordStart,
+  tokenize,
   UnclosedError,
   type Token,
 } from './tokens.js';
@@ -25,19 +25,7 @@ import {
 const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y;
 
 export function tokenizePostgres(text: string): Token[] {
-  const tokens: Token[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const code = text.charCodeAt(i);
-    if (isSpace(code)) {
-      i++;
-      continue;
-    }
-    const token = nextToken(text, i, code);
-    tokens.push(token);
-    i = token.end;
-  }
-  return tokens;
+  return tokenize(text, nextToken);
 }
 
 function nextToken(text: string, start: number, code: number): Token {

@@ -11,24 +11,13 @@ import {
   isSpace,
   isWordChar,
   isWordStart,
+  tokenize,
   UnclosedError,
   type Token,
 } from './tokens.js';
 
 export function tokenizeSqlite(text: string): Token[] {
-  const tokens: Token[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const code = text.charCodeAt(i);
-    if (isSpace(code)) {
-      i++;
-      continue;
-    }
-    const token = nextToken(text, i, code);
-    tokens.push(token);
-    i = token.end;
-  }
-  return tokens;
+  return tokenize(text, nextToken);
 }
 
 function nextToken(text: string, start: number, code: number): Token {

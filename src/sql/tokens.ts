@@ -108,3 +108,20 @@ export function blankOut(text: string, ranges: { offset: number; length: number 
   }
   return out;
 }
+
+/** Splits text into tokens with a dialect's `next` (which reads one token at a non-space); spaces are skipped. */
+export function tokenize(text: string, next: (text: string, start: number, code: number) => Token): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const code = text.charCodeAt(i);
+    if (isSpace(code)) {
+      i++;
+      continue;
+    }
+    const token = next(text, i, code);
+    tokens.push(token);
+    i = token.end;
+  }
+  return tokens;
+}
