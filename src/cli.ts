@@ -3,6 +3,12 @@
 // command loads the command line (yargs) and, through it, only the modules that command needs.
 import { readFileSync } from 'node:fs';
 
+// A reader that stops early (`tidemark status | head`) closes the pipe: that ends the output, not in a crash.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(process.exitCode ?? 0);
+});
+
 const argv = process.argv.slice(2);
 if (argv.length === 1 && argv[0] === '--version') {
   const packageJson = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
