@@ -1,6 +1,6 @@
 // The two-command set-up as a newcomer runs it: npm scripts in a fresh checkout, positional arguments through npm.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -31,9 +31,24 @@ test.before.each(() => {
 });
 test.after.each(() => rmSync(checkout, { recursive: true, force: true }));
 
+/** The README's Quick start output blocks (the first run, then the second), times masked. */
+function readmeQuickStart() {
+  const text = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = text.slice(text.indexOf('## Quick start'), text.indexOf('## Add tidemark to your app'));
+  // Every fence, language or not, so a closing fence is never read as an opening one; output has none.
+  const blocks = [...section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === '').map((m) => m[2]);
+  const first = blocks[0].split('\n').filter((line) => !line.startsWith('>') && line !== '').join('\n');
+  return { first: maskTimes(first), second: blocks[1].trim() };
+}
+
+const maskTimes = (text) => text.replace(/in [\d.]+ m?s,/g, 'in T,').replace(/\d+ ms\b/g, 'N ms').trim();
+
 test('npm run migrate uses the shipped .env: creates data/app.db, then is up to date', async () => {
   const first = npmRun(['migrate']);
   assert.is(first.code, 0, first.output);
+  // What the README's Quick start shows is what a newcomer sees (npm's header lines aside, --silent here).
+  const readme = readmeQuickStart();
+  assert.is(maskTimes(first.stdout), readme.first);
   assert.ok(existsSync(join(checkout, 'data', 'app.db')));
   assert.match(first.stdout, /4 applied/);
   const app = sqliteAt(join(checkout, 'data', 'app.db'));
@@ -42,6 +57,7 @@ test('npm run migrate uses the shipped .env: creates data/app.db, then is up to 
   const second = npmRun(['migrate']);
   assert.is(second.code, 0, second.output);
   assert.match(second.stdout, /sqlite:data\/app\.db is up to date at version 4/);
+  assert.is(second.stdout.trim(), readme.second);
 });
 
 test('positional arguments pass through npm: migrate:rollback 2, migrate:version, migrate:force-version', async () => {
