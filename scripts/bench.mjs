@@ -18,7 +18,18 @@
 // installed with npm into the bench's temporary folder, never into the project.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +52,9 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  process.stdout.write('usage: node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite] [--peers]\n');
+  process.stdout.write(
+    'usage: node scripts/bench.mjs [--runs N] [--quick] [--only W1,W2,W3,W4] [--dialect postgres|sqlite] [--peers]\n',
+  );
   process.exit(0);
 }
 const QUICK = flags.quick;
@@ -50,7 +63,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) fail(`--runs takes a whole number ≥ 1
 const ONLY = new Set((flags.only ?? 'W1,W2,W3,W4').toUpperCase().split(','));
 const DIALECTS = flags.dialect ? [flags.dialect] : ['postgres', 'sqlite'];
 for (const d of DIALECTS) if (!['postgres', 'sqlite'].includes(d)) fail(`--dialect is postgres or sqlite, not "${d}"`);
-const SIZES = QUICK ? { w1: 100, w2: [100, 1000], w4: 10, w4Statements: 50 } : { w1: 1000, w2: [100, 1000, 10000], w4: 100, w4Statements: 50 };
+const SIZES = QUICK
+  ? { w1: 100, w2: [100, 1000], w4: 10, w4Statements: 50 }
+  : { w1: 1000, w2: [100, 1000, 10000], w4: 100, w4Statements: 50 };
 if (!existsSync(BUILT)) fail(`${BUILT} does not exist: run \`npm run bench\` (it builds first) or \`npm run build\``);
 
 function fail(message) {
@@ -68,15 +83,20 @@ function available(command, args) {
 }
 
 /** GNU time reports a child's peak RSS; without it, node children report their own through --import. */
-const GNU_TIME = existsSync('/usr/bin/time') && available('/usr/bin/time', ['-f', '%M', 'true']) !== null ? '/usr/bin/time' : null;
+const GNU_TIME =
+  existsSync('/usr/bin/time') && available('/usr/bin/time', ['-f', '%M', 'true']) !== null ? '/usr/bin/time' : null;
 const RSS_HOOK = `data:text/javascript,${encodeURIComponent(
   "import{writeFileSync}from'node:fs';process.on('exit',()=>{if(process.env.BENCH_RSS_FILE)writeFileSync(process.env.BENCH_RSS_FILE,String(process.resourceUsage().maxRSS))})",
 )}`;
 const PSQL = available('psql', ['--version']);
 const SQLITE_SHELL = available('sqlite3', ['-version']);
 const missingShell = {
-  postgres: PSQL ? null : 'psql not found: the PostgreSQL baselines (psql) are skipped; install the PostgreSQL client (apt-get install postgresql-client)',
-  sqlite: SQLITE_SHELL ? null : 'sqlite3 shell not found: the SQLite shell baselines are skipped; install it (apt-get install sqlite3)',
+  postgres: PSQL
+    ? null
+    : 'psql not found: the PostgreSQL baselines (psql) are skipped; install the PostgreSQL client (apt-get install postgresql-client)',
+  sqlite: SQLITE_SHELL
+    ? null
+    : 'sqlite3 shell not found: the SQLite shell baselines are skipped; install it (apt-get install sqlite3)',
 };
 
 const work = mkdtempSync(join(tmpdir(), 'tidemark-bench-'));
@@ -118,7 +138,10 @@ function installPeers() {
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), '{ "private": true }\n');
   log(`installing ${PEER_PACKAGES.join(', ')} into ${dir}`);
-  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', ...PEER_PACKAGES], { cwd: dir, encoding: 'utf8' });
+  const npm = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', ...PEER_PACKAGES], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
   if (npm.status !== 0) fail(`npm install of the peers failed:\n${npm.stdout}${npm.stderr}`);
   writeFileSync(join(dir, 'postgrator-run.mjs'), POSTGRATOR_RUNNER);
   const bin = (name) => join(dir, 'node_modules', '.bin', name);
@@ -133,7 +156,15 @@ function installPeers() {
     {
       name: `dbmate ${version('dbmate')}`,
       dialects: ['postgres', 'sqlite'],
-      migrate: (project, db) => measure(bin('dbmate'), ['--url', dbmateUrl(db), '--migrations-dir', join(project.dir, 'dbmate'), '--no-dump-schema', 'up']),
+      migrate: (project, db) =>
+        measure(bin('dbmate'), [
+          '--url',
+          dbmateUrl(db),
+          '--migrations-dir',
+          join(project.dir, 'dbmate'),
+          '--no-dump-schema',
+          'up',
+        ]),
     },
     {
       name: `node-pg-migrate ${version('node-pg-migrate')}`,
@@ -141,12 +172,15 @@ function installPeers() {
       // A transaction per migration, as tidemark and dbmate run them (its default, one transaction for
       // all, runs out of lock slots at 10,000 tables).
       migrate: (project, db) =>
-        measure(bin('node-pg-migrate'), ['up', '--no-single-transaction', '-m', join(project.dir, 'node-pg-migrate')], { env: { DATABASE_URL: db.url } }),
+        measure(bin('node-pg-migrate'), ['up', '--no-single-transaction', '-m', join(project.dir, 'node-pg-migrate')], {
+          env: { DATABASE_URL: db.url },
+        }),
     },
     {
       name: `postgrator ${version('postgrator')}`,
       dialects: ['postgres'],
-      migrate: (project, db) => measure(process.execPath, [join(dir, 'postgrator-run.mjs'), db.url, join(project.dir, 'postgrator')]),
+      migrate: (project, db) =>
+        measure(process.execPath, [join(dir, 'postgrator-run.mjs'), db.url, join(project.dir, 'postgrator')]),
     },
   ];
 }
@@ -165,7 +199,11 @@ function writePeerFiles(dir, id, { up, down }) {
   write('postgrator', `${id}.undo.m${id}.sql`, down);
 }
 const childEnv = Object.fromEntries(
-  Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'NODE_OPTIONS'].includes(k) && !k.startsWith('npm_')),
+  Object.entries(process.env).filter(
+    ([k]) =>
+      !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TEST_DATABASE_URL', 'NODE_OPTIONS'].includes(k) &&
+      !k.startsWith('npm_'),
+  ),
 );
 
 /**
@@ -184,7 +222,11 @@ function measure(command, args, { cwd = work, env = {}, stdinFile } = {}) {
   const stdin = stdinFile ? openSync(stdinFile, 'r') : 'ignore';
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn(argv[0], argv.slice(1), { cwd, env: { ...childEnv, ...extraEnv }, stdio: [stdin, 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), {
+      cwd,
+      env: { ...childEnv, ...extraEnv },
+      stdio: [stdin, 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -206,7 +248,8 @@ function measure(command, args, { cwd = work, env = {}, stdinFile } = {}) {
 }
 
 function check(result, what) {
-  if (result.code !== 0) throw new Error(`${what} exited ${result.code}\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
+  if (result.code !== 0)
+    throw new Error(`${what} exited ${result.code}\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`);
   return result;
 }
 
@@ -259,9 +302,11 @@ function fiftyStatements(statements) {
     const indexes = 5;
     const columns = 4;
     const inserts = statements - 1 - indexes - columns;
-    for (let k = 1; k <= inserts; k++) lines.push(`insert into w${id} (id, a, b) values (${k}, ${k * 7}, 'row ${k} of w${id}');`);
+    for (let k = 1; k <= inserts; k++)
+      lines.push(`insert into w${id} (id, a, b) values (${k}, ${k * 7}, 'row ${k} of w${id}');`);
     for (let k = 1; k <= columns; k++) lines.push(`alter table w${id} add column c${k} integer;`);
-    for (let k = 1; k <= indexes; k++) lines.push(`create index w${id}_i${k} on w${id} (${k === 1 ? 'a' : k === 2 ? 'b' : `c${k - 2}`});`);
+    for (let k = 1; k <= indexes; k++)
+      lines.push(`create index w${id}_i${k} on w${id} (${k === 1 ? 'a' : k === 2 ? 'b' : `c${k - 2}`});`);
     return { up: `-- ${id}: ${statements} statements\n${lines.join('\n')}\n`, down: `drop table w${id};\n` };
   };
 }
@@ -331,7 +376,8 @@ async function expectCounts(db, { tables, ledger }, what) {
 
 // ---------------------------------------------------------------- the commands
 
-const tidemark = (project, db, ...args) => measure(process.execPath, [CLI, ...args], { cwd: project.dir, env: { DATABASE_URL: db.url } });
+const tidemark = (project, db, ...args) =>
+  measure(process.execPath, [CLI, ...args], { cwd: project.dir, env: { DATABASE_URL: db.url } });
 
 /**
  * The shell runs a script: all files in one transaction (`one`), or each file in its own
@@ -341,13 +387,24 @@ function shellScript(project, db, script, mode) {
   const file = (suffix) => join(project.dir, `${script}${suffix}.sql`);
   if (db.dialect === 'postgres') {
     const single = mode === 'one' ? ['-1'] : [];
-    return measure('psql', ['-X', '-q', ...single, '-v', 'ON_ERROR_STOP=1', '-d', db.url, '-f', mode === 'one' ? file('') : file('.per-file')]);
+    return measure('psql', [
+      '-X',
+      '-q',
+      ...single,
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-d',
+      db.url,
+      '-f',
+      mode === 'one' ? file('') : file('.per-file'),
+    ]);
   }
   return measure('sqlite3', ['-bail', db.file], { stdinFile: mode === 'one' ? file('.sqlite') : file('.per-file') });
 }
 
 const SHELL = { postgres: 'psql', sqlite: 'sqlite3' };
-const baselineName = (dialect, mode) => `${SHELL[dialect]}, ${mode === 'one' ? 'one transaction' : 'a transaction per file'}`;
+const baselineName = (dialect, mode) =>
+  `${SHELL[dialect]}, ${mode === 'one' ? 'one transaction' : 'a transaction per file'}`;
 
 /** Each measured group starts from a quiet server: no checkpoint left over from the last DROP DATABASE. */
 async function settle(dialect) {
@@ -407,7 +464,9 @@ const summary = (samples) =>
         minMs: round(Math.min(...samples.map((s) => s.ms))),
         maxMs: round(Math.max(...samples.map((s) => s.ms))),
         samplesMs: samples.map((s) => round(s.ms)),
-        peakRssMB: samples.some((s) => s.rssKB != null) ? round(Math.max(...samples.map((s) => s.rssKB ?? 0)) / 1024, 1) : null,
+        peakRssMB: samples.some((s) => s.rssKB != null)
+          ? round(Math.max(...samples.map((s) => s.rssKB ?? 0)) / 1024, 1)
+          : null,
       };
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
@@ -425,7 +484,9 @@ function progress(s, run, tm, base) {
   const parts = Object.entries(base)
     .filter(([, r]) => r)
     .map(([name, r]) => `${name} ${fmtMs(r.ms)}`);
-  log(`  ${s.workload} ${s.dialect} run ${run + 1}/${RUNS}: tidemark ${fmtMs(tm.ms)}${tm.rssKB ? ` (${(tm.rssKB / 1024).toFixed(0)} MB)` : ''}${parts.length ? `; ${parts.join('; ')}` : ''}`);
+  log(
+    `  ${s.workload} ${s.dialect} run ${run + 1}/${RUNS}: tidemark ${fmtMs(tm.ms)}${tm.rssKB ? ` (${(tm.rssKB / 1024).toFixed(0)} MB)` : ''}${parts.length ? `; ${parts.join('; ')}` : ''}`,
+  );
 }
 
 // ---------------------------------------------------------------- the workloads
@@ -438,8 +499,17 @@ async function w1w3(dialect, project) {
   const modes = missingShell[dialect] ? [] : ['one', 'per-file'];
   const names = modes.map((m) => baselineName(dialect, m));
   const peers = peersFor(dialect);
-  const w1 = ONLY.has('W1') ? series('W1', dialect, [...names, ...peers.map((p) => p.name)], `apply ${project.count.toLocaleString('en')} one-table migrations`) : null;
-  const w3 = ONLY.has('W3') ? series('W3', dialect, names, `rollback --all of ${project.count.toLocaleString('en')}`) : null;
+  const w1 = ONLY.has('W1')
+    ? series(
+        'W1',
+        dialect,
+        [...names, ...peers.map((p) => p.name)],
+        `apply ${project.count.toLocaleString('en')} one-table migrations`,
+      )
+    : null;
+  const w3 = ONLY.has('W3')
+    ? series('W3', dialect, names, `rollback --all of ${project.count.toLocaleString('en')}`)
+    : null;
   for (let run = 0; run < RUNS; run++) {
     const mine = await freshDatabase(dialect, project);
     const theirs = {};
@@ -450,8 +520,17 @@ async function w1w3(dialect, project) {
       if (!w3) continue;
       await settle(dialect);
       const down = await rotated(run, [
-        ['tidemark', () => tidemark(project, mine, 'rollback', '--all').then((r) => check(r, 'tidemark rollback --all'))],
-        ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'rollback', m).then((r) => check(r, `${baselineName(dialect, m)}: rollback`))]),
+        [
+          'tidemark',
+          () => tidemark(project, mine, 'rollback', '--all').then((r) => check(r, 'tidemark rollback --all')),
+        ],
+        ...modes.map((m) => [
+          baselineName(dialect, m),
+          () =>
+            shellScript(project, theirs[m], 'rollback', m).then((r) =>
+              check(r, `${baselineName(dialect, m)}: rollback`),
+            ),
+        ]),
       ]);
       await expectCounts(mine, { tables: 0, ledger: 0 }, 'tidemark rollback --all');
       for (const m of modes) await expectCounts(theirs[m], { tables: 0 }, `${baselineName(dialect, m)}: rollback`);
@@ -474,7 +553,10 @@ async function applyAll(dialect, project, run, mine, theirs, modes, peers = []) 
     await settle(dialect);
     const results = await rotated(run, [
       ['tidemark', () => tidemark(project, mine, 'migrate').then((r) => check(r, 'tidemark migrate'))],
-      ...modes.map((m) => [baselineName(dialect, m), () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`))]),
+      ...modes.map((m) => [
+        baselineName(dialect, m),
+        () => shellScript(project, theirs[m], 'all', m).then((r) => check(r, `${baselineName(dialect, m)}: all`)),
+      ]),
       ...peers.map((p, i) => [p.name, () => p.migrate(project, peerDbs[i]).then((r) => check(r, p.name))]),
     ]);
     await expectCounts(mine, { tables: project.count, ledger: project.count }, 'tidemark migrate');
@@ -500,7 +582,10 @@ function record(s, run, results) {
 async function w2(dialect, project, nodeQuery, main) {
   const shell = dialect === 'postgres' ? "psql -c 'select 1'" : "sqlite3 'select 1'";
   const peers = peersFor(dialect);
-  const baselines = [...(main ? ['node + connect + select 1', shell, 'node -e 0'] : ['node + connect + select 1']), ...peers.map((p) => p.name)];
+  const baselines = [
+    ...(main ? ['node + connect + select 1', shell, 'node -e 0'] : ['node + connect + select 1']),
+    ...peers.map((p) => p.name),
+  ];
   const s = series(`W2`, dialect, baselines, `no-op migrate, ${project.count.toLocaleString('en')} applied`);
   s.applied = project.count;
   const db = await freshDatabase(dialect, project);
@@ -518,12 +603,19 @@ async function w2(dialect, project, nodeQuery, main) {
     for (let run = 0; run < RUNS; run++) {
       const results = await rotated(run, [
         ['tidemark', () => tidemark(project, db, 'migrate').then((r) => check(r, 'tidemark migrate'))],
-        ['node + connect + select 1', () => measure(process.execPath, [nodeQuery, db.url]).then((r) => check(r, 'node + select 1'))],
+        [
+          'node + connect + select 1',
+          () => measure(process.execPath, [nodeQuery, db.url]).then((r) => check(r, 'node + select 1')),
+        ],
         [shell, main && !missingShell[dialect] ? () => shellSelect1(db).then((r) => check(r, shell)) : null],
         ['node -e 0', main ? () => measure(process.execPath, ['-e', '0']).then((r) => check(r, 'node -e 0')) : null],
-        ...peers.map((p, i) => [p.name, () => p.migrate(project, peerDbs[i]).then((r) => check(r, `${p.name}: no-op`))]),
+        ...peers.map((p, i) => [
+          p.name,
+          () => p.migrate(project, peerDbs[i]).then((r) => check(r, `${p.name}: no-op`)),
+        ]),
       ]);
-      if (!/up to date/.test(results.tidemark.stdout)) throw new Error(`W2: expected "up to date", got:\n${results.tidemark.stdout}`);
+      if (!/up to date/.test(results.tidemark.stdout))
+        throw new Error(`W2: expected "up to date", got:\n${results.tidemark.stdout}`);
       record(s, run, results);
     }
     await expectCounts(db, { ledger: project.count }, 'W2 (nothing written)');
@@ -555,8 +647,12 @@ async function w4(dialect, project) {
 const loadBefore = loadavg();
 let exitCode = 0;
 try {
-  log(`tidemark bench: ${RUNS} run(s) each${QUICK ? ' (quick)' : ''}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
-  log(`peak RSS via ${GNU_TIME ? `${GNU_TIME} -f %M` : "node's process.resourceUsage().maxRSS (no /usr/bin/time; baselines' RSS unknown)"}`);
+  log(
+    `tidemark bench: ${RUNS} run(s) each${QUICK ? ' (quick)' : ''}, ${cpus().length} CPUs, load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  );
+  log(
+    `peak RSS via ${GNU_TIME ? `${GNU_TIME} -f %M` : "node's process.resourceUsage().maxRSS (no /usr/bin/time; baselines' RSS unknown)"}`,
+  );
   for (const d of DIALECTS) if (missingShell[d]) log(`note: ${missingShell[d]}`);
   if (DIALECTS.includes('postgres')) {
     server = await postgresServer({ log: (line) => process.stderr.write(line) });
@@ -634,7 +730,9 @@ for (const dialect of DIALECTS) {
 const machine = `tidemark ${available('git', ['-C', ROOT, 'describe', '--always', '--dirty']) ?? '(no git)'}, node ${process.version}; ${cpus().length} CPUs; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`;
 
 if (table.length > 0) {
-  process.stdout.write(`\n${lines.join('\n')}\n\n${growth.map((g) => `${g}\n`).join('')}${machine}; ${RUNS} run(s) each, interleaved with the baselines\n`);
+  process.stdout.write(
+    `\n${lines.join('\n')}\n\n${growth.map((g) => `${g}\n`).join('')}${machine}; ${RUNS} run(s) each, interleaved with the baselines\n`,
+  );
   const results = {
     date: new Date().toISOString(),
     commit: available('git', ['-C', ROOT, 'describe', '--always', '--dirty']),

@@ -21,7 +21,11 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const COUNT = 200;
 const { values: options } = parseArgs({
-  options: { points: { type: 'string', default: '5' }, seed: { type: 'string', default: '13' }, only: { type: 'string' } },
+  options: {
+    points: { type: 'string', default: '5' },
+    seed: { type: 'string', default: '13' },
+    only: { type: 'string' },
+  },
 });
 const POINTS = Number(options.points);
 const ONLY = options.only ? new Set(options.only.split(',')) : null;
@@ -67,7 +71,8 @@ async function cleanUp() {
     child.kill('SIGCONT');
     child.kill('SIGKILL');
   }
-  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => console.error(`cleanup: ${error.message}`));
+  for (const cleanup of cleanups.reverse())
+    await cleanup().catch((error) => console.error(`cleanup: ${error.message}`));
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
@@ -86,7 +91,8 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 function makeProject(dialect, { bulky = false } = {}) {
   const cwd = mkdtempSync(join(tmpdir(), `tidemark-faults-${dialect}-`));
   mkdirSync(join(cwd, 'sql'));
-  const rows = (count) => `(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${count}) SELECT x FROM c)`;
+  const rows = (count) =>
+    `(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${count}) SELECT x FROM c)`;
   const work = dialect === 'postgres' ? 'SELECT pg_sleep(0.03);' : `SELECT count(*) FROM ${rows(100000)};`;
   for (let v = 1; v <= COUNT; v++) {
     const n = String(v).padStart(3, '0');
@@ -142,8 +148,14 @@ async function privateCluster() {
   return {
     url,
     admin,
-    stop: async () => ((running = false), await server.stop()),
-    start: async () => (await server.start(), (running = true)),
+    stop: async () => {
+      running = false;
+      await server.stop();
+    },
+    start: async () => {
+      await server.start();
+      running = true;
+    },
   };
 }
 
@@ -166,8 +178,12 @@ async function freshDatabase(dialect, cluster, folder) {
     return {
       url: `sqlite:${file}`,
       file,
-      tables: async () => (await all(`select name from sqlite_schema where type = 'table' and name like 't\\_%' escape '\\'`)).map((r) => r.name),
-      ledger: async () => ((await all(`select 1 from sqlite_schema where name = 'schema_version'`)).length ? all(LEDGER) : []),
+      tables: async () =>
+        (await all(`select name from sqlite_schema where type = 'table' and name like 't\\_%' escape '\\'`)).map(
+          (r) => r.name,
+        ),
+      ledger: async () =>
+        (await all(`select 1 from sqlite_schema where name = 'schema_version'`)).length ? all(LEDGER) : [],
       close: async () => rmSync(file, { force: true }),
     };
   }
@@ -187,8 +203,12 @@ async function freshDatabase(dialect, cluster, folder) {
   return {
     url: url.toString(),
     name,
-    tables: async () => (await read(`select tablename as name from pg_tables where schemaname = 'public' and tablename like 't\\_%'`)).map((r) => r.name),
-    ledger: async () => ((await read(`select to_regclass('public.schema_version') is not null as e`))[0].e ? read(LEDGER) : []),
+    tables: async () =>
+      (
+        await read(`select tablename as name from pg_tables where schemaname = 'public' and tablename like 't\\_%'`)
+      ).map((r) => r.name),
+    ledger: async () =>
+      (await read(`select to_regclass('public.schema_version') is not null as e`))[0].e ? read(LEDGER) : [],
     close: () => cluster.admin.unsafe(`drop database if exists ${name} with (force)`),
   };
 }
@@ -206,7 +226,7 @@ async function assertSerialState(db, sums) {
     if (v !== i + 1) throw new Error(`the ledger has a hole: ${versions.join(',')}`);
   });
   for (const row of rows) {
-    if (Boolean(row.dirty)) throw new Error(`version ${row.version} is dirty (every migration here is transactional)`);
+    if (row.dirty) throw new Error(`version ${row.version} is dirty (every migration here is transactional)`);
     if (row.checksum !== sums.get(Number(row.version))) throw new Error(`version ${row.version} has a wrong checksum`);
   }
   const tables = (await db.tables()).sort();
@@ -242,7 +262,10 @@ const FAULTS = {
   'backend terminated': {
     dialects: ['postgres'],
     inject: async ({ cluster, db }) => {
-      await cluster.admin.unsafe(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'tidemark'`, [db.name]);
+      await cluster.admin.unsafe(
+        `select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and application_name = 'tidemark'`,
+        [db.name],
+      );
     },
     expect: (r) => named(r, 5, /^error: lost the connection to \S+ during the run/m),
   },
@@ -258,7 +281,11 @@ const FAULTS = {
     // loss can meet the table lock's own connection first (exit 4, lock lost).
     expect: (r) =>
       named(r, 5, /^error: lost the connection to \S+ during the run/m) &&
-      named(r, 4, /^error: (could not connect to \S+: the database system is (shutting down|starting up)|lost the migration lock)/m),
+      named(
+        r,
+        4,
+        /^error: (could not connect to \S+: the database system is (shutting down|starting up)|lost the migration lock)/m,
+      ),
   },
   'paused holder': {
     modes: ['table'],
@@ -330,7 +357,10 @@ async function injectAt(point, { dialect, fault, mode, cluster, cwd, folder, sum
     tally.failures.push(`${label}: ${error.message}`);
     process.stdout.write('x');
   } finally {
-    for (const child of children) child.kill('SIGCONT'), child.kill('SIGKILL');
+    for (const child of children) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
     await db.close().catch(() => {});
   }
 }
@@ -341,7 +371,11 @@ async function unwritableLog({ dialect, cluster, cwd, folder, sums }) {
   try {
     tally.injected++;
     const r = await startCli(['migrate', '--log', '/proc/tidemark-faults/migration.log'], { cwd, url: db.url }).done;
-    if (r.code === 0 && /^warning: cannot write the migration log \/proc\/tidemark-faults\/migration\.log/m.test(r.stderr)) tally.named++;
+    if (
+      r.code === 0 &&
+      /^warning: cannot write the migration log \/proc\/tidemark-faults\/migration\.log/m.test(r.stderr)
+    )
+      tally.named++;
     else tally.failures.push(`${dialect} unwritable log: exit ${r.code}: ${r.stderr.split('\n')[0]}`);
     if ((await assertSerialState(db, sums)) === COUNT) tally.converged++;
     process.stdout.write('.');
@@ -372,7 +406,11 @@ async function diskFull({ cluster }) {
       const db = await freshDatabase('sqlite', cluster, mount);
       tally.injected++;
       const r = await startCli(['migrate', '--no-log'], { cwd, url: db.url }).done;
-      const wrong = named(r, 4, /^error: could not write \S+: (the disk is full|cannot create its lock file .*: the disk is full)/m);
+      const wrong = named(
+        r,
+        4,
+        /^error: could not write \S+: (the disk is full|cannot create its lock file .*: the disk is full)/m,
+      );
       if (r.code === 0) tally.missed++;
       if (wrong) tally.failures.push(`${label}: the message did not name the fault: ${wrong}`);
       else tally.named++;
@@ -406,9 +444,12 @@ async function main() {
     console.log(`\n${dialect}: a clean run of ${COUNT} migrations takes ${runMs} ms`);
     for (const [fault, spec] of Object.entries(FAULTS)) {
       if ((spec.dialects && !spec.dialects.includes(dialect)) || (ONLY && !ONLY.has(fault))) continue;
-      for (const mode of MODES[dialect].filter((m) => !spec.modes || spec.modes.includes(m) || (dialect === 'sqlite' && m === 'advisory'))) {
+      for (const mode of MODES[dialect].filter(
+        (m) => !spec.modes || spec.modes.includes(m) || (dialect === 'sqlite' && m === 'advisory'),
+      )) {
         process.stdout.write(`${dialect} ${fault} --lock ${mode}: `);
-        for (let i = 0; i < POINTS; i++) await injectAt(random(), { dialect, fault, mode, cluster, cwd, folder, sums, runMs });
+        for (let i = 0; i < POINTS; i++)
+          await injectAt(random(), { dialect, fault, mode, cluster, cwd, folder, sums, runMs });
         process.stdout.write('\n');
       }
     }
@@ -419,9 +460,11 @@ async function main() {
     await diskFull({ cluster });
   }
   const seconds = Math.round((Date.now() - started) / 1000);
-  console.log(`\n\nfaults injected: ${tally.injected}; converged to version ${COUNT} with exit 0 afterwards: ${tally.converged}; ` +
-    `message named the fault: ${tally.named}, of which ${tally.missed} missed the run (it had not started its ` +
-    `database work or had finished: nothing to name); ${seconds} s`);
+  console.log(
+    `\n\nfaults injected: ${tally.injected}; converged to version ${COUNT} with exit 0 afterwards: ${tally.converged}; ` +
+      `message named the fault: ${tally.named}, of which ${tally.missed} missed the run (it had not started its ` +
+      `database work or had finished: nothing to name); ${seconds} s`,
+  );
   for (const failure of tally.failures) console.log(`FAILED ${failure}`);
   return tally.failures.length === 0 && tally.converged === tally.injected;
 }

@@ -16,8 +16,14 @@ import postgres from 'postgres';
 import { postgresServer } from './postgres-server.mjs';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'cli.js');
-const { values: flags } = parseArgs({ options: { sqlite: { type: 'string' }, databases: { type: 'string' }, schemas: { type: 'string' } } });
-const SIZES = { sqlite: Number(flags.sqlite ?? 1000), databases: Number(flags.databases ?? 100), schemas: Number(flags.schemas ?? 500) };
+const { values: flags } = parseArgs({
+  options: { sqlite: { type: 'string' }, databases: { type: 'string' }, schemas: { type: 'string' } },
+});
+const SIZES = {
+  sqlite: Number(flags.sqlite ?? 1000),
+  databases: Number(flags.databases ?? 100),
+  schemas: Number(flags.schemas ?? 500),
+};
 // The child reports its own peak RSS on exit: the fleet's memory, not the bench's.
 const PEAK = `data:text/javascript,process.on('exit',()=>process.stderr.write('peak-rss '+process.resourceUsage().maxRSS+'\\n'))`;
 
@@ -27,7 +33,10 @@ function project() {
   writeFileSync(join(cwd, 'package.json'), '{}');
   for (let i = 1; i <= 20; i++) {
     const v = String(i).padStart(3, '0');
-    writeFileSync(join(cwd, 'sql', `${v}_t${i}.sql`), `CREATE TABLE t${i} (id integer primary key, x integer not null default 0, note text);\nCREATE INDEX t${i}_x ON t${i} (x);\n`);
+    writeFileSync(
+      join(cwd, 'sql', `${v}_t${i}.sql`),
+      `CREATE TABLE t${i} (id integer primary key, x integer not null default 0, note text);\nCREATE INDEX t${i}_x ON t${i} (x);\n`,
+    );
     writeFileSync(join(cwd, 'sql', `${v}_t${i}_rollback.sql`), `DROP TABLE t${i};\n`);
   }
   return cwd;
@@ -36,7 +45,11 @@ function project() {
 /** One CLI run: wall seconds and peak RSS in MB; a failed run stops the bench. */
 function timed(cwd, args, env = {}) {
   const started = process.hrtime.bigint();
-  const run = spawnSync(process.execPath, ['--import', PEAK, CLI, ...args, '--quiet', '--no-log'], { cwd, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, ['--import', PEAK, CLI, ...args, '--quiet', '--no-log'], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (run.status !== 0) throw new Error(`${args.join(' ')} exited ${run.status}:\n${run.stdout}${run.stderr}`);
   const rss = Number(/peak-rss (\d+)/.exec(run.stderr)?.[1] ?? 0) / 1024;
@@ -45,7 +58,12 @@ function timed(cwd, args, env = {}) {
 
 const rows = [];
 function row(what, result, sequential) {
-  rows.push([what, `${result.seconds.toFixed(2)} s`, sequential ? `${(sequential.seconds / result.seconds).toFixed(1)}x` : '', `${result.rss.toFixed(0)} MB`]);
+  rows.push([
+    what,
+    `${result.seconds.toFixed(2)} s`,
+    sequential ? `${(sequential.seconds / result.seconds).toFixed(1)}x` : '',
+    `${result.rss.toFixed(0)} MB`,
+  ]);
 }
 
 /** From empty at concurrency 1 (the sequential baseline), again from empty at 8, then the no-op. */
@@ -76,8 +94,15 @@ try {
   }
   writeFileSync(join(sqliteCwd, 'databases.txt'), databases.map(urlOf).join('\n'));
   // Between the sequential and the parallel run, PostgreSQL's fleets are emptied by a rollback --all over them.
-  const rollbackAll = (fleet, env) => () => timed(sqliteCwd, ['rollback', '--all', '--fleet', fleet, '--concurrency', '8'], env);
-  compare(`PostgreSQL, ${SIZES.databases} databases x 20`, sqliteCwd, 'urls:databases.txt', rollbackAll('urls:databases.txt', {}), {});
+  const rollbackAll = (fleet, env) => () =>
+    timed(sqliteCwd, ['rollback', '--all', '--fleet', fleet, '--concurrency', '8'], env);
+  compare(
+    `PostgreSQL, ${SIZES.databases} databases x 20`,
+    sqliteCwd,
+    'urls:databases.txt',
+    rollbackAll('urls:databases.txt', {}),
+    {},
+  );
 
   await admin.unsafe('drop database if exists tidemark_fleet_bench_schemas with (force)');
   await admin.unsafe('create database tidemark_fleet_bench_schemas');
@@ -91,9 +116,16 @@ try {
 
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), 8));
   process.stdout.write(`${['run', 'time', 'speed-up', 'peak RSS'].map((h, i) => h.padEnd(widths[i])).join('  ')}\n`);
-  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()}\n`);
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
 } finally {
-  for (const name of [...databases, 'tidemark_fleet_bench_schemas']) await admin.unsafe(`drop database if exists ${name} with (force)`).catch(() => {});
+  for (const name of [...databases, 'tidemark_fleet_bench_schemas'])
+    await admin.unsafe(`drop database if exists ${name} with (force)`).catch(() => {});
   await admin.end({ timeout: 5 });
   await server.stop();
   rmSync(sqliteCwd, { recursive: true, force: true });

@@ -55,6 +55,7 @@ export async function postgresServer({ log = (line) => process.stdout.write(line
     return { url: env.TEST_DATABASE_URL, embedded: false, stop: async () => {} };
   }
   const embedded = await startEmbedded({ log });
-  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => embedded.stop().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'])
+    process.once(signal, () => embedded.stop().finally(() => process.exit(130)));
   return { url: embedded.url, embedded: true, stop: embedded.stop };
 }

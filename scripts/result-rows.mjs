@@ -13,7 +13,12 @@ import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { values: flags } = parseArgs({ options: { rows: { type: 'string', default: '3000000' }, cli: { type: 'string', default: join(ROOT, 'dist', 'cli.js') } } });
+const { values: flags } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '3000000' },
+    cli: { type: 'string', default: join(ROOT, 'dist', 'cli.js') },
+  },
+});
 const adminUrl = process.env.TEST_DATABASE_URL;
 if (!adminUrl) throw new Error('set TEST_DATABASE_URL to a PostgreSQL server where a scratch database can be created');
 
@@ -32,7 +37,10 @@ try {
   mkdirSync(join(work, 'sql'));
   writeFileSync(join(work, 'sql', '001_base.sql'), 'create table base (a int);\n');
   writeFileSync(join(work, 'sql', '001_base_rollback.sql'), 'drop table base;\n');
-  writeFileSync(join(work, 'sql', '002_rows.sql'), `select g, repeat('x', 100) as filler from generate_series(1, ${Number(flags.rows)}) as g;\n`);
+  writeFileSync(
+    join(work, 'sql', '002_rows.sql'),
+    `select g, repeat('x', 100) as filler from generate_series(1, ${Number(flags.rows)}) as g;\n`,
+  );
   writeFileSync(join(work, 'sql', '002_rows_rollback.sql'), 'select 1;\n');
   const run = (target) => {
     const rssFile = join(work, 'rss');
@@ -46,7 +54,9 @@ try {
   };
   const small = run('1');
   const large = run('2');
-  process.stdout.write(`peak RSS: ${small} MB for a one-table migration, ${large} MB for a migration returning ${flags.rows} rows\n`);
+  process.stdout.write(
+    `peak RSS: ${small} MB for a one-table migration, ${large} MB for a migration returning ${flags.rows} rows\n`,
+  );
 } finally {
   await admin.unsafe(`drop database if exists ${name} with (force)`);
   await admin.end();

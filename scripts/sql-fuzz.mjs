@@ -39,7 +39,18 @@ function random(seed) {
 // ---- the grammar ------------------------------------------------------------------------------
 
 /** What may stand between two tokens: blanks and comments of every kind. */
-const GAPS = [' ', '  ', '\n', '\t', '/**/', '/* ; */', '/* commit; */', '-- ; rollback;\n', ' /* a /* b */ c */ ', '\n-- x\n'];
+const GAPS = [
+  ' ',
+  '  ',
+  '\n',
+  '\t',
+  '/**/',
+  '/* ; */',
+  '/* commit; */',
+  '-- ; rollback;\n',
+  ' /* a /* b */ c */ ',
+  '\n-- x\n',
+];
 
 /** Transaction control as people write it; `[dialect]` limits one to where it parses. */
 const CONTROL = [
@@ -61,7 +72,19 @@ const CONTROL = [
 /** Text that is harmless inside a quote or comment, and dangerous if read as SQL. */
 function payload(g, ctx) {
   const decoy = `CREATE TABLE d${ctx.decoy++} (a INTEGER)`;
-  return g.pick([`;commit;`, `; ${decoy};`, `x;rollback;${decoy}`, `;end;`, ` begin; `, `\\`, `-- ;`, `/* ;`, `*/;`, `$$;`, `';commit;`]);
+  return g.pick([
+    `;commit;`,
+    `; ${decoy};`,
+    `x;rollback;${decoy}`,
+    `;end;`,
+    ` begin; `,
+    `\\`,
+    `-- ;`,
+    `/* ;`,
+    `*/;`,
+    `$$;`,
+    `';commit;`,
+  ]);
 }
 
 function gap(g) {
@@ -74,7 +97,14 @@ function marker(g, ctx) {
   ctx.markers.push(name);
   const sqliteOnly = ctx.dialect === 'sqlite' || g.chance(0.05);
   const table = g.pick([name, `"${name}"`, ...(sqliteOnly ? [`[${name}]`, `\`${name}\``] : [])]);
-  const columns = g.pick(['a INTEGER', 'begin INTEGER, x INTEGER', '"a;b" INTEGER', '"c""d;" INTEGER', 'a INTEGER, "end" INTEGER', ...(sqliteOnly ? ['[a;b] INTEGER', '`a;b` INTEGER'] : [])]);
+  const columns = g.pick([
+    'a INTEGER',
+    'begin INTEGER, x INTEGER',
+    '"a;b" INTEGER',
+    '"c""d;" INTEGER',
+    'a INTEGER, "end" INTEGER',
+    ...(sqliteOnly ? ['[a;b] INTEGER', '`a;b` INTEGER'] : []),
+  ]);
   return `CREATE${gap(g)}TABLE${gap(g)}${table}${gap(g)}(${columns})`;
 }
 
@@ -100,7 +130,9 @@ function quoted(g, ctx) {
 
 /** A transaction keyword with a gap of any kind wherever one may stand. */
 function control(g, dialect) {
-  const words = g.pick(CONTROL.filter((c) => !c.at(-1).startsWith('[') || c.at(-1) === `[${dialect}]` || g.chance(0.2)));
+  const words = g.pick(
+    CONTROL.filter((c) => !c.at(-1).startsWith('[') || c.at(-1) === `[${dialect}]` || g.chance(0.2)),
+  );
   return words.filter((w) => !w.startsWith('[')).join(g.pick([' ', '/**/', '\n', ' -- c\n', '/* x */']));
 }
 
@@ -150,11 +182,16 @@ export function generateFile(seed, dialect) {
   }
   if (g.chance(0.3)) parts.push('INSERT INTO nowhere VALUES (1);');
   let text = parts.join(g.pick(['\n', '\n\n', ' ', '\n-- between\n']));
-  if (g.chance(0.04)) text += g.pick(["\nSELECT 'never closed;", '\n/* never closed', '\nSELECT $z$ never closed', '\nSELECT "never']);
+  if (g.chance(0.04))
+    text += g.pick(["\nSELECT 'never closed;", '\n/* never closed', '\nSELECT $z$ never closed', '\nSELECT "never']);
   let bytes = Buffer.from(text, 'utf8');
   if (g.chance(0.04)) {
     const at = g.int(bytes.length + 1);
-    bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(g.pick([[0x00], [0xff], [0xc3], [0xe2, 0x82]])), bytes.subarray(at)]);
+    bytes = Buffer.concat([
+      bytes.subarray(0, at),
+      Buffer.from(g.pick([[0x00], [0xff], [0xc3], [0xe2, 0x82]])),
+      bytes.subarray(at),
+    ]);
   }
   return { bytes, markers: ctx.markers };
 }
@@ -174,7 +211,12 @@ async function fuzzDatabase(dialect, adminUrl, folder) {
       });
     return {
       url: `sqlite:${file}`,
-      tables: async () => (existsSync(file) ? (await all(`select name from sqlite_schema where type = 'table' and name not like 'sqlite_%'`)).map((r) => r.name) : []),
+      tables: async () =>
+        existsSync(file)
+          ? (await all(`select name from sqlite_schema where type = 'table' and name not like 'sqlite_%'`)).map(
+              (r) => r.name,
+            )
+          : [],
       ledger: async () => (await all('select version from schema_version')).map((r) => Number(r.version)),
       reset: async () => rmSync(file, { force: true }),
       close: async () => rmSync(file, { force: true }),
@@ -190,7 +232,10 @@ async function fuzzDatabase(dialect, adminUrl, folder) {
   const sql = postgres(url.toString(), { max: 1, onnotice: () => {} });
   return {
     url: url.toString(),
-    tables: async () => (await sql`select table_name from information_schema.tables where table_schema = 'public'`).map((r) => r.table_name),
+    tables: async () =>
+      (await sql`select table_name from information_schema.tables where table_schema = 'public'`).map(
+        (r) => r.table_name,
+      ),
     ledger: async () => (await sql`select version from schema_version`).map((r) => Number(r.version)),
     reset: () => sql.unsafe('drop schema public cascade; create schema public'),
     close: async () => {
@@ -233,7 +278,8 @@ export async function fuzzSql({ dialect, files, seed, adminUrl, dist = '../dist/
       const verdict = await migrate(createMigrator, db.url, folder);
       const tables = await db.tables();
       const ledger = tables.includes('schema_version') ? await db.ledger() : [];
-      const wrong = verdict === 'other' ? 'an exit code other than 0, 1 or 2' : disagreement(verdict, ledger, tables, markers);
+      const wrong =
+        verdict === 'other' ? 'an exit code other than 0, 1 or 2' : disagreement(verdict, ledger, tables, markers);
       totals.files++;
       if (verdict !== 'other') totals[verdict]++;
       if (wrong) totals.disagreements.push({ seed: fileSeed, verdict, wrong, text: bytes.toString('latin1') });
@@ -276,9 +322,12 @@ async function main() {
         seed: Number(arg('seed', 7)),
         adminUrl: server.url,
         dist: arg('dist', '../dist/index.js'),
-        onFile: (t) => t.files % 500 === 0 && process.stderr.write(`${dialect}: ${t.files} files, ${t.disagreements.length} disagreements\n`),
+        onFile: (t) =>
+          t.files % 500 === 0 &&
+          process.stderr.write(`${dialect}: ${t.files} files, ${t.disagreements.length} disagreements\n`),
       });
-      for (const d of totals.disagreements.slice(0, 20)) process.stdout.write(`DISAGREE seed ${d.seed} (${d.verdict}): ${d.wrong}\n  ${JSON.stringify(d.text)}\n`);
+      for (const d of totals.disagreements.slice(0, 20))
+        process.stdout.write(`DISAGREE seed ${d.seed} (${d.verdict}): ${d.wrong}\n  ${JSON.stringify(d.text)}\n`);
       const { files, applied, failed: failedFiles, refused, disagreements } = totals;
       process.stdout.write(
         `${dialect}: ${files} files: ${applied} applied, ${failedFiles} failed, ${refused} refused; ` +

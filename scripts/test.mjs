@@ -8,7 +8,10 @@ const pattern = process.argv[2] ?? '\\.test\\.mjs$';
 
 function runSuites(env) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'test', pattern], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['node_modules/uvu/bin.js', 'test', pattern], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     child.stdout.on('data', (chunk) => {
       output += chunk;

@@ -34,7 +34,8 @@ export const FUZZ_FILES = {
   '005_audit_rollback.sql': 'DROP TABLE audit;\n',
   '006_orders_note.sql': "ALTER TABLE orders ADD COLUMN note TEXT DEFAULT 'none';\n",
   '006_orders_note_rollback.sql': 'ALTER TABLE orders DROP COLUMN note;\n',
-  '007_user_orders.sql': 'CREATE VIEW user_orders AS SELECT u.id, count(o.id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id;\n',
+  '007_user_orders.sql':
+    'CREATE VIEW user_orders AS SELECT u.id, count(o.id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id;\n',
   '007_user_orders_rollback.sql': 'DROP VIEW user_orders;\n',
 };
 const FORWARD = Object.fromEntries(
@@ -75,7 +76,9 @@ async function database(dialect, adminUrl, folder) {
         new Promise((resolve, reject) => {
           const handle = new sqlite3.Database(file, (error) => {
             if (error) return reject(error);
-            handle.all(sql, (queryError, rows) => handle.close(() => (queryError ? reject(queryError) : resolve(rows))));
+            handle.all(sql, (queryError, rows) =>
+              handle.close(() => (queryError ? reject(queryError) : resolve(rows))),
+            );
           });
         }),
       reset: async () => {
@@ -150,7 +153,9 @@ const ACTIONS = [
 
 function migrate(s) {
   const target = s.rng.pick([...VERSIONS, undefined]);
-  return attempt(`migrate ${target ?? ''} --allow-out-of-order`, () => s.tidemark.migrate({ target, allowOutOfOrder: true }));
+  return attempt(`migrate ${target ?? ''} --allow-out-of-order`, () =>
+    s.tidemark.migrate({ target, allowOutOfOrder: true }),
+  );
 }
 
 function rollback(s) {
@@ -170,7 +175,11 @@ async function handDdl(s) {
   const table = schema.tables.length ? s.rng.pick(schema.tables) : null;
   const choices = [`CREATE TABLE h${n} (id INTEGER PRIMARY KEY, v TEXT)`];
   if (table) {
-    choices.push(`ALTER TABLE ${table.name} ADD COLUMN h${n} TEXT`, `DROP TABLE ${table.name}`, `CREATE INDEX h${n}_idx ON ${table.name} (id)`);
+    choices.push(
+      `ALTER TABLE ${table.name} ADD COLUMN h${n} TEXT`,
+      `DROP TABLE ${table.name}`,
+      `CREATE INDEX h${n}_idx ON ${table.name} (id)`,
+    );
     const column = s.rng.pick(table.columns.filter((c) => c.name !== 'id'));
     if (column) choices.push(`ALTER TABLE ${table.name} DROP COLUMN ${column.name}`);
   }
@@ -197,7 +206,9 @@ async function baselineFresh(s) {
 /** `tidemark sql` (migrate or rollback) run by hand: psql -v ON_ERROR_STOP=1 -f, or the sqlite3 package's exec. */
 async function sqlScriptByHand(s) {
   const rollback = s.rng.int(3) === 0;
-  const options = rollback ? { rollback: true, steps: 1 + s.rng.int(2) } : { target: s.rng.pick([...VERSIONS, undefined]), allowOutOfOrder: true };
+  const options = rollback
+    ? { rollback: true, steps: 1 + s.rng.int(2) }
+    : { target: s.rng.pick([...VERSIONS, undefined]), allowOutOfOrder: true };
   let script;
   try {
     script = await s.tidemark.sql(options);
@@ -212,7 +223,10 @@ async function sqlScriptByHand(s) {
     return `sql ${JSON.stringify(options)} | psql: exit ${r.status}${r.status ? ` (${r.stderr.trim().split('\n')[0]})` : ''}`;
   }
   // `.bail on` is the sqlite3 shell's; exec stops at the first error anyway.
-  const sql = script.split('\n').filter((line) => !line.startsWith('.')).join('\n');
+  const sql = script
+    .split('\n')
+    .filter((line) => !line.startsWith('.'))
+    .join('\n');
   try {
     await s.db.exec(sql);
     return `sql ${JSON.stringify(options)} | sqlite3 exec: ok`;
@@ -270,7 +284,10 @@ async function truth(s) {
 function judge(report, t) {
   const drift = report.findings.some((f) => f.check === 'drift');
   const reference = report.findings.some((f) => f.check === 'reference');
-  if (!t.buildable) return reference && !report.ok ? null : `the files do not build (${t.why}), yet verify ${report.ok ? 'said verified' : 'compared'}`;
+  if (!t.buildable)
+    return reference && !report.ok
+      ? null
+      : `the files do not build (${t.why}), yet verify ${report.ok ? 'said verified' : 'compared'}`;
   const ok = !t.drift && t.pending.length === 0;
   if (report.ok === ok && drift === t.drift && !reference) return null;
   const findings = report.findings.map((f) => `${f.check}: ${f.message} ${f.details.join('; ')}`);
@@ -321,7 +338,10 @@ export async function fuzzVerify({ dialect, sequences, steps, seed, adminUrl, on
 function weighted(rng) {
   const total = ACTIONS.reduce((sum, a) => sum + a.weight, 0);
   let roll = rng.int(total);
-  for (const action of ACTIONS) if ((roll -= action.weight) < 0) return action;
+  for (const action of ACTIONS) {
+    roll -= action.weight;
+    if (roll < 0) return action;
+  }
   return ACTIONS[0];
 }
 
@@ -345,9 +365,12 @@ async function main() {
         steps: Number(arg('steps', 6)),
         seed: Number(arg('seed', 12)),
         adminUrl: server.url,
-        onSequence: (t) => t.sequences % 20 === 0 && process.stderr.write(`${dialect}: ${t.sequences} sequences, ${t.wrong.length} wrong\n`),
+        onSequence: (t) =>
+          t.sequences % 20 === 0 &&
+          process.stderr.write(`${dialect}: ${t.sequences} sequences, ${t.wrong.length} wrong\n`),
       });
-      for (const w of totals.wrong) process.stdout.write(`WRONG seed ${w.seed} step ${w.step}: ${w.wrong}\n  ${w.log.join('\n  ')}\n`);
+      for (const w of totals.wrong)
+        process.stdout.write(`WRONG seed ${w.seed} step ${w.step}: ${w.wrong}\n  ${w.log.join('\n  ')}\n`);
       const { sequences, steps, verdicts, drift, clean, unbuildable, wrong } = totals;
       process.stdout.write(
         `${dialect}: ${sequences} sequences, ${steps} steps, ${verdicts} verdicts checked (${drift} with drift, ${clean} without, ` +

@@ -32,7 +32,12 @@ export function backupFileName(tool: BackupTool, version: number, at: Date): str
   return `${tool.name}-v${version}-${stamp}${tool.extension}`;
 }
 
-export async function takeBackup(config: Config, target: Target, version: number, options: BackupOptions = {}): Promise<BackupResult> {
+export async function takeBackup(
+  config: Config,
+  target: Target,
+  version: number,
+  options: BackupOptions = {},
+): Promise<BackupResult> {
   const tool = await backupTool(target, config.table, config.secrets);
   const folder = resolve(config.cwd, config.backupDir);
   makeFolders(folder);
@@ -59,13 +64,19 @@ function pruneBackups(folder: string, tool: BackupTool, keep: number): string[] 
 const timeOf = (file: string) => /-(\d{8}T\d{9}Z)\.\w+$/.exec(file)?.[1] ?? '';
 
 /** Reads a backup through before anything is replaced; returns the version it brings back. */
-export async function checkBackup(config: Config, target: Target, file: string): Promise<{ tool: BackupTool; path: string; version: number }> {
+export async function checkBackup(
+  config: Config,
+  target: Target,
+  file: string,
+): Promise<{ tool: BackupTool; path: string; version: number }> {
   const tool = await backupTool(target, config.table, config.secrets);
   const path = resolve(config.cwd, file);
   try {
     statSync(path);
   } catch {
-    throw new UsageError(`backup file ${file} does not exist`, { hint: `list the backups with \`ls ${config.backupDir}\`` });
+    throw new UsageError(`backup file ${file} does not exist`, {
+      hint: `list the backups with \`ls ${config.backupDir}\``,
+    });
   }
   if (!path.endsWith(tool.extension)) {
     throw new UsageError(`${file} is not a backup of this kind of database (its backups end in ${tool.extension})`);

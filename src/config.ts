@@ -136,53 +136,91 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  * then defaults. `.env` is loaded into process.env with Node's own loader, which never overwrites a
  * variable the environment already has. With a "databases" map, `--db` picks one of them.
  */
-export function loadConfigs(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config[] {
+export function loadConfigs(
+  flags: ConfigFlags,
+  cwd: string = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): Config[] {
   const envFile = join(cwd, '.env');
   if (env === process.env && existsSync(envFile)) process.loadEnvFile(envFile);
   const settings = readProjectSettings(cwd);
   if (!settings.databases) {
-    if (flags.db) throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
+    if (flags.db)
+      throw new UsageError(`--db ${flags.db}: this project configures no named databases`, { hint: DATABASES_HINT });
     const url = flags.url || env.DATABASE_URL || settings.url || undefined;
     return [configFor(null, { ...settings, url }, flags, cwd, env, { strict: settings.strict })];
   }
   const named = Object.entries(settings.databases).filter(([name]) => !flags.db || name === flags.db);
   if (named.length === 0) {
     const names = Object.keys(settings.databases).join(', ') || 'none';
-    throw new UsageError(`--db ${flags.db}: no such database; configured: ${names}`, { hint: `e.g. --db ${Object.keys(settings.databases)[0] ?? 'main'}` });
+    throw new UsageError(`--db ${flags.db}: no such database; configured: ${names}`, {
+      hint: `e.g. --db ${Object.keys(settings.databases)[0] ?? 'main'}`,
+    });
   }
   if (named.length > 1 && (flags.url || flags.dir)) {
-    throw new UsageError('--url and --dir name one database, and this project configures several', { hint: `add --db, e.g. --db ${named[0]![0]}` });
+    throw new UsageError('--url and --dir name one database, and this project configures several', {
+      hint: `add --db, e.g. --db ${named[0]![0]}`,
+    });
   }
-  return named.map(([name, database]) => configFor(name, { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) }, flags, cwd, env, settings));
+  return named.map(([name, database]) =>
+    configFor(
+      name,
+      { lock: settings.lock, ...database, url: flags.url || resolveUrl(name, database.url, env) },
+      flags,
+      cwd,
+      env,
+      settings,
+    ),
+  );
 }
 
 /**
  * `--fleet`, else the project's "fleet" setting, else null. Call after loadConfigs (which loads .env).
  * The control database: --url, else the setting's "url", else DATABASE_URL, else the project's "url".
  */
-export function loadFleetSetting(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): FleetSetting | null {
+export function loadFleetSetting(
+  flags: ConfigFlags,
+  cwd: string = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): FleetSetting | null {
   const settings = readProjectSettings(cwd);
   const fleet = settings.fleet;
   if (flags.fleet === false || (flags.fleet === undefined && fleet === undefined)) return null;
   if (settings.databases) {
-    throw new UsageError('a fleet and a "databases" map cannot be combined', { hint: 'remove "databases", or pass --db to work on one of them without the fleet' });
+    throw new UsageError('a fleet and a "databases" map cannot be combined', {
+      hint: 'remove "databases", or pass --db to work on one of them without the fleet',
+    });
   }
   const configured = typeof fleet === 'string' ? { source: fleet } : (fleet ?? {});
   const spec = flags.fleet ?? configured.source;
   if (typeof spec !== 'string' || (configured.url !== undefined && typeof configured.url !== 'string')) {
     throw new UsageError('"fleet" must be a source, or { "source": "...", "url": "env:NAME" }', { hint: FLEET_HINT });
   }
-  const url = flags.url || resolveUrl('fleet', configured.url as string | undefined, env) || env.DATABASE_URL || settings.url || undefined;
+  const url =
+    flags.url ||
+    resolveUrl('fleet', configured.url as string | undefined, env) ||
+    env.DATABASE_URL ||
+    settings.url ||
+    undefined;
   return { spec, url };
 }
 
-const FLEET_HINT = 'e.g. "tidemark": { "fleet": "sqlite:data/tenants/*.db" } or { "fleet": { "source": "query:select url from tenants", "url": "env:CONTROL_URL" } }';
+const FLEET_HINT =
+  'e.g. "tidemark": { "fleet": "sqlite:data/tenants/*.db" } or { "fleet": { "source": "query:select url from ' +
+  'tenants", "url": "env:CONTROL_URL" } }';
 
 /** Exactly one database: the API's and single-database commands' view. */
-export function loadConfig(flags: ConfigFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  flags: ConfigFlags,
+  cwd: string = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const configs = loadConfigs(flags, cwd, env);
   if (configs.length > 1) {
-    throw new UsageError(`this project configures several databases (${configs.map((c) => c.name).join(', ')}); name one`, { hint: `pass --db (API: { db: '${configs[0]!.name}' })` });
+    throw new UsageError(
+      `this project configures several databases (${configs.map((c) => c.name).join(', ')}); name one`,
+      { hint: `pass --db (API: { db: '${configs[0]!.name}' })` },
+    );
   }
   return configs[0]!;
 }
@@ -202,15 +240,22 @@ function configFor(
     cwd,
     name,
     url,
-    dir: flags.dir || (name === null ? env.MIGRATIONS_DIR : undefined) || database.dir || (name === null ? 'sql' : `sql/${name}`),
-    table: parseTableName(flags.table || (name === null ? env.MIGRATIONS_TABLE : undefined) || database.table || 'schema_version'),
+    dir:
+      flags.dir ||
+      (name === null ? env.MIGRATIONS_DIR : undefined) ||
+      database.dir ||
+      (name === null ? 'sql' : `sql/${name}`),
+    table: parseTableName(
+      flags.table || (name === null ? env.MIGRATIONS_TABLE : undefined) || database.table || 'schema_version',
+    ),
     json: Boolean(flags.json),
     quiet: Boolean(flags.quiet),
     lockTimeoutSeconds: seconds(flags.lockTimeout ?? DEFAULT_LOCK_TIMEOUT_SECONDS, '--lock-timeout'),
     lock: lockMode(flags, env, database),
     lockTtlSeconds: seconds(flags.lockTtl ?? DEFAULT_LOCK_TTL_SECONDS, '--lock-ttl', 1),
     waitSeconds: waitSeconds(flags.wait),
-    statementTimeout: flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
+    statementTimeout:
+      flags.statementTimeout === undefined ? null : duration(flags.statementTimeout, '--statement-timeout'),
     pgLockTimeout: duration(flags.pgLockTimeout ?? DEFAULT_PG_LOCK_TIMEOUT, '--pg-lock-timeout'),
     lockRetries: count(flags.lockRetries ?? DEFAULT_LOCK_RETRIES, '--lock-retries'),
     log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
@@ -223,7 +268,8 @@ function configFor(
 }
 
 const DATABASES_HINT =
-  'name databases in tidemark.config.json or package.json "tidemark": { "databases": { "main": { "url": "env:DATABASE_URL", "dir": "sql/main" } } }';
+  'name databases in tidemark.config.json or package.json "tidemark": { "databases": { "main": { "url": ' +
+  '"env:DATABASE_URL", "dir": "sql/main" } } }';
 
 /** `env:NAME` reads the variable, so a committed config never holds a password. */
 function resolveUrl(name: string, url: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
@@ -244,13 +290,21 @@ function readProjectSettings(cwd: string): ProjectSettings {
   const settings = existsSync(configFile) ? readJson(configFile) : readPackageField(join(cwd, 'package.json'));
   if (settings === undefined) return {};
   const where = existsSync(configFile) ? configFile : `${join(cwd, 'package.json')} "tidemark"`;
-  if (!isObject(settings)) throw new UsageError(`${where}: must be an object`, { hint: 'write it as { "dir": "sql", "table": "schema_version" }' });
+  if (!isObject(settings))
+    throw new UsageError(`${where}: must be an object`, {
+      hint: 'write it as { "dir": "sql", "table": "schema_version" }',
+    });
   const { databases } = settings as ProjectSettings;
   if (databases !== undefined && (!isObject(databases) || !Object.values(databases).every(isObject))) {
-    throw new UsageError(`${where}: "databases" must map names to { "url", "dir", "table" } objects`, { hint: DATABASES_HINT });
+    throw new UsageError(`${where}: "databases" must map names to { "url", "dir", "table" } objects`, {
+      hint: DATABASES_HINT,
+    });
   }
   for (const name of Object.keys(databases ?? {})) {
-    if (!IDENTIFIER.test(name)) throw new UsageError(`${where}: "${name}" cannot be a database name`, { hint: 'use letters, digits and underscores, e.g. "trades"' });
+    if (!IDENTIFIER.test(name))
+      throw new UsageError(`${where}: "${name}" cannot be a database name`, {
+        hint: 'use letters, digits and underscores, e.g. "trades"',
+      });
   }
   return settings as ProjectSettings;
 }
@@ -263,7 +317,10 @@ function readJson(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new UsageError(`${path}: not valid JSON (${(error as Error).message})`, { file: path, hint: 'fix the JSON syntax' });
+    throw new UsageError(`${path}: not valid JSON (${(error as Error).message})`, {
+      file: path,
+      hint: 'fix the JSON syntax',
+    });
   }
 }
 
@@ -274,29 +331,39 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function seconds(value: string | number, flag: string, least = 0): number {
   const text = String(value);
   if (!/^\d+$/.test(text) || Number(text) < least) {
-    throw new UsageError(`${flag} takes whole seconds${least > 0 ? ` (at least ${least})` : ''}, not "${text}"`, { hint: `e.g. ${flag} 30` });
+    throw new UsageError(`${flag} takes whole seconds${least > 0 ? ` (at least ${least})` : ''}, not "${text}"`, {
+      hint: `e.g. ${flag} 30`,
+    });
   }
   return Number(text);
 }
 
 function count(value: string | number, flag: string): number {
   const text = String(value);
-  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} takes a whole number, not "${text}"`, { hint: `e.g. ${flag} 3 (0: no retry)` });
+  if (!/^\d+$/.test(text))
+    throw new UsageError(`${flag} takes a whole number, not "${text}"`, { hint: `e.g. ${flag} 3 (0: no retry)` });
   return Number(text);
 }
 
 /** --lock, else TIDEMARK_LOCK, else "lock" in the project settings, else advisory. */
 function lockMode(flags: ConfigFlags, env: NodeJS.ProcessEnv, database: DatabaseSettings): LockMode {
   const [source, value] =
-    flags.lock !== undefined ? ['--lock', flags.lock] : env.TIDEMARK_LOCK ? ['TIDEMARK_LOCK', env.TIDEMARK_LOCK] : ['"lock" in the project settings', database.lock ?? 'advisory'];
+    flags.lock !== undefined
+      ? ['--lock', flags.lock]
+      : env.TIDEMARK_LOCK
+        ? ['TIDEMARK_LOCK', env.TIDEMARK_LOCK]
+        : ['"lock" in the project settings', database.lock ?? 'advisory'];
   if ((LOCK_MODES as readonly unknown[]).includes(value)) return value as LockMode;
   throw new UsageError(`${source} must be one of ${LOCK_MODES.join(', ')}, not "${value}"`, {
-    hint: 'advisory (the default) suits direct connections; table suits PgBouncer in transaction mode; none only when deploys are serialized some other way',
+    hint:
+      'advisory (the default) suits direct connections; table suits PgBouncer in transaction mode; none only ' +
+      'when deploys are serialized some other way',
   });
 }
 
 function versionNumber(text: string, name: string): number {
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${name} must be a version number, not "${text}"`, { hint: `e.g. ${name}=3` });
+  if (!/^\d+$/.test(text.trim()))
+    throw new UsageError(`${name} must be a version number, not "${text}"`, { hint: `e.g. ${name}=3` });
   return Number(text.trim());
 }
 
@@ -307,11 +374,16 @@ function waitSeconds(flag: ConfigFlags['wait']): number {
   return seconds(flag, '--wait');
 }
 
-/** A PostgreSQL duration (`500ms`, `30s`, `5min`, `1h`; a bare number is milliseconds). It is spliced into SET, so nothing else passes. */
+/**
+ * A PostgreSQL duration (`500ms`, `30s`, `5min`, `1h`; a bare number is milliseconds). It is spliced into SET, so
+ * nothing else passes.
+ */
 function duration(value: string, flag: string): string {
   const text = String(value).trim();
   if (!/^\d+\s*(ms|s|min|h|d)?$/.test(text)) {
-    throw new UsageError(`${flag} must be a duration like 500ms, 30s, 5min or 1h, not "${text}"`, { hint: `e.g. ${flag} 30s (0 turns the limit off)` });
+    throw new UsageError(`${flag} must be a duration like 500ms, 30s, 5min or 1h, not "${text}"`, {
+      hint: `e.g. ${flag} 30s (0 turns the limit off)`,
+    });
   }
   return text.replace(/\s+/g, '');
 }
@@ -321,7 +393,9 @@ export function parseTableName(text: string): TableName {
   const parts = text.split('.');
   if (parts.length > 2 || !parts.every((p) => IDENTIFIER.test(p))) {
     throw new UsageError(`"${text}" is not a valid ledger table name`, {
-      hint: 'use letters, digits and underscores, starting with a letter (at most 63), optionally schema.table on PostgreSQL; e.g. --table schema_version',
+      hint:
+        'use letters, digits and underscores, starting with a letter (at most 63), optionally schema.table on ' +
+        'PostgreSQL; e.g. --table schema_version',
     });
   }
   return parts.length === 2 ? { schema: parts[0]!, name: parts[1]! } : { schema: null, name: parts[0]! };
@@ -331,20 +405,25 @@ export function parseTableName(text: string): TableName {
 export function parseTarget(url: string | undefined, cwd: string): Target {
   if (!url) {
     throw new UsageError('no database is configured', {
-      hint: 'set DATABASE_URL (in the environment or .env), e.g. DATABASE_URL=sqlite:data/app.db or postgres://user@localhost:5432/app, or pass --url',
+      hint:
+        'set DATABASE_URL (in the environment or .env), e.g. DATABASE_URL=sqlite:data/app.db or ' +
+        'postgres://user@localhost:5432/app, or pass --url',
     });
   }
   if (url.startsWith('sqlite:')) {
     // sqlite:data/app.db (relative to cwd), sqlite:///abs/path.db, sqlite://data/app.db
     let path = url.slice('sqlite:'.length);
     if (path.startsWith('//')) path = path.slice(2);
-    if (path === '') throw new UsageError('the sqlite: URL has no file path', { hint: 'write it as sqlite:data/app.db' });
+    if (path === '')
+      throw new UsageError('the sqlite: URL has no file path', { hint: 'write it as sqlite:data/app.db' });
     const file = isAbsolute(path) ? path : resolve(cwd, path);
     return { dialect: 'sqlite', file, description: `sqlite:${path}` };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
     const malformed = new UsageError(`the PostgreSQL URL is malformed: ${describeUrl(url)}`, {
-      hint: 'write it as postgres://user:password@host:5432/database, percent-encoding @ / : ? # % in the password (@ is %40)',
+      hint:
+        'write it as postgres://user:password@host:5432/database, percent-encoding @ / : ? # % in the password ' +
+        '(@ is %40)',
     });
     // A second @ means an unencoded one in the password: the URL would parse with part of it as the host.
     if ((userInfoOf(url)?.split('@').length ?? 1) > 1) throw malformed;
@@ -356,7 +435,9 @@ export function parseTarget(url: string | undefined, cwd: string): Target {
     }
     const sslmode = parsed.searchParams.get('sslmode');
     if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
-      throw new UsageError(`sslmode=${sslmode} is not a TLS mode`, { hint: `use one of ${SSL_MODES.join(', ')} (e.g. ?sslmode=require)` });
+      throw new UsageError(`sslmode=${sslmode} is not a TLS mode`, {
+        hint: `use one of ${SSL_MODES.join(', ')} (e.g. ?sslmode=require)`,
+      });
     }
     // The same defaults postgres.js applies, so the description names where it really connects.
     const env = process.env;
@@ -379,7 +460,10 @@ function describeUrl(url: string): string {
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
-/** `user:password` of `scheme://user:password@host…`, taken up to the last @ before any ? or #, so an unencoded @ or / in a password is still all of it. */
+/**
+ * `user:password` of `scheme://user:password@host…`, taken up to the last @ before any ? or #, so an unencoded @ or /
+ * in a password is still all of it.
+ */
 function userInfoOf(url: string): string | undefined {
   const rest = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^?#]*)/.exec(url)?.[1] ?? '';
   const at = rest.lastIndexOf('@');

@@ -8,7 +8,15 @@ export type MigratorEvent =
   | ({ type: 'applied' } & StepDone)
   | ({ type: 'reverted' } & StepDone)
   | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
-  | { type: 'summary'; command: 'migrate' | 'rollback'; database: string; count: number; ms: number; version: number; dryRun: boolean }
+  | {
+      type: 'summary';
+      command: 'migrate' | 'rollback';
+      database: string;
+      count: number;
+      ms: number;
+      version: number;
+      dryRun: boolean;
+    }
   | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
   | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
   | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
@@ -36,4 +44,6 @@ export interface ForceChanges {
 }
 
 /** The emitter's map: each event under its own name, and every event under `event`. */
-export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & { event: [MigratorEvent] };
+export type MigratorEvents = { [K in MigratorEvent['type']]: [Extract<MigratorEvent, { type: K }>] } & {
+  event: [MigratorEvent];
+};

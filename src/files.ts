@@ -16,7 +16,10 @@ export const FILE_PATTERN = '<version>_<name>[_rollback][.postgres|.sqlite].sql'
 const FILE_NAME = /^(\d+)_([A-Za-z0-9][A-Za-z0-9_]*?)(_rollback)?(?:\.(postgres|sqlite))?\.sql$/;
 const MIGRATION_NAME = /^[A-Za-z0-9][A-Za-z0-9_]*$/;
 const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible', 'foreign-keys-off'] as const;
-/** `-- tidemark:allow <rule> <reason>` suppresses a lint finding on its statement: a comment for the lint, not a directive. */
+/**
+ * `-- tidemark:allow <rule> <reason>` suppresses a lint finding on its statement: a comment for the lint, not a
+ * directive.
+ */
 const ALLOW_COMMENT = 'allow';
 
 /** One .sql file whose name follows the pattern. */
@@ -84,7 +87,10 @@ export class Catalog {
 
   /** The version `create` should use next: one more than the highest, padded like the existing files. */
   nextVersionText(now: Date = new Date()): string {
-    const highest = this.files.reduce<SqlFile | undefined>((top, f) => (!top || f.version > top.version ? f : top), undefined);
+    const highest = this.files.reduce<SqlFile | undefined>(
+      (top, f) => (!top || f.version > top.version ? f : top),
+      undefined,
+    );
     if (highest && highest.versionText.length >= 12) {
       // The project numbers by timestamp (20260223143052_x.sql): keep doing so.
       const stamp = now.toISOString().replace(/\D/g, '').slice(0, 14);
@@ -107,7 +113,9 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UsageError(`migrations folder ${dir}/ does not exist`, {
-        hint: `create it with \`tidemark create <name>\`, or point --dir (MIGRATIONS_DIR) at the folder that holds your .sql files`,
+        hint:
+          `create it with \`tidemark create <name>\`, or point --dir (MIGRATIONS_DIR) at the folder that holds ` +
+          `your .sql files`,
       });
     }
     throw error;
@@ -120,19 +128,27 @@ export function discover(dir: string, cwd: string = process.cwd()): Catalog {
     const kind = link ? linkTarget(places.full + fileName) : 'file';
     if (kind === 'other') continue;
     if (kind === 'broken') {
-      problems.push(`${places.shown + fileName}: a symbolic link to a file that does not exist; fix or remove the link`);
+      problems.push(
+        `${places.shown + fileName}: a symbolic link to a file that does not exist; fix or remove the link`,
+      );
       continue;
     }
     const file = fileFromName(fileName, places);
     if (file) files.push(file);
-    else problems.push(`${places.shown + fileName}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`);
+    else
+      problems.push(
+        `${places.shown + fileName}: not a migration file name; expected ${FILE_PATTERN}, e.g. 004_add_orders.sql`,
+      );
   }
   problems.push(...checkConsistency(files));
   if (problems.length > 0) {
-    throw new UsageError(`${problems.length === 1 ? 'a problem' : `${problems.length} problems`} with the migration files in ${dir}/`, {
-      context: problems,
-      hint: 'rename or remove the files named above; nothing was run',
-    });
+    throw new UsageError(
+      `${problems.length === 1 ? 'a problem' : `${problems.length} problems`} with the migration files in ${dir}/`,
+      {
+        context: problems,
+        hint: 'rename or remove the files named above; nothing was run',
+      },
+    );
   }
   return new Catalog(files);
 }
@@ -142,7 +158,8 @@ function linkTarget(path: string): 'file' | 'broken' | 'other' {
   try {
     return statSync(path).isFile() ? 'file' : 'other';
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP') return 'broken';
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ELOOP')
+      return 'broken';
     throw error;
   }
 }
@@ -188,7 +205,10 @@ function checkConsistency(files: SqlFile[]): string[] {
     }
     const names = new Set(group.map((f) => f.name));
     if (names.size > 1) {
-      problems.push(`${list(group)}: version ${version} has ${names.size} names (${[...names].join(', ')}); every variant of one version must share one name`);
+      problems.push(
+        `${list(group)}: version ${version} has ${names.size} names (${[...names].join(', ')}); every variant of one ` +
+          `version must share one name`,
+      );
       continue;
     }
     const slots = new Map<string, SqlFile[]>();
@@ -197,7 +217,8 @@ function checkConsistency(files: SqlFile[]): string[] {
       slots.set(slot, [...(slots.get(slot) ?? []), f]);
     }
     for (const same of slots.values()) {
-      if (same.length > 1) problems.push(`${list(same)}: two files for version ${version}; give each migration its own version`);
+      if (same.length > 1)
+        problems.push(`${list(same)}: two files for version ${version}; give each migration its own version`);
     }
     for (const dialect of dialects) {
       const rollback = chooseVariant(group, 'rollback', dialect);
@@ -208,7 +229,10 @@ function checkConsistency(files: SqlFile[]): string[] {
         problems.push(
           forwardElsewhere
             ? `${rollback.path}: rollback with no forward migration for ${dialect}; ` +
-                (rollback.dialect ? `add ${id}.${dialect}.sql, or remove the rollback` : `rename it to ${id}_rollback.${dialects.find((d) => d !== dialect)}.sql, or add ${id}.${dialect}.sql`)
+                (rollback.dialect
+                  ? `add ${id}.${dialect}.sql, or remove the rollback`
+                  : `rename it to ${id}_rollback.${dialects.find((d) => d !== dialect)}.sql, or add ` +
+                    `${id}.${dialect}.sql`)
             : `${rollback.path}: rollback with no forward migration; add ${id}.sql, or remove the rollback`,
         );
         break;
@@ -218,7 +242,10 @@ function checkConsistency(files: SqlFile[]): string[] {
   return problems;
 }
 
-/** The common case, checked without the general rules: one portable forward file, at most one portable rollback of the same name. */
+/**
+ * The common case, checked without the general rules: one portable forward file, at most one portable rollback of the
+ * same name.
+ */
 function isPlainPair(group: SqlFile[]): boolean {
   const [first, second] = group;
   if (group.length > 2 || !Number.isSafeInteger(first!.version) || first!.dialect !== null) return false;
@@ -262,19 +289,31 @@ export async function scriptFromText(file: SqlFile, text: string, dialect: Diale
   return { file, checksum: checksumOf(text), noTransaction, foreignKeysOff, ...runnable };
 }
 
-/** The directive is SQLite's table-rebuild tool: it needs the transaction it wraps, and PostgreSQL has no such switch. */
+/**
+ * The directive is SQLite's table-rebuild tool: it needs the transaction it wraps, and PostgreSQL has no such switch.
+ */
 function checkForeignKeysOff(path: string, noTransaction: boolean, dialect: Dialect): void {
   if (dialect === 'postgres') {
-    throw new UsageError(`${path}: -- tidemark:foreign-keys-off is for SQLite table rebuilds; PostgreSQL has no such setting`, {
-      file: path,
-      hint: `rename the file to ${path.replace(/(\.postgres)?\.sql$/, '.sqlite.sql')} (a SQLite variant), and on PostgreSQL change the table with ALTER TABLE`,
-    });
+    throw new UsageError(
+      `${path}: -- tidemark:foreign-keys-off is for SQLite table rebuilds; PostgreSQL has no such setting`,
+      {
+        file: path,
+        hint:
+          `rename the file to ${path.replace(/(\.postgres)?\.sql$/, '.sqlite.sql')} (a SQLite variant), and on ` +
+          `PostgreSQL change the table with ALTER TABLE`,
+      },
+    );
   }
   if (noTransaction) {
-    throw new UsageError(`${path}: -- tidemark:foreign-keys-off needs the transaction that -- tidemark:no-transaction takes away`, {
-      file: path,
-      hint: 'remove one of the two directives: foreign-keys-off runs the file in a transaction and checks the keys before commit',
-    });
+    throw new UsageError(
+      `${path}: -- tidemark:foreign-keys-off needs the transaction that -- tidemark:no-transaction takes away`,
+      {
+        file: path,
+        hint:
+          'remove one of the two directives: foreign-keys-off runs the file in a transaction and checks the keys ' +
+          'before commit',
+      },
+    );
   }
 }
 
@@ -288,7 +327,9 @@ function irreversibleInForward(file: SqlFile, text: string): UsageError {
   });
 }
 
-/** A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file. */
+/**
+ * A file's text as recorded (BOM removed, LF line ends) with its checksum: what the ledger stores of a rollback file.
+ */
 export interface SourceText {
   text: string;
   checksum: string;
@@ -346,12 +387,19 @@ export interface Checksums {
 /** The checksums of the given versions' files (all, when no filter): what change detection compares. */
 export function fileChecksums(migrations: Migration[], only?: Set<number>): Checksums {
   const chosen = migrations.filter((m) => !only || only.has(m.version));
-  return { forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])), rollback: rollbackChecksums(chosen) };
+  return {
+    forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])),
+    rollback: rollbackChecksums(chosen),
+  };
 }
 
 /** The rollback files' checksums of the given versions (all, when no filter), by version. */
 export function rollbackChecksums(migrations: Migration[], only?: Set<number>): Map<number, string> {
-  return new Map(migrations.flatMap((m) => (m.rollback && (!only || only.has(m.version)) ? [[m.version, fileChecksum(m.rollback)] as const] : [])));
+  return new Map(
+    migrations.flatMap((m) =>
+      m.rollback && (!only || only.has(m.version)) ? [[m.version, fileChecksum(m.rollback)] as const] : [],
+    ),
+  );
 }
 
 /**
@@ -390,12 +438,17 @@ async function runnableText(
   for (const meta of metaCommands) {
     if (!SKIPPED_META_COMMANDS.test(meta.text)) {
       const name = meta.text.split(/\s/)[0];
-      throw new UsageError(`${path}:${meta.line}:${meta.column}: psql meta-command ${name} is not SQL; tidemark cannot run it`, {
-        file: path,
-        line: meta.line,
-        column: meta.column,
-        hint: 'remove the line (inline what it does as SQL); only \\set ON_ERROR_STOP on, \\timing and \\echo are skipped',
-      });
+      throw new UsageError(
+        `${path}:${meta.line}:${meta.column}: psql meta-command ${name} is not SQL; tidemark cannot run it`,
+        {
+          file: path,
+          line: meta.line,
+          column: meta.column,
+          hint:
+            'remove the line (inline what it does as SQL); only \\set ON_ERROR_STOP on, \\timing and \\echo are ' +
+            'skipped',
+        },
+      );
     }
     skipped.push(`${path}:${meta.line}: skipped psql meta-command ${meta.text.trim()}`);
     blank.push({ offset: meta.offset, length: meta.text.length });
@@ -409,8 +462,13 @@ async function runnableText(
     if (wrapper) {
       const [first, last] = wrapper;
       const wrapperName = `${first.keyword} ... ${last.keyword}`;
-      skipped.push(`${path}:${first.line}: the file's own ${wrapperName} wrapper is replaced by tidemark's transaction`);
-      runnable = blankOut(runnable, [first, last].map((st) => ({ offset: st.offset, length: st.text.length + 1 })));
+      skipped.push(
+        `${path}:${first.line}: the file's own ${wrapperName} wrapper is replaced by tidemark's transaction`,
+      );
+      runnable = blankOut(
+        runnable,
+        [first, last].map((st) => ({ offset: st.offset, length: st.text.length + 1 })),
+      );
       body = body.slice(1, -1);
     }
     checkTransactional(path, body);
@@ -434,7 +492,9 @@ function refuseStringSyntax(path: string, statements: Statement[]): void {
     const message = 'SET standard_conforming_strings would change how the server reads later strings';
     throw new UsageError(`${where(path, set)}: ${message}`, {
       ...at(path, set),
-      hint: "remove it: tidemark runs every file with standard_conforming_strings = on; write E'...' for backslash escapes",
+      hint:
+        "remove it: tidemark runs every file with standard_conforming_strings = on; write E'...' for backslash " +
+        'escapes',
     });
   }
 }
@@ -464,7 +524,9 @@ function checkTransactional(path: string, statements: Statement[]): void {
     const message = `${opening(outside)} cannot run inside a transaction block, and this migration runs in one`;
     throw new UsageError(`${where(path, outside)}: ${message}`, {
       ...at(path, outside),
-      hint: 'make the first line of the file -- tidemark:no-transaction (best with this statement alone in its migration)',
+      hint:
+        'make the first line of the file -- tidemark:no-transaction (best with this statement alone in its ' +
+        'migration)',
     });
   }
 }
@@ -504,7 +566,9 @@ export function parseDirectives(path: string, text: string): Set<string> {
       throw new UsageError(`${path}:${i + 1}: unknown directive "-- tidemark:${directive[1]}"`, {
         file: path,
         line: i + 1,
-        hint: `the known directives are ${KNOWN_DIRECTIVES.map((d) => `-- tidemark:${d}`).join(', ')}; fix the spelling or remove the line`,
+        hint:
+          `the known directives are ${KNOWN_DIRECTIVES.map((d) => `-- tidemark:${d}`).join(', ')}; fix the ` +
+          `spelling or remove the line`,
       });
     }
     found.add(name);
@@ -525,11 +589,14 @@ function checkMisplacedDirectives(path: string, text: string): void {
     leading = false;
     const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
     if (directive && directive[1]!.toLowerCase() !== ALLOW_COMMENT) {
-      throw new UsageError(`${path}:${i + 1}: "-- tidemark:${directive[1]}" is not at the top of the file, so it is not a directive`, {
-        file: path,
-        line: i + 1,
-        hint: 'move the directive to the comment lines at the very top of the file, before any SQL or /* */ comment',
-      });
+      throw new UsageError(
+        `${path}:${i + 1}: "-- tidemark:${directive[1]}" is not at the top of the file, so it is not a directive`,
+        {
+          file: path,
+          line: i + 1,
+          hint: 'move the directive to the comment lines at the very top of the file, before any SQL or /* */ comment',
+        },
+      );
     }
   }
 }
@@ -538,7 +605,9 @@ function checkMisplacedDirectives(path: string, text: string): void {
 export function validateMigrationName(name: string): void {
   if (!MIGRATION_NAME.test(name) || name.endsWith('_rollback')) {
     throw new UsageError(`"${name}" cannot be a migration name`, {
-      hint: 'use letters, digits and underscores only (no spaces, "/", "." or "-"), not ending in _rollback; e.g. add_orders',
+      hint:
+        'use letters, digits and underscores only (no spaces, "/", "." or "-"), not ending in _rollback; e.g. ' +
+        'add_orders',
     });
   }
 }

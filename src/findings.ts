@@ -154,8 +154,10 @@ function expectedVersion({ migrations, ledger, expectedVersion: expected }: Ledg
       current < expected
         ? known
           ? `run \`tidemark migrate ${expected}\``
-          : `no migration file has version ${expected} here: deploy the files of the release that expects it, or correct SCHEMA_VERSION`
-        : `the database is ahead of this release: deploy the release that expects ${current}, or run \`tidemark rollback --to ${expected}\``,
+          : `no migration file has version ${expected} here: deploy the files of the release that expects it, or ` +
+            `correct SCHEMA_VERSION`
+        : `the database is ahead of this release: deploy the release that expects ${current}, or run \`tidemark ` +
+          `rollback --to ${expected}\``,
     versions: [expected],
   };
 }
@@ -165,11 +167,17 @@ function missingFiles({ migrations, ledger }: LedgerFacts): Finding | null {
   if (orphans.length === 0) return null;
   return {
     check: 'missing-file',
-    message: `${plural(orphans.length, 'applied version is', 'applied versions are')} not in this release: no migration file`,
-    details: orphans.map((r) => `version ${r.version} (${r.name})${r.rollbackChecksum ? ': its rollback is stored in the ledger' : ''}`),
+    message:
+      `${plural(orphans.length, 'applied version is', 'applied versions are')} not in this release: no ` +
+      `migration file`,
+    details: orphans.map(
+      (r) => `version ${r.version} (${r.name})${r.rollbackChecksum ? ': its rollback is stored in the ledger' : ''}`,
+    ),
     fix:
-      'deploy the release that has the files, or undo them with `tidemark rollback` (it runs the rollback stored in the ledger when the file is gone); ' +
-      'for an abandoned migration with nothing stored, undo its changes by hand and run `tidemark force <version> --yes`',
+      'deploy the release that has the files, or undo them with `tidemark rollback` (it runs the rollback stored in ' +
+      'the ledger when the file is gone); ' +
+      'for an abandoned migration with nothing stored, undo its changes by hand and run `tidemark force <version> ' +
+      '--yes`',
     versions: orphans.map((r) => r.version),
   };
 }
@@ -179,9 +187,16 @@ function changedFiles({ migrations, ledger, checksums }: LedgerFacts): Finding |
   if (edited.length === 0) return null;
   return {
     check: 'checksum',
-    message: `${plural(edited.length, 'applied migration file was', 'applied migration files were')} edited after the migration ran`,
-    details: edited.map(({ file, versionText }) => `${file.path}: checksum differs from the one recorded when ${versionText} was applied`),
-    fix: 'restore the files as they were applied (git checkout) and put the change in a new migration (`tidemark create <name>`); for a harmless edit such as a comment, or a fixed rollback file, `tidemark migrate --allow-changed` records the new checksum (and the rollback\'s new text)',
+    message:
+      `${plural(edited.length, 'applied migration file was', 'applied migration files were')} edited after ` +
+      `the migration ran`,
+    details: edited.map(
+      ({ file, versionText }) => `${file.path}: checksum differs from the one recorded when ${versionText} was applied`,
+    ),
+    fix:
+      'restore the files as they were applied (git checkout) and put the change in a new migration (`tidemark ' +
+      'create <name>`); for a harmless edit such as a comment, or a fixed rollback file, `tidemark migrate ' +
+      "--allow-changed` records the new checksum (and the rollback's new text)",
     versions: [...new Set(edited.map((e) => e.version))],
   };
 }
@@ -191,7 +206,9 @@ function dirtyRows({ ledger }: LedgerFacts): Finding | null {
   if (dirty.length === 0) return null;
   return {
     check: 'dirty',
-    message: `${plural(dirty.length, 'version is', 'versions are')} dirty: a no-transaction migration started and did not finish`,
+    message:
+      `${plural(dirty.length, 'version is', 'versions are')} dirty: a no-transaction migration started and ` +
+      `did not finish`,
     details: dirty.map((r) => `version ${r.version} (${r.name})`),
     fix: dirtyResolution(dirty[0]!.version, dirty[0]!.dirtyAction),
     versions: dirty.map((r) => r.version),
@@ -250,7 +267,9 @@ export function driftFinding(differences: Difference[], reference: string, versi
 export function rollbackFinding(migration: Migration, differences: Difference[]): Finding {
   return {
     check: 'rollbacks',
-    message: `the rollback of ${migration.versionText} ${migration.name} does not restore the schema it started from (+ left behind, - removed, ~ changed)`,
+    message:
+      `the rollback of ${migration.versionText} ${migration.name} does not restore the schema it started from ` +
+      `(+ left behind, - removed, ~ changed)`,
     details: differences.map((d) => d.line),
     fix: `make ${migration.rollback?.path ?? 'the rollback file'} undo everything ${migration.forward.path} does`,
     versions: [migration.version],
@@ -269,7 +288,9 @@ export function scratchFailure(
     check,
     message: `${what} failed on the scratch database: ${error.message}`,
     details: error.context,
-    fix: error.hint ?? 'fix the file named above; every migration must run on a database built by the migrations before it',
+    fix:
+      error.hint ??
+      'fix the file named above; every migration must run on a database built by the migrations before it',
     versions: migration ? [migration.version] : [],
   };
 }

@@ -31,7 +31,19 @@ export type { SourceFormat, ConvertedFile, ImportNote } from './import/convert.j
 export type { InitOptions, InitStep } from './init.js';
 export type { VerifyReport, Finding, CheckName, Reference } from './findings.js';
 export type { RollbackSummary, RollbackResult, RollbackVerdict } from './findings.js';
-export type { Snapshot, Difference, Table, Column, Constraint, Index, View, Trigger, EnumType, Sequence, Routine } from './schema.js';
+export type {
+  Snapshot,
+  Difference,
+  Table,
+  Column,
+  Constraint,
+  Index,
+  View,
+  Trigger,
+  EnumType,
+  Sequence,
+  Routine,
+} from './schema.js';
 export { diffSnapshots, formatSnapshot } from './schema.js';
 export { formatVerifyReport } from './findings.js';
 export { Migrator };
@@ -87,11 +99,16 @@ export async function assertSchemaVersion(settings: SchemaVersionSettings = {}):
   const report = await new Migrator(config).status();
   if (report.anomalies.length > 0) {
     const anomalies = report.anomalies.join('; ');
-    throw new SchemaVersionError(`${report.database}: the ledger is not one a serial run could have written: ${anomalies}`, {
-      hint: 'see `tidemark verify`, and fix the ledger table by hand',
-    });
+    throw new SchemaVersionError(
+      `${report.database}: the ledger is not one a serial run could have written: ${anomalies}`,
+      {
+        hint: 'see `tidemark verify`, and fix the ledger table by hand',
+      },
+    );
   }
-  const newestFile = report.entries.filter((e) => e.state !== 'not-in-release').reduce((top, e) => Math.max(top, e.version), 0);
+  const newestFile = report.entries
+    .filter((e) => e.state !== 'not-in-release')
+    .reduce((top, e) => Math.max(top, e.version), 0);
   const expected = settings.expected ?? config.schemaVersion ?? newestFile;
   assertAtVersion(report.database, report.version, report.entries, expected, settings.allowAhead ?? true);
   return report.version;

@@ -46,7 +46,11 @@ export function withScripts(packageText: string): { text: string; steps: InitSte
       scripts[name] = wanted;
       steps.push({ action: 'added', path: 'package.json', what: `script "${name}": "${wanted}"` });
     } else if (scripts[name] !== wanted) {
-      steps.push({ action: 'kept', path: 'package.json', what: `script "${name}": "${scripts[name]}" (tidemark's would be "${wanted}")` });
+      steps.push({
+        action: 'kept',
+        path: 'package.json',
+        what: `script "${name}": "${scripts[name]}" (tidemark's would be "${wanted}")`,
+      });
     }
   }
   if (!steps.some((s) => s.action === 'added')) return { text: packageText, steps };
@@ -58,7 +62,10 @@ export function withScripts(packageText: string): { text: string; steps: InitSte
 export function withDatabaseUrl(envText: string, url: string): string | null {
   if (/^\s*(export\s+)?DATABASE_URL\s*=/m.test(envText)) return null;
   const separator = envText === '' || envText.endsWith('\n') ? '' : '\n';
-  return `${envText}${separator}# Where tidemark migrates to; the process environment wins over this file.\nDATABASE_URL=${url}\n`;
+  return (
+    `${envText}${separator}# Where tidemark migrates to; the process environment wins over this ` +
+    `file.\nDATABASE_URL=${url}\n`
+  );
 }
 
 /**
@@ -66,7 +73,8 @@ export function withDatabaseUrl(envText: string, url: string): string | null {
  * is already running when the versions it lacks are undone): no request meets a schema it cannot use.
  */
 export const POST_DEPLOY =
-  'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync --backup';
+  'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync ' +
+  '--backup';
 
 /** A pm2 ecosystem file for the app, its deploy block commented out until the hosts are filled in. */
 export function ecosystemFile(appName: string, script: string): string {
@@ -97,7 +105,7 @@ export function init(cwd: string, dir: string, options: InitOptions, createFirst
   const packagePath = join(cwd, 'package.json');
   if (!existsSync(packagePath)) {
     throw new UsageError(`no package.json in ${cwd}: tidemark init adds tidemark to an npm project`, {
-      hint: 'run it in your app\'s folder, or create one first with `npm init -y`',
+      hint: "run it in your app's folder, or create one first with `npm init -y`",
     });
   }
   const packageText = readFileSync(packagePath, 'utf8');
@@ -112,11 +120,17 @@ export function init(cwd: string, dir: string, options: InitOptions, createFirst
   else {
     write('.env', env);
     // The URL given may hold a password: it goes into .env, never into the output.
-    steps.push({ action: 'added', path: '.env', what: options.url ? 'DATABASE_URL (the --url given)' : `DATABASE_URL=${DEFAULT_DATABASE_URL}` });
+    steps.push({
+      action: 'added',
+      path: '.env',
+      what: options.url ? 'DATABASE_URL (the --url given)' : `DATABASE_URL=${DEFAULT_DATABASE_URL}`,
+    });
   }
 
   if (!hasMigrations(resolve(cwd, dir))) {
-    const [forward, rollback] = options.dryRun ? [join(dir, '<next>_first_migration.sql'), 'its _rollback.sql'] : createFirstPair();
+    const [forward, rollback] = options.dryRun
+      ? [join(dir, '<next>_first_migration.sql'), 'its _rollback.sql']
+      : createFirstPair();
     steps.push({ action: 'added', path: forward!, what: 'write your first migration here' });
     steps.push({ action: 'added', path: rollback!, what: 'and here, the SQL that undoes it' });
   }
@@ -141,7 +155,10 @@ function parsedScripts(packageText: string, packagePath: string): { text: string
   try {
     return withScripts(packageText);
   } catch (error) {
-    throw new UsageError(`${packagePath} is not valid JSON (${(error as Error).message})`, { file: packagePath, hint: 'fix package.json, then run tidemark init again' });
+    throw new UsageError(`${packagePath} is not valid JSON (${(error as Error).message})`, {
+      file: packagePath,
+      hint: 'fix package.json, then run tidemark init again',
+    });
   }
 }
 
@@ -154,7 +171,8 @@ function strictStep(cwd: string, write: (path: string, text: string) => unknown)
   const path = configFile ? CONFIG_FILE : 'package.json';
   const document = JSON.parse(readFileSync(join(cwd, path), 'utf8')) as Record<string, unknown>;
   const settings = (configFile ? document : (document.tidemark ?? {})) as Record<string, unknown>;
-  if (settings.strict !== undefined) return { action: 'kept', path, what: `"strict": ${JSON.stringify(settings.strict)}` };
+  if (settings.strict !== undefined)
+    return { action: 'kept', path, what: `"strict": ${JSON.stringify(settings.strict)}` };
   const updated = configFile ? { ...document, strict: true } : { ...document, tidemark: { ...settings, strict: true } };
   const indent = /^[ \t]+(?=")/m.exec(readFileSync(join(cwd, path), 'utf8'))?.[0] ?? '  ';
   write(path, `${JSON.stringify(updated, null, indent)}\n`);
@@ -163,7 +181,8 @@ function strictStep(cwd: string, write: (path: string, text: string) => unknown)
 
 function ecosystemStep(cwd: string, pkg: PackageFields, write: (path: string, text: string) => unknown): InitStep {
   const path = 'ecosystem.config.cjs';
-  if (existsSync(join(cwd, path))) return { action: 'kept', path, what: "the existing pm2 file: run `npm run migrate` in its post-deploy hook" };
+  if (existsSync(join(cwd, path)))
+    return { action: 'kept', path, what: 'the existing pm2 file: run `npm run migrate` in its post-deploy hook' };
   write(path, ecosystemFile(pkg.name ?? 'app', pkg.main ?? 'index.js'));
   return { action: 'added', path, what: 'a pm2 app in cluster mode and a commented deploy block' };
 }

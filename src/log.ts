@@ -38,21 +38,49 @@ export class MigrationLog {
         return this.write(event.command, '-', '-', '-', 'start', `${event.count} pending`);
       case 'applied':
       case 'reverted':
-        return this.write(event.type === 'applied' ? 'up' : 'down', event.versionText, event.name, `${Math.round(event.ms)}ms`, 'ok');
+        return this.write(
+          event.type === 'applied' ? 'up' : 'down',
+          event.versionText,
+          event.name,
+          `${Math.round(event.ms)}ms`,
+          'ok',
+        );
       case 'failed':
         return this.write(event.action, event.versionText, event.name, '-', 'failed', event.error);
       case 'summary':
-        return this.write(event.command, String(event.version), '-', `${Math.round(event.ms)}ms`, 'done', `${event.count} ${event.command === 'migrate' ? 'applied' : 'rolled back'}`);
+        return this.write(
+          event.command,
+          String(event.version),
+          '-',
+          `${Math.round(event.ms)}ms`,
+          'done',
+          `${event.count} ${event.command === 'migrate' ? 'applied' : 'rolled back'}`,
+        );
       case 'forced':
         this.database = event.database;
-        return this.write('force', String(event.version), '-', '-', 'ok', `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`);
-      case 'resolved':
+        return this.write(
+          'force',
+          String(event.version),
+          '-',
+          '-',
+          'ok',
+          `removed [${event.removed}] recorded [${event.added}] cleaned [${event.cleaned}]`,
+        );
+      case 'resolved': {
         this.database = event.database;
         const what = event.change === 'delete' ? 'row deleted' : 'row kept, no longer dirty';
         return this.write('resolve', String(event.version), '-', '-', 'ok', what);
+      }
       case 'backup':
         this.database = event.database;
-        return this.write('backup', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', `${event.file} ${event.bytes} bytes`);
+        return this.write(
+          'backup',
+          String(event.version),
+          '-',
+          `${Math.round(event.ms)}ms`,
+          'ok',
+          `${event.file} ${event.bytes} bytes`,
+        );
       case 'restored':
         this.database = event.database;
         return this.write('restore', String(event.version), '-', `${Math.round(event.ms)}ms`, 'ok', event.file);
@@ -80,7 +108,10 @@ export class MigrationLog {
       appendFileSync(this.file, `${this.options.redact(line)}\n`);
     } catch (error) {
       this.broken = true;
-      this.options.onWriteError(`cannot write the migration log ${this.options.path}: ${(error as Error).message}; use --log <path> or --no-log`);
+      this.options.onWriteError(
+        `cannot write the migration log ${this.options.path}: ${(error as Error).message}; use --log <path> or ` +
+          `--no-log`,
+      );
     }
   }
 }

@@ -5,7 +5,16 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseTarget, type Config, type Target } from './config.js';
 import { connect } from './drivers/connect.js';
-import { stepRecords, type Driver, type HistoryEntry, type HistoryRow, type LedgerEntry, type RowChange, type Step, type StepSource } from './drivers/driver.js';
+import {
+  stepRecords,
+  type Driver,
+  type HistoryEntry,
+  type HistoryRow,
+  type LedgerEntry,
+  type RowChange,
+  type Step,
+  type StepSource,
+} from './drivers/driver.js';
 import { ConnectionError, InterruptedError, MigrationError, signalError, TidemarkError, UsageError } from './errors.js';
 import type { StopSignal } from './errors.js';
 import { makeFolders } from './folders.js';
@@ -75,7 +84,9 @@ export interface MigrateOptions {
   backup?: BackupOptions | boolean;
   /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
   sync?: boolean;
-  /** Refuse (exit 2, nothing run) when the lint finds a lock hazard in a pending file; default: the config's `strict`. */
+  /**
+   * Refuse (exit 2, nothing run) when the lint finds a lock hazard in a pending file; default: the config's `strict`.
+   */
   strict?: boolean;
 }
 
@@ -211,7 +222,10 @@ export class Migrator {
     access: { create: boolean; lock: boolean },
     work: (run: Run) => Promise<T>,
   ): Promise<T> {
-    const driver = await connect(target, this.config, { create: access.create, onNotice: (message) => this.emit({ type: 'notice', message }) });
+    const driver = await connect(target, this.config, {
+      create: access.create,
+      onNotice: (message) => this.emit({ type: 'notice', message }),
+    });
     this.active = driver;
     try {
       const { lock: mode, lockTimeoutSeconds: timeoutSeconds, lockTtlSeconds: ttlSeconds } = this.config;
@@ -251,10 +265,17 @@ export class Migrator {
       if (options.backup && changes && !dryRun) await this.backupAt(target, driver, ledger, options.backup);
       if (back.length > 0) await this.runRollback(run, ledger, back, { dryRun, migrations });
       const started = performance.now();
-      this.emit({ type: 'start', command: 'migrate', database: driver.description, count: plan.pending.length, dryRun });
+      this.emit({
+        type: 'start',
+        command: 'migrate',
+        database: driver.description,
+        count: plan.pending.length,
+        dryRun,
+      });
       let applied = 0;
       if (dryRun) {
-        for (const m of plan.pending) this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
+        for (const m of plan.pending)
+          this.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
         applied = plan.pending.length;
       } else {
         // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
@@ -266,7 +287,15 @@ export class Migrator {
       }
       // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
       const { version } = plan;
-      this.emit({ type: 'summary', command: 'migrate', database: driver.description, count: applied, ms: performance.now() - started, version, dryRun });
+      this.emit({
+        type: 'summary',
+        command: 'migrate',
+        database: driver.description,
+        count: applied,
+        ms: performance.now() - started,
+        version,
+        dryRun,
+      });
       return { applied, version };
     });
   }
@@ -286,10 +315,16 @@ export class Migrator {
     const ahead = notInReleaseWarning(plan.notInRelease, migrations);
     if (ahead) this.emit({ type: 'warning', message: ahead });
     for (const m of plan.pending.filter((m) => !m.rollback)) {
-      this.emit({ type: 'warning', message: `${m.forward.path} has no rollback file; write ${m.versionText}_${m.name}_rollback.sql so it can be undone` });
+      this.emit({
+        type: 'warning',
+        message: `${m.forward.path} has no rollback file; write ${rollbackName(m)} so it can be undone`,
+      });
     }
     for (const m of plan.pending.filter((m) => plan.outOfOrder.has(m.version))) {
-      this.emit({ type: 'warning', message: `${m.forward.path} runs out of order, below the applied version ${plan.current} (--allow-out-of-order)` });
+      this.emit({
+        type: 'warning',
+        message: `${m.forward.path} runs out of order, below the applied version ${plan.current} ${OUT_OF_ORDER_FLAG}`,
+      });
     }
     const runs: StepSource[] = [];
     for (const m of plan.pending) {
@@ -299,7 +334,14 @@ export class Migrator {
       this.checkWritten(m, run);
       runs.push(run);
     }
-    if (runs.length > 0) await this.checkLint(await this.lintOf(runs.map((r) => r.script), dialect), options.strict ?? this.config.strict);
+    if (runs.length > 0)
+      await this.checkLint(
+        await this.lintOf(
+          runs.map((r) => r.script),
+          dialect,
+        ),
+        options.strict ?? this.config.strict,
+      );
     return { ...plan, runs };
   }
 
@@ -354,7 +396,14 @@ export class Migrator {
 
   private revert(run: Run, script: Script, recorded: LedgerRow): Promise<boolean> {
     const { driver } = run;
-    const step: Step = { action: 'down', script, rollback: null, outOfOrder: false, ownTransaction: true, recheck: !run.exclusive };
+    const step: Step = {
+      action: 'down',
+      script,
+      rollback: null,
+      outOfOrder: false,
+      ownTransaction: true,
+      recheck: !run.exclusive,
+    };
     return this.step(run, step, {
       before: () => driver.updateRow(recorded.version, { dirty: true, dirtyAction: 'down' }),
       after: () => driver.deleteRow(recorded.version),
@@ -366,7 +415,11 @@ export class Migrator {
    * the ledger change commit together or not at all. no-transaction: the ledger row is marked dirty
    * first and cleared after, so a crash stays visible.
    */
-  private async step(run: Run, step: Step, dirtyRow: { before: () => Promise<void>; after: (ms: number) => Promise<void> }): Promise<boolean> {
+  private async step(
+    run: Run,
+    step: Step,
+    dirtyRow: { before: () => Promise<void>; after: (ms: number) => Promise<void> },
+  ): Promise<boolean> {
     const { driver } = run;
     const { action, script, ownTransaction } = step;
     const { file } = script;
@@ -400,7 +453,14 @@ export class Migrator {
       else this.failure = entry;
       throw error;
     }
-    this.emit({ type: action === 'up' ? 'applied' : 'reverted', version: file.version, versionText: file.versionText, name: file.name, ms: elapsed(started), dryRun: false });
+    this.emit({
+      type: action === 'up' ? 'applied' : 'reverted',
+      version: file.version,
+      versionText: file.versionText,
+      name: file.name,
+      ms: elapsed(started),
+      dryRun: false,
+    });
     return true;
   }
 
@@ -437,11 +497,27 @@ export class Migrator {
     let reverted = 0;
     for (const [i, step] of steps.entries()) {
       if (step.note) this.emit({ type: step.note.level, message: step.note.message });
-      if (dryRun) this.emit({ type: 'reverted', version: step.version, versionText: step.versionText, name: step.name, ms: 0, dryRun });
+      if (dryRun)
+        this.emit({
+          type: 'reverted',
+          version: step.version,
+          versionText: step.versionText,
+          name: step.name,
+          ms: 0,
+          dryRun,
+        });
       if (dryRun || (await this.revert(run, scripts[i]!, step.row))) reverted++;
     }
     const version = versionAfterRollback(ledger, steps);
-    this.emit({ type: 'summary', command: 'rollback', database: driver.description, count: reverted, ms: performance.now() - started, version, dryRun });
+    this.emit({
+      type: 'summary',
+      command: 'rollback',
+      database: driver.description,
+      count: reverted,
+      ms: performance.now() - started,
+      version,
+      dryRun,
+    });
     return reverted;
   }
 
@@ -457,7 +533,10 @@ export class Migrator {
         continue;
       }
       const text = await driver.storedRollback(step.version);
-      if (text === null) throw new UsageError(`the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`);
+      if (text === null)
+        throw new UsageError(
+          `the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`,
+        );
       const stored = storedRollbackFile(step.version, step.name, step.versionText);
       scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
@@ -479,15 +558,22 @@ export class Migrator {
     for (const finding of result.findings) this.emit({ type: 'warning', message: findingLines(finding).join('\n') });
     if (!strict || result.findings.length === 0) return;
     const count = result.findings.length;
-    throw new UsageError(`lint found ${count} lock hazard${count === 1 ? '' : 's'} in the pending files (strict); nothing was run`, {
-      file: result.findings[0]!.file,
-      hint: 'apply the safe pattern shown with each finding, or suppress one with -- tidemark:allow <rule> <reason> on its statement',
-    });
+    throw new UsageError(
+      `lint found ${count} lock hazard${count === 1 ? '' : 's'} in the pending files (strict); nothing was run`,
+      {
+        file: result.findings[0]!.file,
+        hint:
+          'apply the safe pattern shown with each finding, or suppress one with -- tidemark:allow <rule> ' +
+          '<reason> on its statement',
+      },
+    );
   }
 
   private async lintOf(scripts: Script[], dialect: Dialect): Promise<LintResult> {
     const { lintScripts } = await import('./linting.js');
-    return lintScripts(scripts, dialect, { lockTimeoutConfigured: Boolean(this.config.pgLockTimeout) && this.config.pgLockTimeout !== '0' });
+    return lintScripts(scripts, dialect, {
+      lockTimeoutConfigured: Boolean(this.config.pgLockTimeout) && this.config.pgLockTimeout !== '0',
+    });
   }
 
   /**
@@ -497,7 +583,9 @@ export class Migrator {
   async lint(options: LintOptions = {}): Promise<LintResult> {
     const started = performance.now();
     const catalog = discover(this.dir, this.config.cwd);
-    const dialects: Dialect[] = this.config.url ? [parseTarget(this.config.url, this.config.cwd).dialect] : ['postgres', 'sqlite'];
+    const dialects: Dialect[] = this.config.url
+      ? [parseTarget(this.config.url, this.config.cwd).dialect]
+      : ['postgres', 'sqlite'];
     const chosen = options.files?.length ? this.namedFiles(options.files, catalog) : null;
     const results: LintResult[] = [];
     for (const dialect of dialects) {
@@ -519,7 +607,9 @@ export class Migrator {
       if (!known.has(resolve(this.config.cwd, path))) {
         throw new UsageError(`${path} is not a forward migration file in ${this.dir}/`, {
           file: path,
-          hint: `name files of the migrations folder (e.g. ${this.dir}/001_create_users.sql), or point --dir at the folder that holds it`,
+          hint:
+            `name files of the migrations folder (e.g. ${this.dir}/001_create_users.sql), or point --dir at the ` +
+            `folder that holds it`,
         });
       }
     }
@@ -534,7 +624,10 @@ export class Migrator {
     return migrations.filter((m) => !applied.has(m.version));
   }
 
-  /** Every version with a file or a ledger row and its state (applied, pending, not in this release, changed, …). Read-only. */
+  /**
+   * Every version with a file or a ledger row and its state (applied, pending, not in this release, changed, …).
+   * Read-only.
+   */
   async status(): Promise<StatusReport> {
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
@@ -556,7 +649,10 @@ export class Migrator {
   /** The history table, oldest first: every up, down, force and failed attempt. */
   async history(): Promise<HistoryReport> {
     const target = parseTarget(this.config.url, this.config.cwd);
-    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => ({ database: driver.description, entries: await driver.readHistory() }));
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => ({
+      database: driver.description,
+      entries: await driver.readHistory(),
+    }));
   }
 
   /** The highest applied version, 0 when none. Read-only; does not read the files. */
@@ -581,7 +677,17 @@ export class Migrator {
     const { migrations, target } = this.migrations();
     const { verify } = await import('./verify.js');
     return this.withDriver(target, { create: false, lock: false }, ({ driver }) =>
-      verify({ driver, target, config: this.config, migrations, emit: this.emit, migratorFor: (config) => new Migrator(config) }, options),
+      verify(
+        {
+          driver,
+          target,
+          config: this.config,
+          migrations,
+          emit: this.emit,
+          migratorFor: (config) => new Migrator(config),
+        },
+        options,
+      ),
     );
   }
 
@@ -624,7 +730,15 @@ export class Migrator {
           for (const row of plan.clean) await driver.updateRow(row.version, { dirty: false, dirtyAction: null });
           for (const entry of added) await driver.insertRow(entry);
           const name = migrations.find((m) => m.version === version)?.name ?? '';
-          await driver.appendHistory({ action: 'force', version, name, checksum: null, outcome: 'ok', executionMs: null, error: null });
+          await driver.appendHistory({
+            action: 'force',
+            version,
+            name,
+            checksum: null,
+            outcome: 'ok',
+            executionMs: null,
+            error: null,
+          });
         });
       }
       this.emit({ type: 'forced', database: driver.description, version, ...changes, dryRun });
@@ -700,7 +814,8 @@ export class Migrator {
     const toWrite = filesToWrite(conversion.files, this.dir, cwd);
     const kept = conversion.files.filter((f) => !toWrite.includes(f)).map((f) => join(this.dir, f.fileName));
     const result: ImportResult = { ...conversion, dir: this.dir, written: [], kept, adopted: null, dryRun };
-    if (options.filesOnly || !this.config.url) return { ...result, written: dryRun ? [] : await this.writeImported(toWrite) };
+    if (options.filesOnly || !this.config.url)
+      return { ...result, written: dryRun ? [] : await this.writeImported(toWrite) };
     const target = parseTarget(this.config.url, cwd);
     // The other tool's ledger must be there already: a missing database is an error, not created empty.
     return this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
@@ -763,11 +878,14 @@ export class Migrator {
       } else {
         const checksums = fileChecksums(migrations);
         const migration = await this.planMigration(driver.dialect, migrations, checksums, ledger, options);
-        const backfill = migration.backfill.map((b) => driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)));
+        const backfill = migration.backfill.map((b) =>
+          driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)),
+        );
         const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
         plan = { ...base, command: 'migrate', to: migration.version, setup, steps: migration.runs };
       }
-      for (const { script } of plan.steps) for (const line of script.skipped) this.emit({ type: 'notice', message: line });
+      for (const { script } of plan.steps)
+        for (const line of script.skipped) this.emit({ type: 'notice', message: line });
       const { shellScript } = await import('./sqlscript.js');
       return shellScript(driver.shell, plan);
     });
@@ -798,7 +916,12 @@ export class Migrator {
     });
   }
 
-  private async backupAt(target: Target, driver: Driver, ledger: LedgerRow[], options: BackupOptions | true): Promise<BackupResult> {
+  private async backupAt(
+    target: Target,
+    driver: Driver,
+    ledger: LedgerRow[],
+    options: BackupOptions | true,
+  ): Promise<BackupResult> {
     const { takeBackup } = await import('./backup.js');
     const result = await takeBackup(this.config, target, currentVersion(ledger), options === true ? {} : options);
     this.emit({ type: 'backup', database: driver.description, ...result });
@@ -871,6 +994,11 @@ export interface ForceOptions {
   confirm?: (changes: ForceChanges) => Promise<void>;
 }
 
+const OUT_OF_ORDER_FLAG = '(--allow-out-of-order)';
+
+function rollbackName(m: Migration): string {
+  return `${m.versionText}_${m.name}_rollback.sql`;
+}
 
 function forceChanges(plan: ForcePlan): ForceChanges {
   const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
@@ -889,11 +1017,24 @@ async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<
 }
 
 function recordedRow(m: Migration, script: Script): LedgerEntry {
-  return { version: m.version, name: m.name, checksum: script.checksum, executionMs: null, dirty: false, rollback: m.rollback ? readSourceText(m.rollback) : null };
+  return {
+    version: m.version,
+    name: m.name,
+    checksum: script.checksum,
+    executionMs: null,
+    dirty: false,
+    rollback: m.rollback ? readSourceText(m.rollback) : null,
+  };
 }
 
-/** The checksums of the rollback files of the versions a rollback undoes: what their stored copies are compared with. */
-function undoneRollbackChecksums(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions): Map<number, string> {
+/**
+ * The checksums of the rollback files of the versions a rollback undoes: what their stored copies are compared with.
+ */
+function undoneRollbackChecksums(
+  migrations: Migration[],
+  ledger: LedgerRow[],
+  options: RollbackOptions,
+): Map<number, string> {
   return rollbackChecksums(migrations, new Set(rowsToRollBack(ledger, options).map((r) => r.version)));
 }
 
@@ -919,7 +1060,8 @@ async function assertNoRunInProgress(run: Run, ledger: LedgerRow[]): Promise<voi
   if (!dirty || run.locked) return;
   const holder = await run.driver.otherRun();
   if (!holder) return;
-  const message = `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
+  const message =
+    `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
     'it has not crashed';
   throw new ConnectionError(message, {
     hint: 'wait for that run to finish, then run again',
@@ -953,9 +1095,12 @@ function assertAllTransactional(scripts: Script[]): void {
   const outside = scripts.find((s) => s.noTransaction || s.foreignKeysOff);
   if (outside) {
     const directive = outside.noTransaction ? 'no-transaction' : 'foreign-keys-off';
-    throw new UsageError(`${outside.file.path} is marked -- tidemark:${directive} and cannot run inside --single-transaction`, {
-      file: outside.file.path,
-      hint: 'run without --single-transaction, or migrate up to the version before it first',
-    });
+    throw new UsageError(
+      `${outside.file.path} is marked -- tidemark:${directive} and cannot run inside --single-transaction`,
+      {
+        file: outside.file.path,
+        hint: 'run without --single-transaction, or migrate up to the version before it first',
+      },
+    );
   }
 }

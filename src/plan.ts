@@ -26,7 +26,14 @@ export interface LedgerRow {
  * applied, but this release has no file for it (the code was reverted, the database was not).
  * `rollback-changed`: the rollback file differs from the one stored when the version was applied.
  */
-export type VersionState = 'applied' | 'pending' | 'out-of-order' | 'not-in-release' | 'changed' | 'rollback-changed' | 'dirty';
+export type VersionState =
+  | 'applied'
+  | 'pending'
+  | 'out-of-order'
+  | 'not-in-release'
+  | 'changed'
+  | 'rollback-changed'
+  | 'dirty';
 
 /** How an applied version can be undone: by its rollback file, by the copy stored in the ledger, or not at all. */
 export type RollbackSource = 'file' | 'stored' | null;
@@ -63,7 +70,13 @@ export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksu
   });
 }
 
-function stateOf(version: number, row: LedgerRow | undefined, file: Migration | undefined, checksums: Checksums, current: number): VersionState {
+function stateOf(
+  version: number,
+  row: LedgerRow | undefined,
+  file: Migration | undefined,
+  checksums: Checksums,
+  current: number,
+): VersionState {
   if (!row) return version < current ? 'out-of-order' : 'pending';
   if (row.dirty) return 'dirty';
   if (!file) return 'not-in-release';
@@ -213,7 +226,12 @@ export interface MigrateOptions {
   allowOutOfOrder?: boolean;
 }
 
-export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums, options: MigrateOptions = {}): MigratePlan {
+export function planMigrate(
+  migrations: Migration[],
+  ledger: LedgerRow[],
+  checksums: Checksums,
+  options: MigrateOptions = {},
+): MigratePlan {
   assertSerialLedger(ledger);
   assertNotDirty(ledger);
   const applied = new Map(ledger.map((r) => [r.version, r]));
@@ -226,12 +244,20 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
   }
   const edits = editedFiles(migrations, ledger, checksums);
   if (!options.allowChanged && edits.length > 0) {
-    throw new UsageError(`${edits.length === 1 ? 'an applied migration file was' : `${edits.length} applied migration files were`} edited after the migration ran`, {
-      context: edits.map(({ file, versionText }) => `${file.path}: checksum differs from the one recorded when ${versionText} was applied`),
-      hint:
-        'restore the files as they were applied and put the change in a new migration (`tidemark create <name>`), ' +
-        'or pass --allow-changed to record the new checksums (for an edited rollback file: its new text, which a later rollback runs)',
-    });
+    throw new UsageError(
+      `${edits.length === 1 ? 'an applied migration file was' : `${edits.length} applied migration files were`} ` +
+        `edited after the migration ran`,
+      {
+        context: edits.map(
+          ({ file, versionText }) =>
+            `${file.path}: checksum differs from the one recorded when ${versionText} was applied`,
+        ),
+        hint:
+          'restore the files as they were applied and put the change in a new migration (`tidemark create <name>`), ' +
+          'or pass --allow-changed to record the new checksums (for an edited rollback file: its new text, which a ' +
+          'later rollback runs)',
+      },
+    );
   }
   const pending = migrations.filter((m) => !applied.has(m.version) && (target === undefined || m.version <= target));
   const late = pending.filter((m) => m.version < current);
@@ -239,8 +265,13 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
   const backfill = migrations.flatMap((m): Backfill[] => {
     const row = applied.get(m.version);
     if (!row) return [];
-    const accept = (recorded: string | null, now: string | undefined) => now !== undefined && (recorded === null || (Boolean(options.allowChanged) && recorded !== now));
-    const entry = { migration: m, checksum: accept(row.checksum, checksums.forward.get(m.version)), rollback: accept(row.rollbackChecksum, checksums.rollback.get(m.version)) };
+    const accept = (recorded: string | null, now: string | undefined) =>
+      now !== undefined && (recorded === null || (Boolean(options.allowChanged) && recorded !== now));
+    const entry = {
+      migration: m,
+      checksum: accept(row.checksum, checksums.forward.get(m.version)),
+      rollback: accept(row.rollbackChecksum, checksums.rollback.get(m.version)),
+    };
     return entry.checksum || entry.rollback ? [entry] : [];
   });
   return {
@@ -254,7 +285,11 @@ export function planMigrate(migrations: Migration[], ledger: LedgerRow[], checks
 }
 
 /** Applied versions' forward and rollback files that differ from what was recorded when they ran. */
-export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checksums: Checksums): { version: number; versionText: string; file: SqlFile }[] {
+export function editedFiles(
+  migrations: Migration[],
+  ledger: LedgerRow[],
+  checksums: Checksums,
+): { version: number; versionText: string; file: SqlFile }[] {
   const applied = new Map(ledger.map((r) => [r.version, r]));
   return migrations.flatMap((m) => {
     const row = applied.get(m.version);
@@ -262,7 +297,8 @@ export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checks
     const edited = [];
     const { version, versionText } = m;
     if (differs(row.checksum, checksums.forward.get(version))) edited.push({ version, versionText, file: m.forward });
-    if (m.rollback && differs(row.rollbackChecksum, checksums.rollback.get(version))) edited.push({ version, versionText, file: m.rollback });
+    if (m.rollback && differs(row.rollbackChecksum, checksums.rollback.get(version)))
+      edited.push({ version, versionText, file: m.rollback });
     return edited;
   });
 }
@@ -271,12 +307,19 @@ export function editedFiles(migrations: Migration[], ledger: LedgerRow[], checks
 function outOfOrderError(late: Migration[], current: number): UsageError {
   const [first] = late;
   const versions = late.map((m) => m.version).join(', ');
-  return new UsageError(`${late.length === 1 ? `version ${versions} is` : `versions ${versions} are`} pending but below the applied version ${current}: out of order (a migration added after later ones ran)`, {
-    context: late.map((m) => `${m.forward.path}: not applied, while version ${current} is`),
-    hint:
-      `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- --allow-out-of-order; the history records it as up-out-of-order), ` +
-      `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ${current} (e.g. ${String(current + 1).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ${late.length === 1 ? 'it runs' : 'they run'} in order`,
-  });
+  return new UsageError(
+    `${late.length === 1 ? `version ${versions} is` : `versions ${versions} are`} pending but below the applied ` +
+      `version ${current}: out of order (a migration added after later ones ran)`,
+    {
+      context: late.map((m) => `${m.forward.path}: not applied, while version ${current} is`),
+      hint:
+        `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- ` +
+        `--allow-out-of-order; the history records it as up-out-of-order), ` +
+        `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ` +
+        `${current} (e.g. ${String(current + 1).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ` +
+        `${late.length === 1 ? 'it runs' : 'they run'} in order`,
+    },
+  );
 }
 
 /** Applied versions this release has no file for (the code was reverted, or files were deleted). */
@@ -292,11 +335,15 @@ export function notInReleaseWarning(rows: LedgerRow[], migrations: Migration[]):
   const list = rows.map((r) => `${r.version} (${r.name})`).join(', ');
   const subject = rows.length === 1 ? `version ${list} is` : `versions ${list} are`;
   if (rows.some((r) => r.version < newestFile)) {
-    return `${subject} applied but this release has no file for ${rows.length === 1 ? 'it' : 'them'}; restore the files from version control (see \`tidemark status\`)`;
+    return (
+      `${subject} applied but this release has no file for ${rows.length === 1 ? 'it' : 'them'}; restore the ` +
+      `files from version control (see \`tidemark status\`)`
+    );
   }
   return (
     `${subject} applied but not in this release: the database is ahead of the code (a reverted release?). ` +
-    `To take the database back to this release, run \`npm run migrate:rollback -- --to ${newestFile}\`; it runs the rollback stored in the ledger where the file is gone`
+    `To take the database back to this release, run \`npm run migrate:rollback -- --to ${newestFile}\`; it runs the ` +
+    `rollback stored in the ledger where the file is gone`
   );
 }
 
@@ -335,7 +382,12 @@ export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[])
  * rollback stored in the ledger when the file is not in this release (the code was reverted).
  * `rollbackChecksums` holds the current rollback files' checksums.
  */
-export function planRollback(migrations: Migration[], ledger: LedgerRow[], options: RollbackOptions, rollbackChecksums: Map<number, string>): RollbackStep[] {
+export function planRollback(
+  migrations: Migration[],
+  ledger: LedgerRow[],
+  options: RollbackOptions,
+  rollbackChecksums: Map<number, string>,
+): RollbackStep[] {
   assertSerialLedger(ledger);
   assertNotDirty(ledger);
   const chosen = rowsToRollBack(ledger, options);
@@ -346,13 +398,23 @@ export function planRollback(migrations: Migration[], ledger: LedgerRow[], optio
     const migration = files.get(row.version);
     const step = rollbackStep(row, migration, rollbackChecksums.get(row.version), Boolean(options.useStored));
     if (step) steps.push(step);
-    else if (migration) problems.push(`${migration.forward.path}: no rollback file, and none stored in the ledger; write ${migration.versionText}_${migration.name}_rollback.sql`);
-    else problems.push(`version ${row.version} (${row.name}) is applied, but this release has no file for it and the ledger stored no rollback for it`);
+    else if (migration)
+      problems.push(
+        `${migration.forward.path}: no rollback file, and none stored in the ledger; write ` +
+          `${migration.versionText}_${migration.name}_rollback.sql`,
+      );
+    else
+      problems.push(
+        `version ${row.version} (${row.name}) is applied, but this release has no file for it and the ledger stored ` +
+          `no rollback for it`,
+      );
   }
   if (problems.length > 0) {
     throw new UsageError('cannot roll back: nothing was changed', {
       context: problems,
-      hint: 'add the missing rollback files (or restore the migration files from the release that applied them) and run the rollback again',
+      hint:
+        'add the missing rollback files (or restore the migration files from the release that applied them) and ' +
+        'run the rollback again',
     });
   }
   return steps;
@@ -370,9 +432,15 @@ export function planSync(migrations: Migration[], ledger: LedgerRow[]): Rollback
   const missing = ahead.filter((r) => r.version < newestFile);
   if (missing.length > 0) {
     const list = missing.map((r) => `${r.version} (${r.name})`).join(', ');
-    throw new UsageError(`migrate --sync: this release has no file for the applied ${missing.length === 1 ? 'version' : 'versions'} ${list}, below its newest file ${newestFile}; nothing was changed`, {
-      hint: 'restore the files from version control (see `tidemark status`); --sync only undoes versions newer than every file of the release',
-    });
+    throw new UsageError(
+      `migrate --sync: this release has no file for the applied ${missing.length === 1 ? 'version' : 'versions'} ` +
+        `${list}, below its newest file ${newestFile}; nothing was changed`,
+      {
+        hint:
+          'restore the files from version control (see `tidemark status`); --sync only undoes versions newer ' +
+          'than every file of the release',
+      },
+    );
   }
   return planRollback(migrations, ledger, { to: newestFile }, new Map());
 }
@@ -388,8 +456,7 @@ export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): L
   if (options.all) return newestFirst;
   if (options.to === undefined) return newestFirst.slice(0, options.steps ?? 1);
   const to = options.to;
-  let oldestUndone = -1;
-  newestFirst.forEach((r, i) => (r.version > to ? (oldestUndone = i) : undefined));
+  const oldestUndone = newestFirst.findLastIndex((r) => r.version > to);
   if (oldestUndone < 0) return [];
   const kept = newestFirst.slice(0, oldestUndone).filter((r) => r.version <= to);
   if (kept.length > 0) throw laterAppliedError(kept, newestFirst[oldestUndone]!, oldestUndone + 1, to);
@@ -431,21 +498,44 @@ export function assertReversible(steps: RollbackStep[], irreversible: Map<number
 }
 
 /** File or stored copy: the file wins unless --use-stored; the stored copy serves when the file is gone. */
-function rollbackStep(row: LedgerRow, migration: Migration | undefined, fileChecksum: string | undefined, useStored: boolean): RollbackStep | null {
-  const base = { row, version: row.version, versionText: migration?.versionText ?? String(row.version), name: migration?.name ?? row.name };
+function rollbackStep(
+  row: LedgerRow,
+  migration: Migration | undefined,
+  fileChecksum: string | undefined,
+  useStored: boolean,
+): RollbackStep | null {
+  const base = {
+    row,
+    version: row.version,
+    versionText: migration?.versionText ?? String(row.version),
+    name: migration?.name ?? row.name,
+  };
   const file = migration?.rollback ?? null;
   const stored = row.rollbackChecksum !== null;
   const label = `${base.versionText} ${base.name}`;
   if (!file) {
     if (!stored) return null;
-    const message = `${label}: its rollback file is not in this release; running the rollback stored in the ledger when it was applied`;
+    const message =
+      `${label}: its rollback file is not in this release; running the rollback stored in the ledger ` +
+      `when it was applied`;
     return { ...base, file: null, note: { level: 'notice', message } };
   }
   if (!stored || row.rollbackChecksum === fileChecksum) return { ...base, file, note: null };
   if (useStored) {
-    return { ...base, file: null, note: { level: 'notice', message: `${label}: running the rollback stored in the ledger when it was applied (--use-stored), not ${file.path}, which differs from it` } };
+    return {
+      ...base,
+      file: null,
+      note: {
+        level: 'notice',
+        message:
+          `${label}: running the rollback stored in the ledger when it was applied (--use-stored), not ` +
+          `${file.path}, which differs from it`,
+      },
+    };
   }
-  const message = `${file.path} differs from the rollback stored in the ledger when ${base.versionText} was applied; running the file (pass --use-stored to run the stored copy)`;
+  const message =
+    `${file.path} differs from the rollback stored in the ledger when ${base.versionText} was applied; ` +
+    `running the file (pass --use-stored to run the stored copy)`;
   return { ...base, file, note: { level: 'warning', message } };
 }
 
@@ -515,12 +605,21 @@ function assertVersionExists(migrations: Migration[], version: number, orElse: s
  * Refuses unless the database is exactly at `expected` with nothing dirty: what an application
  * checks at start-up so that it never runs against a schema it was not written for.
  */
-export function assertAtVersion(database: string, current: number, entries: StatusEntry[], expected: number, allowAhead: boolean): void {
+export function assertAtVersion(
+  database: string,
+  current: number,
+  entries: StatusEntry[],
+  expected: number,
+  allowAhead: boolean,
+): void {
   const dirty = entries.find((e) => e.state === 'dirty');
   if (dirty) {
-    throw new SchemaVersionError(`${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`, {
-      hint: 'run `tidemark status`: it names the `tidemark resolve` command that settles it',
-    });
+    throw new SchemaVersionError(
+      `${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`,
+      {
+        hint: 'run `tidemark status`: it names the `tidemark resolve` command that settles it',
+      },
+    );
   }
   // Behind is a version this release needs and the database lacks, below the newest applied one too.
   const unapplied = (e: StatusEntry) => e.state === 'pending' || e.state === 'out-of-order';
@@ -532,8 +631,13 @@ export function assertAtVersion(database: string, current: number, entries: Stat
     });
   }
   if (current > expected && !allowAhead) {
-    throw new SchemaVersionError(`${database} is at version ${current}, ahead of this release, which expects version ${expected}`, {
-      hint: `deploy the release that matches the database, or roll the database back with \`npm run migrate:rollback -- --to ${expected}\``,
-    });
+    throw new SchemaVersionError(
+      `${database} is at version ${current}, ahead of this release, which expects version ${expected}`,
+      {
+        hint:
+          `deploy the release that matches the database, or roll the database back with \`npm run ` +
+          `migrate:rollback -- --to ${expected}\``,
+      },
+    );
   }
 }

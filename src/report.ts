@@ -128,12 +128,15 @@ export class Reporter {
             : `nothing to roll back in ${event.database} (at version ${event.version})`;
         }
         const verb = event.command === 'migrate' ? 'applied' : 'rolled back';
-        if (event.dryRun) return `dry run: ${event.count} would be ${verb}, ending at version ${event.version}; nothing was changed`;
+        if (event.dryRun)
+          return `dry run: ${event.count} would be ${verb}, ending at version ${event.version}; nothing was changed`;
         return `${event.count} ${verb} in ${formatDuration(event.ms)}, now at version ${event.version}`;
       }
       case 'forced': {
         const changes = forceChangeWords(event, false);
-        const head = event.dryRun ? `dry run: the ledger of ${event.database} would say version ${event.version}` : `the ledger of ${event.database} now says version ${event.version}`;
+        const head = event.dryRun
+          ? `dry run: the ledger of ${event.database} would say version ${event.version}`
+          : `the ledger of ${event.database} now says version ${event.version}`;
         return `${head} (${changes.length ? changes.join('; ') : 'no change'}); no migration SQL was run`;
       }
       case 'resolved': {
@@ -150,15 +153,23 @@ export class Reporter {
       case 'baselined': {
         const versions = `${event.recorded.length === 1 ? 'version' : 'versions'} ${event.recorded.join(', ')}`;
         return event.dryRun
-          ? `dry run: the ledger of ${event.database} would record ${versions} as applied (baseline ${event.version}); nothing was changed`
-          : `the ledger of ${event.database} now records ${versions} as applied (baseline ${event.version}); no migration SQL was run`;
+          ? `dry run: the ledger of ${event.database} would record ${versions} as applied (baseline ` +
+              `${event.version}); nothing was changed`
+          : `the ledger of ${event.database} now records ${versions} as applied (baseline ${event.version}); no ` +
+              `migration SQL was run`;
       }
       case 'backup': {
         const removed = event.removed.length ? `; removed ${event.removed.length} older (--keep)` : '';
-        return `backup of ${event.database} at version ${event.version}: ${event.file} (${formatBytes(event.bytes)}, ${formatDuration(event.ms)})${removed}`;
+        return (
+          `backup of ${event.database} at version ${event.version}: ${event.file} (${formatBytes(event.bytes)}, ` +
+          `${formatDuration(event.ms)})${removed}`
+        );
       }
       case 'restored':
-        return `restored ${event.database} from ${event.file} in ${formatDuration(event.ms)}: now at version ${event.version}`;
+        return (
+          `restored ${event.database} from ${event.file} in ${formatDuration(event.ms)}: now at version ` +
+          `${event.version}`
+        );
       case 'warning':
         return `${kleur.yellow('warning:')} ${printable(event.message)}`;
       case 'notice':
@@ -192,7 +203,12 @@ export class Reporter {
       e.executionMs === null ? '' : `${e.executionMs} ms`,
       rollbackNote(e),
     ]);
-    this.table(['version', 'name', 'state', 'applied at', 'took', ''], rows, 2, report.entries.map((e) => STATES[e.state].colour));
+    this.table(
+      ['version', 'name', 'state', 'applied at', 'took', ''],
+      rows,
+      2,
+      report.entries.map((e) => STATES[e.state].colour),
+    );
   }
 
   history(report: HistoryReport): void {
@@ -209,7 +225,12 @@ export class Reporter {
       e.appliedBy ?? '',
       e.error?.split('\n')[0] ?? '',
     ]);
-    this.table(['at', 'action', 'version', 'name', 'outcome', 'took', 'by', 'error'], rows, 4, report.entries.map((e) => (e.outcome === 'ok' ? kleur.green : kleur.red)));
+    this.table(
+      ['at', 'action', 'version', 'name', 'outcome', 'took', 'by', 'error'],
+      rows,
+      4,
+      report.entries.map((e) => (e.outcome === 'ok' ? kleur.green : kleur.red)),
+    );
   }
 
   /** An aligned table; the cells of column `coloured` take their row's colour. */
@@ -222,7 +243,7 @@ export class Reporter {
         .join('  ')
         .trimEnd();
     this.out(kleur.bold(format(header)));
-    rows.forEach((row, i) => this.out(format(row, colours[i])));
+    for (const [i, row] of rows.entries()) this.out(format(row, colours[i]));
   }
 
   error(error: unknown): void {

@@ -88,18 +88,32 @@ export interface Routine {
   body: string;
 }
 
-export const EMPTY_SNAPSHOT: Snapshot = { tables: [], indexes: [], views: [], triggers: [], types: [], sequences: [], functions: [] };
+export const EMPTY_SNAPSHOT: Snapshot = {
+  tables: [],
+  indexes: [],
+  views: [],
+  triggers: [],
+  types: [],
+  sequences: [],
+  functions: [],
+};
 
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const sortedBy = <T>(items: T[], key: (item: T) => string) => [...items].sort((a, b) => byText(key(a), key(b)));
 const CONSTRAINT_ORDER: ConstraintKind[] = ['primary key', 'unique', 'check', 'foreign key', 'exclusion'];
 
-/** Puts every list in a fixed order, so the same schema built twice is the same snapshot. Columns keep the table's order. */
+/**
+ * Puts every list in a fixed order, so the same schema built twice is the same snapshot. Columns keep the table's
+ * order.
+ */
 export function normalizeSnapshot(s: Snapshot): Snapshot {
   return {
     tables: sortedBy(s.tables, (t) => t.name).map((t) => ({
       ...t,
-      constraints: sortedBy(t.constraints, (c) => `${CONSTRAINT_ORDER.indexOf(c.kind)} ${c.name ?? ''} ${c.definition}`),
+      constraints: sortedBy(
+        t.constraints,
+        (c) => `${CONSTRAINT_ORDER.indexOf(c.kind)} ${c.name ?? ''} ${c.definition}`,
+      ),
     })),
     indexes: sortedBy(s.indexes, (i) => i.name),
     views: sortedBy(s.views, (v) => v.name),
@@ -165,11 +179,28 @@ export function closingQuote(text: string, start: number): number {
 }
 
 /** A short, stable fingerprint of a text, e.g. a function body. */
+function indexPhrase(i: Index): string {
+  const unique = i.unique ? 'unique ' : '';
+  const method = i.method ? `${i.method} ` : '';
+  const where = i.predicate ? ` where ${i.predicate}` : '';
+  return `on ${i.table} ${unique}${method}(${i.columns.join(', ')})${where}`;
+}
+
 export function fingerprint(text: string): string {
   return createHash('sha256').update(normalizeSql(text)).digest('hex').slice(0, 12);
 }
 
-export type ObjectKind = 'table' | 'column' | ConstraintKind | 'index' | 'view' | 'materialized view' | 'trigger' | 'type' | 'sequence' | Routine['kind'];
+export type ObjectKind =
+  | 'table'
+  | 'column'
+  | ConstraintKind
+  | 'index'
+  | 'view'
+  | 'materialized view'
+  | 'trigger'
+  | 'type'
+  | 'sequence'
+  | Routine['kind'];
 
 /** One comparable object of a snapshot, flattened. */
 interface SchemaObject {
@@ -191,11 +222,26 @@ const UNSTATED = new Set(['nullable', 'no default']);
 
 function objectsOf(snapshot: Snapshot): SchemaObject[] {
   const s = normalizeSnapshot(snapshot);
-  const top = (kind: ObjectKind, name: string, phrases: string[], table: string | null = null): SchemaObject => ({ kind, id: name, local: name, table, key: name, phrases });
+  const top = (kind: ObjectKind, name: string, phrases: string[], table: string | null = null): SchemaObject => ({
+    kind,
+    id: name,
+    local: name,
+    table,
+    key: name,
+    phrases,
+  });
   return [
     ...s.types.map((t) => top('type', t.name, [`enum (${t.labels.map(quoteLiteral).join(', ')})`])),
     ...s.sequences.map((q) =>
-      top('sequence', q.name, [`${q.type} start ${q.start} increment ${q.increment}${q.cycle ? ' cycle' : ''}${q.ownedBy ? ` owned by ${q.ownedBy}` : ''}`], q.ownedBy?.replace(/\.[^.]*$/, '') ?? null),
+      top(
+        'sequence',
+        q.name,
+        [
+          `${q.type} start ${q.start} increment ` +
+            `${q.increment}${q.cycle ? ' cycle' : ''}${q.ownedBy ? ` owned by ${q.ownedBy}` : ''}`,
+        ],
+        q.ownedBy?.replace(/\.[^.]*$/, '') ?? null,
+      ),
     ),
     ...s.tables.flatMap((t) => [
       top('table', t.name, []),
@@ -205,7 +251,11 @@ function objectsOf(snapshot: Snapshot): SchemaObject[] {
         local: c.name,
         table: t.name,
         key: `${t.name}.${c.name}`,
-        phrases: [c.type, c.nullable ? 'nullable' : 'not null', c.default === null ? 'no default' : `default ${c.default}`],
+        phrases: [
+          c.type,
+          c.nullable ? 'nullable' : 'not null',
+          c.default === null ? 'no default' : `default ${c.default}`,
+        ],
       })),
       ...t.constraints.map((c) => ({
         kind: c.kind,
@@ -216,11 +266,11 @@ function objectsOf(snapshot: Snapshot): SchemaObject[] {
         phrases: [c.definition],
       })),
     ]),
-    ...s.indexes.map((i) =>
-      top('index', i.name, [`on ${i.table} ${i.unique ? 'unique ' : ''}${i.method ? `${i.method} ` : ''}(${i.columns.join(', ')})${i.predicate ? ` where ${i.predicate}` : ''}`], i.table),
-    ),
+    ...s.indexes.map((i) => top('index', i.name, [indexPhrase(i)], i.table)),
     ...s.views.map((v) => top(v.materialized ? 'materialized view' : 'view', v.name, [v.definition])),
-    ...s.functions.map((f) => top(f.kind, f.signature, [`${f.returns ? `returns ${f.returns} ` : ''}language ${f.language} body ${f.body}`])),
+    ...s.functions.map((f) =>
+      top(f.kind, f.signature, [`${f.returns ? `returns ${f.returns} ` : ''}language ${f.language} body ${f.body}`]),
+    ),
     ...s.triggers.map((t) => top('trigger', `${t.table}.${t.name}`, [t.definition], t.table)),
   ];
 }
@@ -277,8 +327,22 @@ export function diffSnapshots(expected: Snapshot, actual: Snapshot): Difference[
   return differences.sort(byPlaceInSchema);
 }
 
-const KIND_ORDER: ObjectKind[] = ['type', 'sequence', 'table', 'column', ...CONSTRAINT_ORDER, 'index', 'view', 'materialized view', 'function', 'procedure', 'aggregate', 'trigger'];
-const inTableBlock = (kind: ObjectKind) => kind === 'table' || kind === 'column' || CONSTRAINT_ORDER.includes(kind as ConstraintKind);
+const KIND_ORDER: ObjectKind[] = [
+  'type',
+  'sequence',
+  'table',
+  'column',
+  ...CONSTRAINT_ORDER,
+  'index',
+  'view',
+  'materialized view',
+  'function',
+  'procedure',
+  'aggregate',
+  'trigger',
+];
+const inTableBlock = (kind: ObjectKind) =>
+  kind === 'table' || kind === 'column' || CONSTRAINT_ORDER.includes(kind as ConstraintKind);
 
 /** The order of the schema text: a table's columns and constraints together, then indexes, views, ... */
 function byPlaceInSchema(a: Difference, b: Difference): number {
@@ -290,7 +354,11 @@ function byPlaceInSchema(a: Difference, b: Difference): number {
   return x[0] - y[0] || byText(x[1], y[1]) || x[2] - y[2] || byText(x[3], y[3]);
 }
 
-function difference(change: Difference['change'], expected: SchemaObject | null, actual: SchemaObject | null): Difference {
+function difference(
+  change: Difference['change'],
+  expected: SchemaObject | null,
+  actual: SchemaObject | null,
+): Difference {
   const object = (actual ?? expected)!;
   const head = `${object.kind} ${object.id}`;
   let line: string;
@@ -306,8 +374,8 @@ function difference(change: Difference['change'], expected: SchemaObject | null,
     kind: object.kind,
     name: object.id,
     table: object.table ?? object.id,
-    expected: expected && expected.phrases.join(' '),
-    actual: actual && actual.phrases.join(' '),
+    expected: expected ? expected.phrases.join(' ') : null,
+    actual: actual ? actual.phrases.join(' ') : null,
     line,
   };
 }

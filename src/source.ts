@@ -31,7 +31,10 @@ export function offsetAfterCharacters(text: string, from: number, characters: nu
 export function sourceExcerpt(text: string, at: SourcePosition): string[] {
   const source = text.split('\n')[at.line - 1] ?? '';
   const gutter = `${at.line} | `;
-  const caretPad = Array.from(source).slice(0, at.column - 1).join('').replace(/[^\t]/gu, ' ');
+  const caretPad = Array.from(source)
+    .slice(0, at.column - 1)
+    .join('')
+    .replace(/[^\t]/gu, ' ');
   return [`${gutter}${source}`, `${' '.repeat(gutter.length - 2)}| ${caretPad}^`];
 }
 
@@ -39,7 +42,16 @@ function codePoints(text: string): number {
   let count = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (!(code >= 0xdc00 && code <= 0xdfff && i > 0 && text.charCodeAt(i - 1) >= 0xd800 && text.charCodeAt(i - 1) <= 0xdbff)) count++;
+    if (
+      !(
+        code >= 0xdc00 &&
+        code <= 0xdfff &&
+        i > 0 &&
+        text.charCodeAt(i - 1) >= 0xd800 &&
+        text.charCodeAt(i - 1) <= 0xdbff
+      )
+    )
+      count++;
   }
   return count;
 }

@@ -19,7 +19,10 @@ export interface ShellScriptPlan {
 export function shellScript(shell: ShellSql, plan: ShellScriptPlan): string {
   const action = plan.command === 'migrate' ? 'up' : 'down';
   const sections = [header(shell, plan)];
-  if (plan.setup.length > 0) sections.push(['-- the ledger, prepared as tidemark does before its first write', ...plan.setup.map((s) => `${s};`)].join('\n'));
+  if (plan.setup.length > 0)
+    sections.push(
+      ['-- the ledger, prepared as tidemark does before its first write', ...plan.setup.map((s) => `${s};`)].join('\n'),
+    );
   for (const source of plan.steps) sections.push(step(shell, action, source).join('\n'));
   return `${sections.join('\n\n')}\n`;
 }
@@ -33,7 +36,10 @@ function header(shell: ShellSql, plan: ShellScriptPlan): string {
   ];
   const migrations = count === 1 ? '1 migration' : `${count} migrations`;
   if (count === 0) lines.push(`-- nothing to ${plan.command === 'migrate' ? 'apply' : 'roll back'}`);
-  else lines.push(plan.command === 'migrate' ? `-- ${migrations} to apply, in order` : `-- ${migrations} to undo, newest first`);
+  else
+    lines.push(
+      plan.command === 'migrate' ? `-- ${migrations} to apply, in order` : `-- ${migrations} to undo, newest first`,
+    );
   return lines.join('\n');
 }
 
@@ -44,7 +50,10 @@ function header(shell: ShellSql, plan: ShellScriptPlan): string {
 function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): string[] {
   const { script } = source;
   const { file } = script;
-  const { entry, history } = stepRecords({ action, ...source, ownTransaction: !script.noTransaction, recheck: false }, null);
+  const { entry, history } = stepRecords(
+    { action, ...source, ownTransaction: !script.noTransaction, recheck: false },
+    null,
+  );
   const heading = `-- ${file.versionText} ${file.name} (${file.path})`;
   const body = runnableText(script);
   const recordHistory = `${shell.appendHistory(history)};`;
@@ -57,10 +66,19 @@ function step(shell: ShellSql, action: 'up' | 'down', source: StepSource): strin
     action === 'up'
       ? [shell.insertRow({ ...entry, dirty: true }), shell.updateRow(version, { dirty: false, dirtyAction: null })]
       : [shell.updateRow(version, { dirty: true, dirtyAction: 'down' }), shell.deleteRow(version)];
-  return [heading, '-- no-transaction: runs outside a transaction; if it stops halfway, the row stays dirty', `${markDirty};`, ...body, `${finish};`, recordHistory];
+  return [
+    heading,
+    '-- no-transaction: runs outside a transaction; if it stops halfway, the row stays dirty',
+    `${markDirty};`,
+    ...body,
+    `${finish};`,
+    recordHistory,
+  ];
 }
 
-/** The text tidemark runs, closed with a semicolon if its last statement has none, so the next statement stands alone. */
+/**
+ * The text tidemark runs, closed with a semicolon if its last statement has none, so the next statement stands alone.
+ */
 function runnableText(script: Script): string[] {
   const text = script.text.trimEnd();
   if (text === '') return [];

@@ -109,7 +109,13 @@ async function expectedSchema(ctx: VerifyContext, ledger: LedgerRow[]): Promise<
   const obstacle = rebuildObstacle(ctx.migrations, ledger);
   if (obstacle) {
     const fix = 'deploy the release that has the files of every applied version (see `tidemark status`), then verify';
-    return none(referenceFinding(obstacle, fix, ledger.filter((r) => !files.has(r.version)).map((r) => r.version)));
+    return none(
+      referenceFinding(
+        obstacle,
+        fix,
+        ledger.filter((r) => !files.has(r.version)).map((r) => r.version),
+      ),
+    );
   }
   const order = [...new Set(inApplyOrder(ledger).map((r) => r.version))].map((v) => files.get(v)!);
   const reference = filesReference(order.map((m) => m.version));

@@ -20,7 +20,10 @@ for (const dialect of DIALECTS) {
     migrator.events.on('event', (e) => all.push(e.type));
     const result = await migrator.migrate();
     assert.equal(result, { applied: versions.length, version: top });
-    assert.equal(applied, ['001 create_users', '002 user_strategies', '003 create_trades', '004 price_cache'].slice(0, versions.length));
+    assert.equal(
+      applied,
+      ['001 create_users', '002 user_strategies', '003 create_trades', '004 price_cache'].slice(0, versions.length),
+    );
     assert.equal(all[0], 'start');
     assert.equal(all.at(-1), 'summary');
     assert.equal(await ledgerVersions(ctx.db), versions);
@@ -30,7 +33,10 @@ for (const dialect of DIALECTS) {
     assert.is(report.version, top);
 
     const status = await migrator.status();
-    assert.equal(status.entries.map((e) => e.state), versions.map(() => 'applied'));
+    assert.equal(
+      status.entries.map((e) => e.state),
+      versions.map(() => 'applied'),
+    );
     assert.equal(await migrator.rollback({ steps: 2 }), { reverted: 2, version: versions.at(-3) });
     assert.is(await migrator.version(), versions.at(-3));
   });
@@ -76,7 +82,9 @@ for (const dialect of DIALECTS) {
     assert.match(lacking.message, new RegExp(`lacks version 2, but this release expects version ${top}`));
     await ctx.db.query(`insert into schema_version (version, migration_name) values (2, 'restored')`);
 
-    await ctx.db.query(`update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${top}`);
+    await ctx.db.query(
+      `update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${top}`,
+    );
     const dirty = await assertSchemaVersion(settings()).catch((e) => e);
     assert.instance(dirty, SchemaVersionError);
     assert.match(dirty.message, new RegExp(`version ${top} \\(\\w+\\) is dirty`));

@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { DIALECTS, dispose, ledgerVersions, project } from './helpers.mjs';
 
 const FILES = {
-  '001_notes.sql': "create table notes (id integer primary key, body text);\ninsert into notes values (1, 'kept by the backup');\n",
+  '001_notes.sql':
+    "create table notes (id integer primary key, body text);\ninsert into notes values (1, 'kept by the backup');\n",
   '001_notes_rollback.sql': 'drop table notes;\n',
 };
 const SECOND = {
@@ -33,14 +34,17 @@ for (const dialect of DIALECTS) {
   const test = suite(`backup and restore [${dialect}]`);
   const ext = dialect === 'sqlite' ? '.sqlite' : '.dump';
 
-  test('migrate --backup backs up before applying, a no-op run takes none, and restore brings back a lossy rollback\'s rows', async () => {
+  test("migrate --backup backs up before applying, a no-op run takes none, and restore brings back a lossy rollback's rows", async () => {
     const p = await project(dialect, FILES);
     try {
       const unusable = dialect === 'postgres' ? await pgDumpTooOld(p.db) : null;
       const first = p.cli('migrate', '--backup');
       if (unusable) {
         assert.is(first.code, 2, first.output);
-        assert.match(first.stderr, unusable === 'old' ? /pg_dump failed: .*version mismatch/ : /pg_dump is not installed/);
+        assert.match(
+          first.stderr,
+          unusable === 'old' ? /pg_dump failed: .*version mismatch/ : /pg_dump is not installed/,
+        );
         assert.equal(await ledgerVersions(p.db), [], 'nothing was applied without the backup');
         return;
       }
@@ -48,7 +52,10 @@ for (const dialect of DIALECTS) {
       const [v0] = backups(p);
       assert.ok(v0?.endsWith(ext), backups(p).join(', '));
       assert.match(first.stdout, new RegExp(`^backup of .+ at version 0: backups/${v0.replace('.', '\\.')} \\(`, 'm'));
-      assert.ok(first.stdout.indexOf('backup of') < first.stdout.indexOf('↑ 001'), 'the backup comes before the first migration');
+      assert.ok(
+        first.stdout.indexOf('backup of') < first.stdout.indexOf('↑ 001'),
+        'the backup comes before the first migration',
+      );
 
       const noop = p.cli('migrate', '--backup');
       assert.is(noop.code, 0, noop.output);
@@ -59,7 +66,10 @@ for (const dialect of DIALECTS) {
       const result = backupEvent(taken);
       assert.is(result.version, 1);
       assert.ok(existsSync(join(p.cwd, result.file)), result.file);
-      assert.match(readFileSync(join(p.cwd, 'logs', 'migration.log'), 'utf8'), new RegExp(` backup 1 - \\d+ms ok ${result.file.replace('.', '\\.')}`));
+      assert.match(
+        readFileSync(join(p.cwd, 'logs', 'migration.log'), 'utf8'),
+        new RegExp(` backup 1 - \\d+ms ok ${result.file.replace('.', '\\.')}`),
+      );
 
       const lossy = p.cli('rollback');
       assert.is(lossy.code, 0, lossy.output);
@@ -73,7 +83,10 @@ for (const dialect of DIALECTS) {
 
       const restored = p.cli('restore', result.file, '--yes');
       assert.is(restored.code, 0, restored.output);
-      assert.match(restored.stdout, new RegExp(`^restored .+ from ${result.file.replace('.', '\\.')} in .+: now at version 1$`, 'm'));
+      assert.match(
+        restored.stdout,
+        new RegExp(`^restored .+ from ${result.file.replace('.', '\\.')} in .+: now at version 1$`, 'm'),
+      );
       assert.equal(await ledgerVersions(p.db), [1]);
       assert.equal(await p.db.query('select id, body from notes'), [{ id: 1, body: 'kept by the backup' }]);
       assert.is(p.cli('verify').code, 0, 'the restored database is what the files say at version 1');

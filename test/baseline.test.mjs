@@ -11,13 +11,33 @@ import { DIALECTS, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase } from './h
 const plan = suite('baseline plan');
 
 plan('planBaseline: the versions up to V that exist for the dialect, only on an empty ledger', () => {
-  const migration = (version, name) => ({ version, versionText: String(version).padStart(3, '0'), name, forward: { path: `sql/${name}.sql` }, rollback: null });
+  const migration = (version, name) => ({
+    version,
+    versionText: String(version).padStart(3, '0'),
+    name,
+    forward: { path: `sql/${name}.sql` },
+    rollback: null,
+  });
   const migrations = [migration(1, 'a'), migration(2, 'b'), migration(5, 'c')];
-  assert.equal(planBaseline(migrations, [], 2).map((m) => m.version), [1, 2]);
-  assert.equal(planBaseline(migrations, [], 5).map((m) => m.version), [1, 2, 5]);
+  assert.equal(
+    planBaseline(migrations, [], 2).map((m) => m.version),
+    [1, 2],
+  );
+  assert.equal(
+    planBaseline(migrations, [], 5).map((m) => m.version),
+    [1, 2, 5],
+  );
   assert.throws(() => planBaseline(migrations, [], 3), /there is no migration with version 3 for this database/);
   assert.throws(() => planBaseline(migrations, [], 0), /there is no migration with version 0/);
-  const row = { version: 1, name: 'a', appliedAt: null, checksum: null, executionMs: null, appliedBy: null, dirty: false };
+  const row = {
+    version: 1,
+    name: 'a',
+    appliedAt: null,
+    checksum: null,
+    executionMs: null,
+    appliedBy: null,
+    dirty: false,
+  };
   assert.throws(() => planBaseline(migrations, [row], 2), /the ledger already records 1 version \(up to 1\)/);
 });
 
@@ -26,7 +46,12 @@ plan.run();
 /** The example files each dialect runs, by version. */
 const FORWARD_FILES = {
   postgres: ['001_create_users.sql', '002_user_strategies.postgres.sql', '003_create_trades.sql'],
-  sqlite: ['001_create_users.sql', '002_user_strategies.sqlite.sql', '003_create_trades.sql', '004_price_cache.sqlite.sql'],
+  sqlite: [
+    '001_create_users.sql',
+    '002_user_strategies.sqlite.sql',
+    '003_create_trades.sql',
+    '004_price_cache.sqlite.sql',
+  ],
 };
 
 for (const dialect of DIALECTS) {
@@ -46,13 +71,28 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 0, r.output);
     assert.match(r.stdout, /now records versions 1, 2 as applied \(baseline 2\); no migration SQL was run/);
 
-    const rows = await ctx.db.query('select version, migration_name, checksum, execution_ms, dirty from schema_version order by version');
+    const rows = await ctx.db.query(
+      'select version, migration_name, checksum, execution_ms, dirty from schema_version order by version',
+    );
     assert.equal(
       rows.map((row) => [Number(row.version), row.migration_name, row.checksum, row.execution_ms, Number(row.dirty)]),
-      FORWARD_FILES[dialect].slice(0, 2).map((name, i) => [i + 1, name.split('.')[0].slice(4), createHash('sha256').update(fileText(name)).digest('hex'), null, 0]),
+      FORWARD_FILES[dialect]
+        .slice(0, 2)
+        .map((name, i) => [
+          i + 1,
+          name.split('.')[0].slice(4),
+          createHash('sha256').update(fileText(name)).digest('hex'),
+          null,
+          0,
+        ]),
     );
-    const history = await ctx.db.query('select action, version, migration_name, outcome from schema_version_history order by id');
-    assert.equal(history.map((h) => `${h.action} ${h.version} ${h.migration_name} ${h.outcome}`), ['baseline 2 user_strategies ok']);
+    const history = await ctx.db.query(
+      'select action, version, migration_name, outcome from schema_version_history order by id',
+    );
+    assert.equal(
+      history.map((h) => `${h.action} ${h.version} ${h.migration_name} ${h.outcome}`),
+      ['baseline 2 user_strategies ok'],
+    );
 
     const m = ctx.cli('migrate');
     assert.is(m.code, 0, m.output);
@@ -60,7 +100,10 @@ for (const dialect of DIALECTS) {
     assert.match(m.stdout, /↑ 003 create_trades/);
     assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
     const status = JSON.parse(ctx.cli('status', '--json').stdout);
-    assert.ok(status.entries.every((e) => e.state === 'applied'), JSON.stringify(status.entries));
+    assert.ok(
+      status.entries.every((e) => e.state === 'applied'),
+      JSON.stringify(status.entries),
+    );
   });
 
   test('after a baseline, verify compares the hand-built schema with the files, so a difference shows', async () => {
@@ -83,7 +126,10 @@ for (const dialect of DIALECTS) {
     assert.match(r.stderr, /hint: .*tidemark status.*tidemark force 2 --yes/);
     assert.equal(await ledgerVersions(ctx.db), [1]);
     const actions = await ctx.db.query('select action from schema_version_history order by id');
-    assert.equal(actions.map((a) => a.action), ['up']);
+    assert.equal(
+      actions.map((a) => a.action),
+      ['up'],
+    );
   });
 
   test('baseline refuses a version with no file for this dialect (and 0), before creating anything', async () => {
@@ -99,7 +145,10 @@ for (const dialect of DIALECTS) {
     const r = ctx.cli('baseline', String(last), '--dry-run');
     assert.is(r.code, 0, r.output);
     assert.match(r.stdout, `dry run: the ledger of ${dialect === 'postgres' ? 'postgres://' : 'sqlite:'}`);
-    assert.match(r.stdout, `would record versions ${EXAMPLE_VERSIONS[dialect].join(', ')} as applied (baseline ${last}); nothing was changed`);
+    assert.match(
+      r.stdout,
+      `would record versions ${EXAMPLE_VERSIONS[dialect].join(', ')} as applied (baseline ${last}); nothing was changed`,
+    );
     assert.equal(await ctx.db.tables(), []);
   });
 

@@ -3,7 +3,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, EXAMPLE_TABLES, EXAMPLE_VERSIONS, ledgerVersions, perTestDatabase, removeSql, writeSql } from './helpers.mjs';
+import {
+  DIALECTS,
+  EXAMPLE_TABLES,
+  EXAMPLE_VERSIONS,
+  ledgerVersions,
+  perTestDatabase,
+  removeSql,
+  writeSql,
+} from './helpers.mjs';
 
 for (const dialect of DIALECTS) {
   const test = suite(`core [${dialect}]`);
@@ -14,9 +22,15 @@ for (const dialect of DIALECTS) {
     assert.is(first.code, 0, first.output);
     assert.match(first.stdout, /↑ 001 create_users/);
     assert.match(first.stdout, new RegExp(`now at version ${EXAMPLE_VERSIONS[dialect].at(-1)}`));
-    for (const table of EXAMPLE_TABLES[dialect]) assert.ok((await ctx.db.tables()).includes(table), `table ${table} exists`);
-    const rows = await ctx.db.query('select version, migration_name, checksum, execution_ms, applied_at, applied_by, dirty from schema_version order by version');
-    assert.equal(rows.map((r) => Number(r.version)), EXAMPLE_VERSIONS[dialect]);
+    for (const table of EXAMPLE_TABLES[dialect])
+      assert.ok((await ctx.db.tables()).includes(table), `table ${table} exists`);
+    const rows = await ctx.db.query(
+      'select version, migration_name, checksum, execution_ms, applied_at, applied_by, dirty from schema_version order by version',
+    );
+    assert.equal(
+      rows.map((r) => Number(r.version)),
+      EXAMPLE_VERSIONS[dialect],
+    );
     assert.equal(rows[0].migration_name, 'create_users');
     for (const row of rows) {
       assert.match(String(row.checksum), /^[0-9a-f]{64}$/);
@@ -26,7 +40,10 @@ for (const dialect of DIALECTS) {
       assert.not.ok(Number(row.dirty));
     }
     const history = await ctx.db.query(`select action, version, outcome from schema_version_history order by id`);
-    assert.equal(history.map((h) => `${h.action} ${Number(h.version)} ${h.outcome}`), EXAMPLE_VERSIONS[dialect].map((v) => `up ${v} ok`));
+    assert.equal(
+      history.map((h) => `${h.action} ${Number(h.version)} ${h.outcome}`),
+      EXAMPLE_VERSIONS[dialect].map((v) => `up ${v} ok`),
+    );
 
     const second = ctx.cli('migrate');
     assert.is(second.code, 0, second.output);
@@ -38,7 +55,9 @@ for (const dialect of DIALECTS) {
     assert.is(ctx.cli('migrate').code, 0);
     if (dialect === 'postgres') {
       assert.equal(await ctx.db.types(), ['exchange_type']);
-      const [{ data_type }] = await ctx.db.query(`select data_type from information_schema.columns where table_name = 'user_strategies' and column_name = 'config'`);
+      const [{ data_type }] = await ctx.db.query(
+        `select data_type from information_schema.columns where table_name = 'user_strategies' and column_name = 'config'`,
+      );
       assert.is(data_type, 'jsonb');
     } else {
       const [{ sql }] = await ctx.db.query(`select sql from sqlite_schema where name = 'user_strategies'`);
@@ -73,7 +92,10 @@ for (const dialect of DIALECTS) {
     r = ctx.cli('rollback', '--to', '1');
     assert.is(r.code, 0, r.output);
     assert.equal(await ledgerVersions(ctx.db), [1]);
-    assert.equal((await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')), ['users']);
+    assert.equal(
+      (await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')),
+      ['users'],
+    );
 
     r = ctx.cli('rollback', '--all');
     assert.is(r.code, 0, r.output);
@@ -102,8 +124,17 @@ for (const dialect of DIALECTS) {
     assert.is(v.stderr, '');
 
     // 001 edited after it ran, 002's files gone, and (SQLite) 004 still pending.
-    writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
-    for (const f of ['002_user_strategies.postgres.sql', '002_user_strategies.sqlite.sql', '002_user_strategies_rollback.postgres.sql', '002_user_strategies_rollback.sql']) {
+    writeSql(
+      ctx.cwd,
+      '001_create_users.sql',
+      `${readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8')}\n-- edited\n`,
+    );
+    for (const f of [
+      '002_user_strategies.postgres.sql',
+      '002_user_strategies.sqlite.sql',
+      '002_user_strategies_rollback.postgres.sql',
+      '002_user_strategies_rollback.sql',
+    ]) {
       removeSql(ctx.cwd, f);
     }
     writeSql(ctx.cwd, '005_add_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
@@ -121,7 +152,9 @@ for (const dialect of DIALECTS) {
     assert.is(json.version, 3);
     assert.equal(
       json.entries.map((e) => `${e.version}:${e.state}`),
-      dialect === 'sqlite' ? ['1:changed', '2:not-in-release', '3:applied', '4:pending', '5:pending'] : ['1:changed', '2:not-in-release', '3:applied', '5:pending'],
+      dialect === 'sqlite'
+        ? ['1:changed', '2:not-in-release', '3:applied', '4:pending', '5:pending']
+        : ['1:changed', '2:not-in-release', '3:applied', '5:pending'],
     );
   });
 
@@ -143,8 +176,13 @@ for (const dialect of DIALECTS) {
     assert.equal(await ledgerVersions(ctx.db), [1, 2, 3]);
     const [row] = await ctx.db.query('select checksum from schema_version where version = 2');
     assert.match(String(row.checksum), /^[0-9a-f]{64}$/);
-    const history = await ctx.db.query(`select action, version from schema_version_history where action = 'force' order by id`);
-    assert.equal(history.map((h) => Number(h.version)), [1, 3]);
+    const history = await ctx.db.query(
+      `select action, version from schema_version_history where action = 'force' order by id`,
+    );
+    assert.equal(
+      history.map((h) => Number(h.version)),
+      [1, 3],
+    );
 
     const unknown = ctx.cli('force', '99', '--yes');
     assert.is(unknown.code, 2, unknown.output);
@@ -152,7 +190,11 @@ for (const dialect of DIALECTS) {
   });
 
   test('a migration with an error fails alone: exit 1, file named, no table and no ledger row; earlier ones stay', async () => {
-    writeSql(ctx.cwd, '005_broken.sql', '-- a typo on line 3\nCREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n');
+    writeSql(
+      ctx.cwd,
+      '005_broken.sql',
+      '-- a typo on line 3\nCREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n',
+    );
     writeSql(ctx.cwd, '005_broken_rollback.sql', 'DROP TABLE broken_a;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 1, r.output);
@@ -168,7 +210,9 @@ for (const dialect of DIALECTS) {
     const tables = await ctx.db.tables();
     assert.not.ok(tables.includes('broken_a'), 'the failing migration left no table');
     assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect], 'earlier migrations of the run stay applied');
-    const failed = await ctx.db.query(`select version, outcome, error from schema_version_history where outcome = 'failed'`);
+    const failed = await ctx.db.query(
+      `select version, outcome, error from schema_version_history where outcome = 'failed'`,
+    );
     assert.is(failed.length, 1);
     assert.is(Number(failed[0].version), 5);
     assert.match(failed[0].error, /syntax error/);
@@ -179,7 +223,10 @@ for (const dialect of DIALECTS) {
     const r = ctx.cli('migrate', '--single-transaction');
     assert.is(r.code, 1, r.output);
     assert.equal(await ledgerVersions(ctx.db), []);
-    assert.equal((await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')), []);
+    assert.equal(
+      (await ctx.db.tables()).filter((t) => !t.startsWith('schema_version')),
+      [],
+    );
   });
 
   test('--dry-run lists what would run and changes nothing', async () => {
@@ -210,8 +257,13 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 0, r.output);
     assert.not.match(r.stdout, /↑ 001/, 'the adopted migration is not re-run');
     assert.match(r.stdout, /↑ 002 user_strategies/);
-    const rows = await ctx.db.query('select id, version, migration_name, checksum, dirty from schema_version order by version');
-    assert.equal(rows.map((row) => Number(row.version)), EXAMPLE_VERSIONS[dialect]);
+    const rows = await ctx.db.query(
+      'select id, version, migration_name, checksum, dirty from schema_version order by version',
+    );
+    assert.equal(
+      rows.map((row) => Number(row.version)),
+      EXAMPLE_VERSIONS[dialect],
+    );
     assert.is(Number(rows[0].id), 1, 'the legacy row is kept');
     assert.match(String(rows[0].checksum), /^[0-9a-f]{64}$/, 'its checksum is filled in');
   });
@@ -219,7 +271,7 @@ for (const dialect of DIALECTS) {
   test('a file saved with CRLF line endings and a BOM keeps its checksum', async () => {
     assert.is(ctx.cli('migrate').code, 0);
     const path = join(ctx.cwd, 'sql', '003_create_trades.sql');
-    writeFileSync(path, '\uFEFF' + readFileSync(path, 'utf8').replace(/\n/g, '\r\n'));
+    writeFileSync(path, `\uFEFF${readFileSync(path, 'utf8').replace(/\n/g, '\r\n')}`);
     const s = ctx.cli('status');
     assert.match(s.stdout, /003\s+create_trades\s+applied/);
     assert.is(ctx.cli('migrate').code, 0, 'migrate does not see an edited file');
@@ -232,14 +284,21 @@ for (const dialect of DIALECTS) {
     assert.match(m.stderr, /005_add_orders\.sql has no rollback file/);
     const r = ctx.cli('rollback', '2');
     assert.is(r.code, 2, r.output);
-    assert.match(r.stderr, /sql\/005_add_orders\.sql: no rollback file, and none stored in the ledger; write 005_add_orders_rollback\.sql/);
+    assert.match(
+      r.stderr,
+      /sql\/005_add_orders\.sql: no rollback file, and none stored in the ledger; write 005_add_orders_rollback\.sql/,
+    );
     assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5]);
     assert.ok((await ctx.db.tables()).includes('orders'));
   });
 
   test('an applied file that was edited stops migrate until --allow-changed', async () => {
     assert.is(ctx.cli('migrate', '1').code, 0);
-    writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
+    writeSql(
+      ctx.cwd,
+      '001_create_users.sql',
+      `${readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8')}\n-- edited\n`,
+    );
     const r = ctx.cli('migrate');
     assert.is(r.code, 2, r.output);
     assert.match(r.stderr, /sql\/001_create_users\.sql: checksum differs/);

@@ -36,12 +36,16 @@ test.after.each(async () => {
   removeProject(ctx.cwd);
 });
 
-const cli = (...args) => runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: ctx.main.url, TRADES_DATABASE_URL: ctx.trades.url } });
+const cli = (...args) =>
+  runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: ctx.main.url, TRADES_DATABASE_URL: ctx.trades.url } });
 
 test('migrate brings both up to date in the configured order, output grouped by database', async () => {
   const r = cli('migrate');
   assert.is(r.code, 0, r.output);
-  assert.match(r.stdout, /^== main ==\nmigrate postgres:\/\/\S+: 1 migration\n↑ 001 create_users .*\n1 applied .*\n== trades ==\nmigrate sqlite:\S+: 2 migrations\n/);
+  assert.match(
+    r.stdout,
+    /^== main ==\nmigrate postgres:\/\/\S+: 1 migration\n↑ 001 create_users .*\n1 applied .*\n== trades ==\nmigrate sqlite:\S+: 2 migrations\n/,
+  );
   assert.equal(await ledgerVersions(ctx.main), [1]);
   assert.equal(await ledgerVersions(ctx.trades), [1, 2]);
   assert.ok((await ctx.main.tables()).includes('users'));
@@ -49,7 +53,10 @@ test('migrate brings both up to date in the configured order, output grouped by 
 
   const status = cli('status');
   assert.is(status.code, 0, status.output);
-  assert.match(status.stdout, /== main ==\n\S+: version 1\n[\s\S]*001\s+create_users\s+applied[\s\S]*== trades ==\n\S+: version 2\n[\s\S]*002\s+fills_price_idx\s+applied/);
+  assert.match(
+    status.stdout,
+    /== main ==\n\S+: version 1\n[\s\S]*001\s+create_users\s+applied[\s\S]*== trades ==\n\S+: version 2\n[\s\S]*002\s+fills_price_idx\s+applied/,
+  );
   assert.is(cli('version').stdout, '== main ==\n1\n== trades ==\n2\n');
 });
 
@@ -58,7 +65,11 @@ test('--db works on one database only; rollback --db trades leaves main alone', 
   assert.equal(await ledgerVersions(ctx.main), [], 'main was not touched');
   const back = cli('rollback', '--db', 'trades');
   assert.is(back.code, 0, back.output);
-  assert.match(back.stdout, /^rollback sqlite:\S+: 1 migration\n↓ 002 fills_price_idx/, 'one database: no group header');
+  assert.match(
+    back.stdout,
+    /^rollback sqlite:\S+: 1 migration\n↓ 002 fills_price_idx/,
+    'one database: no group header',
+  );
   assert.equal(await ledgerVersions(ctx.trades), [1]);
   assert.not.ok((await ctx.trades.indexes()).includes('fills_price_idx'));
 });
@@ -66,7 +77,10 @@ test('--db works on one database only; rollback --db trades leaves main alone', 
 test('a failure in one stops the run with exit 1 and says which databases were done', async () => {
   writeFileSync(join(ctx.cwd, 'sql', 'main', '002_broken.sql'), 'SELEC 1;\n');
   writeFileSync(join(ctx.cwd, 'sql', 'main', '002_broken_rollback.sql'), 'SELECT 1;\n');
-  writeFileSync(join(ctx.cwd, 'package.json'), JSON.stringify({ tidemark: { databases: { trades: DATABASES.trades, main: DATABASES.main } } }));
+  writeFileSync(
+    join(ctx.cwd, 'package.json'),
+    JSON.stringify({ tidemark: { databases: { trades: DATABASES.trades, main: DATABASES.main } } }),
+  );
   const r = cli('migrate');
   assert.is(r.code, 1, r.output);
   assert.match(r.stderr, /sql\/main\/002_broken\.sql:1:1: syntax error/);
@@ -107,7 +121,10 @@ test('configuration mistakes are exit 2 with the fix: unknown --db, unset URL va
   assert.is(both.code, 2);
   assert.match(both.stderr, /--url and --dir name one database, and this project configures several/);
 
-  writeFileSync(join(ctx.cwd, 'package.json'), JSON.stringify({ tidemark: { databases: { 'bad-name': { url: 'sqlite:x.db' } } } }));
+  writeFileSync(
+    join(ctx.cwd, 'package.json'),
+    JSON.stringify({ tidemark: { databases: { 'bad-name': { url: 'sqlite:x.db' } } } }),
+  );
   const bad = cli('status');
   assert.is(bad.code, 2);
   assert.match(bad.stderr, /"bad-name" cannot be a database name/);

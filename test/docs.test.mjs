@@ -7,7 +7,12 @@ import { ROOT } from './helpers.mjs';
 
 const test = suite('documentation');
 
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /** Markdown text outside fenced code blocks, where links are links. */
 function prose(text) {
@@ -44,7 +49,8 @@ test('every relative link in README.md and docs/ names a file and a heading that
       const [path, anchor] = href.split('#');
       const target = path === '' ? page : relative(ROOT, join(ROOT, dirname(page), path));
       if (!existsSync(join(ROOT, target))) broken.push(`${page}: ${href} (no file ${target})`);
-      else if (anchor && target.endsWith('.md') && !anchors(target).has(anchor)) broken.push(`${page}: ${href} (no heading)`);
+      else if (anchor && target.endsWith('.md') && !anchors(target).has(anchor))
+        broken.push(`${page}: ${href} (no heading)`);
     }
   }
   assert.equal(broken, []);
@@ -57,7 +63,8 @@ test('no page cites a design document outside the repository', () => {
 
 test('README.md and docs/pm2.md give the post-deploy hook init writes and the pm2 test runs', async () => {
   const { POST_DEPLOY } = await import('../dist/init.js');
-  for (const page of ['README.md', 'docs/pm2.md']) assert.ok(readFileSync(join(ROOT, page), 'utf8').includes(POST_DEPLOY), page);
+  for (const page of ['README.md', 'docs/pm2.md'])
+    assert.ok(readFileSync(join(ROOT, page), 'utf8').includes(POST_DEPLOY), page);
 });
 
 test.run();

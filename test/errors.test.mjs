@@ -3,7 +3,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { perTestDatabase, DIALECTS, EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, makeProject, removeProject, runCli, sqlFiles, writeSql } from './helpers.mjs';
+import {
+  perTestDatabase,
+  DIALECTS,
+  EXAMPLE_VERSIONS,
+  freshDatabase,
+  ledgerVersions,
+  makeProject,
+  removeProject,
+  runCli,
+  sqlFiles,
+  writeSql,
+} from './helpers.mjs';
 
 const PATTERN = /expected <version>_<name>\[_rollback\]\[\.postgres\|\.sqlite\]\.sql/;
 
@@ -18,7 +29,6 @@ for (const dialect of DIALECTS) {
     assert.equal(await ctx.db.tables(), [], 'no SQL ran, not even the ledger');
   };
 
-
   test('a stray file name is named with the expected pattern', async () => {
     writeSql(ctx.cwd, '1-x.sql', 'select 1;');
     const r = ctx.cli('migrate');
@@ -28,7 +38,10 @@ for (const dialect of DIALECTS) {
 
   test('two files for one version (001 and 1)', async () => {
     writeSql(ctx.cwd, '1_create_users.sql', 'select 1;');
-    await assertRefused(ctx.cli('migrate'), /sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1/);
+    await assertRefused(
+      ctx.cli('migrate'),
+      /sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1/,
+    );
   });
 
   test('a rollback with no forward file', async () => {
@@ -109,14 +122,21 @@ config('a wrong password: exit 4, the password appears nowhere', async () => {
   const db = await freshDatabase('postgres');
   try {
     // A role that must log in with a password, whatever the server's trust settings for others.
-    await db.query(`do $$ begin create role tidemark_pw_test login password 'right-password'; exception when duplicate_object then null; end $$`);
+    await db.query(
+      `do $$ begin create role tidemark_pw_test login password 'right-password'; exception when duplicate_object then null; end $$`,
+    );
     const url = `postgres://tidemark_pw_test:wrong-pa55word@${admin.host}/${new URL(db.url).pathname.slice(1)}`;
     const r = runCli(['status'], { cwd, env: { DATABASE_URL: url } });
     assert.not.match(r.output, /wrong-pa55word/);
     // A server that trusts local connections ignores passwords; the embedded one checks them.
     if (admin.password) {
       assert.is(r.code, 4, r.output);
-      assert.match(r.stderr, new RegExp(`could not connect to postgres://tidemark_pw_test@${admin.hostname}:\\d+/tidemark_test_\\w+: password authentication failed`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `could not connect to postgres://tidemark_pw_test@${admin.hostname}:\\d+/tidemark_test_\\w+: password authentication failed`,
+        ),
+      );
     }
   } finally {
     await db.query('drop role if exists tidemark_pw_test').catch(() => {});
@@ -186,7 +206,10 @@ create('writes the next version with a rollback partner and a helpful comment; n
   assert.match(r.stdout, /created sql\/005_add_orders_rollback\.sql/);
   assert.ok(sqlFiles(cwd).includes('005_add_orders.sql') && sqlFiles(cwd).includes('005_add_orders_rollback.sql'));
   assert.match(readFileSync(join(cwd, 'sql', '005_add_orders.sql'), 'utf8'), /tidemark:no-transaction/);
-  assert.match(readFileSync(join(cwd, 'sql', '005_add_orders_rollback.sql'), 'utf8'), /undo everything 005_add_orders\.sql does/);
+  assert.match(
+    readFileSync(join(cwd, 'sql', '005_add_orders_rollback.sql'), 'utf8'),
+    /undo everything 005_add_orders\.sql does/,
+  );
 });
 
 create('refuses names with a slash, dots or spaces, and writes nothing', () => {

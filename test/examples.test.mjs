@@ -9,7 +9,12 @@ import { ROOT } from './helpers.mjs';
 
 const test = suite('examples and public types compile');
 
-const PAGES = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /** Fenced js/ts blocks of a page, with the line each starts on. */
 function codeBlocks(page) {
@@ -37,7 +42,10 @@ test('every js/ts block in README.md and docs/, and test/api.types.ts, compile w
     for (const block of blocks) {
       const name = fileName(block);
       names.set(name, `${block.page}:${block.line}`);
-      writeFileSync(join(dir, name), block.code.includes('export') || name.endsWith('.cts') ? block.code : `${block.code}\nexport {};\n`);
+      writeFileSync(
+        join(dir, name),
+        block.code.includes('export') || name.endsWith('.cts') ? block.code : `${block.code}\nexport {};\n`,
+      );
     }
     copyFileSync(join(ROOT, 'test', 'api.types.ts'), join(dir, 'api.types.mts'));
     const tsconfig = {

@@ -9,7 +9,8 @@ import * as assert from 'uvu/assert';
 import { BASE, dispose, ledgerVersions, poll, project, sleepingBackend, startCli } from './helpers.mjs';
 
 /** Runs for a few seconds on SQLite: long enough to be caught in the middle. */
-const SQLITE_LONG = 'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT x FROM c)';
+const SQLITE_LONG =
+  'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT x FROM c)';
 const LONG = { postgres: 'SELECT pg_sleep(20);', sqlite: `${SQLITE_LONG};` };
 const LOCK_TABLE = 'schema_version_lock';
 
@@ -36,7 +37,8 @@ async function startInsideLong(p, args = ['migrate']) {
     await poll('the runner to sleep in 002', () => sleepingBackend(p.db, 'pg_sleep(20)'));
   } else {
     const inside = async () =>
-      existsSync(`${p.db.file}.tidemark-lock`) && (existsSync(`${p.db.file}-journal`) || (await p.db.tables().catch(() => [])).includes('half'));
+      existsSync(`${p.db.file}.tidemark-lock`) &&
+      (existsSync(`${p.db.file}-journal`) || (await p.db.tables().catch(() => [])).includes('half'));
     await poll('the runner to be inside 002', inside, { everyMs: 50, limitMs: 20_000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
@@ -61,17 +63,22 @@ function assertClean(result) {
 }
 
 async function history(db) {
-  return (await db.query('select version, outcome from schema_version_history order by id')).map((h) => [Number(h.version), h.outcome]);
+  return (await db.query('select version, outcome from schema_version_history order by id')).map((h) => [
+    Number(h.version),
+    h.outcome,
+  ]);
 }
 
 /** The run lock is released: no PostgreSQL lock row, no SQLite lock file. */
 async function assertUnlocked(p) {
-  if (p.db.dialect === 'sqlite') assert.not.ok(existsSync(`${p.db.file}.tidemark-lock`), 'the SQLite lock file is gone');
-  else if ((await p.db.tables()).includes(LOCK_TABLE)) assert.equal(await p.db.query(`select holder from ${LOCK_TABLE}`), [], 'no lock row is left');
+  if (p.db.dialect === 'sqlite')
+    assert.not.ok(existsSync(`${p.db.file}.tidemark-lock`), 'the SQLite lock file is gone');
+  else if ((await p.db.tables()).includes(LOCK_TABLE))
+    assert.equal(await p.db.query(`select holder from ${LOCK_TABLE}`), [], 'no lock row is left');
 }
 
 /** The next run applies the rest and exits 0. */
-async function assertConverges(p, versions) {
+async function _assertConverges(p, versions) {
   const again = p.cli('migrate');
   assert.is(again.code, 0, again.output);
   assert.equal(await ledgerVersions(p.db), versions);
@@ -81,26 +88,38 @@ async function assertConverges(p, versions) {
 const lost = suite('connection lost mid-migration (PostgreSQL)');
 
 for (const lock of ['advisory', 'table']) {
-  lost(`--lock ${lock}: pg_terminate_backend is exit 5 naming the loss, an interrupted history row, the lock released`, async () => {
-    const p = await project('postgres', longSecond('postgres'));
-    try {
-      const runner = await startInsideLong(p, ['migrate', '--lock', lock]);
-      await p.db.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'tidemark'`);
-      const r = await runner.done;
-      assert.is(r.code, 5, r.output);
-      assert.match(r.stderr, /^error: lost the connection to postgres:\/\/\S+ during the run: /m);
-      assert.match(r.stderr, /^hint: .*the database is consistent: run again/m);
-      assertClean(r);
-      assert.equal(await ledgerVersions(p.db), [1]);
-      assert.not.ok((await p.db.tables()).includes('half'), 'the server rolled version 2 back');
-      assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted']], 'written through a new connection');
-      await assertUnlocked(p);
-      await p.db.query(`select 1`); // the test's own connection survived the terminate of tidemark's sessions
-    } finally {
-      await killRunners();
-      await dispose(p);
-    }
-  });
+  lost(
+    `--lock ${lock}: pg_terminate_backend is exit 5 naming the loss, an interrupted history row, the lock released`,
+    async () => {
+      const p = await project('postgres', longSecond('postgres'));
+      try {
+        const runner = await startInsideLong(p, ['migrate', '--lock', lock]);
+        await p.db.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'tidemark'`,
+        );
+        const r = await runner.done;
+        assert.is(r.code, 5, r.output);
+        assert.match(r.stderr, /^error: lost the connection to postgres:\/\/\S+ during the run: /m);
+        assert.match(r.stderr, /^hint: .*the database is consistent: run again/m);
+        assertClean(r);
+        assert.equal(await ledgerVersions(p.db), [1]);
+        assert.not.ok((await p.db.tables()).includes('half'), 'the server rolled version 2 back');
+        assert.equal(
+          await history(p.db),
+          [
+            [1, 'ok'],
+            [2, 'interrupted'],
+          ],
+          'written through a new connection',
+        );
+        await assertUnlocked(p);
+        await p.db.query(`select 1`); // the test's own connection survived the terminate of tidemark's sessions
+      } finally {
+        await killRunners();
+        await dispose(p);
+      }
+    },
+  );
 }
 
 lost.run();
@@ -114,48 +133,66 @@ for (const [dialect, signal, code] of [
   ['sqlite', 'SIGTERM', 143],
   ['sqlite', 'SIGINT', 130],
 ]) {
-  signals(`${dialect}: ${signal} cancels the running statement, rolls back, records interrupted, unlocks, exits ${code}`, async () => {
-    const p = await project(dialect, longSecond(dialect));
+  signals(
+    `${dialect}: ${signal} cancels the running statement, rolls back, records interrupted, unlocks, exits ${code}`,
+    async () => {
+      const p = await project(dialect, longSecond(dialect));
+      try {
+        const args = dialect === 'postgres' ? ['migrate', '--lock', 'table'] : ['migrate'];
+        const runner = await startInsideLong(p, args);
+        const sent = Date.now();
+        runner.child.kill(signal);
+        const r = await runner.done;
+        assert.ok(Date.now() - sent < 5000, 'the statement was cancelled, not waited for');
+        assert.is(r.code, code, r.output);
+        assert.match(
+          r.stderr,
+          new RegExp(`^error: interrupted by ${signal}: the running migration was cancelled and rolled back$`, 'm'),
+        );
+        assertClean(r);
+        assert.equal(await ledgerVersions(p.db), [1]);
+        assert.not.ok((await p.db.tables()).includes('half'));
+        assert.equal(await history(p.db), [
+          [1, 'ok'],
+          [2, 'interrupted'],
+        ]);
+        await assertUnlocked(p);
+      } finally {
+        await killRunners();
+        await dispose(p);
+      }
+    },
+  );
+}
+
+signals(
+  'a signal during a no-transaction migration leaves it dirty and says so; status shows it, force resolves it',
+  async () => {
+    const p = await project('postgres', longSecond('postgres', { noTransaction: true }));
     try {
-      const args = dialect === 'postgres' ? ['migrate', '--lock', 'table'] : ['migrate'];
-      const runner = await startInsideLong(p, args);
-      const sent = Date.now();
-      runner.child.kill(signal);
+      const runner = await startInsideLong(p);
+      runner.child.kill('SIGTERM');
       const r = await runner.done;
-      assert.ok(Date.now() - sent < 5000, 'the statement was cancelled, not waited for');
-      assert.is(r.code, code, r.output);
-      assert.match(r.stderr, new RegExp(`^error: interrupted by ${signal}: the running migration was cancelled and rolled back$`, 'm'));
+      assert.is(r.code, 143, r.output);
+      assert.match(r.stderr, /^error: interrupted by SIGTERM/m);
+      assert.match(
+        r.stderr,
+        /^hint: sql\/002_long\.sql runs outside a transaction, so it may have partly run; version 2 is now marked dirty/m,
+      );
       assertClean(r);
-      assert.equal(await ledgerVersions(p.db), [1]);
-      assert.not.ok((await p.db.tables()).includes('half'));
-      assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted']]);
-      await assertUnlocked(p);
+      assert.equal(await history(p.db), [
+        [1, 'ok'],
+        [2, 'interrupted'],
+      ]);
+      const refused = p.cli('migrate');
+      assert.is(refused.code, 2, refused.output);
+      assert.match(refused.stderr, /version 2 \(long\) is dirty/);
     } finally {
       await killRunners();
       await dispose(p);
     }
-  });
-}
-
-signals('a signal during a no-transaction migration leaves it dirty and says so; status shows it, force resolves it', async () => {
-  const p = await project('postgres', longSecond('postgres', { noTransaction: true }));
-  try {
-    const runner = await startInsideLong(p);
-    runner.child.kill('SIGTERM');
-    const r = await runner.done;
-    assert.is(r.code, 143, r.output);
-    assert.match(r.stderr, /^error: interrupted by SIGTERM/m);
-    assert.match(r.stderr, /^hint: sql\/002_long\.sql runs outside a transaction, so it may have partly run; version 2 is now marked dirty/m);
-    assertClean(r);
-    assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted']]);
-    const refused = p.cli('migrate');
-    assert.is(refused.code, 2, refused.output);
-    assert.match(refused.stderr, /version 2 \(long\) is dirty/);
-  } finally {
-    await killRunners();
-    await dispose(p);
-  }
-});
+  },
+);
 
 signals.run();
 
@@ -178,62 +215,86 @@ overlap('PostgreSQL: --lock advisory and --lock table exclude each other, each w
       assert.is((await runner.done).code, 130);
     }
     assert.equal(await ledgerVersions(p.db), [1]);
-    assert.equal(await history(p.db), [[1, 'ok'], [2, 'interrupted'], [2, 'interrupted']]);
+    assert.equal(await history(p.db), [
+      [1, 'ok'],
+      [2, 'interrupted'],
+      [2, 'interrupted'],
+    ]);
   } finally {
     await killRunners();
     await dispose(p);
   }
 });
 
-overlap('PostgreSQL --lock none: the runner that finds its ledger row taken exits 4 "another runner", no failed row', async () => {
-  const p = await project('postgres', {
-    ...BASE,
-    '002_count.sql': 'INSERT INTO base VALUES (2);\nSELECT pg_sleep(1);\n',
-    '002_count_rollback.sql': 'DELETE FROM base WHERE a = 2;\n',
-  });
-  try {
-    assert.is(p.cli('migrate', '1').code, 0);
-    const runners = [0, 1].map(() => startCli(['migrate', '--lock', 'none'], p.cwd, p.db.url));
-    const results = await Promise.all(runners.map((r) => r.done));
-    const codes = results.map((r) => r.code).sort();
-    assert.equal(codes, [0, 4], results.map((r) => r.output).join('\n---\n'));
-    const loser = results.find((r) => r.code === 4);
-    assert.match(loser.stderr, /^error: version 2 was recorded in \S+ by another runner while this one ran it$/m);
-    assert.match(loser.stderr, /^hint: this run rolled its copy back, so the version ran once/m);
-    assertClean(loser);
-    assert.equal((await p.db.query('select a from base')).map((r) => r.a), [2], 'the migration ran once');
-    assert.equal(await history(p.db), [[1, 'ok'], [2, 'ok'], [2, 'interrupted']]);
-  } finally {
-    await killRunners();
-    await dispose(p);
-  }
-});
-
-for (const dialect of ['postgres', 'sqlite']) {
-  overlap(`${dialect}: a no-transaction migration still running is "in progress" to others; once killed, "did not finish"`, async () => {
-    const p = await project(dialect, longSecond(dialect, { noTransaction: true }));
+overlap(
+  'PostgreSQL --lock none: the runner that finds its ledger row taken exits 4 "another runner", no failed row',
+  async () => {
+    const p = await project('postgres', {
+      ...BASE,
+      '002_count.sql': 'INSERT INTO base VALUES (2);\nSELECT pg_sleep(1);\n',
+      '002_count_rollback.sql': 'DELETE FROM base WHERE a = 2;\n',
+    });
     try {
-      const runner = await startInsideLong(p);
-      const waiting = p.cli('migrate', '--lock-timeout', '1');
-      assert.is(waiting.code, 4, waiting.output);
-      assert.match(waiting.stderr, /could not get the migration lock .* held by pid \d+/);
-      assert.not.match(waiting.output, /did not finish|force/);
-      const version = p.cli('version');
-      assert.is(version.code, 4, version.output);
-      assert.match(version.stderr, /^error: version 2 \(long\) is being applied by a run in progress \(.*pid \d+.*\); it has not crashed$/m);
-      assert.match(version.stderr, /^hint: wait for that run to finish, then run again$/m);
-
-      runner.child.kill('SIGKILL');
-      await runner.done;
-      await poll('the killed run to be seen as ended', () => p.cli('version').code === 2, { limitMs: 20_000 });
-      const crashed = p.cli('migrate');
-      assert.is(crashed.code, 2, crashed.output);
-      assert.match(crashed.stderr, /version 2 \(long\) is dirty: a no-transaction migration started and did not finish/);
+      assert.is(p.cli('migrate', '1').code, 0);
+      const runners = [0, 1].map(() => startCli(['migrate', '--lock', 'none'], p.cwd, p.db.url));
+      const results = await Promise.all(runners.map((r) => r.done));
+      const codes = results.map((r) => r.code).sort();
+      assert.equal(codes, [0, 4], results.map((r) => r.output).join('\n---\n'));
+      const loser = results.find((r) => r.code === 4);
+      assert.match(loser.stderr, /^error: version 2 was recorded in \S+ by another runner while this one ran it$/m);
+      assert.match(loser.stderr, /^hint: this run rolled its copy back, so the version ran once/m);
+      assertClean(loser);
+      assert.equal(
+        (await p.db.query('select a from base')).map((r) => r.a),
+        [2],
+        'the migration ran once',
+      );
+      assert.equal(await history(p.db), [
+        [1, 'ok'],
+        [2, 'ok'],
+        [2, 'interrupted'],
+      ]);
     } finally {
       await killRunners();
       await dispose(p);
     }
-  });
+  },
+);
+
+for (const dialect of ['postgres', 'sqlite']) {
+  overlap(
+    `${dialect}: a no-transaction migration still running is "in progress" to others; once killed, "did not finish"`,
+    async () => {
+      const p = await project(dialect, longSecond(dialect, { noTransaction: true }));
+      try {
+        const runner = await startInsideLong(p);
+        const waiting = p.cli('migrate', '--lock-timeout', '1');
+        assert.is(waiting.code, 4, waiting.output);
+        assert.match(waiting.stderr, /could not get the migration lock .* held by pid \d+/);
+        assert.not.match(waiting.output, /did not finish|force/);
+        const version = p.cli('version');
+        assert.is(version.code, 4, version.output);
+        assert.match(
+          version.stderr,
+          /^error: version 2 \(long\) is being applied by a run in progress \(.*pid \d+.*\); it has not crashed$/m,
+        );
+        assert.match(version.stderr, /^hint: wait for that run to finish, then run again$/m);
+
+        runner.child.kill('SIGKILL');
+        await runner.done;
+        await poll('the killed run to be seen as ended', () => p.cli('version').code === 2, { limitMs: 20_000 });
+        const crashed = p.cli('migrate');
+        assert.is(crashed.code, 2, crashed.output);
+        assert.match(
+          crashed.stderr,
+          /version 2 \(long\) is dirty: a no-transaction migration started and did not finish/,
+        );
+      } finally {
+        await killRunners();
+        await dispose(p);
+      }
+    },
+  );
 }
 
 overlap('SQLite: a rollback started during a migrate waits for the whole run, never interleaving with it', async () => {
@@ -242,7 +303,10 @@ overlap('SQLite: a rollback started during a migrate waits for the whole run, ne
     const runner = await startInsideLong(p);
     const rollback = p.cli('rollback', '--to', '0', '--lock-timeout', '1');
     assert.is(rollback.code, 4, rollback.output);
-    assert.match(rollback.stderr, /^error: could not get the migration lock on sqlite:\S+ within 1 s: its lock is held by pid \d+ on host \S+ since \S+, a run in progress$/m);
+    assert.match(
+      rollback.stderr,
+      /^error: could not get the migration lock on sqlite:\S+ within 1 s: its lock is held by pid \d+ on host \S+ since \S+, a run in progress$/m,
+    );
     assert.equal(await ledgerVersions(p.db), [1], 'the rollback undid nothing in the middle of the run');
     runner.child.kill('SIGINT');
     assert.is((await runner.done).code, 130);
@@ -287,7 +351,10 @@ full('SQLITE_FULL is exit 4 saying the disk is full, not a SQL error; the migrat
   try {
     const r = p.cli('migrate');
     assert.is(r.code, 4, r.output);
-    assert.match(r.stderr, /^error: could not write sqlite:\S+: the disk is full \(SQLITE_FULL: database or disk is full\)$/m);
+    assert.match(
+      r.stderr,
+      /^error: could not write sqlite:\S+: the disk is full \(SQLITE_FULL: database or disk is full\)$/m,
+    );
     assert.match(r.stderr, /^hint: the running migration was rolled back; free space/m);
     assertClean(r);
     assert.equal(await ledgerVersions(p.db), [1]);

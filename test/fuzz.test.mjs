@@ -13,7 +13,10 @@ for (const [dialect, size] of Object.entries(SUBSET)) {
   test(`${size.sequences} random sequences: no false "verified", no false alarm`, async () => {
     const totals = await fuzzVerify({ dialect, ...size, seed: 12, adminUrl: process.env.TEST_DATABASE_URL });
     assert.is(totals.verdicts, size.sequences * size.steps);
-    assert.ok(totals.drift > 0 && totals.clean > 0, `both kinds of verdict were put to the test: ${JSON.stringify(totals)}`);
+    assert.ok(
+      totals.drift > 0 && totals.clean > 0,
+      `both kinds of verdict were put to the test: ${JSON.stringify(totals)}`,
+    );
     assert.equal(totals.wrong, []);
   });
 

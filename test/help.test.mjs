@@ -17,7 +17,10 @@ test('--version prints the package version alone and exits 0', () => {
 test('--help never splits a word across lines', () => {
   const r = runCli(['--help'], { cwd: ROOT });
   assert.is(r.code, 0, r.output);
-  assert.match(r.stdout, /tidemark status +list every version: applied, pending, out of order, not in this release, changed\n/);
+  assert.match(
+    r.stdout,
+    /tidemark status +list every version: applied, pending, out of order, not in this release, changed\n/,
+  );
   assert.match(r.stdout, /--table +ledger table \(default: MIGRATIONS_TABLE or schema_version\)/);
 });
 

@@ -17,7 +17,8 @@ export const CLI = join(ROOT, 'dist', 'cli.js');
 export const EXAMPLE_SQL = join(ROOT, 'sql');
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL;
-if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the suites with `npm test`, which provides a PostgreSQL server');
+if (!ADMIN_URL)
+  throw new Error('TEST_DATABASE_URL is not set: run the suites with `npm test`, which provides a PostgreSQL server');
 
 export const DIALECTS = ['sqlite', 'postgres'];
 
@@ -55,7 +56,15 @@ function cleanEnv(env) {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(
       // npm_*: `npm run test -- …` must not make the CLI think a user typed flags to npm (see npmflags.ts).
-      ([k]) => !['DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'TIDEMARK_LOCK', 'TEST_DATABASE_URL', 'PGPASSWORD'].includes(k) && !k.startsWith('npm_'),
+      ([k]) =>
+        ![
+          'DATABASE_URL',
+          'MIGRATIONS_DIR',
+          'MIGRATIONS_TABLE',
+          'TIDEMARK_LOCK',
+          'TEST_DATABASE_URL',
+          'PGPASSWORD',
+        ].includes(k) && !k.startsWith('npm_'),
     ),
   );
   return { ...clean, NO_COLOR: '1', ...env };
@@ -86,11 +95,19 @@ export function runCliAsync(args, { cwd, env = {} } = {}) {
 
 /** runCli as a child process that runs alongside the test (to kill or watch it); `done` resolves with its exit. */
 export function startCli(args, cwd, url, env = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: cleanEnv({ DATABASE_URL: url, ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: cleanEnv({ DATABASE_URL: url, ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const run = { child, stdout: '', stderr: '' };
   child.stdout.on('data', (d) => (run.stdout += d));
   child.stderr.on('data', (d) => (run.stderr += d));
-  run.done = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, output: run.stdout + run.stderr })));
+  run.done = new Promise((resolve) =>
+    child.on('close', (code, signal) =>
+      resolve({ code, signal, stdout: run.stdout, stderr: run.stderr, output: run.stdout + run.stderr }),
+    ),
+  );
   return run;
 }
 
@@ -106,7 +123,10 @@ export async function poll(what, check, { limitMs = 60_000, everyMs = 200 } = {}
 }
 
 /** Version 1 of many test projects: a table to build on, so a test's own migration is version 2. */
-export const BASE = { '001_base.sql': 'CREATE TABLE base (a INTEGER);\n', '001_base_rollback.sql': 'DROP TABLE base;\n' };
+export const BASE = {
+  '001_base.sql': 'CREATE TABLE base (a INTEGER);\n',
+  '001_base_rollback.sql': 'DROP TABLE base;\n',
+};
 
 /** A project with exactly these migration files and a fresh database of the dialect; dispose() removes both. */
 export async function project(dialect, files) {
@@ -131,7 +151,9 @@ export async function sleepingBackend(db, fragment) {
 
 /** Advisory locks held in this database (tidemark's run lock is the only one these tests take). */
 export async function advisoryLocks(db) {
-  const [{ n }] = await db.query(`select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`);
+  const [{ n }] = await db.query(
+    `select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())`,
+  );
   return n;
 }
 
@@ -152,9 +174,15 @@ async function freshPostgres() {
     url: url.toString(),
     query: async (text, params = []) => [...(await client.unsafe(text, params))],
     tables: async () =>
-      (await client`select table_name from information_schema.tables where table_schema = 'public' order by 1`).map((r) => r.table_name),
-    types: async () => (await client`select typname from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public' and t.typtype = 'e' order by 1`).map((r) => r.typname),
-    indexes: async () => (await client`select indexname from pg_indexes where schemaname = 'public' order by 1`).map((r) => r.indexname),
+      (await client`select table_name from information_schema.tables where table_schema = 'public' order by 1`).map(
+        (r) => r.table_name,
+      ),
+    types: async () =>
+      (
+        await client`select typname from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public' and t.typtype = 'e' order by 1`
+      ).map((r) => r.typname),
+    indexes: async () =>
+      (await client`select indexname from pg_indexes where schemaname = 'public' order by 1`).map((r) => r.indexname),
     close: async () => {
       await client.end({ timeout: 5 });
       await admin.unsafe(`drop database if exists ${name} with (force)`);
@@ -189,9 +217,16 @@ export function sqliteAt(file) {
     url: `sqlite:${file}`,
     query: (text, params) => (/^\s*select|^\s*pragma/i.test(text) ? all(text, params) : exec(text).then(() => [])),
     tables: async () =>
-      existsSync(file) ? (await all(`select name from sqlite_schema where type = 'table' and name not like 'sqlite_%' order by 1`)).map((r) => r.name) : [],
+      existsSync(file)
+        ? (
+            await all(`select name from sqlite_schema where type = 'table' and name not like 'sqlite_%' order by 1`)
+          ).map((r) => r.name)
+        : [],
     types: async () => [],
-    indexes: async () => (await all(`select name from sqlite_schema where type = 'index' and name not like 'sqlite_%' order by 1`)).map((r) => r.name),
+    indexes: async () =>
+      (await all(`select name from sqlite_schema where type = 'index' and name not like 'sqlite_%' order by 1`)).map(
+        (r) => r.name,
+      ),
     close: async () => rmSync(file, { force: true }),
   };
 }
@@ -230,7 +265,10 @@ export const EXAMPLE_TABLES = {
 
 const hasProgram = (name) => spawnSync(name, ['--version'], { encoding: 'utf8' }).status === 0;
 /** How a DBA's shell runs scripts here: psql (or none), the sqlite3 shell (or the npm package's exec). */
-export const HAND_SHELL = { postgres: hasProgram('psql') ? 'psql' : null, sqlite: hasProgram('sqlite3') ? 'sqlite3 shell' : 'sqlite3 npm exec' };
+export const HAND_SHELL = {
+  postgres: hasProgram('psql') ? 'psql' : null,
+  sqlite: hasProgram('sqlite3') ? 'sqlite3 shell' : 'sqlite3 npm exec',
+};
 
 /**
  * Runs a script as a DBA would. psql gets no -v ON_ERROR_STOP: the script's own first line must make
@@ -250,7 +288,9 @@ export async function runByHand(db, script) {
   return new Promise((resolve) => {
     const handle = new sqlite3.Database(db.file, (openError) => {
       if (openError) return resolve({ code: 1, output: openError.message });
-      handle.exec(statements, (error) => handle.close(() => resolve({ code: error ? 1 : 0, output: error?.message ?? '' })));
+      handle.exec(statements, (error) =>
+        handle.close(() => resolve({ code: error ? 1 : 0, output: error?.message ?? '' })),
+      );
     });
   });
 }

@@ -21,7 +21,8 @@ const ledger = async (db) =>
   (await db.query('select version, dirty, dirty_action from schema_version order by version')).map((r) =>
     isDirty(r) ? `${Number(r.version)}:dirty-${r.dirty_action}` : String(Number(r.version)),
   );
-const lastHistory = async (db) => (await db.query('select action, version from schema_version_history order by id desc limit 1'))[0];
+const lastHistory = async (db) =>
+  (await db.query('select action, version from schema_version_history order by id desc limit 1'))[0];
 
 for (const dialect of DIALECTS) {
   const test = suite(`hints lead to the right ledger [${dialect}]`);
@@ -74,7 +75,11 @@ for (const dialect of DIALECTS) {
     const p = await project(dialect, { ...BASE, ...FAILING_NT });
     try {
       assert.is(p.cli('migrate').code, 1);
-      for (const args of [['resolve', '1', '--applied'], ['resolve', '9', '--applied'], ['resolve', '2', '--applied', '--not-applied']]) {
+      for (const args of [
+        ['resolve', '1', '--applied'],
+        ['resolve', '9', '--applied'],
+        ['resolve', '2', '--applied', '--not-applied'],
+      ]) {
         const r = p.cli(...args);
         assert.is(r.code, 2, `${args}: ${r.output}`);
       }
@@ -101,7 +106,10 @@ for (const dialect of DIALECTS) {
       assert.is(failed.code, 1, failed.output);
       assert.equal(await ledger(p.db), ['1', '2:dirty-down']);
       for (const hint of [failed.stderr, p.cli('migrate').stderr, p.cli('verify').stdout]) {
-        assert.match(hint, /`tidemark resolve 2 --applied` if the rollback took effect \(deletes the row of version 2 only\)/);
+        assert.match(
+          hint,
+          /`tidemark resolve 2 --applied` if the rollback took effect \(deletes the row of version 2 only\)/,
+        );
         assert.match(hint, /`tidemark resolve 2 --not-applied` if it did not \(keeps version 2 applied\)/);
         assert.not.match(hint, /force/);
       }
@@ -119,14 +127,21 @@ for (const dialect of DIALECTS) {
   });
 
   test('a dirty out-of-order version: the hint deletes only its row, never the rows above it', async () => {
-    const p = await project(dialect, { ...BASE, '003_t3.sql': 'CREATE TABLE t3 (a INTEGER);\n', '003_t3_rollback.sql': 'DROP TABLE t3;\n' });
+    const p = await project(dialect, {
+      ...BASE,
+      '003_t3.sql': 'CREATE TABLE t3 (a INTEGER);\n',
+      '003_t3_rollback.sql': 'DROP TABLE t3;\n',
+    });
     try {
       assert.is(p.cli('migrate').code, 0);
       for (const [name, text] of Object.entries(FAILING_NT)) writeSql(p.cwd, name, text);
       const failed = p.cli('migrate', '--allow-out-of-order');
       assert.is(failed.code, 1, failed.output);
       assert.equal(await ledger(p.db), ['1', '2:dirty-up', '3']);
-      assert.match(failed.stderr, /`tidemark resolve 2 --not-applied` if it did not \(deletes the row of version 2 only\)/);
+      assert.match(
+        failed.stderr,
+        /`tidemark resolve 2 --not-applied` if it did not \(deletes the row of version 2 only\)/,
+      );
       assert.not.match(failed.stderr, /force 1/);
       assert.is(p.cli('resolve', '2', '--not-applied').code, 0);
       assert.equal(await ledger(p.db), ['1', '3']);
@@ -136,7 +151,13 @@ for (const dialect of DIALECTS) {
   });
 
   test('force says which rows it deletes, before (the refusal without --yes) and after', async () => {
-    const p = await project(dialect, { ...BASE, '002_b.sql': 'SELECT 1;\n', '002_b_rollback.sql': 'SELECT 1;\n', '003_c.sql': 'SELECT 1;\n', '003_c_rollback.sql': 'SELECT 1;\n' });
+    const p = await project(dialect, {
+      ...BASE,
+      '002_b.sql': 'SELECT 1;\n',
+      '002_b_rollback.sql': 'SELECT 1;\n',
+      '003_c.sql': 'SELECT 1;\n',
+      '003_c_rollback.sql': 'SELECT 1;\n',
+    });
     try {
       assert.is(p.cli('migrate').code, 0);
       const refused = p.cli('force', '1');
@@ -165,7 +186,12 @@ for (const dialect of DIALECTS) {
     const p = await project(dialect, IRREVERSIBLE);
     try {
       assert.is(p.cli('migrate').code, 0);
-      for (const args of [['rollback', '--all'], ['rollback', '--to', '1'], ['rollback', '2'], ['sql', '--all']]) {
+      for (const args of [
+        ['rollback', '--all'],
+        ['rollback', '--to', '1'],
+        ['rollback', '2'],
+        ['sql', '--all'],
+      ]) {
         const r = p.cli(...args);
         assert.is(r.code, 2, `${args}: ${r.output}`);
         assert.match(r.stderr, /sql\/002_t2_rollback\.sql: .*irreversible/);
@@ -185,7 +211,10 @@ for (const dialect of DIALECTS) {
   });
 
   test('-- tidemark:irreversible marks it too; verify lists it as a decision and exits 0; --rollbacks skips and counts it', async () => {
-    const p = await project(dialect, { ...IRREVERSIBLE, '002_t2_rollback.sql': '-- tidemark:irreversible\nDROP TABLE t2;\n' });
+    const p = await project(dialect, {
+      ...IRREVERSIBLE,
+      '002_t2_rollback.sql': '-- tidemark:irreversible\nDROP TABLE t2;\n',
+    });
     try {
       assert.is(p.cli('migrate').code, 0);
       const r = p.cli('rollback', '--to', '1');
@@ -193,9 +222,15 @@ for (const dialect of DIALECTS) {
       assert.match(r.stderr, /sql\/002_t2_rollback\.sql: marked -- tidemark:irreversible/);
       const verify = p.cli('verify');
       assert.is(verify.code, 0, verify.output);
-      assert.match(verify.stdout, /irreversible on purpose: 002 t2 \(sql\/002_t2_rollback\.sql: marked -- tidemark:irreversible\)/);
+      assert.match(
+        verify.stdout,
+        /irreversible on purpose: 002 t2 \(sql\/002_t2_rollback\.sql: marked -- tidemark:irreversible\)/,
+      );
       const json = JSON.parse(p.cli('verify', '--json').stdout);
-      assert.equal(json.irreversible.map((i) => i.version), [2]);
+      assert.equal(
+        json.irreversible.map((i) => i.version),
+        [2],
+      );
       const proof = p.cli('verify', '--rollbacks');
       assert.is(proof.code, 0, proof.output);
       assert.match(proof.stdout, /rollbacks: 2 proven, 0 lossy, 0 failed, 1 irreversible, 0 unchecked/);
@@ -212,7 +247,11 @@ for (const dialect of DIALECTS) {
   });
 
   test('an empty pair is a harmless no-op; an empty forward is applied with a warning; the untouched create template is refused', async () => {
-    const p = await project(dialect, { ...BASE, '002_placeholder.sql': '-- only for the other dialect\n', '002_placeholder_rollback.sql': '' });
+    const p = await project(dialect, {
+      ...BASE,
+      '002_placeholder.sql': '-- only for the other dialect\n',
+      '002_placeholder_rollback.sql': '',
+    });
     try {
       const up = p.cli('migrate');
       assert.is(up.code, 0, up.output);
@@ -225,7 +264,10 @@ for (const dialect of DIALECTS) {
       assert.is(p.cli('create', 'add_orders').code, 0);
       const template = p.cli('migrate');
       assert.is(template.code, 2, template.output);
-      assert.match(template.stderr, /sql\/002_add_orders\.sql is still the template `tidemark create` wrote: write the migration or delete the file/);
+      assert.match(
+        template.stderr,
+        /sql\/002_add_orders\.sql is still the template `tidemark create` wrote: write the migration or delete the file/,
+      );
       assert.equal(await ledgerVersions(p.db), [1]);
       assert.is(p.cli('sql').code, 2, 'the script refuses it too');
     } finally {
@@ -235,10 +277,16 @@ for (const dialect of DIALECTS) {
 
   // ---- item 7: rollback follows the apply order --------------------------------------------------
   test('rollback undoes the newest applied migration, not the highest version; --to refuses across an out-of-order one', async () => {
-    const p = await project(dialect, { ...BASE, '003_t3.sql': 'CREATE TABLE t3 (a INTEGER);\n', '003_t3_rollback.sql': 'DROP TABLE t3;\n' });
+    const p = await project(dialect, {
+      ...BASE,
+      '003_t3.sql': 'CREATE TABLE t3 (a INTEGER);\n',
+      '003_t3_rollback.sql': 'DROP TABLE t3;\n',
+    });
     const columns = async () =>
       (dialect === 'postgres'
-        ? await p.db.query(`select column_name as name from information_schema.columns where table_name = 't3' order by 1`)
+        ? await p.db.query(
+            `select column_name as name from information_schema.columns where table_name = 't3' order by 1`,
+          )
         : await p.db.query(`select name from pragma_table_info('t3') order by 1`)
       ).map((r) => r.name);
     try {
@@ -277,80 +325,113 @@ const npm = suite('flags npm swallowed are refused before the database is touche
 /** A project whose npm scripts run the built CLI, and `tidemark` linked where npx finds it. */
 function npmProject(files, npmrc) {
   const cwd = mkdtempSync(join(tmpdir(), 'tidemark-npm-'));
-  const scripts = { migrate: 'migrate', 'migrate:rollback': 'rollback', 'migrate:force-version': 'force', 'migrate:resolve': 'resolve' };
-  const pkg = { name: 'app', version: '1.0.0', private: true, scripts: Object.fromEntries(Object.entries(scripts).map(([k, v]) => [k, `node ${JSON.stringify(CLI)} ${v}`])) };
+  const scripts = {
+    migrate: 'migrate',
+    'migrate:rollback': 'rollback',
+    'migrate:force-version': 'force',
+    'migrate:resolve': 'resolve',
+  };
+  const pkg = {
+    name: 'app',
+    version: '1.0.0',
+    private: true,
+    scripts: Object.fromEntries(Object.entries(scripts).map(([k, v]) => [k, `node ${JSON.stringify(CLI)} ${v}`])),
+  };
   writeFileSync(join(cwd, 'package.json'), JSON.stringify(pkg));
   if (npmrc) writeFileSync(join(cwd, '.npmrc'), npmrc);
   mkdirSync(join(cwd, 'sql'));
   for (const [name, text] of Object.entries(files)) writeFileSync(join(cwd, 'sql', name), text);
   mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
   // What npm install makes of package.json's bin: an executable that runs the CLI.
-  writeFileSync(join(cwd, 'node_modules', '.bin', 'tidemark'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    join(cwd, 'node_modules', '.bin', 'tidemark'),
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`,
+    { mode: 0o755 },
+  );
   return cwd;
 }
 
 function npmCommand(cwd, url, args, env = {}) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') && !['DATABASE_URL', 'TEST_DATABASE_URL'].includes(k)));
-  const r = spawnSync(args[0], args.slice(1), { cwd, env: { ...clean, NO_COLOR: '1', DATABASE_URL: url, ...env }, encoding: 'utf8', timeout: 60_000 });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('npm_') && !['DATABASE_URL', 'TEST_DATABASE_URL'].includes(k),
+    ),
+  );
+  const r = spawnSync(args[0], args.slice(1), {
+    cwd,
+    env: { ...clean, NO_COLOR: '1', DATABASE_URL: url, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, output: r.stdout + r.stderr };
 }
 
 const TWO = { ...BASE, '002_b.sql': 'CREATE TABLE b (a INTEGER);\n', '002_b_rollback.sql': 'DROP TABLE b;\n' };
 
 for (const dialect of DIALECTS) {
-  npm(`${dialect}: npm run migrate --dry-run exits 2 naming the corrected command and applies nothing; migrate then runs`, async () => {
-    const p = await project(dialect, {});
-    const cwd = npmProject(TWO);
+  npm(
+    `${dialect}: npm run migrate --dry-run exits 2 naming the corrected command and applies nothing; migrate then runs`,
+    async () => {
+      const p = await project(dialect, {});
+      const cwd = npmProject(TWO);
+      try {
+        const dry = npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate', '--dry-run']);
+        assert.is(dry.code, 2, dry.output);
+        assert.match(dry.stderr, /npm took --dry-run for itself/);
+        assert.match(dry.stderr, /npm run migrate -- --dry-run/);
+        assert.equal(await ledgerVersions(p.db), [], 'nothing was applied');
+        assert.is(npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate']).code, 0);
+        assert.equal(await ledgerVersions(p.db), [1, 2]);
+      } finally {
+        await dispose(p);
+        rmSync(cwd, { recursive: true, force: true });
+      }
+    },
+  );
+}
+
+npm(
+  'rollback through npm: --dry-run, --all and --to refused; after --, npx --yes, .npmrc and CI settings all work',
+  async () => {
+    const p = await project('sqlite', {});
+    const cwd = npmProject(TWO, 'yes=true\njson=false\n');
+    const run = (args, env) => npmCommand(cwd, p.db.url, args, env);
     try {
-      const dry = npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate', '--dry-run']);
-      assert.is(dry.code, 2, dry.output);
-      assert.match(dry.stderr, /npm took --dry-run for itself/);
-      assert.match(dry.stderr, /npm run migrate -- --dry-run/);
-      assert.equal(await ledgerVersions(p.db), [], 'nothing was applied');
-      assert.is(npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate']).code, 0);
+      assert.is(run(['npm', 'run', 'migrate']).code, 0, "yes=true in .npmrc is npm's setting");
+      for (const [flags, corrected] of [
+        [['--dry-run'], '-- --dry-run'],
+        [['--to', '1'], '-- --to 1'],
+        [['--dry-run', '--all'], '-- --dry-run --all'],
+      ]) {
+        const r = run(['npm', 'run', 'migrate:rollback', ...flags]);
+        assert.is(r.code, 2, `${flags}: ${r.output}`);
+        assert.match(r.stderr, `npm run migrate:rollback ${corrected}`);
+        assert.equal(await ledgerVersions(p.db), [1, 2], `${flags}: nothing was rolled back`);
+      }
+      const passed = run(['npm', 'run', 'migrate:rollback', '--', '--dry-run']);
+      assert.is(passed.code, 0, passed.output);
       assert.equal(await ledgerVersions(p.db), [1, 2]);
+      const npx = run(['npx', '--yes', 'tidemark', 'rollback', '--dry-run']);
+      assert.is(npx.code, 0, npx.output);
+      assert.equal(await ledgerVersions(p.db), [1, 2]);
+      // CI settings such as npm_config_yes=true (for npx) name no flag rollback takes.
+      const ci = run(['npm', 'run', 'migrate:rollback'], { npm_config_yes: 'true' });
+      assert.is(ci.code, 0, ci.output);
+      assert.equal(await ledgerVersions(p.db), [1]);
     } finally {
       await dispose(p);
       rmSync(cwd, { recursive: true, force: true });
     }
-  });
-}
+  },
+);
 
-npm('rollback through npm: --dry-run, --all and --to refused; after --, npx --yes, .npmrc and CI settings all work', async () => {
-  const p = await project('sqlite', {});
-  const cwd = npmProject(TWO, 'yes=true\njson=false\n');
-  const run = (args, env) => npmCommand(cwd, p.db.url, args, env);
-  try {
-    assert.is(run(['npm', 'run', 'migrate']).code, 0, 'yes=true in .npmrc is npm\'s setting');
-    for (const [flags, corrected] of [[['--dry-run'], '-- --dry-run'], [['--to', '1'], '-- --to 1'], [['--dry-run', '--all'], '-- --dry-run --all']]) {
-      const r = run(['npm', 'run', 'migrate:rollback', ...flags]);
-      assert.is(r.code, 2, `${flags}: ${r.output}`);
-      assert.match(r.stderr, `npm run migrate:rollback ${corrected}`);
-      assert.equal(await ledgerVersions(p.db), [1, 2], `${flags}: nothing was rolled back`);
-    }
-    const passed = run(['npm', 'run', 'migrate:rollback', '--', '--dry-run']);
-    assert.is(passed.code, 0, passed.output);
-    assert.equal(await ledgerVersions(p.db), [1, 2]);
-    const npx = run(['npx', '--yes', 'tidemark', 'rollback', '--dry-run']);
-    assert.is(npx.code, 0, npx.output);
-    assert.equal(await ledgerVersions(p.db), [1, 2]);
-    // CI settings such as npm_config_yes=true (for npx) name no flag rollback takes.
-    const ci = run(['npm', 'run', 'migrate:rollback'], { npm_config_yes: 'true' });
-    assert.is(ci.code, 0, ci.output);
-    assert.equal(await ledgerVersions(p.db), [1]);
-  } finally {
-    await dispose(p);
-    rmSync(cwd, { recursive: true, force: true });
-  }
-});
-
-npm('a flag set in .npmrc is npm\'s own setting, not a swallowed flag', async () => {
+npm("a flag set in .npmrc is npm's own setting, not a swallowed flag", async () => {
   const p = await project('sqlite', {});
   const cwd = npmProject(TWO, 'dry-run=true\n');
   try {
     const r = npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate']);
     assert.is(r.code, 0, r.output);
-    assert.equal(await ledgerVersions(p.db), [1, 2], 'migrate ran for real: .npmrc settings are npm\'s');
+    assert.equal(await ledgerVersions(p.db), [1, 2], "migrate ran for real: .npmrc settings are npm's");
     const cli = npmCommand(cwd, p.db.url, ['npm', 'run', 'migrate:rollback', '--dry-run=false', '--all']);
     assert.is(cli.code, 2, cli.output);
     assert.match(cli.stderr, /npm run migrate:rollback -- --all/);

@@ -11,7 +11,8 @@ import { CLI, ledgerVersions, ROOT, runCli, sqliteAt } from './helpers.mjs';
 const test = suite('tidemark init');
 let app;
 
-const APP_PACKAGE = '{\n    "name": "shop",\n    "main": "server.js",\n    "scripts": {\n        "start": "node server.js"\n    }\n}\n';
+const APP_PACKAGE =
+  '{\n    "name": "shop",\n    "main": "server.js",\n    "scripts": {\n        "start": "node server.js"\n    }\n}\n';
 const read = (path) => readFileSync(join(app, path), 'utf8');
 const scriptsOf = () => JSON.parse(read('package.json')).scripts;
 
@@ -21,7 +22,7 @@ test.before.each(() => {
 });
 test.after.each(() => rmSync(app, { recursive: true, force: true }));
 
-test('adds the npm scripts, DATABASE_URL in .env and a first migration pair, keeping the app\'s indentation', () => {
+test("adds the npm scripts, DATABASE_URL in .env and a first migration pair, keeping the app's indentation", () => {
   const r = runCli(['init'], { cwd: app });
   assert.is(r.code, 0, r.output);
   assert.equal(scriptsOf(), {
@@ -64,10 +65,18 @@ test('never overwrites: a script of the same name, an existing DATABASE_URL and 
   assert.is(r.code, 0, r.output);
   assert.is(scriptsOf().migrate, 'knex migrate:latest');
   assert.is(scriptsOf()['migrate:rollback'], 'tidemark rollback');
-  assert.match(r.stdout, /kept package\.json: script "migrate": "knex migrate:latest" \(tidemark's would be "tidemark migrate"\)/);
+  assert.match(
+    r.stdout,
+    /kept package\.json: script "migrate": "knex migrate:latest" \(tidemark's would be "tidemark migrate"\)/,
+  );
   assert.is(read('.env'), 'PORT=3000\nexport DATABASE_URL=postgres://app@db/shop');
   assert.match(r.stdout, /kept \.env: DATABASE_URL/);
-  assert.equal(spawnSync('ls', [join(app, 'sql')], { encoding: 'utf8' }).stdout.trim().split('\n'), ['007_orders.sql']);
+  assert.equal(
+    spawnSync('ls', [join(app, 'sql')], { encoding: 'utf8' })
+      .stdout.trim()
+      .split('\n'),
+    ['007_orders.sql'],
+  );
 });
 
 test('--url goes into .env (appended after a last line without newline) and its password is never printed', () => {
@@ -102,7 +111,8 @@ test('--pm2 writes an ecosystem file that pm2 can load: the app from package.jso
   assert.is(r.code, 0, r.output);
   const ecosystem = createRequire(join(app, 'x.js'))('./ecosystem.config.cjs');
   assert.equal(ecosystem.apps, [{ name: 'shop', script: 'server.js', instances: 2, exec_mode: 'cluster' }]);
-  const hook = "'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync --backup',";
+  const hook =
+    "'npm ci && npm run migrate -- --backup && pm2 startOrReload ecosystem.config.cjs && npm run migrate -- --sync --backup',";
   assert.ok(read('ecosystem.config.cjs').includes(`  //     'post-deploy': ${hook}\n`), read('ecosystem.config.cjs'));
 });
 
@@ -122,15 +132,17 @@ test('--pm2 turns strict lint on: "strict": true in package.json\'s "tidemark" (
   assert.is(JSON.parse(read('package.json')).tidemark, undefined);
 });
 
-test('tidemark\'s own package.json has the scripts init writes, under the same names', () => {
+test("tidemark's own package.json has the scripts init writes, under the same names", () => {
   const own = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts;
   const r = runCli(['init', '--dry-run', '--json'], { cwd: app });
-  const added = JSON.parse(r.stdout).steps.filter((s) => s.path === 'package.json').map((s) => /^script "(.+)": "tidemark (.+)"$/.exec(s.what));
+  const added = JSON.parse(r.stdout)
+    .steps.filter((s) => s.path === 'package.json')
+    .map((s) => /^script "(.+)": "tidemark (.+)"$/.exec(s.what));
   assert.ok(added.length >= 7);
   for (const [, name, command] of added) assert.is(own[name], `node dist/cli.js ${command}`, name);
 });
 
-test('after init, the app\'s own `npm run migrate` applies the first migration once it is written', async () => {
+test("after init, the app's own `npm run migrate` applies the first migration once it is written", async () => {
   assert.is(runCli(['init'], { cwd: app }).code, 0);
   writeFileSync(join(app, 'sql', '001_first_migration.sql'), 'CREATE TABLE customers (id INTEGER PRIMARY KEY);\n');
   writeFileSync(join(app, 'sql', '001_first_migration_rollback.sql'), 'DROP TABLE customers;\n');
@@ -138,8 +150,17 @@ test('after init, the app\'s own `npm run migrate` applies the first migration o
   mkdirSync(join(app, 'node_modules', '.bin'), { recursive: true });
   writeFileSync(join(app, 'node_modules', '.bin', 'tidemark'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
   chmodSync(join(app, 'node_modules', '.bin', 'tidemark'), 0o755);
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('npm_') && !['DATABASE_URL', 'TEST_DATABASE_URL'].includes(k)));
-  const r = spawnSync('npm', ['run', '--silent', 'migrate'], { cwd: app, env: { ...env, NO_COLOR: '1' }, encoding: 'utf8', timeout: 60_000 });
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('npm_') && !['DATABASE_URL', 'TEST_DATABASE_URL'].includes(k),
+    ),
+  );
+  const r = spawnSync('npm', ['run', '--silent', 'migrate'], {
+    cwd: app,
+    env: { ...env, NO_COLOR: '1' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.is(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /↑ 001 first_migration/);
   assert.equal(await ledgerVersions(sqliteAt(join(app, 'data', 'app.db'))), [1]);

@@ -17,7 +17,11 @@ async function migrateWith(dialect, text, setup) {
   try {
     if (setup) await setup(p.db);
     const result = p.cli('migrate');
-    return { ...result, ledger: await ledgerVersions(p.db), tables: (await p.db.tables()).filter((t) => !t.startsWith('schema_version')) };
+    return {
+      ...result,
+      ledger: await ledgerVersions(p.db),
+      tables: (await p.db.tables()).filter((t) => !t.startsWith('schema_version')),
+    };
   } finally {
     await dispose(p);
   }
@@ -46,23 +50,38 @@ for (const dialect of DIALECTS) {
     ['COMMIT', '/* lead */ commit -- tail\n;'],
     ['END', 'END\n/* nothing */\n;'],
   ]) {
-    control(`${dialect}: ${JSON.stringify(statement)} inside a migration is refused at its line and column`, async () => {
-      const r = await migrateWith(dialect, `CREATE TABLE half (a INTEGER);\n  ${statement}\nCREATE TABLE rest (a INTEGER);\n`);
-      const column = statement.startsWith('/*') ? 14 : 3;
-      assertRefused(r, `2:${column}`, `${keyword} inside a migration`);
-    });
+    control(
+      `${dialect}: ${JSON.stringify(statement)} inside a migration is refused at its line and column`,
+      async () => {
+        const r = await migrateWith(
+          dialect,
+          `CREATE TABLE half (a INTEGER);\n  ${statement}\nCREATE TABLE rest (a INTEGER);\n`,
+        );
+        const column = statement.startsWith('/*') ? 14 : 3;
+        assertRefused(r, `2:${column}`, `${keyword} inside a migration`);
+      },
+    );
   }
 
   control(`${dialect}: a column named begin does not hide a later COMMIT`, async () => {
-    const r = await migrateWith(dialect, 'CREATE TABLE half (begin INTEGER, x INTEGER);\nCOMMIT;\nCREATE TABLE rest (a INTEGER);\n');
+    const r = await migrateWith(
+      dialect,
+      'CREATE TABLE half (begin INTEGER, x INTEGER);\nCOMMIT;\nCREATE TABLE rest (a INTEGER);\n',
+    );
     assertRefused(r, '2:1', 'COMMIT inside a migration');
   });
 
-  control(`${dialect}: a file wrapped in BEGIN ... COMMIT with a column named begin is applied once, in tidemark's transaction`, async () => {
-    const r = await migrateWith(dialect, 'BEGIN;\nCREATE TABLE half (begin INTEGER);\nCREATE TABLE rest (a INTEGER);\nCOMMIT;\n');
-    assertApplied(r, ['half', 'rest']);
-    assert.match(r.output, 'BEGIN ... COMMIT wrapper is replaced', r.output);
-  });
+  control(
+    `${dialect}: a file wrapped in BEGIN ... COMMIT with a column named begin is applied once, in tidemark's transaction`,
+    async () => {
+      const r = await migrateWith(
+        dialect,
+        'BEGIN;\nCREATE TABLE half (begin INTEGER);\nCREATE TABLE rest (a INTEGER);\nCOMMIT;\n',
+      );
+      assertApplied(r, ['half', 'rest']);
+      assert.match(r.output, 'BEGIN ... COMMIT wrapper is replaced', r.output);
+    },
+  );
 
   control(`${dialect}: a wrapper closed by END with comments before its semicolon is a wrapper too`, async () => {
     const r = await migrateWith(dialect, 'begin /* x */ ;\nCREATE TABLE half (a INTEGER);\nend -- done\n;\n');
@@ -70,7 +89,10 @@ for (const dialect of DIALECTS) {
   });
 
   control(`${dialect}: a NUL byte is refused at its line and column before anything runs`, async () => {
-    const r = await migrateWith(dialect, 'CREATE TABLE half (a INTEGER);\nSELECT 1; \0\nCREATE TABLE rest (a INTEGER);\n');
+    const r = await migrateWith(
+      dialect,
+      'CREATE TABLE half (a INTEGER);\nSELECT 1; \0\nCREATE TABLE rest (a INTEGER);\n',
+    );
     assertRefused(r, '2:11', 'NUL');
   });
 
@@ -116,7 +138,7 @@ sqlite('postgres: $q$...$q$ is a string, and the file is applied', async () => {
 });
 
 sqlite('sqlite: [bracket] and `backtick` identifiers hold semicolons and quotes', async () => {
-  const r = await migrateWith('sqlite', "CREATE TABLE [half;'] (`a;\"` INTEGER);\nCREATE TABLE rest (a INTEGER);\n");
+  const r = await migrateWith('sqlite', 'CREATE TABLE [half;\'] (`a;"` INTEGER);\nCREATE TABLE rest (a INTEGER);\n');
   assertApplied(r, ["half;'", 'rest']);
 });
 
@@ -128,11 +150,17 @@ sqlite('sqlite: a trigger body with semicolons and CASE ... END is one statement
   assertApplied(await migrateWith('sqlite', trigger), ['half', 'rest']);
 });
 
-sqlite('postgres: CREATE INDEX CONCURRENTLY in a transactional file is refused with the directive as the fix', async () => {
-  const r = await migrateWith('postgres', 'CREATE TABLE half (a INTEGER);\n/* c */ create index concurrently half_a on half (a);\n');
-  assertRefused(r, '2:9', 'cannot run inside a transaction');
-  assert.match(r.stderr, '-- tidemark:no-transaction');
-});
+sqlite(
+  'postgres: CREATE INDEX CONCURRENTLY in a transactional file is refused with the directive as the fix',
+  async () => {
+    const r = await migrateWith(
+      'postgres',
+      'CREATE TABLE half (a INTEGER);\n/* c */ create index concurrently half_a on half (a);\n',
+    );
+    assertRefused(r, '2:9', 'cannot run inside a transaction');
+    assert.match(r.stderr, '-- tidemark:no-transaction');
+  },
+);
 
 sqlite('postgres: a function body with BEGIN ATOMIC ... END is one statement', async () => {
   const r = await migrateWith(
@@ -152,17 +180,24 @@ async function conformingOff(db) {
   await db.query(`alter database "${name}" set standard_conforming_strings = off`);
 }
 
-strings("on a database whose default is off, 'a\\'' is read as the lexer reads it: the COMMIT after it never runs alone", async () => {
-  const text = "CREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\'');\nCOMMIT;\nINSERT INTO half VALUES ('b\\'');\nCREATE TABLE rest (a INTEGER);\n";
-  const r = await migrateWith('postgres', text, conformingOff);
-  assert.is(r.code, 1, r.output);
-  assert.match(r.stderr, `${FILE}:4:`, r.output);
-  assert.equal(r.ledger, [1], r.output);
-  assert.equal(r.tables, ['base'], 'half and rest are not there');
-});
+strings(
+  "on a database whose default is off, 'a\\'' is read as the lexer reads it: the COMMIT after it never runs alone",
+  async () => {
+    const text =
+      "CREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\'');\nCOMMIT;\nINSERT INTO half VALUES ('b\\'');\nCREATE TABLE rest (a INTEGER);\n";
+    const r = await migrateWith('postgres', text, conformingOff);
+    assert.is(r.code, 1, r.output);
+    assert.match(r.stderr, `${FILE}:4:`, r.output);
+    assert.equal(r.ledger, [1], r.output);
+    assert.equal(r.tables, ['base'], 'half and rest are not there');
+  },
+);
 
 strings('on a database whose default is off, a backslash in a string is an ordinary character', async () => {
-  const p = await project('postgres', { ...BASE, '002_x.sql': "CREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\b');\n" });
+  const p = await project('postgres', {
+    ...BASE,
+    '002_x.sql': "CREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\b');\n",
+  });
   try {
     await conformingOff(p.db);
     const r = p.cli('migrate');
@@ -181,7 +216,8 @@ strings('on a database whose default is off, a backslash in a string is an ordin
 });
 
 strings('SET standard_conforming_strings in a file is refused, even where statements run one at a time', async () => {
-  const text = "-- tidemark:no-transaction\nSET standard_conforming_strings = off;\nCREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\b');\n";
+  const text =
+    "-- tidemark:no-transaction\nSET standard_conforming_strings = off;\nCREATE TABLE half (a TEXT);\nINSERT INTO half VALUES ('a\\b');\n";
   const r = await migrateWith('postgres', text);
   assertRefused(r, '2:1', 'SET standard_conforming_strings');
 });
@@ -190,27 +226,33 @@ strings.run();
 
 const lazy = suite('the PostgreSQL parser is loaded only when a pending file is read');
 
-lazy('a migrate that applies loads it; a no-op migrate, status, lint with nothing pending and --help do not', async () => {
-  const probeDir = mkdtempSync(join(tmpdir(), 'tidemark-probe-'));
-  const probe = join(probeDir, 'probe.cjs');
-  // Reports at exit whether the process loaded libpg-query (a CommonJS module, also when imported from ESM).
-  writeFileSync(probe, "process.on('exit', () => process.stderr.write(`parser loaded: ${Object.keys(require('module')._cache).some((p) => p.includes('libpg-query'))}\\n`));\n");
-  const p = await project('postgres', BASE);
-  try {
-    const env = { DATABASE_URL: p.db.url, NODE_OPTIONS: `--require ${probe}` };
-    const run = (...args) => runCli(args, { cwd: p.cwd, env });
-    const applied = run('migrate');
-    assert.is(applied.code, 0, applied.output);
-    assert.match(applied.stderr, 'parser loaded: true');
-    for (const args of [['migrate'], ['status'], ['lint'], ['--help']]) {
-      const r = run(...args);
-      assert.is(r.code, 0, r.output);
-      assert.match(r.stderr, 'parser loaded: false', args.join(' '));
+lazy(
+  'a migrate that applies loads it; a no-op migrate, status, lint with nothing pending and --help do not',
+  async () => {
+    const probeDir = mkdtempSync(join(tmpdir(), 'tidemark-probe-'));
+    const probe = join(probeDir, 'probe.cjs');
+    // Reports at exit whether the process loaded libpg-query (a CommonJS module, also when imported from ESM).
+    writeFileSync(
+      probe,
+      "process.on('exit', () => process.stderr.write(`parser loaded: ${Object.keys(require('module')._cache).some((p) => p.includes('libpg-query'))}\\n`));\n",
+    );
+    const p = await project('postgres', BASE);
+    try {
+      const env = { DATABASE_URL: p.db.url, NODE_OPTIONS: `--require ${probe}` };
+      const run = (...args) => runCli(args, { cwd: p.cwd, env });
+      const applied = run('migrate');
+      assert.is(applied.code, 0, applied.output);
+      assert.match(applied.stderr, 'parser loaded: true');
+      for (const args of [['migrate'], ['status'], ['lint'], ['--help']]) {
+        const r = run(...args);
+        assert.is(r.code, 0, r.output);
+        assert.match(r.stderr, 'parser loaded: false', args.join(' '));
+      }
+    } finally {
+      await dispose(p);
+      rmSync(probeDir, { recursive: true, force: true });
     }
-  } finally {
-    await dispose(p);
-    rmSync(probeDir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 lazy.run();

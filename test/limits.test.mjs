@@ -4,7 +4,16 @@ import { createConnection, createServer } from 'node:net';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, EXAMPLE_VERSIONS, freePort, ledgerVersions, perTestDatabase, runCli, runCliAsync, writeSql } from './helpers.mjs';
+import {
+  DIALECTS,
+  EXAMPLE_VERSIONS,
+  freePort,
+  ledgerVersions,
+  perTestDatabase,
+  runCli,
+  runCliAsync,
+  writeSql,
+} from './helpers.mjs';
 
 for (const dialect of DIALECTS) {
   const test = suite(`history [${dialect}]`);
@@ -22,7 +31,12 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 0, r.output);
     const lines = r.stdout.trim().split('\n');
     assert.match(lines[1], /^at\s+action\s+version\s+name\s+outcome\s+took\s+by\s+error$/);
-    const actions = lines.slice(2).map((line) => line.split(/\s{2,}/).slice(1, 5).join(' '));
+    const actions = lines.slice(2).map((line) =>
+      line
+        .split(/\s{2,}/)
+        .slice(1, 5)
+        .join(' '),
+    );
     const versions = EXAMPLE_VERSIONS[dialect];
     const top = versions.at(-1);
     assert.equal(actions, [
@@ -58,22 +72,35 @@ function nameOf(version) {
 const pgLimits = suite('limits on PostgreSQL');
 const pg = perTestDatabase(pgLimits, 'postgres');
 
-pgLimits('--lock-timeout: a run that cannot get the lock exits 4 naming the holder (pid, user, application, since when)', async () => {
-  const holder = postgres(pg.db.url, { max: 1, onnotice: () => {}, connection: { application_name: 'deploy-host-7' } });
-  const [{ pid }] = await holder`select pg_backend_pid() as pid, pg_advisory_lock(${0x746d}, hashtext('public.schema_version'))`;
-  try {
-    const r = pg.cli('migrate', '--lock-timeout', '1');
-    assert.is(r.code, 4, r.output);
-    assert.match(r.stderr, /could not get the migration lock on postgres:\/\/\S+ within 1 s/);
-    assert.match(r.stderr, new RegExp(`held by pid ${pid} \\(user postgres, application deploy-host-7, from \\S+\\) since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d`));
-    assert.match(r.stderr, new RegExp(`pg_terminate_backend\\(${pid}\\)`));
-    assert.equal(await pg.db.tables(), [], 'nothing ran');
-  } finally {
-    await holder.end({ timeout: 5 });
-  }
-  const after = pg.cli('migrate', '--lock-timeout', '1');
-  assert.is(after.code, 0, after.output);
-});
+pgLimits(
+  '--lock-timeout: a run that cannot get the lock exits 4 naming the holder (pid, user, application, since when)',
+  async () => {
+    const holder = postgres(pg.db.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: 'deploy-host-7' },
+    });
+    const [{ pid }] =
+      await holder`select pg_backend_pid() as pid, pg_advisory_lock(${0x746d}, hashtext('public.schema_version'))`;
+    try {
+      const r = pg.cli('migrate', '--lock-timeout', '1');
+      assert.is(r.code, 4, r.output);
+      assert.match(r.stderr, /could not get the migration lock on postgres:\/\/\S+ within 1 s/);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `held by pid ${pid} \\(user postgres, application deploy-host-7, from \\S+\\) since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d`,
+        ),
+      );
+      assert.match(r.stderr, new RegExp(`pg_terminate_backend\\(${pid}\\)`));
+      assert.equal(await pg.db.tables(), [], 'nothing ran');
+    } finally {
+      await holder.end({ timeout: 5 });
+    }
+    const after = pg.cli('migrate', '--lock-timeout', '1');
+    assert.is(after.code, 0, after.output);
+  },
+);
 
 pgLimits('another ledger table in the same database uses another lock', async () => {
   const holder = postgres(pg.db.url, { max: 1, onnotice: () => {} });

@@ -11,7 +11,16 @@ import { join, relative } from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EXAMPLE_VERSIONS, freshDatabase, ledgerVersions, makeProject, removeProject, removeSql, runCli, writeSql } from './helpers.mjs';
+import {
+  EXAMPLE_VERSIONS,
+  freshDatabase,
+  ledgerVersions,
+  makeProject,
+  removeProject,
+  removeSql,
+  runCli,
+  writeSql,
+} from './helpers.mjs';
 
 const ADMIN_URL = new URL(process.env.TEST_DATABASE_URL);
 /** The migration role's password: `:`, `@` and `/` must be percent-encoded in a URL. */
@@ -20,14 +29,26 @@ const PG_PASSWORD = 'S3cret:P@ss/w0rd!';
 const WRONG_PASSWORD = 'Wr0ng:Guess/42!';
 /** PGPASSWORD in the environment of every run. */
 const ENV_PASSWORD = 'Env-Secr3t-PgPass';
-const SECRETS = [PG_PASSWORD, encodeURIComponent(PG_PASSWORD), WRONG_PASSWORD, encodeURIComponent(WRONG_PASSWORD), ENV_PASSWORD];
+const SECRETS = [
+  PG_PASSWORD,
+  encodeURIComponent(PG_PASSWORD),
+  WRONG_PASSWORD,
+  encodeURIComponent(WRONG_PASSWORD),
+  ENV_PASSWORD,
+];
 const ROLE = `tidemark_pw_${randomBytes(3).toString('hex')}`;
 
 const PATTERN = /expected <version>_<name>\[_rollback\]\[\.postgres\|\.sqlite\]\.sql/;
-const LAST = { sqlite: { version: 4, text: '004', name: 'price_cache' }, postgres: { version: 3, text: '003', name: 'create_trades' } };
+const LAST = {
+  sqlite: { version: 4, text: '004', name: 'price_cache' },
+  postgres: { version: 3, text: '003', name: 'create_trades' },
+};
 
 /** A URL for the migration role on this test's database. */
-function roleUrl(ctx, { password = PG_PASSWORD, role = ROLE, database = ctx.dbName, host = ADMIN_URL.host, query = '' } = {}) {
+function roleUrl(
+  ctx,
+  { password = PG_PASSWORD, role = ROLE, database = ctx.dbName, host = ADMIN_URL.host, query = '' } = {},
+) {
   return `postgres://${role}:${encodeURIComponent(password)}@${host}/${database}${query}`;
 }
 
@@ -35,25 +56,27 @@ function roleUrl(ctx, { password = PG_PASSWORD, role = ROLE, database = ctx.dbNa
 function twentyMegabytes(last) {
   const filler = 'x'.repeat(1000);
   const lines = ['CREATE TABLE big (n INTEGER, s TEXT);'];
-  for (let i = 0; lines.length * 1040 < 20 * 1024 * 1024; i++) lines.push(`INSERT INTO big (n, s) VALUES (${i}, '${filler}');`);
+  for (let i = 0; lines.length * 1040 < 20 * 1024 * 1024; i++)
+    lines.push(`INSERT INTO big (n, s) VALUES (${i}, '${filler}');`);
   if (last) lines.push(last);
-  return { text: lines.join('\n') + '\n', lines: lines.length };
+  return { text: `${lines.join('\n')}\n`, lines: lines.length };
 }
 const BIG_OK = twentyMegabytes();
 const BIG_BAD = twentyMegabytes("INSERT INTO big (n, s) VALUES (oops, 'last line');");
 
 /** 40 lines, the last one a syntax error. */
-const FORTY_LINES = [
+const FORTY_LINES = `${[
   '-- seed: forty lines, the last one broken',
   ...Array.from({ length: 38 }, (_, i) => `INSERT INTO users (id, email) VALUES ('u${i}', 'u${i}@example.com');`),
   `INSERT INTO users (id, email) VALUES ('u39', 'u39@example.com') RETURNIN id;`,
-].join('\n') + '\n';
+].join('\n')}\n`;
 
 /** "DROP", then bytes that are not UTF-8 on line 2. */
 const NOT_UTF8 = Buffer.from([0x44, 0x52, 0x4f, 0x50, 0x0a, 0xff, 0xfe, 0x0a]);
 
 const dirtyValue = (ctx) => (ctx.dialect === 'postgres' ? 'true' : '1');
-const markDirty = (ctx) => ctx.db.query(`update schema_version set dirty = ${dirtyValue(ctx)} where version = ${LAST[ctx.dialect].version}`);
+const markDirty = (ctx) =>
+  ctx.db.query(`update schema_version set dirty = ${dirtyValue(ctx)} where version = ${LAST[ctx.dialect].version}`);
 const dirtyRefusal = (ctx) => [
   new RegExp(`^error: version ${LAST[ctx.dialect].version} \\(${LAST[ctx.dialect].name}\\) is dirty`, 'm'),
   new RegExp(`tidemark resolve ${LAST[ctx.dialect].version} --applied\` if the migration's change is in the database`),
@@ -78,17 +101,31 @@ const CASES = [
   ].map(([what, file]) => ({
     name: `bad file name: ${what}`,
     files: { [file]: 'CREATE TABLE orders (id INTEGER);\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [new RegExp(`sql/${file.replace(/[.]/g, '\\.')}: not a migration file name`), PATTERN] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [new RegExp(`sql/${file.replace(/[.]/g, '\\.')}: not a migration file name`), PATTERN],
+      },
+    ],
   })),
   {
     name: 'bad file name: a version of 17 digits',
     files: { '12345678901234567_huge.sql': 'SELECT 1;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/12345678901234567_huge\.sql: version 12345678901234567 is too large/] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/sql\/12345678901234567_huge\.sql: version 12345678901234567 is too large/],
+      },
+    ],
   },
   {
     name: 'bad file: a symbolic link to nothing',
     setup: (ctx) => symlinkSync(join(ctx.cwd, 'nowhere.sql'), join(ctx.cwd, 'sql', '005_linked.sql')),
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/005_linked\.sql: a symbolic link to a file that does not exist/] }],
+    run: [
+      { args: ['migrate'], code: 2, stderr: [/sql\/005_linked\.sql: a symbolic link to a file that does not exist/] },
+    ],
   },
   {
     name: 'a symbolic link to a migration is a migration, not skipped',
@@ -106,32 +143,79 @@ const CASES = [
   },
   {
     name: 'the migrations folder does not exist',
-    run: [{ args: ['migrate', '--dir', 'migrations'], code: 2, stderr: [/^error: migrations folder migrations\/ does not exist/m] }],
+    run: [
+      {
+        args: ['migrate', '--dir', 'migrations'],
+        code: 2,
+        stderr: [/^error: migrations folder migrations\/ does not exist/m],
+      },
+    ],
   },
   {
     name: 'duplicate versions: 001 and 1',
     files: { '1_create_users.sql': 'CREATE TABLE users2 (id TEXT);\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1;/] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/sql\/001_create_users\.sql, sql\/1_create_users\.sql: two files for version 1;/],
+      },
+    ],
   },
   {
     name: 'duplicate versions: 005 and 0005 for one dialect',
-    files: { '005_orders.sqlite.sql': 'SELECT 1;\n', '0005_orders.sqlite.sql': 'SELECT 1;\n', '005_orders.sql': 'SELECT 1;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/0005_orders\.sqlite\.sql, sql\/005_orders\.sqlite\.sql: two files for version 5;/] }],
+    files: {
+      '005_orders.sqlite.sql': 'SELECT 1;\n',
+      '0005_orders.sqlite.sql': 'SELECT 1;\n',
+      '005_orders.sql': 'SELECT 1;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/sql\/0005_orders\.sqlite\.sql, sql\/005_orders\.sqlite\.sql: two files for version 5;/],
+      },
+    ],
   },
   {
     name: 'an orphan rollback file',
     files: { '007_orphan_rollback.sql': 'DROP TABLE orphan;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/007_orphan_rollback\.sql: rollback with no forward migration; add 007_orphan\.sql, or remove the rollback/] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /sql\/007_orphan_rollback\.sql: rollback with no forward migration; add 007_orphan\.sql, or remove the rollback/,
+        ],
+      },
+    ],
   },
   {
     name: 'a portable rollback for a migration that exists only for SQLite',
-    files: { '006_cache.sqlite.sql': 'CREATE TABLE cache (a INTEGER);\n', '006_cache_rollback.sql': 'DROP TABLE cache;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/sql\/006_cache_rollback\.sql: rollback with no forward migration for postgres; rename it to 006_cache_rollback\.sqlite\.sql, or add 006_cache\.postgres\.sql/] }],
+    files: {
+      '006_cache.sqlite.sql': 'CREATE TABLE cache (a INTEGER);\n',
+      '006_cache_rollback.sql': 'DROP TABLE cache;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /sql\/006_cache_rollback\.sql: rollback with no forward migration for postgres; rename it to 006_cache_rollback\.sqlite\.sql, or add 006_cache\.postgres\.sql/,
+        ],
+      },
+    ],
   },
   {
     name: 'dialect variants with different names',
     files: { '003_trades.sqlite.sql': 'CREATE TABLE trades (id TEXT);\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/version 3 has 2 names \(create_trades, trades\); every variant of one version must share one name/] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/version 3 has 2 names \(create_trades, trades\); every variant of one version must share one name/],
+      },
+    ],
   },
   {
     name: 'a PostgreSQL variant with another name than the portable rollback',
@@ -155,7 +239,10 @@ const CASES = [
   },
   {
     name: 'a file of only comments applies as a no-op on both dialects',
-    files: { '005_todo.sql': '-- 005_todo: nothing yet\n/* a block comment; with a semicolon */\n-- the end\n', '005_todo_rollback.sql': '-- nothing to undo\n' },
+    files: {
+      '005_todo.sql': '-- 005_todo: nothing yet\n/* a block comment; with a semicolon */\n-- the end\n',
+      '005_todo_rollback.sql': '-- nothing to undo\n',
+    },
     run: [{ args: ['migrate'], code: 0, stdout: [/↑ 005 todo/] }],
     unchanged: false,
     check: async (ctx, before) => {
@@ -167,7 +254,7 @@ const CASES = [
     name: 'an applied file checked out with a BOM and CRLF is not "edited"',
     setup: (ctx) => {
       const text = readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8');
-      writeSql(ctx.cwd, '001_create_users.sql', '\uFEFF' + text.replace(/\n/g, '\r\n'));
+      writeSql(ctx.cwd, '001_create_users.sql', `\uFEFF${text.replace(/\n/g, '\r\n')}`);
     },
     run: [
       { args: ['migrate'], code: 0, stdout: [/is up to date at version/] },
@@ -176,23 +263,63 @@ const CASES = [
   },
   {
     name: 'a BOM and CRLF do not shift the line of an error',
-    files: { '005_crlf.sql': '\uFEFF-- windows\r\nCREATE TABLE crlf (a INTEGER);\r\nINSERT INTO crlf (a) VALUES (nope);\r\n', '005_crlf_rollback.sql': 'DROP TABLE crlf;\r\n' },
-    run: [{ args: ['migrate'], code: 1, stderr: [/^error: sql\/005_crlf\.sql:3(:\d+)?: /m, /3 \| INSERT INTO crlf \(a\) VALUES \(nope\);\n/] }],
+    files: {
+      '005_crlf.sql': '\uFEFF-- windows\r\nCREATE TABLE crlf (a INTEGER);\r\nINSERT INTO crlf (a) VALUES (nope);\r\n',
+      '005_crlf_rollback.sql': 'DROP TABLE crlf;\r\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 1,
+        stderr: [/^error: sql\/005_crlf\.sql:3(:\d+)?: /m, /3 \| INSERT INTO crlf \(a\) VALUES \(nope\);\n/],
+      },
+    ],
   },
   {
     name: 'a BOM before a directive typo: the typo is still found on line 1',
-    files: { '005_bom.sql': '\uFEFF-- tidemark:no-transacton\r\nCREATE TABLE bom (a INTEGER);\r\n', '005_bom_rollback.sql': 'DROP TABLE bom;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_bom\.sql:1: unknown directive "-- tidemark:no-transacton"/m] }],
+    files: {
+      '005_bom.sql': '\uFEFF-- tidemark:no-transacton\r\nCREATE TABLE bom (a INTEGER);\r\n',
+      '005_bom_rollback.sql': 'DROP TABLE bom;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/^error: sql\/005_bom\.sql:1: unknown directive "-- tidemark:no-transacton"/m],
+      },
+    ],
   },
   {
     name: 'non-UTF-8 bytes (Latin-1) name file:line:column',
-    files: { '005_latin1.sql': Buffer.concat([Buffer.from("CREATE TABLE cafes (name TEXT);\n-- menu\nINSERT INTO cafes (name) VALUES ('caf"), Buffer.from([0xe9]), Buffer.from("');\n")]), '005_latin1_rollback.sql': 'DROP TABLE cafes;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_latin1\.sql:3:38: not valid UTF-8 text \(byte 0xE9\)/m, /^hint: save the file as UTF-8/m] }],
+    files: {
+      '005_latin1.sql': Buffer.concat([
+        Buffer.from("CREATE TABLE cafes (name TEXT);\n-- menu\nINSERT INTO cafes (name) VALUES ('caf"),
+        Buffer.from([0xe9]),
+        Buffer.from("');\n"),
+      ]),
+      '005_latin1_rollback.sql': 'DROP TABLE cafes;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /^error: sql\/005_latin1\.sql:3:38: not valid UTF-8 text \(byte 0xE9\)/m,
+          /^hint: save the file as UTF-8/m,
+        ],
+      },
+    ],
   },
   {
     name: 'non-UTF-8 bytes in the rollback file of a pending migration: migrate refuses (its text is stored on apply)',
     files: { '005_ok.sql': 'CREATE TABLE ok (a TEXT);\n', '005_ok_rollback.sql': NOT_UTF8 },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m],
+      },
+    ],
   },
   {
     name: 'non-UTF-8 bytes in a rollback file written after its migration ran',
@@ -201,7 +328,13 @@ const CASES = [
       expectRun(ctx, ['migrate'], 0);
       writeSql(ctx.cwd, '005_ok_rollback.sql', NOT_UTF8);
     },
-    run: [{ args: ['rollback'], code: 2, stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m] }],
+    run: [
+      {
+        args: ['rollback'],
+        code: 2,
+        stderr: [/^error: sql\/005_ok_rollback\.sql:2:1: not valid UTF-8 text \(byte 0xFF\)/m],
+      },
+    ],
   },
   {
     name: 'a 20 MB file applies, within 256 MB of heap',
@@ -222,25 +355,54 @@ const CASES = [
         args: ['migrate'],
         code: 1,
         env: { NODE_OPTIONS: '--max-old-space-size=256' },
-        stderr: [new RegExp(`^error: sql/005_big\\.sql:${BIG_BAD.lines}(:\\d+)?: `, 'm'), new RegExp(`${BIG_BAD.lines} \\| INSERT INTO big \\(n, s\\) VALUES \\(oops, 'last line'\\);`)],
+        stderr: [
+          new RegExp(`^error: sql/005_big\\.sql:${BIG_BAD.lines}(:\\d+)?: `, 'm'),
+          new RegExp(`${BIG_BAD.lines} \\| INSERT INTO big \\(n, s\\) VALUES \\(oops, 'last line'\\);`),
+        ],
       },
     ],
   },
   {
     name: 'a directive typo (-- tidemark:no-transacton)',
-    files: { '005_idx.sql': '-- build the index without locking\n-- tidemark:no-transacton\nCREATE INDEX users_name_idx ON users (display_name);\n', '005_idx_rollback.sql': 'DROP INDEX users_name_idx;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_idx\.sql:2: unknown directive "-- tidemark:no-transacton"/m, /^hint: the known directives are -- tidemark:no-transaction/m] }],
+    files: {
+      '005_idx.sql':
+        '-- build the index without locking\n-- tidemark:no-transacton\nCREATE INDEX users_name_idx ON users (display_name);\n',
+      '005_idx_rollback.sql': 'DROP INDEX users_name_idx;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /^error: sql\/005_idx\.sql:2: unknown directive "-- tidemark:no-transacton"/m,
+          /^hint: the known directives are -- tidemark:no-transaction/m,
+        ],
+      },
+    ],
   },
   {
     name: 'a directive below the first SQL line',
-    files: { '005_idx.sql': 'CREATE INDEX users_name_idx ON users (display_name);\n-- tidemark:no-transaction\n', '005_idx_rollback.sql': 'DROP INDEX users_name_idx;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_idx\.sql:2: "-- tidemark:no-transaction" is not at the top of the file/m] }],
+    files: {
+      '005_idx.sql': 'CREATE INDEX users_name_idx ON users (display_name);\n-- tidemark:no-transaction\n',
+      '005_idx_rollback.sql': 'DROP INDEX users_name_idx;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [/^error: sql\/005_idx\.sql:2: "-- tidemark:no-transaction" is not at the top of the file/m],
+      },
+    ],
   },
   ...[
     ['\\i', '\\i other.sql', /psql meta-command \\i is not SQL/],
     ['\\connect', '\\connect other_db', /psql meta-command \\connect is not SQL/],
     ['\\copy', "\\copy users from 'users.csv' csv", /psql meta-command \\copy is not SQL/],
-    ['COPY FROM stdin', 'COPY users (id, email) FROM stdin;\nu1\tu1@example.com\n\\.', /COPY \.\.\. FROM stdin needs data from psql/],
+    [
+      'COPY FROM stdin',
+      'COPY users (id, email) FROM stdin;\nu1\tu1@example.com\n\\.',
+      /COPY \.\.\. FROM stdin needs data from psql/,
+    ],
   ].map(([what, line, message]) => ({
     name: `psql: ${what} stops the run before any SQL, even of earlier migrations`,
     files: {
@@ -249,22 +411,50 @@ const CASES = [
       '006_load.sql': `-- load the users\nCREATE TABLE loaded (a INTEGER);\n${line}\n`,
       '006_load_rollback.sql': 'DROP TABLE loaded;\n',
     },
-    run: [{ args: ['migrate'], code: 2, stderr: [new RegExp(`^error: sql/006_load\\.sql:3:1: ${message.source}`, 'm')] }],
+    run: [
+      { args: ['migrate'], code: 2, stderr: [new RegExp(`^error: sql/006_load\\.sql:3:1: ${message.source}`, 'm')] },
+    ],
   })),
   {
     name: 'a COMMIT in the middle of a transactional file',
-    files: { '005_half.sql': 'CREATE TABLE half (a INTEGER);\nCOMMIT;\nCREATE TABLE other_half (a INTEGER);\n', '005_half_rollback.sql': 'DROP TABLE half;\n' },
+    files: {
+      '005_half.sql': 'CREATE TABLE half (a INTEGER);\nCOMMIT;\nCREATE TABLE other_half (a INTEGER);\n',
+      '005_half_rollback.sql': 'DROP TABLE half;\n',
+    },
     run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_half\.sql:2:1: COMMIT inside a migration/m] }],
   },
   {
     name: 'a syntax error on line 40: file:40, the line, a caret; the 38 inserts before it are rolled back',
     files: { '005_seed.sql': FORTY_LINES, '005_seed_rollback.sql': 'DELETE FROM users;\n' },
-    run: [{ args: ['migrate'], code: 1, stderr: [/^error: sql\/005_seed\.sql:40(:\d+)?: /m, /40 \| INSERT INTO users \(id, email\) VALUES \('u39', 'u39@example\.com'\) RETURNIN id;\n\s+\| +\^/, /^hint: /m] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 1,
+        stderr: [
+          /^error: sql\/005_seed\.sql:40(:\d+)?: /m,
+          /40 \| INSERT INTO users \(id, email\) VALUES \('u39', 'u39@example\.com'\) RETURNIN id;\n\s+\| +\^/,
+          /^hint: /m,
+        ],
+      },
+    ],
   },
   {
     name: 'an unterminated string: refused before anything runs, naming where the unclosed quote opens',
-    files: { '005_quote.sql': "CREATE TABLE q (a TEXT);\nINSERT INTO q VALUES ('one');\nINSERT INTO q VALUES ('two);\nINSERT INTO q VALUES ('three');\n", '005_quote_rollback.sql': 'DROP TABLE q;\n' },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: sql\/005_quote\.sql:4:29: an unclosed string; nothing was run/m, /a quote before it that is missing its pair/] }],
+    files: {
+      '005_quote.sql':
+        "CREATE TABLE q (a TEXT);\nINSERT INTO q VALUES ('one');\nINSERT INTO q VALUES ('two);\nINSERT INTO q VALUES ('three');\n",
+      '005_quote_rollback.sql': 'DROP TABLE q;\n',
+    },
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /^error: sql\/005_quote\.sql:4:29: an unclosed string; nothing was run/m,
+          /a quote before it that is missing its pair/,
+        ],
+      },
+    ],
   },
   {
     name: 'an emoji before a syntax error does not move it to another line',
@@ -273,21 +463,48 @@ const CASES = [
   },
   {
     name: 'an error in the rollback file names the rollback file and line; nothing is undone',
-    files: { '005_notes.sql': 'CREATE TABLE notes (body TEXT);\n', '005_notes_rollback.sql': '-- undo 005\nUPDATE notes SET body = nope;\nDROP TABLE notes;\n' },
+    files: {
+      '005_notes.sql': 'CREATE TABLE notes (body TEXT);\n',
+      '005_notes_rollback.sql': '-- undo 005\nUPDATE notes SET body = nope;\nDROP TABLE notes;\n',
+    },
     setup: (ctx) => expectRun(ctx, ['migrate'], 0),
-    run: [{ args: ['rollback'], code: 1, stderr: [/^error: sql\/005_notes_rollback\.sql:2(:\d+)?: /m, /2 \| UPDATE notes SET body = nope;/, /^hint: /m] }],
+    run: [
+      {
+        args: ['rollback'],
+        code: 1,
+        stderr: [/^error: sql\/005_notes_rollback\.sql:2(:\d+)?: /m, /2 \| UPDATE notes SET body = nope;/, /^hint: /m],
+      },
+    ],
   },
   {
     name: 'a psql meta-command in a rollback file stops the rollback before any SQL',
-    files: { '005_notes.sql': 'CREATE TABLE notes (body TEXT);\n', '005_notes_rollback.sql': 'DROP TABLE notes;\n\\i cleanup.sql\n' },
+    files: {
+      '005_notes.sql': 'CREATE TABLE notes (body TEXT);\n',
+      '005_notes_rollback.sql': 'DROP TABLE notes;\n\\i cleanup.sql\n',
+    },
     setup: (ctx) => expectRun(ctx, ['migrate'], 0),
-    run: [{ args: ['rollback'], code: 2, stderr: [/^error: sql\/005_notes_rollback\.sql:2:1: psql meta-command \\i is not SQL/m] }],
+    run: [
+      {
+        args: ['rollback'],
+        code: 2,
+        stderr: [/^error: sql\/005_notes_rollback\.sql:2:1: psql meta-command \\i is not SQL/m],
+      },
+    ],
   },
   {
     name: 'rolling back a migration that has no rollback file',
     files: { '005_oneway.sql': 'CREATE TABLE oneway (a INTEGER);\n' },
     setup: (ctx) => expectRun(ctx, ['migrate'], 0),
-    run: [{ args: ['rollback'], code: 2, stderr: [/^error: cannot roll back: nothing was changed/m, /sql\/005_oneway\.sql: no rollback file, and none stored in the ledger; write 005_oneway_rollback\.sql/] }],
+    run: [
+      {
+        args: ['rollback'],
+        code: 2,
+        stderr: [
+          /^error: cannot roll back: nothing was changed/m,
+          /sql\/005_oneway\.sql: no rollback file, and none stored in the ledger; write 005_oneway_rollback\.sql/,
+        ],
+      },
+    ],
   },
   {
     name: 'rolling back a migration whose files are gone and whose ledger row stored no rollback (applied by hand)',
@@ -298,20 +515,45 @@ const CASES = [
       removeSql(ctx.cwd, '005_gone_rollback.sql');
       await ctx.db.query('update schema_version set rollback_sql = null, rollback_checksum = null where version = 5');
     },
-    run: [{ args: ['rollback'], code: 2, stderr: [/version 5 \(gone\) is applied, but this release has no file for it and the ledger stored no rollback for it/] }],
+    run: [
+      {
+        args: ['rollback'],
+        code: 2,
+        stderr: [
+          /version 5 \(gone\) is applied, but this release has no file for it and the ledger stored no rollback for it/,
+        ],
+      },
+    ],
   },
   {
     name: 'an edited applied file: migrate refuses and names it, status shows it',
-    setup: (ctx) => writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + 'CREATE INDEX users_name_idx ON users (display_name);\n'),
+    setup: (ctx) =>
+      writeSql(
+        ctx.cwd,
+        '001_create_users.sql',
+        `${readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8')}CREATE INDEX users_name_idx ON users (display_name);\n`,
+      ),
     run: [
-      { args: ['migrate'], code: 2, stderr: [/^error: an applied migration file was edited after the migration ran/m, /sql\/001_create_users\.sql: checksum differs/, /--allow-changed/] },
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /^error: an applied migration file was edited after the migration ran/m,
+          /sql\/001_create_users\.sql: checksum differs/,
+          /--allow-changed/,
+        ],
+      },
       { args: ['status'], code: 0, stdout: [/001\s+create_users\s+changed/] },
     ],
   },
   {
     name: 'an edited applied file with --allow-changed: proceeds and records the new checksum',
     setup: (ctx) => {
-      writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '-- reviewed\n');
+      writeSql(
+        ctx.cwd,
+        '001_create_users.sql',
+        `${readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8')}-- reviewed\n`,
+      );
       writeSql(ctx.cwd, '005_next.sql', 'CREATE TABLE next_one (a INTEGER);\n');
       writeSql(ctx.cwd, '005_next_rollback.sql', 'DROP TABLE next_one;\n');
     },
@@ -335,16 +577,46 @@ const CASES = [
       writeSql(ctx.cwd, '007_mid.sql', 'CREATE TABLE mid (a INTEGER);\n');
       writeSql(ctx.cwd, '007_mid_rollback.sql', 'DROP TABLE mid;\n');
     },
-    run: [{ args: ['migrate'], code: 2, stderr: [/^error: version 7 is pending but below the applied version 10: out of order/m, /^ {2}sql\/007_mid\.sql: not applied/m, /--allow-out-of-order/, /renumber/] }],
+    run: [
+      {
+        args: ['migrate'],
+        code: 2,
+        stderr: [
+          /^error: version 7 is pending but below the applied version 10: out of order/m,
+          /^ {2}sql\/007_mid\.sql: not applied/m,
+          /--allow-out-of-order/,
+          /renumber/,
+        ],
+      },
+    ],
   },
   {
     name: 'a migrate target below the current version',
-    run: [{ args: ['migrate', '1'], code: 2, stderr: [/^error: the database is at version \d, above the target 1/m, /tidemark rollback --to 1/] }],
+    run: [
+      {
+        args: ['migrate', '1'],
+        code: 2,
+        stderr: [/^error: the database is at version \d, above the target 1/m, /tidemark rollback --to 1/],
+      },
+    ],
   },
   {
     name: 'a no-transaction migration under --single-transaction',
-    files: { '005_plain.sql': 'CREATE TABLE plain (a INTEGER);\n', '005_plain_rollback.sql': 'DROP TABLE plain;\n', '006_outside.sql': '-- tidemark:no-transaction\nCREATE TABLE outside (a INTEGER);\n', '006_outside_rollback.sql': 'DROP TABLE outside;\n' },
-    run: [{ args: ['migrate', '--single-transaction'], code: 2, stderr: [/^error: sql\/006_outside\.sql is marked -- tidemark:no-transaction and cannot run inside --single-transaction/m] }],
+    files: {
+      '005_plain.sql': 'CREATE TABLE plain (a INTEGER);\n',
+      '005_plain_rollback.sql': 'DROP TABLE plain;\n',
+      '006_outside.sql': '-- tidemark:no-transaction\nCREATE TABLE outside (a INTEGER);\n',
+      '006_outside_rollback.sql': 'DROP TABLE outside;\n',
+    },
+    run: [
+      {
+        args: ['migrate', '--single-transaction'],
+        code: 2,
+        stderr: [
+          /^error: sql\/006_outside\.sql is marked -- tidemark:no-transaction and cannot run inside --single-transaction/m,
+        ],
+      },
+    ],
   },
 
   // ---- ledger states ----------------------------------------------------------------------------
@@ -364,28 +636,53 @@ const CASES = [
   {
     name: 'a dirty row: status shows it (exit 0)',
     setup: markDirty,
-    run: [{ args: ['status'], code: 0, stdout: (ctx) => [new RegExp(`${LAST[ctx.dialect].text}\\s+${LAST[ctx.dialect].name}\\s+dirty`)] }],
+    run: [
+      {
+        args: ['status'],
+        code: 0,
+        stdout: (ctx) => [new RegExp(`${LAST[ctx.dialect].text}\\s+${LAST[ctx.dialect].name}\\s+dirty`)],
+      },
+    ],
   },
   {
     name: 'a dirty row: force <version> --yes resolves it, then migrate works',
     setup: markDirty,
     run: [
-      { args: (ctx) => ['force', String(LAST[ctx.dialect].version), '--yes'], code: 0, stdout: [/now says version \d \(marked \d clean\); no migration SQL was run/] },
+      {
+        args: (ctx) => ['force', String(LAST[ctx.dialect].version), '--yes'],
+        code: 0,
+        stdout: [/now says version \d \(marked \d clean\); no migration SQL was run/],
+      },
       { args: ['migrate'], code: 0, stdout: [/is up to date/] },
-      { args: ['status'], code: 0, stdout: (ctx) => [new RegExp(`${LAST[ctx.dialect].text}\\s+${LAST[ctx.dialect].name}\\s+applied`)] },
+      {
+        args: ['status'],
+        code: 0,
+        stdout: (ctx) => [new RegExp(`${LAST[ctx.dialect].text}\\s+${LAST[ctx.dialect].name}\\s+applied`)],
+      },
     ],
     unchanged: false,
     check: async (ctx) => {
       const rows = (await snapshot(ctx)).rows.schema_version;
-      assert.ok(rows.every((r) => !Number(r.dirty)), 'no dirty row is left');
+      assert.ok(
+        rows.every((r) => !Number(r.dirty)),
+        'no dirty row is left',
+      );
       assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[ctx.dialect]);
     },
   },
   ...[
-    ['status lists every version as pending', ['status'], { stdout: [/: version 0\n/, /001\s+create_users\s+pending/] }],
+    [
+      'status lists every version as pending',
+      ['status'],
+      { stdout: [/: version 0\n/, /001\s+create_users\s+pending/] },
+    ],
     ['version prints 0', ['version'], { stdout: [/^0\n$/] }],
     ['rollback has nothing to do', ['rollback'], { stdout: [/nothing to roll back in .* \(at version 0\)/] }],
-    ['force --dry-run writes nothing', ['force', '1', '--dry-run'], { stdout: [/dry run: the ledger of .* would say version 1 \(recorded 1\)/] }],
+    [
+      'force --dry-run writes nothing',
+      ['force', '1', '--dry-run'],
+      { stdout: [/dry run: the ledger of .* would say version 1 \(recorded 1\)/] },
+    ],
   ].map(([what, args, expected]) => ({
     name: `a missing ledger table: ${what}, and no ledger is created`,
     setup: (ctx) => ctx.db.query('drop table schema_version; drop table schema_version_history'),
@@ -399,51 +696,105 @@ const CASES = [
       await ctx.db.query("insert into schema_version (foo) values ('bar')");
       await giveToRole(ctx, 'schema_version');
     },
-    run: [{ args, code: 2, stderr: [/^error: .*schema_version.*\bversion\b|^error: .*\bversion\b.*schema_version/m, /^hint: /m] }],
+    run: [
+      {
+        args,
+        code: 2,
+        stderr: [/^error: .*schema_version.*\bversion\b|^error: .*\bversion\b.*schema_version/m, /^hint: /m],
+      },
+    ],
   })),
   ...[['migrate'], ['status'], ['version'], ['rollback']].map((args) => ({
     name: `a ledger whose version column holds garbage text: ${args[0]} refuses, naming the value`,
     applied: false,
     setup: async (ctx) => {
-      await ctx.db.query('create table schema_version (id integer primary key, version text not null, migration_name text not null, applied_at timestamp)');
-      await ctx.db.query("insert into schema_version (id, version, migration_name) values (1, '1', 'create_users'), (2, 'two', 'user_strategies')");
+      await ctx.db.query(
+        'create table schema_version (id integer primary key, version text not null, migration_name text not null, applied_at timestamp)',
+      );
+      await ctx.db.query(
+        "insert into schema_version (id, version, migration_name) values (1, '1', 'create_users'), (2, 'two', 'user_strategies')",
+      );
       await giveToRole(ctx, 'schema_version');
     },
     run: [{ args, code: 2, stderr: [/^error: .*schema_version/m, /"?two"?/, /^hint: /m] }],
-    check: (ctx, before, results) => assert.not.match(results[0].output, /NaN/),
+    check: (_ctx, _before, results) => assert.not.match(results[0].output, /NaN/),
   })),
   {
     name: 'a bad --table name (x; drop table users) is refused before connecting',
-    run: [{ args: ['migrate', '--table', 'x; drop table users'], code: 2, stderr: [/^error: "x; drop table users" is not a valid ledger table name/m] }],
+    run: [
+      {
+        args: ['migrate', '--table', 'x; drop table users'],
+        code: 2,
+        stderr: [/^error: "x; drop table users" is not a valid ledger table name/m],
+      },
+    ],
   },
   {
     name: 'a --table name with three parts',
-    run: [{ args: ['status', '--table', 'a.b.c'], code: 2, stderr: [/^error: "a\.b\.c" is not a valid ledger table name/m] }],
+    run: [
+      {
+        args: ['status', '--table', 'a.b.c'],
+        code: 2,
+        stderr: [/^error: "a\.b\.c" is not a valid ledger table name/m],
+      },
+    ],
   },
   {
     name: 'force without --yes outside a terminal',
-    run: [{ args: ['force', '1'], code: 2, stderr: [/^error: force 1 deletes the ledger rows of versions [\d, ]+, without running any SQL; refusing to do it without confirmation/m, /tidemark force 1 --yes/] }],
+    run: [
+      {
+        args: ['force', '1'],
+        code: 2,
+        stderr: [
+          /^error: force 1 deletes the ledger rows of versions [\d, ]+, without running any SQL; refusing to do it without confirmation/m,
+          /tidemark force 1 --yes/,
+        ],
+      },
+    ],
   },
   {
     name: 'force to a version that has no file',
-    run: [{ args: ['force', '42', '--yes'], code: 2, stderr: [/^error: there is no migration with version 42 for this database/m] }],
+    run: [
+      {
+        args: ['force', '42', '--yes'],
+        code: 2,
+        stderr: [/^error: there is no migration with version 42 for this database/m],
+      },
+    ],
   },
 
   // ---- SQLite only ------------------------------------------------------------------------------
   {
     name: 'SQLite: --table with a schema',
     dialects: ['sqlite'],
-    run: [{ args: ['status', '--table', 'main.schema_version'], code: 2, stderr: [/^error: SQLite has no schemas: the ledger table cannot be "main\.schema_version"/m] }],
+    run: [
+      {
+        args: ['status', '--table', 'main.schema_version'],
+        code: 2,
+        stderr: [/^error: SQLite has no schemas: the ledger table cannot be "main\.schema_version"/m],
+      },
+    ],
   },
   {
     name: 'SQLite: a file that is not a database',
     dialects: ['sqlite'],
     setup: (ctx) => writeFileSync(join(ctx.cwd, 'notes.db'), 'these are my notes, not a database\n'.repeat(100)),
     run: [
-      { args: ['status'], url: 'sqlite:notes.db', code: 4, stderr: [/^error: could not open sqlite:notes\.db: .*not a database/m] },
-      { args: ['migrate'], url: 'sqlite:notes.db', code: 4, stderr: [/^error: could not open sqlite:notes\.db: .*not a database/m] },
+      {
+        args: ['status'],
+        url: 'sqlite:notes.db',
+        code: 4,
+        stderr: [/^error: could not open sqlite:notes\.db: .*not a database/m],
+      },
+      {
+        args: ['migrate'],
+        url: 'sqlite:notes.db',
+        code: 4,
+        stderr: [/^error: could not open sqlite:notes\.db: .*not a database/m],
+      },
     ],
-    check: (ctx) => assert.is(readFileSync(join(ctx.cwd, 'notes.db'), 'utf8'), 'these are my notes, not a database\n'.repeat(100)),
+    check: (ctx) =>
+      assert.is(readFileSync(join(ctx.cwd, 'notes.db'), 'utf8'), 'these are my notes, not a database\n'.repeat(100)),
   },
   {
     name: 'SQLite: a path that is a folder',
@@ -458,14 +809,28 @@ const CASES = [
     applied: false,
     setup: async (ctx) => {
       // Created by the administrator: the migration role may not read it.
-      await ctx.db.query('create table schema_version (id serial primary key, version bigint not null unique, migration_name varchar(255) not null, applied_at timestamp default now())');
+      await ctx.db.query(
+        'create table schema_version (id serial primary key, version bigint not null unique, migration_name varchar(255) not null, applied_at timestamp default now())',
+      );
     },
-    run: [{ args: ['status'], code: [2, 4], stderr: [/^error: .*permission denied for table schema_version/m, /^hint: /m] }],
+    run: [
+      { args: ['status'], code: [2, 4], stderr: [/^error: .*permission denied for table schema_version/m, /^hint: /m] },
+    ],
   },
   {
     name: 'PostgreSQL: an unknown role (exit 4, no password shown)',
     dialects: ['postgres'],
-    run: [{ args: ['status'], url: (ctx) => roleUrl(ctx, { role: 'tidemark_no_such_role' }), code: 4, stderr: [/^error: could not connect to postgres:\/\/tidemark_no_such_role@[^ ]+: (role "tidemark_no_such_role" does not exist|password authentication failed)/m, /^hint: check the user name and password/m] }],
+    run: [
+      {
+        args: ['status'],
+        url: (ctx) => roleUrl(ctx, { role: 'tidemark_no_such_role' }),
+        code: 4,
+        stderr: [
+          /^error: could not connect to postgres:\/\/tidemark_no_such_role@[^ ]+: (role "tidemark_no_such_role" does not exist|password authentication failed)/m,
+          /^hint: check the user name and password/m,
+        ],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: a wrong password is never shown (refused where the server checks passwords)',
@@ -483,47 +848,119 @@ const CASES = [
   {
     name: 'PostgreSQL: an unknown database (exit 4, createdb hint)',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { database: 'tidemark_no_such_db' }), code: 4, stderr: [new RegExp(`^error: could not connect to postgres://${ROLE}@[^ ]+/tidemark_no_such_db: `, 'm'), /createdb/] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => roleUrl(ctx, { database: 'tidemark_no_such_db' }),
+        code: 4,
+        stderr: [
+          new RegExp(`^error: could not connect to postgres://${ROLE}@[^ ]+/tidemark_no_such_db: `, 'm'),
+          /createdb/,
+        ],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: a closed port (exit 4)',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:1' }), code: 4, stderr: [new RegExp(`^error: could not connect to postgres://${ROLE}@127\\.0\\.0\\.1:1/tidemark_test_\\w+: connection refused`, 'm')] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:1' }),
+        code: 4,
+        stderr: [
+          new RegExp(
+            `^error: could not connect to postgres://${ROLE}@127\\.0\\.0\\.1:1/tidemark_test_\\w+: connection refused`,
+            'm',
+          ),
+        ],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: a closed port with --json: the error is JSON, still without the password',
     dialects: ['postgres'],
-    run: [{ args: ['status', '--json'], url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:1' }), code: 4, stdout: [/"type":"error"/, /"exitCode":4/], stderr: [/connection refused/] }],
+    run: [
+      {
+        args: ['status', '--json'],
+        url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:1' }),
+        code: 4,
+        stdout: [/"type":"error"/, /"exitCode":4/],
+        stderr: [/connection refused/],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: a malformed URL (port 99999)',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:99999' }), code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => roleUrl(ctx, { host: '127.0.0.1:99999' }),
+        code: 2,
+        stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: a password with @ and / not percent-encoded is a malformed URL, and no part of it is shown',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => `postgres://${ROLE}:${PG_PASSWORD}@${ADMIN_URL.host}/${ctx.dbName}`, code: 2, stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => `postgres://${ROLE}:${PG_PASSWORD}@${ADMIN_URL.host}/${ctx.dbName}`,
+        code: 2,
+        stderr: [/^error: the PostgreSQL URL is malformed/m, /percent-encod/],
+      },
+    ],
   },
   {
     name: 'PostgreSQL: an unknown sslmode',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => roleUrl(ctx, { query: '?sslmode=bogus' }), code: 2, stderr: [/^error: .*sslmode/m, /^hint: .*(disable|require|verify-full)/m] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => roleUrl(ctx, { query: '?sslmode=bogus' }),
+        code: 2,
+        stderr: [/^error: .*sslmode/m, /^hint: .*(disable|require|verify-full)/m],
+      },
+    ],
   },
   {
     name: 'no DATABASE_URL at all',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: null, code: 2, stderr: [/^error: no database is configured/m, /^hint: set DATABASE_URL/m] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: null,
+        code: 2,
+        stderr: [/^error: no database is configured/m, /^hint: set DATABASE_URL/m],
+      },
+    ],
   },
   {
     name: 'an unknown URL scheme (mysql://) with a password',
     dialects: ['postgres'],
-    run: [{ args: ['migrate'], url: (ctx) => `mysql://${ROLE}:${encodeURIComponent(PG_PASSWORD)}@${ADMIN_URL.host}/${ctx.dbName}`, code: 2, stderr: [/^error: unknown database URL scheme in "mysql:…"/m] }],
+    run: [
+      {
+        args: ['migrate'],
+        url: (ctx) => `mysql://${ROLE}:${encodeURIComponent(PG_PASSWORD)}@${ADMIN_URL.host}/${ctx.dbName}`,
+        code: 2,
+        stderr: [/^error: unknown database URL scheme in "mysql:…"/m],
+      },
+    ],
   },
   {
     name: 'a postgres: URL without // (a typo)',
     dialects: ['postgres'],
-    run: [{ args: ['status'], url: (ctx) => `postgres:${ROLE}:${encodeURIComponent(PG_PASSWORD)}@${ADMIN_URL.host}/${ctx.dbName}`, code: 2, stderr: [/^error: unknown database URL scheme in "postgres:…"/m] }],
+    run: [
+      {
+        args: ['status'],
+        url: (ctx) => `postgres:${ROLE}:${encodeURIComponent(PG_PASSWORD)}@${ADMIN_URL.host}/${ctx.dbName}`,
+        code: 2,
+        stderr: [/^error: unknown database URL scheme in "postgres:…"/m],
+      },
+    ],
   },
   {
     name: 'a sqlite: URL without a path',
@@ -579,7 +1016,12 @@ function writtenFiles(dir, root = dir) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
       if (relative(root, path) !== 'sql') out.push(...writtenFiles(path, root));
-    } else if (entry.isFile() && !/\.db(-journal|-wal|-shm)?$/.test(entry.name) && entry.name !== 'shared.sql' && statSync(path).size < 5_000_000) {
+    } else if (
+      entry.isFile() &&
+      !/\.db(-journal|-wal|-shm)?$/.test(entry.name) &&
+      entry.name !== 'shared.sql' &&
+      statSync(path).size < 5_000_000
+    ) {
       out.push(path);
     }
   }
@@ -667,13 +1109,16 @@ for (const dialect of ['sqlite', 'postgres']) {
         results.push(r);
         const what = `tidemark ${args.join(' ')}`;
         assert.ok(r.code !== null, `${what} did not finish within 60 s`);
-        if (Array.isArray(step.code)) assert.ok(step.code.includes(r.code), `${what}: exit ${r.code}, expected one of ${step.code}\n${r.output}`);
+        if (Array.isArray(step.code))
+          assert.ok(step.code.includes(r.code), `${what}: exit ${r.code}, expected one of ${step.code}\n${r.output}`);
         else assert.is(r.code, step.code, `${what}\n${r.output}`);
         assert.not.match(r.output, /unexpected failure/, `${what} crashed:\n${r.output}`);
         assert.not.match(r.output, /^\s+at .+:\d+:\d+\)?$/m, `${what} printed a stack trace:\n${r.output}`);
         assertNoSecret(r.output, what);
-        for (const pattern of resolveWith(step.stderr, ctx) ?? []) assert.match(r.stderr, pattern, `${what}: stderr\n${r.output}`);
-        for (const pattern of resolveWith(step.stdout, ctx) ?? []) assert.match(r.stdout, pattern, `${what}: stdout\n${r.output}`);
+        for (const pattern of resolveWith(step.stderr, ctx) ?? [])
+          assert.match(r.stderr, pattern, `${what}: stderr\n${r.output}`);
+        for (const pattern of resolveWith(step.stdout, ctx) ?? [])
+          assert.match(r.stdout, pattern, `${what}: stdout\n${r.output}`);
         if (r.code !== 0) {
           assert.match(r.stderr, /^error: /m, `${what}: an error line\n${r.output}`);
           assert.match(r.stderr, /^hint: /m, `${what}: a hint\n${r.output}`);
@@ -683,7 +1128,7 @@ for (const dialect of ['sqlite', 'postgres']) {
       if (c.unchanged !== false) {
         assert.equal(await snapshot(ctx), before, 'the database is as it was before the command');
         // A refusal must not even record an attempt; a failed migration records one.
-        const codes = c.run.map((s) => s.code).flat();
+        const codes = c.run.flatMap((s) => s.code);
         if (!codes.includes(1)) assert.is(await historyCount(ctx), historyBefore, 'no history row for a refusal');
       }
       await c.check?.(ctx, before, results);

@@ -21,8 +21,17 @@ function freshCheckout() {
 }
 
 function npmRun(args, env = {}) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'TEST_DATABASE_URL', 'npm_config_nodedir'].includes(k) && !k.startsWith('npm_')));
-  const r = spawnSync('npm', ['run', '--silent', ...args], { cwd: checkout, env: { ...clean, NO_COLOR: '1', ...env }, encoding: 'utf8', timeout: 60_000 });
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !['DATABASE_URL', 'TEST_DATABASE_URL', 'npm_config_nodedir'].includes(k) && !k.startsWith('npm_'),
+    ),
+  );
+  const r = spawnSync('npm', ['run', '--silent', ...args], {
+    cwd: checkout,
+    env: { ...clean, NO_COLOR: '1', ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, output: r.stdout + r.stderr };
 }
 
@@ -37,11 +46,18 @@ function readmeQuickStart() {
   const section = text.slice(text.indexOf('## Quick start'), text.indexOf('## Add tidemark to your app'));
   // Every fence, language or not, so a closing fence is never read as an opening one; output has none.
   const blocks = [...section.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].filter((m) => m[1] === '').map((m) => m[2]);
-  const first = blocks[0].split('\n').filter((line) => !line.startsWith('>') && line !== '').join('\n');
+  const first = blocks[0]
+    .split('\n')
+    .filter((line) => !line.startsWith('>') && line !== '')
+    .join('\n');
   return { first: maskTimes(first), second: blocks[1].trim() };
 }
 
-const maskTimes = (text) => text.replace(/in [\d.]+ m?s,/g, 'in T,').replace(/\d+ ms\b/g, 'N ms').trim();
+const maskTimes = (text) =>
+  text
+    .replace(/in [\d.]+ m?s,/g, 'in T,')
+    .replace(/\d+ ms\b/g, 'N ms')
+    .trim();
 
 test('npm run migrate uses the shipped .env: creates data/app.db, then is up to date', async () => {
   const first = npmRun(['migrate']);
@@ -53,7 +69,10 @@ test('npm run migrate uses the shipped .env: creates data/app.db, then is up to 
   assert.match(first.stdout, /4 applied/);
   const app = sqliteAt(join(checkout, 'data', 'app.db'));
   assert.equal(await ledgerVersions(app), EXAMPLE_VERSIONS.sqlite);
-  assert.equal((await app.tables()).filter((t) => !t.startsWith('schema_version')), ['price_cache', 'trades', 'user_strategies', 'users']);
+  assert.equal(
+    (await app.tables()).filter((t) => !t.startsWith('schema_version')),
+    ['price_cache', 'trades', 'user_strategies', 'users'],
+  );
   const second = npmRun(['migrate']);
   assert.is(second.code, 0, second.output);
   assert.match(second.stdout, /sqlite:data\/app\.db is up to date at version 4/);

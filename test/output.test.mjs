@@ -19,7 +19,8 @@ for (const dialect of DIALECTS) {
    */
   let secret = SECRET;
   const cli = (...args) => {
-    if (dialect === 'sqlite') return runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url, PGPASSWORD: SECRET } });
+    if (dialect === 'sqlite')
+      return runCli(args, { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url, PGPASSWORD: SECRET } });
     const url = new URL(ctx.db.url);
     if (url.password) secret = decodeURIComponent(url.password);
     else url.password = encodeURIComponent(SECRET);
@@ -40,8 +41,14 @@ for (const dialect of DIALECTS) {
     const database = dialect === 'sqlite' ? 'sqlite:\\S+' : 'postgres://postgres@\\S+';
     assert.match(lines[0], new RegExp(`^${iso} ${database} migrate - - - start ${versions.length} pending$`));
     assert.match(lines[1], new RegExp(`^${iso} ${database} up 001 create_users \\d+ms ok$`));
-    assert.match(lines.find((l) => / down /.test(l)), new RegExp(` down 00${versions.at(-1)} \\S+ \\d+ms ok$`));
-    assert.match(lines.find((l) => / failed /.test(l)), / up 009 broken - failed sql\/009_broken\.sql:2/);
+    assert.match(
+      lines.find((l) => / down /.test(l)),
+      new RegExp(` down 00${versions.at(-1)} \\S+ \\d+ms ok$`),
+    );
+    assert.match(
+      lines.find((l) => / failed /.test(l)),
+      / up 009 broken - failed sql\/009_broken\.sql:2/,
+    );
     assert.match(lines.at(-1), / error sql\/009_broken\.sql:2.*\(hint: /);
     assert.is(lines.filter((l) => / start /.test(l)).length, 3, 'three runs, appended, none truncated');
     assert.not.ok(logText().includes(secret));
@@ -64,13 +71,21 @@ for (const dialect of DIALECTS) {
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^migrate \S+: \d migrations$/);
     assert.match(lines[1], /^↑ 001 create_users {2}\d+ ms$/);
-    assert.match(lines.at(-1), new RegExp(`^${EXAMPLE_VERSIONS[dialect].length} applied in \\d+ ms, now at version ${EXAMPLE_VERSIONS[dialect].at(-1)}$`));
+    assert.match(
+      lines.at(-1),
+      new RegExp(
+        `^${EXAMPLE_VERSIONS[dialect].length} applied in \\d+ ms, now at version ${EXAMPLE_VERSIONS[dialect].at(-1)}$`,
+      ),
+    );
   });
 
   test('--json prints one JSON event per line (start, applied, summary) and nothing else on stdout', async () => {
     const r = cli('migrate', '--json');
     assert.is(r.code, 0, r.output);
-    const events = r.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
+    const events = r.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     assert.equal(
       events.map((e) => e.type),
       ['start', ...EXAMPLE_VERSIONS[dialect].map(() => 'applied'), 'summary'],
@@ -80,7 +95,10 @@ for (const dialect of DIALECTS) {
     writeSql(ctx.cwd, '009_broken_rollback.sql', 'SELECT 1;\n');
     const failed = cli('migrate', '--json');
     assert.is(failed.code, 1);
-    const types = failed.stdout.trimEnd().split('\n').map((line) => JSON.parse(line).type);
+    const types = failed.stdout
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line).type);
     assert.equal(types, ['start', 'failed', 'error']);
   });
 
@@ -95,10 +113,19 @@ terminal('a migration running longer than a second shows a live elapsed time, th
   writeSql(tty.cwd, '005_slow_rollback.sql', 'SELECT 1;\n');
   // `script` gives the CLI a real pseudo-terminal, as a person at a shell has.
   const command = `${process.execPath} ${CLI} migrate`;
-  const r = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: tty.cwd, env: { ...process.env, DATABASE_URL: tty.db.url, TERM: 'xterm' }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('script', ['-qec', command, '/dev/null'], {
+    cwd: tty.cwd,
+    env: { ...process.env, DATABASE_URL: tty.db.url, TERM: 'xterm' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.is(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /\r\x1b\[K↑ 005 slow {2}(\x1b\[2m)?1\.\d s…/, 'the elapsed time is redrawn in place');
-  assert.match(r.stdout, /\r\x1b\[K(\x1b\[32m)?↑(\x1b\[39m)? 005 slow(\x1b\[2m)? {2}1\d{3} ms/, 'then replaced by the final line');
+  assert.match(
+    r.stdout,
+    /\r\x1b\[K(\x1b\[32m)?↑(\x1b\[39m)? 005 slow(\x1b\[2m)? {2}1\d{3} ms/,
+    'then replaced by the final line',
+  );
 });
 
 terminal.run();

@@ -24,7 +24,11 @@ let installed = false;
  */
 function userEnv(extra = {}) {
   const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['DATABASE_URL', 'TEST_DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'PGPASSWORD'].includes(k) && !/^npm_/i.test(k)),
+    Object.entries(process.env).filter(
+      ([k]) =>
+        !['DATABASE_URL', 'TEST_DATABASE_URL', 'MIGRATIONS_DIR', 'MIGRATIONS_TABLE', 'PGPASSWORD'].includes(k) &&
+        !/^npm_/i.test(k),
+    ),
   );
   env.PATH = (env.PATH ?? '')
     .split(':')
@@ -34,7 +38,13 @@ function userEnv(extra = {}) {
 }
 
 function run(command, args, { cwd = project, env = {}, timeout = 120_000 } = {}) {
-  const r = spawnSync(command, args, { cwd, env: userEnv(env), encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(command, args, {
+    cwd,
+    env: userEnv(env),
+    encoding: 'utf8',
+    timeout,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, output: `${r.stdout}\n${r.stderr}` };
 }
@@ -49,7 +59,8 @@ const withoutNpmWarnings = (text) =>
 const MIGRATIONS = {
   '001_create_notes.sql': 'create table notes (\n  id integer primary key,\n  body text not null\n);\n',
   '001_create_notes_rollback.sql': 'drop table notes;\n',
-  '002_add_tags.sql': "create table tags (\n  note_id integer not null references notes (id),\n  tag text not null\n);\ninsert into notes (id, body) values (1, 'hello');\n",
+  '002_add_tags.sql':
+    "create table tags (\n  note_id integer not null references notes (id),\n  tag text not null\n);\ninsert into notes (id, body) values (1, 'hello');\n",
   '002_add_tags_rollback.sql': 'drop table tags;\ndelete from notes where id = 1;\n',
 };
 
@@ -67,19 +78,33 @@ test.after(() => rmSync(work, { recursive: true, force: true }));
 test('the tarball holds dist/, README.md, LICENSE and package.json, and nothing from test/, sql/, scripts/ or src/', () => {
   const r = run('tar', ['-tzf', tarball], { cwd: work });
   assert.is(r.code, 0, r.output);
-  const files = r.stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+  const files = r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((f) => f.replace(/^package\//, ''));
   for (const required of ['dist/cli.js', 'dist/index.js', 'dist/index.d.ts', 'README.md', 'LICENSE', 'package.json']) {
     assert.ok(files.includes(required), `${required} is missing from the tarball: ${files.join(', ')}`);
   }
-  const stray = files.filter((f) => /^(test|sql|scripts|src)\//.test(f) || /(^|\/)\.env$|\.tgz$|^tsconfig\.json$/.test(f));
+  const stray = files.filter(
+    (f) => /^(test|sql|scripts|src)\//.test(f) || /(^|\/)\.env$|\.tgz$|^tsconfig\.json$/.test(f),
+  );
   assert.equal(stray, [], `files that must not ship: ${stray.join(', ')}`);
-  assert.ok(files.every((f) => f.startsWith('dist/') || ['README.md', 'LICENSE', 'package.json'].includes(f)), files.join(', '));
+  assert.ok(
+    files.every((f) => f.startsWith('dist/') || ['README.md', 'LICENSE', 'package.json'].includes(f)),
+    files.join(', '),
+  );
   const x = run('tar', ['-xzf', tarball, '-C', work, 'package/dist/cli.js', 'package/package.json'], { cwd: work });
   assert.is(x.code, 0, x.output);
-  assert.ok(readFileSync(join(work, 'package', 'dist', 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node\n'), 'dist/cli.js starts with a node shebang');
+  assert.ok(
+    readFileSync(join(work, 'package', 'dist', 'cli.js'), 'utf8').startsWith('#!/usr/bin/env node\n'),
+    'dist/cli.js starts with a node shebang',
+  );
   const manifest = JSON.parse(readFileSync(join(work, 'package', 'package.json'), 'utf8'));
   assert.equal(manifest.bin, { tidemark: 'dist/cli.js' });
-  assert.not.ok(['preinstall', 'install', 'postinstall'].some((s) => manifest.scripts?.[s]), 'tidemark needs no install script of its own');
+  assert.not.ok(
+    ['preinstall', 'install', 'postinstall'].some((s) => manifest.scripts?.[s]),
+    'tidemark needs no install script of its own',
+  );
 });
 
 /**
@@ -110,7 +135,10 @@ function install(cwd, packages, env = {}) {
   const args = ['--no-audit', '--no-fund', ...packages];
   const r = run('npm', ['install', '--offline', ...args], { cwd, env, timeout: INSTALL_TIMEOUT_MS });
   if (r.code === 0) return { r, how: 'offline' };
-  return { r: run('npm', ['install', '--prefer-offline', ...args], { cwd, env, timeout: INSTALL_TIMEOUT_MS }), how: 'prefer-offline' };
+  return {
+    r: run('npm', ['install', '--prefer-offline', ...args], { cwd, env, timeout: INSTALL_TIMEOUT_MS }),
+    how: 'prefer-offline',
+  };
 }
 
 test('the tarball installs into a new project (npm install <tarball> postgres sqlite3)', () => {
@@ -125,11 +153,17 @@ test('the tarball installs into a new project (npm install <tarball> postgres sq
   // Both database clients: they are optional peer dependencies, and this app uses both.
   const { r, how } = install(project, [tarball, 'postgres', 'sqlite3'], env);
   assert.is(r.code, 0, r.output);
-  process.stdout.write(`  (npm install ${how}${env.npm_config_sqlite3_local_prebuilds ? ', sqlite3 from the local prebuild' : ', sqlite3 built from source'}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  process.stdout.write(
+    `  (npm install ${how}${env.npm_config_sqlite3_local_prebuilds ? ', sqlite3 from the local prebuild' : ', sqlite3 built from source'}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+  );
   const installedPackage = join(project, 'node_modules', 'tidemark');
   assert.ok(existsSync(join(installedPackage, 'dist', 'cli.js')));
   assert.ok(existsSync(join(project, 'node_modules', '.bin', 'tidemark')), 'node_modules/.bin/tidemark links the CLI');
-  assert.equal(readdirSync(installedPackage).sort(), ['LICENSE', 'README.md', 'dist', 'package.json'], 'installed as packed: prepare did not run');
+  assert.equal(
+    readdirSync(installedPackage).sort(),
+    ['LICENSE', 'README.md', 'dist', 'package.json'],
+    'installed as packed: prepare did not run',
+  );
   const lock = JSON.parse(readFileSync(join(project, 'package-lock.json'), 'utf8'));
   assert.ok(lock.packages['node_modules/tidemark'], 'tidemark is in the lockfile');
   installed = true;
@@ -186,7 +220,9 @@ test('on PostgreSQL (a new database): npx tidemark migrate, npm run migrate, npm
     assert.match(first.stdout, /^↑ 002 add_tags\s+\d+ ms$/m);
     assert.match(first.stdout, /^2 applied in .+, now at version 2$/m);
     assert.equal(await ledgerVersions(db), [1, 2]);
-    const rows = await db.query('select version::int as version, migration_name, length(checksum) as checksum, dirty from schema_version order by version');
+    const rows = await db.query(
+      'select version::int as version, migration_name, length(checksum) as checksum, dirty from schema_version order by version',
+    );
     assert.equal(
       rows.map((r) => [r.version, r.migration_name, r.checksum, r.dirty]),
       [
@@ -194,7 +230,10 @@ test('on PostgreSQL (a new database): npx tidemark migrate, npm run migrate, npm
         [2, 'add_tags', 64, false],
       ],
     );
-    assert.equal((await db.tables()).filter((t) => !t.startsWith('schema_version')), ['notes', 'tags']);
+    assert.equal(
+      (await db.tables()).filter((t) => !t.startsWith('schema_version')),
+      ['notes', 'tags'],
+    );
     assert.not.ok(existsSync(join(project, 'data')), 'nothing written for SQLite');
 
     const again = inProject('npm', ['run', 'migrate'], env);
@@ -212,7 +251,10 @@ test('on PostgreSQL (a new database): npx tidemark migrate, npm run migrate, npm
     assert.is(back.code, 0, back.output);
     assert.match(back.stdout, /^2 rolled back in .+, now at version 0$/m);
     assert.equal(await ledgerVersions(db), []);
-    assert.equal((await db.tables()).filter((t) => !t.startsWith('schema_version')), []);
+    assert.equal(
+      (await db.tables()).filter((t) => !t.startsWith('schema_version')),
+      [],
+    );
   } finally {
     await db.close();
   }

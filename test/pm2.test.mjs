@@ -23,11 +23,13 @@ const HOOK_WITHOUT_BACKUPS = HOOK.replaceAll(' -- --backup', '').replaceAll(' --
 
 const MIGRATIONS = {
   1: {
-    '001_notes.sql': "create table notes (id integer primary key, body text);\ninsert into notes values (1, 'first');\n",
+    '001_notes.sql':
+      "create table notes (id integer primary key, body text);\ninsert into notes values (1, 'first');\n",
     '001_notes_rollback.sql': 'drop table notes;\n',
   },
   2: {
-    '002_tags.sql': "create table tags (note_id integer, tag text);\ninsert into tags values (1, 'kept by the backup');\n",
+    '002_tags.sql':
+      "create table tags (note_id integer, tag text);\ninsert into tags values (1, 'kept by the backup');\n",
     '002_tags_rollback.sql': 'drop table tags;\n',
   },
   3: {
@@ -81,11 +83,17 @@ process.on('SIGINT', () => server.close(() => process.exit(0)));
 function writeRelease(app, release, env) {
   const dir = join(app, 'releases', `r${release}`);
   mkdirSync(join(dir, 'sql'), { recursive: true });
-  for (let r = 1; r <= release; r++) for (const [name, text] of Object.entries(MIGRATIONS[r])) writeFileSync(join(dir, 'sql', name), text);
+  for (let r = 1; r <= release; r++)
+    for (const [name, text] of Object.entries(MIGRATIONS[r])) writeFileSync(join(dir, 'sql', name), text);
   writeFileSync(join(dir, 'server.mjs'), serverSource(release));
   const scripts = { migrate: `node ${JSON.stringify(join(ROOT, 'dist', 'cli.js'))} migrate` };
-  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'pm2-app', private: true, type: 'module', scripts }, null, 2)}\n`);
-  const apps = [{ name: 'app', script: 'server.mjs', cwd: join(app, 'current'), instances: 2, exec_mode: 'cluster', env }];
+  writeFileSync(
+    join(dir, 'package.json'),
+    `${JSON.stringify({ name: 'pm2-app', private: true, type: 'module', scripts }, null, 2)}\n`,
+  );
+  const apps = [
+    { name: 'app', script: 'server.mjs', cwd: join(app, 'current'), instances: 2, exec_mode: 'cluster', env },
+  ];
   writeFileSync(join(dir, 'ecosystem.config.cjs'), `module.exports = ${JSON.stringify({ apps }, null, 2)};\n`);
 }
 
@@ -232,9 +240,17 @@ for (const dialect of DIALECTS) {
 
       if (withBackups) {
         // Deploys that changed the database took one backup each, before they changed it.
-        assert.equal(backups().map((f) => /-v(\d+)-/.exec(f)[1]), ['0', '1', '2', '3', '2'].sort());
-        const beforeRevert = backups().filter((f) => f.includes('-v2-')).at(-1);
-        const restore = await sh(`node ${JSON.stringify(join(ROOT, 'dist', 'cli.js'))} restore ${JSON.stringify(join(shared, beforeRevert))} --yes`, { cwd, env: { ...env, ...appEnv } });
+        assert.equal(
+          backups().map((f) => /-v(\d+)-/.exec(f)[1]),
+          ['0', '1', '2', '3', '2'].sort(),
+        );
+        const beforeRevert = backups()
+          .filter((f) => f.includes('-v2-'))
+          .at(-1);
+        const restore = await sh(
+          `node ${JSON.stringify(join(ROOT, 'dist', 'cli.js'))} restore ${JSON.stringify(join(shared, beforeRevert))} --yes`,
+          { cwd, env: { ...env, ...appEnv } },
+        );
         assert.is(restore.code, 0, restore.output);
         assert.equal(await ledgerVersions(db), [1, 2]);
         assert.equal(await db.query('select tag from tags'), [{ tag: 'kept by the backup' }]);

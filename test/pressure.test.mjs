@@ -10,7 +10,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BASE, DIALECTS, dispose, ledgerVersions, makeProject, project, removeProject, runCli } from './helpers.mjs';
 
-const TWO = { ...BASE, '002_more.sql': 'CREATE TABLE more (a INTEGER);\n', '002_more_rollback.sql': 'DROP TABLE more;\n' };
+const TWO = {
+  ...BASE,
+  '002_more.sql': 'CREATE TABLE more (a INTEGER);\n',
+  '002_more_rollback.sql': 'DROP TABLE more;\n',
+};
 const ESC = '\x1b';
 
 /** No stack trace reached the user: every failure is an `error:` line with an exit code. */
@@ -25,7 +29,13 @@ const log = suite('the migration log, files and folders under pressure');
 
 for (const [what, path] of [
   ['a path under /proc', () => '/proc/tidemark-nowhere/migration.log'],
-  ['a path whose parent is a regular file', (cwd) => (writeFileSync(join(cwd, 'afile'), 'x'), 'afile/migration.log')],
+  [
+    'a path whose parent is a regular file',
+    (cwd) => {
+      writeFileSync(join(cwd, 'afile'), 'x');
+      return 'afile/migration.log';
+    },
+  ],
 ]) {
   log(`an unwritable --log (${what}): one warning naming the path and the reason, and the run goes on`, async () => {
     const p = await project('sqlite', TWO);
@@ -61,7 +71,10 @@ log('a file where a folder is expected (--dir, create) is exit 2 naming it, not 
   const cwd = makeProject(TWO);
   try {
     writeFileSync(join(cwd, 'afile'), 'x');
-    for (const args of [['migrate', '--dir', 'afile'], ['create', 'orders', '--dir', 'afile/sub']]) {
+    for (const args of [
+      ['migrate', '--dir', 'afile'],
+      ['create', 'orders', '--dir', 'afile/sub'],
+    ]) {
       const r = runCli(args, { cwd, env: { DATABASE_URL: 'sqlite:app.db' } });
       assert.is(r.code, 2, r.output);
       assertNoStack(r);
@@ -112,13 +125,18 @@ where('an error inside a function called later points into its body', async () =
 });
 
 where('RAISE in a DO block names the line of the RAISE', async () => {
-  const r = await failing('create table orders (total int);\ndo $$\nbegin\n  raise exception \'no orders\';\nend $$;\n');
+  const r = await failing("create table orders (total int);\ndo $$\nbegin\n  raise exception 'no orders';\nend $$;\n");
   assert.match(r.stderr, 'error: sql/002_orders.sql:4:3: no orders');
 });
 
 where('a runtime error of a statement without a position names that statement', async () => {
-  const r = await failing('create table orders (total int unique);\ninsert into orders values (1);\n\ninsert into orders\n  values (1);\n');
-  assert.match(r.stderr, 'error: sql/002_orders.sql:4:1: duplicate key value violates unique constraint "orders_total_key"');
+  const r = await failing(
+    'create table orders (total int unique);\ninsert into orders values (1);\n\ninsert into orders\n  values (1);\n',
+  );
+  assert.match(
+    r.stderr,
+    'error: sql/002_orders.sql:4:1: duplicate key value violates unique constraint "orders_total_key"',
+  );
 });
 
 where.run();
@@ -128,49 +146,64 @@ where.run();
 const session = suite('each PostgreSQL migration starts from the same session state');
 
 const tablesBySchema = async (db) =>
-  (await db.query(`select table_schema || '.' || table_name as name from information_schema.tables where table_schema in ('public', 'other') order by 1`)).map(
-    (r) => r.name,
-  );
+  (
+    await db.query(
+      `select table_schema || '.' || table_name as name from information_schema.tables where table_schema in ('public', 'other') order by 1`,
+    )
+  ).map((r) => r.name);
 
-session('SET search_path and statement_timeout in one migration do not carry into the next or into the ledger', async () => {
-  const p = await project('postgres', {
-    ...BASE,
-    '002_other.sql': 'create schema other;\nset search_path = other;\ncreate table in_other (a int);\nset statement_timeout = 20;\n',
-    '002_other_rollback.sql': 'drop schema other cascade;\n',
-    '003_next.sql': 'select pg_sleep(0.1);\ncreate table next (a int);\n',
-    '003_next_rollback.sql': 'drop table next;\n',
-  });
-  try {
-    const r = p.cli('migrate');
-    assert.is(r.code, 0, r.output);
-    const tables = await tablesBySchema(p.db);
-    assert.equal(tables, ['other.in_other', 'public.base', 'public.next', 'public.schema_version', 'public.schema_version_history']);
-    assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
-    const v = p.cli('verify');
-    assert.is(v.code, 0, v.output);
-  } finally {
-    await dispose(p);
-  }
-});
-
-session('a search_path that names no existing schema: exit 2 naming the setting, at once, in both lock modes', async () => {
-  const p = await project('postgres', TWO);
-  try {
-    await p.db.query(`alter database "${new URL(p.db.url).pathname.slice(1)}" set search_path = nowhere`);
-    for (const lock of ['advisory', 'table']) {
-      const r = p.cli('migrate', '--lock', lock);
-      assert.is(r.code, 2, r.output);
-      assertNoStack(r);
-      assert.match(r.stderr, /error: .*search_path.*names no schema that exists/);
-      assert.match(r.stderr, /hint: .*--table <schema>\.schema_version/);
+session(
+  'SET search_path and statement_timeout in one migration do not carry into the next or into the ledger',
+  async () => {
+    const p = await project('postgres', {
+      ...BASE,
+      '002_other.sql':
+        'create schema other;\nset search_path = other;\ncreate table in_other (a int);\nset statement_timeout = 20;\n',
+      '002_other_rollback.sql': 'drop schema other cascade;\n',
+      '003_next.sql': 'select pg_sleep(0.1);\ncreate table next (a int);\n',
+      '003_next_rollback.sql': 'drop table next;\n',
+    });
+    try {
+      const r = p.cli('migrate');
+      assert.is(r.code, 0, r.output);
+      const tables = await tablesBySchema(p.db);
+      assert.equal(tables, [
+        'other.in_other',
+        'public.base',
+        'public.next',
+        'public.schema_version',
+        'public.schema_version_history',
+      ]);
+      assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
+      const v = p.cli('verify');
+      assert.is(v.code, 0, v.output);
+    } finally {
+      await dispose(p);
     }
-    const withSchema = p.cli('status', '--table', 'public.schema_version');
-    assert.is(withSchema.code, 0, withSchema.output);
-    assert.match(withSchema.stdout, /version 0/);
-  } finally {
-    await dispose(p);
-  }
-});
+  },
+);
+
+session(
+  'a search_path that names no existing schema: exit 2 naming the setting, at once, in both lock modes',
+  async () => {
+    const p = await project('postgres', TWO);
+    try {
+      await p.db.query(`alter database "${new URL(p.db.url).pathname.slice(1)}" set search_path = nowhere`);
+      for (const lock of ['advisory', 'table']) {
+        const r = p.cli('migrate', '--lock', lock);
+        assert.is(r.code, 2, r.output);
+        assertNoStack(r);
+        assert.match(r.stderr, /error: .*search_path.*names no schema that exists/);
+        assert.match(r.stderr, /hint: .*--table <schema>\.schema_version/);
+      }
+      const withSchema = p.cli('status', '--table', 'public.schema_version');
+      assert.is(withSchema.code, 0, withSchema.output);
+      assert.match(withSchema.stdout, /version 0/);
+    } finally {
+      await dispose(p);
+    }
+  },
+);
 
 session.run();
 
@@ -199,7 +232,10 @@ pressure('--table in a schema that does not exist is refused with exit 2; no sch
     for (const args of [['migrate'], ['status'], ['migrate', '--lock', 'table'], ['force', '1', '--yes']]) {
       const r = p.cli(...args, '--table', 'typo.schema_version');
       assert.is(r.code, 2, r.output);
-      assert.match(r.stderr, /error: the schema "typo" \(of the ledger table typo\.schema_version\) does not exist in postgres:\/\//);
+      assert.match(
+        r.stderr,
+        /error: the schema "typo" \(of the ledger table typo\.schema_version\) does not exist in postgres:\/\//,
+      );
       assert.match(r.stderr, /hint: .*create schema typo/);
     }
     const [{ n }] = await p.db.query(`select count(*)::int as n from pg_namespace where nspname = 'typo'`);
@@ -209,13 +245,16 @@ pressure('--table in a schema that does not exist is refused with exit 2; no sch
     const r = p.cli('migrate', '--table', 'ops.schema_version');
     assert.is(r.code, 0, r.output);
     assert.equal(await ledgerVersions(p.db, 'schema_version'), [], 'the ledger is in ops, not public');
-    assert.equal((await p.db.query('select version from ops.schema_version order by 1')).map((row) => Number(row.version)), [1, 2]);
+    assert.equal(
+      (await p.db.query('select version from ops.schema_version order by 1')).map((row) => Number(row.version)),
+      [1, 2],
+    );
   } finally {
     await dispose(p);
   }
 });
 
-pressure('too many clients for the lock table\'s connection: exit 4 with the server\'s reason, no stack', async () => {
+pressure("too many clients for the lock table's connection: exit 4 with the server's reason, no stack", async () => {
   const p = await project('postgres', TWO);
   const admin = postgres(process.env.TEST_DATABASE_URL, { max: 1, onnotice: () => {} });
   const role = `tidemark_limited_${process.pid}`;
@@ -253,7 +292,11 @@ function readOnlyFolder() {
   if (root) execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]);
   return {
     dir,
-    seal: () => (root ? execFileSync('mount', ['-o', 'remount,ro', dir]) : (chmodSync(join(dir, 'app.db'), 0o444), chmodSync(dir, 0o555))),
+    seal: () => {
+      if (root) return execFileSync('mount', ['-o', 'remount,ro', dir]);
+      chmodSync(join(dir, 'app.db'), 0o444);
+      chmodSync(dir, 0o555);
+    },
     remove: () => {
       if (root) execFileSync('umount', [dir]);
       else chmodSync(dir, 0o755);
@@ -262,30 +305,37 @@ function readOnlyFolder() {
   };
 }
 
-pressure('SQLite on a read-only file system: migrate, rollback and force all exit 4 naming the database, blaming no file', async () => {
-  const cwd = makeProject({ ...TWO, '003_third.sql': 'CREATE TABLE third (a INTEGER);\n', '003_third_rollback.sql': 'DROP TABLE third;\n' });
-  const folder = readOnlyFolder();
-  try {
-    const env = { DATABASE_URL: `sqlite:${folder.dir}/app.db` };
-    assert.is(runCli(['migrate', '2'], { cwd, env }).code, 0);
-    folder.seal();
-    for (const args of [['migrate'], ['rollback'], ['force', '3', '--yes']]) {
-      const r = runCli([...args, '--no-log'], { cwd, env });
-      assert.is(r.code, 4, `${args.join(' ')}: ${r.output}`);
-      assert.match(r.stderr, `error: could not write sqlite:${folder.dir}/app.db: `);
-      // The run lock's file beside the database meets the read-only folder first, or SQLite does.
-      assert.match(r.stderr, /readonly database|read-only file system|permission denied/);
-      assert.not.match(r.stderr, /sql\/00\d_/, 'no migration file is blamed');
-      assertNoStack(r);
+pressure(
+  'SQLite on a read-only file system: migrate, rollback and force all exit 4 naming the database, blaming no file',
+  async () => {
+    const cwd = makeProject({
+      ...TWO,
+      '003_third.sql': 'CREATE TABLE third (a INTEGER);\n',
+      '003_third_rollback.sql': 'DROP TABLE third;\n',
+    });
+    const folder = readOnlyFolder();
+    try {
+      const env = { DATABASE_URL: `sqlite:${folder.dir}/app.db` };
+      assert.is(runCli(['migrate', '2'], { cwd, env }).code, 0);
+      folder.seal();
+      for (const args of [['migrate'], ['rollback'], ['force', '3', '--yes']]) {
+        const r = runCli([...args, '--no-log'], { cwd, env });
+        assert.is(r.code, 4, `${args.join(' ')}: ${r.output}`);
+        assert.match(r.stderr, `error: could not write sqlite:${folder.dir}/app.db: `);
+        // The run lock's file beside the database meets the read-only folder first, or SQLite does.
+        assert.match(r.stderr, /readonly database|read-only file system|permission denied/);
+        assert.not.match(r.stderr, /sql\/00\d_/, 'no migration file is blamed');
+        assertNoStack(r);
+      }
+      const status = runCli(['status'], { cwd, env });
+      assert.is(status.code, 0, 'reading still works');
+      assert.match(status.stdout, /version 2/);
+    } finally {
+      folder.remove();
+      removeProject(cwd);
     }
-    const status = runCli(['status'], { cwd, env });
-    assert.is(status.code, 0, 'reading still works');
-    assert.match(status.stdout, /version 2/);
-  } finally {
-    folder.remove();
-    removeProject(cwd);
-  }
-});
+  },
+);
 
 pressure('text from the database is printed with its control characters escaped', async () => {
   const p = await project('postgres', {
@@ -312,7 +362,11 @@ pressure.run();
 for (const dialect of DIALECTS) {
   const test = suite(`text from a file is printed with its control characters escaped [${dialect}]`);
   test('an identifier holding an escape sequence', async () => {
-    const p = await project(dialect, { ...BASE, '002_evil.sql': `select * from "${ESC}[2Jnowhere";\n`, '002_evil_rollback.sql': 'select 1;\n' });
+    const p = await project(dialect, {
+      ...BASE,
+      '002_evil.sql': `select * from "${ESC}[2Jnowhere";\n`,
+      '002_evil_rollback.sql': 'select 1;\n',
+    });
     try {
       const r = p.cli('migrate');
       assert.is(r.code, 1, r.output);

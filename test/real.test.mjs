@@ -15,7 +15,11 @@ const test = suite('real migration sets');
 
 /** The versions of a fixture's files that run on a dialect (its own variants and the portable files). */
 function versionsFor(files, dialect) {
-  const forward = files.filter((f) => !/_rollback(\.(postgres|sqlite))?\.sql$/.test(f) && (!/\.(postgres|sqlite)\.sql$/.test(f) || f.endsWith(`.${dialect}.sql`)));
+  const forward = files.filter(
+    (f) =>
+      !/_rollback(\.(postgres|sqlite))?\.sql$/.test(f) &&
+      (!/\.(postgres|sqlite)\.sql$/.test(f) || f.endsWith(`.${dialect}.sql`)),
+  );
   return [...new Set(forward.map((f) => Number(/^\d+/.exec(f)[0])))].sort((a, b) => a - b);
 }
 
@@ -39,7 +43,8 @@ for (const name of readdirSync(FIXTURES)) {
 
         // Down to the newest version that has no rollback (its own rollback is refused), or to empty.
         const floor = noRollback.at(-1);
-        const rollback = floor === undefined ? ['rollback', '--all', '--quiet'] : ['rollback', '--to', String(floor), '--quiet'];
+        const rollback =
+          floor === undefined ? ['rollback', '--all', '--quiet'] : ['rollback', '--to', String(floor), '--quiet'];
         const down = p.cli(...rollback);
         assert.is(down.code, 0, down.output);
         const undone = versions.filter((v) => floor === undefined || v > floor).length;
@@ -56,7 +61,10 @@ for (const name of readdirSync(FIXTURES)) {
           assert.is(byHand.code, 0, byHand.output);
         }
         const status = JSON.parse(p.cli('status', '--json').stdout);
-        assert.equal(status.entries.filter((e) => e.state !== 'applied'), []);
+        assert.equal(
+          status.entries.filter((e) => e.state !== 'applied'),
+          [],
+        );
         assertVerify(p, noRollback);
 
         assert.is(p.cli(...rollback).code, 0);
@@ -74,7 +82,11 @@ for (const name of readdirSync(FIXTURES)) {
 function assertVerify(p, noRollback) {
   const verify = p.cli('verify', '--json');
   const report = JSON.parse(verify.stdout);
-  assert.equal(report.findings.map((f) => [f.check, f.versions]), noRollback.length ? [['rollback-file', noRollback]] : [], verify.output);
+  assert.equal(
+    report.findings.map((f) => [f.check, f.versions]),
+    noRollback.length ? [['rollback-file', noRollback]] : [],
+    verify.output,
+  );
   assert.is(verify.code, noRollback.length ? 3 : 0);
   assert.is.not(report.reference.source, 'none');
 }

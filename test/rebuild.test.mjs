@@ -50,26 +50,38 @@ sqlite('the 12-step rebuild of a referenced table loses no row of its child tabl
   }
 });
 
-sqlite('a rebuild that breaks a reference is rolled back: exit 1 naming the table and rowid, nothing changed', async () => {
-  const p = await project('sqlite', { ...SCHEMA, '002_rebuild_users.sqlite.sql': rebuild(true, 'SELECT id, name FROM users WHERE id < 3') });
-  try {
-    const r = p.cli('migrate');
-    assert.is(r.code, 1, r.output);
-    assert.match(r.stderr, 'sql/002_rebuild_users.sqlite.sql: 2 row(s) reference a missing row');
-    assert.match(r.stderr, 'trades rowid 13 -> users');
-    assert.match(r.stderr, 'notes rowid 21 -> users');
-    assert.match(r.stderr, 'rolled back, nothing was changed');
-    assert.equal(await ledgerVersions(p.db), [1]);
-    assert.equal(await counts(p.db), { users: 3, trades: 4, notes: 2 });
-    assert.equal((await p.db.tables()).filter((t) => t === 'users_new'), []);
-    assert.not.match((await p.db.query("select sql from sqlite_schema where name = 'users'"))[0].sql, 'email');
-  } finally {
-    await dispose(p);
-  }
-});
+sqlite(
+  'a rebuild that breaks a reference is rolled back: exit 1 naming the table and rowid, nothing changed',
+  async () => {
+    const p = await project('sqlite', {
+      ...SCHEMA,
+      '002_rebuild_users.sqlite.sql': rebuild(true, 'SELECT id, name FROM users WHERE id < 3'),
+    });
+    try {
+      const r = p.cli('migrate');
+      assert.is(r.code, 1, r.output);
+      assert.match(r.stderr, 'sql/002_rebuild_users.sqlite.sql: 2 row(s) reference a missing row');
+      assert.match(r.stderr, 'trades rowid 13 -> users');
+      assert.match(r.stderr, 'notes rowid 21 -> users');
+      assert.match(r.stderr, 'rolled back, nothing was changed');
+      assert.equal(await ledgerVersions(p.db), [1]);
+      assert.equal(await counts(p.db), { users: 3, trades: 4, notes: 2 });
+      assert.equal(
+        (await p.db.tables()).filter((t) => t === 'users_new'),
+        [],
+      );
+      assert.not.match((await p.db.query("select sql from sqlite_schema where name = 'users'"))[0].sql, 'email');
+    } finally {
+      await dispose(p);
+    }
+  },
+);
 
 sqlite('without the directive the same broken rebuild commits, leaving rows that reference nothing', async () => {
-  const p = await project('sqlite', { ...SCHEMA, '002_rebuild_users.sqlite.sql': rebuild(false, 'SELECT id, name FROM users WHERE id < 3') });
+  const p = await project('sqlite', {
+    ...SCHEMA,
+    '002_rebuild_users.sqlite.sql': rebuild(false, 'SELECT id, name FROM users WHERE id < 3'),
+  });
   try {
     assert.is(p.cli('migrate').code, 0);
     assert.is((await p.db.query('pragma foreign_key_check')).length, 2);
@@ -79,7 +91,10 @@ sqlite('without the directive the same broken rebuild commits, leaving rows that
 });
 
 sqlite('it cannot go with no-transaction or --single-transaction: exit 2 before anything runs', async () => {
-  const both = await project('sqlite', { ...SCHEMA, '002_rebuild_users.sqlite.sql': `-- tidemark:no-transaction\n${rebuild(true)}` });
+  const both = await project('sqlite', {
+    ...SCHEMA,
+    '002_rebuild_users.sqlite.sql': `-- tidemark:no-transaction\n${rebuild(true)}`,
+  });
   try {
     const r = both.cli('migrate');
     assert.is(r.code, 2, r.output);

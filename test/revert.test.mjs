@@ -4,17 +4,28 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, freshDatabase, ledgerVersions, makeProject, removeProject, removeSql, runCli, writeSql } from './helpers.mjs';
+import {
+  DIALECTS,
+  freshDatabase,
+  ledgerVersions,
+  makeProject,
+  removeProject,
+  removeSql,
+  runCli,
+  writeSql,
+} from './helpers.mjs';
 
 /** Four releases' worth of migrations; 004 is the one a failed release adds. */
 const FILES = {
   '001_accounts.sql': 'CREATE TABLE accounts (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n',
   '001_accounts_rollback.sql': 'DROP TABLE accounts;\n',
-  '002_orders.sql': 'CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts (id));\n',
+  '002_orders.sql':
+    'CREATE TABLE orders (id INTEGER PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts (id));\n',
   '002_orders_rollback.sql': 'DROP TABLE orders;\n',
   '003_orders_index.sql': 'CREATE INDEX orders_account_idx ON orders (account_id);\n',
   '003_orders_index_rollback.sql': 'DROP INDEX orders_account_idx;\n',
-  '004_fees.sql': '-- the failed release adds fees\nCREATE TABLE fees (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, amount NUMERIC NOT NULL);\nCREATE INDEX fees_order_idx ON fees (order_id);\n',
+  '004_fees.sql':
+    '-- the failed release adds fees\nCREATE TABLE fees (id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL, amount NUMERIC NOT NULL);\nCREATE INDEX fees_order_idx ON fees (order_id);\n',
   '004_fees_rollback.sql': '-- undo 004\nDROP INDEX fees_order_idx;\nDROP TABLE fees;\n',
 };
 const FEES = ['004_fees.sql', '004_fees_rollback.sql'];
@@ -51,7 +62,10 @@ function revertRelease(p) {
   for (const f of FEES) renameSync(join(p.cwd, 'sql', f), join(aside, f));
 }
 
-const history = async (db) => (await db.query('select action, version, outcome from schema_version_history order by id')).map((h) => `${h.action} ${Number(h.version)} ${h.outcome}`);
+const history = async (db) =>
+  (await db.query('select action, version, outcome from schema_version_history order by id')).map(
+    (h) => `${h.action} ${Number(h.version)} ${h.outcome}`,
+  );
 
 for (const dialect of DIALECTS) {
   const test = suite(`rollback after a code revert [${dialect}]`);
@@ -69,18 +83,27 @@ for (const dialect of DIALECTS) {
       revertRelease(p);
       const deploy = p.cli('migrate');
       assert.is(deploy.code, 0, deploy.output);
-      assert.match(deploy.stderr, /^warning: version 4 \(fees\) is applied but not in this release: the database is ahead of the code/m);
+      assert.match(
+        deploy.stderr,
+        /^warning: version 4 \(fees\) is applied but not in this release: the database is ahead of the code/m,
+      );
       assert.match(deploy.stderr, /npm run migrate:rollback -- --to 3/);
 
       const status = p.cli('status');
       assert.is(status.code, 0, status.output);
       assert.match(status.stdout, /^4\s+fees\s+applied, not in this release\s+.*rollback stored in the ledger$/m);
       const json = JSON.parse(p.cli('status', '--json').stdout);
-      assert.equal(json.entries.map((e) => `${e.version}:${e.state}:${e.rollback}`), ['1:applied:file', '2:applied:file', '3:applied:file', '4:not-in-release:stored']);
+      assert.equal(
+        json.entries.map((e) => `${e.version}:${e.state}:${e.rollback}`),
+        ['1:applied:file', '2:applied:file', '3:applied:file', '4:not-in-release:stored'],
+      );
 
       const back = p.cli('rollback');
       assert.is(back.code, 0, back.output);
-      assert.match(back.stderr, /^notice: 4 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied$/m);
+      assert.match(
+        back.stderr,
+        /^notice: 4 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied$/m,
+      );
       assert.match(back.stdout, /↓ 4 fees/);
       assert.match(back.stdout, /now at version 3/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
@@ -88,8 +111,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await history(p.db)).slice(-1), ['down 4 ok']);
       const verify = p.cli('verify');
       assert.is(verify.code, 0, verify.output);
-    }),
-  );
+    }));
 
   test('a stored rollback that fails names itself and line, exit 1, the version stays applied', () =>
     withProject(dialect, async (p) => {
@@ -101,8 +123,7 @@ for (const dialect of DIALECTS) {
       assert.match(r.stderr, /^error: stored 4_fees_rollback\.sql(:2(:1)?)?: .*fees_order_idx/m);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4]);
       assert.ok((await p.db.tables()).includes('fees'), 'the failed rollback changed nothing');
-    }),
-  );
+    }));
 
   test('file and stored copy differ: the file runs with a warning; --use-stored runs the stored one', () =>
     withProject(dialect, async (p) => {
@@ -112,7 +133,10 @@ for (const dialect of DIALECTS) {
 
       const stored = p.cli('rollback', '--use-stored');
       assert.is(stored.code, 0, stored.output);
-      assert.match(stored.stderr, /^notice: 004 fees: running the rollback stored in the ledger when it was applied \(--use-stored\), not sql\/004_fees_rollback\.sql, which differs from it$/m);
+      assert.match(
+        stored.stderr,
+        /^notice: 004 fees: running the rollback stored in the ledger when it was applied \(--use-stored\), not sql\/004_fees_rollback\.sql, which differs from it$/m,
+      );
       assert.not.ok((await p.db.tables()).includes('marker'), 'the stored copy ran');
       assert.not.ok((await p.db.tables()).includes('fees'));
 
@@ -120,11 +144,13 @@ for (const dialect of DIALECTS) {
       writeSql(p.cwd, '004_fees_rollback.sql', `${FILES['004_fees_rollback.sql']}CREATE TABLE marker2 (id INTEGER);\n`);
       const file = p.cli('rollback');
       assert.is(file.code, 0, file.output);
-      assert.match(file.stderr, /^warning: sql\/004_fees_rollback\.sql differs from the rollback stored in the ledger when 004 was applied; running the file \(pass --use-stored to run the stored copy\)$/m);
+      assert.match(
+        file.stderr,
+        /^warning: sql\/004_fees_rollback\.sql differs from the rollback stored in the ledger when 004 was applied; running the file \(pass --use-stored to run the stored copy\)$/m,
+      );
       assert.ok((await p.db.tables()).includes('marker2'), 'the file ran');
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
-    }),
-  );
+    }));
 
   test('an edited rollback file is checked like a forward file: migrate refuses, status and verify say so, --allow-changed stores the new text', () =>
     withProject(dialect, async (p) => {
@@ -135,7 +161,10 @@ for (const dialect of DIALECTS) {
       const refused = p.cli('migrate');
       assert.is(refused.code, 2, refused.output);
       assert.match(refused.stderr, /^error: an applied migration file was edited after the migration ran$/m);
-      assert.match(refused.stderr, /^ {2}sql\/003_orders_index_rollback\.sql: checksum differs from the one recorded when 003 was applied$/m);
+      assert.match(
+        refused.stderr,
+        /^ {2}sql\/003_orders_index_rollback\.sql: checksum differs from the one recorded when 003 was applied$/m,
+      );
       assert.match(refused.stderr, /^hint: .*--allow-changed/m);
       assert.match(p.cli('status').stdout, /^003\s+orders_index\s+rollback file changed/m);
       const verify = p.cli('verify');
@@ -148,8 +177,7 @@ for (const dialect of DIALECTS) {
       assert.is(row.rollback_sql, edited);
       assert.match(p.cli('status').stdout, /^003\s+orders_index\s+applied/m);
       assert.is(p.cli('migrate').code, 0);
-    }),
-  );
+    }));
 
   test('rows without a stored rollback (applied by an older tidemark) get it on the next migrate; force and baseline store it too', () =>
     withProject(dialect, async (p) => {
@@ -158,7 +186,12 @@ for (const dialect of DIALECTS) {
       const r = p.cli('migrate');
       assert.is(r.code, 0, r.output);
       const rows = await p.db.query('select version, rollback_sql from schema_version order by version');
-      assert.equal(rows.map((row) => row.rollback_sql), [1, 2, 3, 4].map((v) => FILES[Object.keys(FILES).find((f) => f.startsWith(`00${v}_`) && f.endsWith('_rollback.sql'))]));
+      assert.equal(
+        rows.map((row) => row.rollback_sql),
+        [1, 2, 3, 4].map(
+          (v) => FILES[Object.keys(FILES).find((f) => f.startsWith(`00${v}_`) && f.endsWith('_rollback.sql'))],
+        ),
+      );
 
       assert.is(p.cli('force', '0', '--yes').code, 0);
       assert.is(p.cli('force', '4', '--yes').code, 0);
@@ -168,8 +201,7 @@ for (const dialect of DIALECTS) {
       const back = p.cli('rollback');
       assert.is(back.code, 0, back.output);
       assert.not.ok((await p.db.tables()).includes('fees'), 'the rollback stored by force ran');
-    }),
-  );
+    }));
 
   test('nothing stored and no file: rollback refuses before changing anything', () =>
     withProject(dialect, async (p) => {
@@ -179,12 +211,14 @@ for (const dialect of DIALECTS) {
       const r = p.cli('rollback', '2');
       assert.is(r.code, 2, r.output);
       assert.match(r.stderr, /^error: cannot roll back: nothing was changed$/m);
-      assert.match(r.stderr, /version 4 \(fees\) is applied, but this release has no file for it and the ledger stored no rollback for it/);
+      assert.match(
+        r.stderr,
+        /version 4 \(fees\) is applied, but this release has no file for it and the ledger stored no rollback for it/,
+      );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4]);
       assert.ok((await p.db.tables()).includes('fees'));
       assert.ok(existsSync(join(p.cwd, 'newer-release', '004_fees.sql')));
-    }),
-  );
+    }));
 
   test('tidemark sql --rollback prints the stored rollback for a DBA', () =>
     withProject(dialect, async (p) => {
@@ -196,8 +230,7 @@ for (const dialect of DIALECTS) {
       assert.ok(r.stdout.includes(FILES['004_fees_rollback.sql'].trimEnd()), r.stdout);
       assert.match(r.stderr, /running the rollback stored in the ledger/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4], 'sql only prints');
-    }),
-  );
+    }));
 
   test.run();
 
@@ -223,13 +256,19 @@ for (const dialect of DIALECTS) {
       assert.is(r.code, 2, r.output);
       assert.match(r.stderr, /^error: version 5 is pending but below the applied version 6: out of order/m);
       assert.match(r.stderr, /^ {2}sql\/005_coupons\.sql: not applied, while version 6 is$/m);
-      assert.match(r.stderr, /^hint: either apply it anyway with --allow-out-of-order .*or renumber the file and its rollback above 6 \(e\.g\. 007_coupons\.sql\)/m);
+      assert.match(
+        r.stderr,
+        /^hint: either apply it anyway with --allow-out-of-order .*or renumber the file and its rollback above 6 \(e\.g\. 007_coupons\.sql\)/m,
+      );
       assert.not.ok((await p.db.tables()).includes('coupons'));
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 6]);
       assert.equal(await history(p.db), historyBefore, 'not even a history row');
 
       assert.match(p.cli('status').stdout, /^005\s+coupons\s+pending, out of order$/m);
-      assert.equal(JSON.parse(p.cli('status', '--json').stdout).entries.find((e) => e.version === 5).state, 'out-of-order');
+      assert.equal(
+        JSON.parse(p.cli('status', '--json').stdout).entries.find((e) => e.version === 5).state,
+        'out-of-order',
+      );
       const verify = p.cli('verify');
       assert.is(verify.code, 3, verify.output);
       assert.match(verify.stdout, /1 migration is pending/);
@@ -241,7 +280,10 @@ for (const dialect of DIALECTS) {
       const r = p.cli('migrate', '--allow-out-of-order');
       assert.is(r.code, 0, r.output);
       assert.match(r.stdout, /↑ 005 coupons/);
-      assert.match(r.stderr, /^warning: sql\/005_coupons\.sql runs out of order, below the applied version 6 \(--allow-out-of-order\)$/m);
+      assert.match(
+        r.stderr,
+        /^warning: sql\/005_coupons\.sql runs out of order, below the applied version 6 \(--allow-out-of-order\)$/m,
+      );
       assert.ok((await p.db.tables()).includes('coupons'));
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 5, 6]);
       assert.equal((await history(p.db)).slice(-1), ['up-out-of-order 5 ok']);
@@ -254,7 +296,10 @@ for (const dialect of DIALECTS) {
 
   late('renumbering the file above the applied version runs it in order', () =>
     withLateBranch(async (p) => {
-      for (const [from, to] of [['005_coupons.sql', '007_coupons.sql'], ['005_coupons_rollback.sql', '007_coupons_rollback.sql']]) {
+      for (const [from, to] of [
+        ['005_coupons.sql', '007_coupons.sql'],
+        ['005_coupons_rollback.sql', '007_coupons_rollback.sql'],
+      ]) {
         writeSql(p.cwd, to, readFileSync(join(p.cwd, 'sql', from), 'utf8'));
         removeSql(p.cwd, from);
       }

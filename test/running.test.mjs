@@ -8,15 +8,22 @@ for (const dialect of DIALECTS) {
   const ctx = perTestDatabase(test, dialect);
 
   test('an error on line 40 is named file:40 with the line and a caret', async () => {
-    const lines = ['-- forty lines', ...Array.from({ length: 38 }, (_, i) => `INSERT INTO users (id, email) VALUES ('u${i}', 'u${i}@example.com');`)];
+    const lines = [
+      '-- forty lines',
+      ...Array.from({ length: 38 }, (_, i) => `INSERT INTO users (id, email) VALUES ('u${i}', 'u${i}@example.com');`),
+    ];
     lines.push(`INSERT INTO users (id, email) VALUES ('u39', 'u39@example.com') RETURNIN id;`);
-    writeSql(ctx.cwd, '005_seed.sql', lines.join('\n') + '\n');
+    writeSql(ctx.cwd, '005_seed.sql', `${lines.join('\n')}\n`);
     writeSql(ctx.cwd, '005_seed_rollback.sql', 'DELETE FROM users;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 1, r.output);
     assert.match(r.stderr, /sql\/005_seed\.sql:40(:\d+)?: /);
     assert.match(r.stderr, /40 \| INSERT INTO users \(id, email\) VALUES \('u39'/);
-    assert.equal((await ctx.db.query('select count(*) as n from users')).map((row) => Number(row.n)), [0], 'the 38 inserts before it were rolled back');
+    assert.equal(
+      (await ctx.db.query('select count(*) as n from users')).map((row) => Number(row.n)),
+      [0],
+      'the 38 inserts before it were rolled back',
+    );
   });
 
   test('semicolons inside strings, comments and trigger bodies do not split statements', async () => {
@@ -35,7 +42,11 @@ BEGIN
   RETURN NEW;
 END $$;
 CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_audit();`;
-    writeSql(ctx.cwd, '005_audit.sql', `/* a comment; with a semicolon */\n-- and another;\n${body}\nINSERT INTO users (id, email) VALUES ('a;b', 'x;y@example.com');\n`);
+    writeSql(
+      ctx.cwd,
+      '005_audit.sql',
+      `/* a comment; with a semicolon */\n-- and another;\n${body}\nINSERT INTO users (id, email) VALUES ('a;b', 'x;y@example.com');\n`,
+    );
     writeSql(ctx.cwd, '005_audit_rollback.sql', 'DELETE FROM users;\nDROP TABLE audit;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 0, r.output);
@@ -44,7 +55,11 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
   });
 
   test('psql leftovers: harmless meta-commands are skipped with a notice, a BEGIN/COMMIT wrapper is replaced', async () => {
-    writeSql(ctx.cwd, '005_orders.sql', '\\set ON_ERROR_STOP on\n\\echo creating orders\nBEGIN;\nCREATE TABLE orders (id TEXT PRIMARY KEY);\nCOMMIT;\n');
+    writeSql(
+      ctx.cwd,
+      '005_orders.sql',
+      '\\set ON_ERROR_STOP on\n\\echo creating orders\nBEGIN;\nCREATE TABLE orders (id TEXT PRIMARY KEY);\nCOMMIT;\n',
+    );
     writeSql(ctx.cwd, '005_orders_rollback.sql', 'DROP TABLE orders;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 0, r.output);
@@ -73,13 +88,20 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
 
   test('a no-transaction migration that fails leaves a dirty row; everything but status and resolve refuses until resolve', async () => {
     assert.is(ctx.cli('migrate').code, 0);
-    writeSql(ctx.cwd, '005_outside.sql', '-- tidemark:no-transaction\nCREATE TABLE half_done (a INT);\nCREAT TABLE never (a INT);\n');
+    writeSql(
+      ctx.cwd,
+      '005_outside.sql',
+      '-- tidemark:no-transaction\nCREATE TABLE half_done (a INT);\nCREAT TABLE never (a INT);\n',
+    );
     writeSql(ctx.cwd, '005_outside_rollback.sql', 'DROP TABLE half_done;\n');
     const failed = ctx.cli('migrate');
     assert.is(failed.code, 1, failed.output);
     assert.match(failed.stderr, /005_outside\.sql:3/);
     assert.match(failed.stderr, /version 5 is now marked dirty/);
-    assert.match(failed.stderr, /`tidemark resolve 5 --applied` if the migration took effect.*`tidemark resolve 5 --not-applied` if it did not/);
+    assert.match(
+      failed.stderr,
+      /`tidemark resolve 5 --applied` if the migration took effect.*`tidemark resolve 5 --not-applied` if it did not/,
+    );
     assert.ok((await ctx.db.tables()).includes('half_done'), 'outside a transaction, the first statement stayed');
     const [row] = await ctx.db.query('select dirty from schema_version where version = 5');
     assert.ok(Number(row.dirty) === 1 || row.dirty === true);
@@ -105,18 +127,33 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
   });
 
   test('several runners at once: every migration runs exactly once and all exit 0', async () => {
-    const files = { '010_counter.sql': 'CREATE TABLE counter (n INTEGER);\n', '010_counter_rollback.sql': 'DROP TABLE counter;\n' };
+    const files = {
+      '010_counter.sql': 'CREATE TABLE counter (n INTEGER);\n',
+      '010_counter_rollback.sql': 'DROP TABLE counter;\n',
+    };
     for (let v = 11; v <= 22; v++) {
       files[`0${v}_bump_${v}.sql`] = `INSERT INTO counter (n) VALUES (${v});\n`;
       files[`0${v}_bump_${v}_rollback.sql`] = `DELETE FROM counter WHERE n = ${v};\n`;
     }
     for (const [name, text] of Object.entries(files)) writeSql(ctx.cwd, name, text);
     const runners = 6;
-    const results = await Promise.all(Array.from({ length: runners }, () => runCliAsync(['migrate'], { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url } })));
+    const results = await Promise.all(
+      Array.from({ length: runners }, () =>
+        runCliAsync(['migrate'], { cwd: ctx.cwd, env: { DATABASE_URL: ctx.db.url } }),
+      ),
+    );
     for (const r of results) assert.is(r.code, 0, r.output);
     const counted = (await ctx.db.query('select n from counter order by n')).map((row) => Number(row.n));
-    assert.equal(counted, Array.from({ length: 12 }, (_, i) => i + 11), 'each insert ran exactly once');
-    assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 10, ...Array.from({ length: 12 }, (_, i) => i + 11)]);
+    assert.equal(
+      counted,
+      Array.from({ length: 12 }, (_, i) => i + 11),
+      'each insert ran exactly once',
+    );
+    assert.equal(await ledgerVersions(ctx.db), [
+      ...EXAMPLE_VERSIONS[dialect],
+      10,
+      ...Array.from({ length: 12 }, (_, i) => i + 11),
+    ]);
   });
 
   test.run();
@@ -125,27 +162,41 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
 const postgresOnly = suite('no-transaction on PostgreSQL');
 const pg = perTestDatabase(postgresOnly, 'postgres');
 
-postgresOnly('CREATE INDEX CONCURRENTLY runs with the directive, and without it gets a hint naming the directive', async () => {
-  assert.is(pg.cli('migrate').code, 0);
-  writeSql(pg.cwd, '005_trades_symbol_idx.sql', 'CREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\n');
-  writeSql(pg.cwd, '005_trades_symbol_idx_rollback.sql', '-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY trades_side_idx;\nDROP INDEX CONCURRENTLY trades_symbol_idx;\n');
-  const refused = pg.cli('migrate');
-  assert.is(refused.code, 2, refused.output);
-  assert.match(refused.stderr, /005_trades_symbol_idx\.sql:1:1: CREATE INDEX CONCURRENTLY trades_symbol_idx .* cannot run inside a transaction block/);
-  assert.match(refused.stderr, /-- tidemark:no-transaction/);
-  assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
+postgresOnly(
+  'CREATE INDEX CONCURRENTLY runs with the directive, and without it gets a hint naming the directive',
+  async () => {
+    assert.is(pg.cli('migrate').code, 0);
+    writeSql(pg.cwd, '005_trades_symbol_idx.sql', 'CREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\n');
+    writeSql(
+      pg.cwd,
+      '005_trades_symbol_idx_rollback.sql',
+      '-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY trades_side_idx;\nDROP INDEX CONCURRENTLY trades_symbol_idx;\n',
+    );
+    const refused = pg.cli('migrate');
+    assert.is(refused.code, 2, refused.output);
+    assert.match(
+      refused.stderr,
+      /005_trades_symbol_idx\.sql:1:1: CREATE INDEX CONCURRENTLY trades_symbol_idx .* cannot run inside a transaction block/,
+    );
+    assert.match(refused.stderr, /-- tidemark:no-transaction/);
+    assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
 
-  writeSql(pg.cwd, '005_trades_symbol_idx.sql', '-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\nCREATE INDEX CONCURRENTLY trades_side_idx ON trades (side);\n');
-  const r = pg.cli('migrate');
-  assert.is(r.code, 0, r.output);
-  assert.ok((await pg.db.indexes()).includes('trades_symbol_idx'));
-  assert.ok((await pg.db.indexes()).includes('trades_side_idx'));
-  const [row] = await pg.db.query('select dirty from schema_version where version = 5');
-  assert.is(row.dirty, false);
-  const back = pg.cli('rollback');
-  assert.is(back.code, 0, back.output);
-  assert.not.ok((await pg.db.indexes()).includes('trades_symbol_idx'));
-  assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
-});
+    writeSql(
+      pg.cwd,
+      '005_trades_symbol_idx.sql',
+      '-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\nCREATE INDEX CONCURRENTLY trades_side_idx ON trades (side);\n',
+    );
+    const r = pg.cli('migrate');
+    assert.is(r.code, 0, r.output);
+    assert.ok((await pg.db.indexes()).includes('trades_symbol_idx'));
+    assert.ok((await pg.db.indexes()).includes('trades_side_idx'));
+    const [row] = await pg.db.query('select dirty from schema_version where version = 5');
+    assert.is(row.dirty, false);
+    const back = pg.cli('rollback');
+    assert.is(back.code, 0, back.output);
+    assert.not.ok((await pg.db.indexes()).includes('trades_symbol_idx'));
+    assert.equal(await ledgerVersions(pg.db), [1, 2, 3]);
+  },
+);
 
 postgresOnly.run();

@@ -9,7 +9,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DIALECTS, EXAMPLE_VERSIONS, freshDatabase, HAND_SHELL as SHELL, ledgerVersions, perTestDatabase, runByHand, runCli, writeSql } from './helpers.mjs';
+import {
+  DIALECTS,
+  EXAMPLE_VERSIONS,
+  freshDatabase,
+  HAND_SHELL as SHELL,
+  ledgerVersions,
+  perTestDatabase,
+  runByHand,
+  runCli,
+  writeSql,
+} from './helpers.mjs';
 
 /** What the ledger records that must not depend on who ran a migration or how long it took. */
 async function ledgerRows(db) {
@@ -18,7 +28,9 @@ async function ledgerRows(db) {
 }
 
 async function historyRows(db) {
-  const rows = await db.query('select action, version, migration_name, checksum, outcome from schema_version_history order by id');
+  const rows = await db.query(
+    'select action, version, migration_name, checksum, outcome from schema_version_history order by id',
+  );
   return rows.map((r) => `${r.action} ${r.version} ${r.migration_name} ${r.checksum} ${r.outcome}`);
 }
 
@@ -27,14 +39,34 @@ async function historyRows(db) {
  * with psql's \set line and its own BEGIN/COMMIT wrapper, and files whose last statement has no semicolon.
  */
 function addTrickyMigrations(cwd) {
-  writeSql(cwd, '005_trades_symbol_idx.postgres.sql', '-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\n');
-  writeSql(cwd, '005_trades_symbol_idx_rollback.postgres.sql', '-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY trades_symbol_idx;\n');
-  writeSql(cwd, '005_trades_symbol_idx.sqlite.sql', '-- tidemark:no-transaction\nCREATE INDEX trades_symbol_idx ON trades (symbol);\n');
+  writeSql(
+    cwd,
+    '005_trades_symbol_idx.postgres.sql',
+    '-- tidemark:no-transaction\nCREATE INDEX CONCURRENTLY trades_symbol_idx ON trades (symbol);\n',
+  );
+  writeSql(
+    cwd,
+    '005_trades_symbol_idx_rollback.postgres.sql',
+    '-- tidemark:no-transaction\nDROP INDEX CONCURRENTLY trades_symbol_idx;\n',
+  );
+  writeSql(
+    cwd,
+    '005_trades_symbol_idx.sqlite.sql',
+    '-- tidemark:no-transaction\nCREATE INDEX trades_symbol_idx ON trades (symbol);\n',
+  );
   writeSql(cwd, '005_trades_symbol_idx_rollback.sql', '-- tidemark:no-transaction\nDROP INDEX trades_symbol_idx;\n');
-  writeSql(cwd, '006_orders.sql', "\\set ON_ERROR_STOP on\nBEGIN;\nCREATE TABLE orders (id TEXT PRIMARY KEY, note TEXT DEFAULT 'it''s; fine');\nCOMMIT;\n");
+  writeSql(
+    cwd,
+    '006_orders.sql',
+    "\\set ON_ERROR_STOP on\nBEGIN;\nCREATE TABLE orders (id TEXT PRIMARY KEY, note TEXT DEFAULT 'it''s; fine');\nCOMMIT;\n",
+  );
   writeSql(cwd, '006_orders_rollback.sql', 'DROP TABLE orders');
   // (No comment after it: SQLite would copy a trailing comment into the table's definition and break it.)
-  writeSql(cwd, '007_order_placed_at.sql', '-- the last statement has no semicolon\nALTER TABLE orders ADD COLUMN placed_at TEXT');
+  writeSql(
+    cwd,
+    '007_order_placed_at.sql',
+    '-- the last statement has no semicolon\nALTER TABLE orders ADD COLUMN placed_at TEXT',
+  );
   writeSql(cwd, '007_order_placed_at_rollback.sql', 'ALTER TABLE orders DROP COLUMN placed_at;\n');
 }
 
@@ -82,7 +114,10 @@ for (const dialect of DIALECTS) {
 
       const status = ctx.cli('status', '--json');
       assert.is(status.code, 0, status.output);
-      assert.equal(JSON.parse(status.stdout).entries.map((e) => e.state), versions.map(() => 'applied'));
+      assert.equal(
+        JSON.parse(status.stdout).entries.map((e) => e.state),
+        versions.map(() => 'applied'),
+      );
       const again = ctx.cli('migrate');
       assert.is(again.code, 0, again.output);
       assert.match(again.stdout, 'is up to date at version 7');
@@ -107,26 +142,29 @@ for (const dialect of DIALECTS) {
     }
   });
 
-  byHand('a script stops at the first error on its own: the failing migration leaves nothing, earlier ones stay', async () => {
-    writeSql(ctx.cwd, '005_broken.sql', 'CREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n');
-    writeSql(ctx.cwd, '006_after.sql', 'CREATE TABLE after_broken (id INTEGER);\n');
-    const hand = await runByHand(ctx.db, ctx.cli('sql').stdout);
-    assert.is.not(hand.code, 0, 'the shell reports the failure');
-    assert.match(hand.output, /CREAT/);
-    assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
-    const tables = await ctx.db.tables();
-    assert.not.ok(tables.includes('broken_a'), 'the failing migration was rolled back');
-    assert.not.ok(tables.includes('after_broken'), 'nothing after it ran');
-    assert.match(ctx.cli('status').stdout, /005\s+broken\s+pending/);
+  byHand(
+    'a script stops at the first error on its own: the failing migration leaves nothing, earlier ones stay',
+    async () => {
+      writeSql(ctx.cwd, '005_broken.sql', 'CREATE TABLE broken_a (id INTEGER);\nCREAT TABLE broken_b (id INTEGER);\n');
+      writeSql(ctx.cwd, '006_after.sql', 'CREATE TABLE after_broken (id INTEGER);\n');
+      const hand = await runByHand(ctx.db, ctx.cli('sql').stdout);
+      assert.is.not(hand.code, 0, 'the shell reports the failure');
+      assert.match(hand.output, /CREAT/);
+      assert.equal(await ledgerVersions(ctx.db), EXAMPLE_VERSIONS[dialect]);
+      const tables = await ctx.db.tables();
+      assert.not.ok(tables.includes('broken_a'), 'the failing migration was rolled back');
+      assert.not.ok(tables.includes('after_broken'), 'nothing after it ran');
+      assert.match(ctx.cli('status').stdout, /005\s+broken\s+pending/);
 
-    // After the fix, the next script (or tidemark migrate) goes on from where the hand run stopped.
-    writeSql(ctx.cwd, '005_broken.sql', 'CREATE TABLE broken_a (id INTEGER);\n');
-    const next = ctx.cli('sql');
-    assert.match(next.stdout, `from version ${EXAMPLE_VERSIONS[dialect].at(-1)} to version 6`);
-    assert.not.match(next.stdout, /create table if not exists/, 'the ledger exists: no DDL');
-    assert.is((await runByHand(ctx.db, next.stdout)).code, 0);
-    assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5, 6]);
-  });
+      // After the fix, the next script (or tidemark migrate) goes on from where the hand run stopped.
+      writeSql(ctx.cwd, '005_broken.sql', 'CREATE TABLE broken_a (id INTEGER);\n');
+      const next = ctx.cli('sql');
+      assert.match(next.stdout, `from version ${EXAMPLE_VERSIONS[dialect].at(-1)} to version 6`);
+      assert.not.match(next.stdout, /create table if not exists/, 'the ledger exists: no DDL');
+      assert.is((await runByHand(ctx.db, next.stdout)).code, 0);
+      assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5, 6]);
+    },
+  );
 
   byHand('a legacy ledger: the script adds the columns and records the checksums, as migrate does', async () => {
     const legacy =
@@ -136,12 +174,18 @@ for (const dialect of DIALECTS) {
     const users = readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8');
     const twin = await freshDatabase(dialect, ctx.cwd);
     try {
-      for (const db of [ctx.db, twin]) await db.query(`${legacy}\n${users}\nINSERT INTO schema_version (version, migration_name) VALUES (1, 'create_users');`);
+      for (const db of [ctx.db, twin])
+        await db.query(
+          `${legacy}\n${users}\nINSERT INTO schema_version (version, migration_name) VALUES (1, 'create_users');`,
+        );
       const script = ctx.cli('sql');
       assert.is(script.code, 0, script.output);
       assert.match(script.stdout, /alter table ("public"\.)?"schema_version" add column/);
       // The checksum, and the rollback file's text so that a later release without the file can undo it.
-      assert.match(script.stdout, /update ("public"\.)?"schema_version" set checksum = '[0-9a-f]{64}', rollback_sql = '[^]*?', rollback_checksum = '[0-9a-f]{64}' where version = 1/);
+      assert.match(
+        script.stdout,
+        /update ("public"\.)?"schema_version" set checksum = '[0-9a-f]{64}', rollback_sql = '[\s\S]*?', rollback_checksum = '[0-9a-f]{64}' where version = 1/,
+      );
       assert.is((await runByHand(ctx.db, script.stdout)).code, 0);
       assert.is(cliOn(twin, 'migrate').code, 0);
       assert.equal(await ledgerRows(ctx.db), await ledgerRows(twin));

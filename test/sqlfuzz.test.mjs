@@ -14,7 +14,10 @@ for (const [dialect, files] of Object.entries(SUBSET)) {
   test(`${files} generated files: every verdict agrees with the database`, async () => {
     const totals = await fuzzSql({ dialect, files, seed: 7, adminUrl: process.env.TEST_DATABASE_URL });
     assert.is(totals.files, files);
-    assert.ok(totals.applied > 0 && totals.failed > 0 && totals.refused > 0, `every verdict was put to the test: ${JSON.stringify(totals)}`);
+    assert.ok(
+      totals.applied > 0 && totals.failed > 0 && totals.refused > 0,
+      `every verdict was put to the test: ${JSON.stringify(totals)}`,
+    );
     assert.equal(totals.disagreements, []);
   });
 

@@ -22,7 +22,7 @@ writeFileSync(
   `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n` +
     // CommonJS modules required by CommonJS code do not pass the hook: require's cache names them at exit.
     "import { createRequire } from 'node:module';\nimport { appendFileSync } from 'node:fs';\n" +
-    "const cache = createRequire(import.meta.url).cache;\n" +
+    'const cache = createRequire(import.meta.url).cache;\n' +
     "process.on('exit', () => appendFileSync(process.env.PROBE_FILE, Object.keys(cache).map((p) => `${p}\\n`).join('')));\n",
 );
 
@@ -32,7 +32,10 @@ const DIST = join(ROOT, 'dist');
 function loadedBy(args, { cwd, env = {} }) {
   const file = join(probeDir, `loaded-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, '');
-  const result = runCli(args, { cwd, env: { ...env, PROBE_FILE: file, NODE_OPTIONS: `--import ${pathToFileURL(register).href}` } });
+  const result = runCli(args, {
+    cwd,
+    env: { ...env, PROBE_FILE: file, NODE_OPTIONS: `--import ${pathToFileURL(register).href}` },
+  });
   const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
   rmSync(file);
   const paths = lines.map((l) => (l.startsWith('file:') ? decodeURIComponent(new URL(l).pathname) : l));
@@ -44,7 +47,10 @@ function loadedBy(args, { cwd, env = {} }) {
 /** tidemark's modules that only other commands need. */
 const OTHER_COMMANDS =
   /^(verify|schema|sqlscript|init|backup|findings|lint\w*)\.js$|^import\/(?!formats\.js)|^fleet\/|^drivers\/(\w+-schema|\w+-backup|scratch|fleet-query)\.js$/;
-const OTHER_DIALECT = { sqlite: { module: /^drivers\/postgres/, client: 'postgres' }, postgres: { module: /^drivers\/sqlite/, client: 'sqlite3' } };
+const OTHER_DIALECT = {
+  sqlite: { module: /^drivers\/postgres/, client: 'postgres' },
+  postgres: { module: /^drivers\/sqlite/, client: 'sqlite3' },
+};
 
 const startup = suite('start-up loads only what the command needs');
 
@@ -72,8 +78,16 @@ for (const dialect of DIALECTS) {
       assert.is(result.code, 0, result.output);
       assert.match(result.stdout, 'up to date');
       assert.ok(own.includes('migrator.js'), `the probe saw the run: ${own.join(' ')}`);
-      assert.equal(own.filter((m) => OTHER_COMMANDS.test(m)), [], 'modules of other commands');
-      assert.equal(own.filter((m) => OTHER_DIALECT[dialect].module.test(m)), [], 'the other dialect');
+      assert.equal(
+        own.filter((m) => OTHER_COMMANDS.test(m)),
+        [],
+        'modules of other commands',
+      );
+      assert.equal(
+        own.filter((m) => OTHER_DIALECT[dialect].module.test(m)),
+        [],
+        'the other dialect',
+      );
       assert.not.ok(packages.includes(OTHER_DIALECT[dialect].client), `loaded ${OTHER_DIALECT[dialect].client}`);
       assert.not.ok(packages.includes('libpg-query'), 'loaded the PostgreSQL parser');
     } finally {

@@ -47,12 +47,18 @@ function cycleFrom(start) {
 
 test('no module of src/ imports itself through others', () => {
   const cycles = [...GRAPH.keys()].map(cycleFrom).filter(Boolean);
-  assert.equal(cycles.map((c) => c.map((f) => relative(SRC, f)).join(' -> ')), []);
+  assert.equal(
+    cycles.map((c) => c.map((f) => relative(SRC, f)).join(' -> ')),
+    [],
+  );
 });
 
 test('the database clients are imported only in src/drivers/', () => {
   const outside = [...GRAPH]
-    .filter(([file, deps]) => !relative(SRC, file).startsWith('drivers/') && deps.some((d) => d === 'postgres' || d === 'sqlite3'))
+    .filter(
+      ([file, deps]) =>
+        !relative(SRC, file).startsWith('drivers/') && deps.some((d) => d === 'postgres' || d === 'sqlite3'),
+    )
     .map(([file]) => relative(SRC, file));
   assert.equal(outside, []);
 });

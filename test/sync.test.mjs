@@ -43,7 +43,10 @@ for (const dialect of DIALECTS) {
       const r = p.cli('migrate', '--sync');
       assert.is(r.code, 0, r.output);
       assert.match(r.stdout, /^↓ 0*3 fees .*\n(.*\n)?↓ 0*2 tags /m);
-      assert.match(r.stderr, 'notice: 3 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied');
+      assert.match(
+        r.stderr,
+        'notice: 3 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied',
+      );
       assert.match(r.stdout, /^2 rolled back in .+, now at version 1$/m);
       assert.match(r.stdout, /is up to date at version 1$/m);
       assert.not.match(r.stderr, 'warning:', 'nothing is left ahead of the code');
@@ -79,7 +82,10 @@ for (const dialect of DIALECTS) {
       await p.db.query('update schema_version set rollback_sql = null, rollback_checksum = null where version = 2');
       const unstored = p.cli('migrate', '--sync');
       assert.is(unstored.code, 2, unstored.output);
-      assert.match(unstored.stderr, 'version 2 (tags) is applied, but this release has no file for it and the ledger stored no rollback for it');
+      assert.match(
+        unstored.stderr,
+        'version 2 (tags) is applied, but this release has no file for it and the ledger stored no rollback for it',
+      );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3], 'version 3 was not undone either');
       assert.equal(await appTables(p.db), ['fees', 'notes', 'tags']);
 
@@ -94,7 +100,10 @@ for (const dialect of DIALECTS) {
       writeSql(p.cwd, '004_later_rollback.sql', 'drop table later;\n');
       const hole = p.cli('migrate', '--sync');
       assert.is(hole.code, 2, hole.output);
-      assert.match(hole.stderr, 'migrate --sync: this release has no file for the applied versions 2 (tags), 3 (fees), below its newest file 4; nothing was changed');
+      assert.match(
+        hole.stderr,
+        'migrate --sync: this release has no file for the applied versions 2 (tags), 3 (fees), below its newest file 4; nothing was changed',
+      );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
       assert.equal(await appTables(p.db), ['fees', 'notes', 'tags']);
     } finally {
@@ -110,7 +119,10 @@ for (const dialect of DIALECTS) {
         revertToRelease1(p);
         const r = p.cli('migrate', '--sync', '--backup');
         assert.is(r.code, 0, r.output);
-        assert.ok(r.stdout.indexOf('backup of') >= 0 && r.stdout.indexOf('backup of') < r.stdout.indexOf('↓ '), r.stdout);
+        assert.ok(
+          r.stdout.indexOf('backup of') >= 0 && r.stdout.indexOf('backup of') < r.stdout.indexOf('↓ '),
+          r.stdout,
+        );
         const files = readdirSync(join(p.cwd, 'backups'));
         assert.is(files.length, 1);
         assert.match(files[0], /-v3-\d{8}T\d{9}Z\.sqlite$/);

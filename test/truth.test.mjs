@@ -7,15 +7,34 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BASE, DIALECTS, EXAMPLE_VERSIONS, dispose, ledgerVersions, perTestDatabase, project, runCli, writeSql } from './helpers.mjs';
+import {
+  BASE,
+  DIALECTS,
+  EXAMPLE_VERSIONS,
+  dispose,
+  ledgerVersions,
+  perTestDatabase,
+  project,
+  runCli,
+  writeSql,
+} from './helpers.mjs';
 
 /** The difference lines verify prints under a drift finding. */
-const differenceLines = (stdout) => stdout.split('\n').filter((l) => /^ {2}[+~-] /.test(l)).map((l) => l.trim());
+const differenceLines = (stdout) =>
+  stdout
+    .split('\n')
+    .filter((l) => /^ {2}[+~-] /.test(l))
+    .map((l) => l.trim());
 const checks = (stdout) => JSON.parse(stdout).findings.map((f) => f.check);
 
 const FORWARD_FILES = {
   postgres: ['001_create_users.sql', '002_user_strategies.postgres.sql', '003_create_trades.sql'],
-  sqlite: ['001_create_users.sql', '002_user_strategies.sqlite.sql', '003_create_trades.sql', '004_price_cache.sqlite.sql'],
+  sqlite: [
+    '001_create_users.sql',
+    '002_user_strategies.sqlite.sql',
+    '003_create_trades.sql',
+    '004_price_cache.sqlite.sql',
+  ],
 };
 
 for (const dialect of DIALECTS) {
@@ -38,7 +57,9 @@ for (const dialect of DIALECTS) {
       // --scratch-url on a server where the user may create databases: a new one there, dropped afterwards.
       const onServer = ctx.cli('verify', '--scratch-url', process.env.TEST_DATABASE_URL);
       assert.is(onServer.code, 0, onServer.output);
-      const name = /scratch database postgres:\/\/\S+\/(tidemark_scratch_[0-9a-f]+) \(removed afterwards\)/.exec(onServer.stderr)?.[1];
+      const name = /scratch database postgres:\/\/\S+\/(tidemark_scratch_[0-9a-f]+) \(removed afterwards\)/.exec(
+        onServer.stderr,
+      )?.[1];
       assert.ok(name, onServer.stderr);
       assert.equal(await ctx.db.query('select datname from pg_database where datname = $1', [name]), []);
     }
@@ -51,14 +72,18 @@ for (const dialect of DIALECTS) {
     assert.is(ctx.cli('migrate').code, 0);
     const r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    assert.match(r.stdout, `✗ the schema differs from the migration files at version ${last}, built on a scratch database`);
+    assert.match(
+      r.stdout,
+      `✗ the schema differs from the migration files at version ${last}, built on a scratch database`,
+    );
     assert.equal(differenceLines(r.stdout), ['+ column users.phone: text']);
     assert.not.match(r.stdout, 'force', 'force does not change what is expected: it is no fix for drift');
     assert.not.match(r.output, 'verified');
   });
 
   test('baseline then migrate: a hand-built schema that differs from the files stays drift', async () => {
-    for (const name of FORWARD_FILES[dialect].slice(0, 2)) await ctx.db.query(readFileSync(join(ctx.cwd, 'sql', name), 'utf8'));
+    for (const name of FORWARD_FILES[dialect].slice(0, 2))
+      await ctx.db.query(readFileSync(join(ctx.cwd, 'sql', name), 'utf8'));
     await ctx.db.query('ALTER TABLE users ADD COLUMN phone TEXT');
     assert.is(ctx.cli('baseline', '2').code, 0);
     assert.is(ctx.cli('migrate').code, 0);
@@ -106,12 +131,16 @@ for (const dialect of DIALECTS) {
       await ctx.db.query('ALTER TABLE schema_version DROP CONSTRAINT schema_version_version_key');
     } else {
       const [{ sql }] = await ctx.db.query(`select sql from sqlite_schema where name = 'schema_version'`);
-      const unconstrained = sql.replace('"schema_version"', 'schema_version_new').replace('not null unique', 'not null');
+      const unconstrained = sql
+        .replace('"schema_version"', 'schema_version_new')
+        .replace('not null unique', 'not null');
       assert.is.not(unconstrained, sql);
       await ctx.db.query(`${unconstrained}; insert into schema_version_new select * from schema_version;
         drop table schema_version; alter table schema_version_new rename to schema_version;`);
     }
-    await ctx.db.query(`insert into schema_version (version, migration_name, checksum, dirty) select version, migration_name, checksum, dirty from schema_version where version = 1`);
+    await ctx.db.query(
+      `insert into schema_version (version, migration_name, checksum, dirty) select version, migration_name, checksum, dirty from schema_version where version = 1`,
+    );
     assert.equal(await ledgerVersions(ctx.db), [1, 1, ...EXAMPLE_VERSIONS[dialect].slice(1)]);
 
     const r = ctx.cli('verify');
@@ -126,7 +155,10 @@ for (const dialect of DIALECTS) {
     }
     const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);
-    assert.match(status.stderr, 'warning: the ledger is not one a serial run could have written: version 1 is recorded 2 times');
+    assert.match(
+      status.stderr,
+      'warning: the ledger is not one a serial run could have written: version 1 is recorded 2 times',
+    );
     const json = JSON.parse(ctx.cli('status', '--json').stdout.trim().split('\n').at(-1));
     assert.equal(json.anomalies, ['version 1 is recorded 2 times']);
     // An application's start-up check refuses it too.
@@ -151,7 +183,10 @@ for (const dialect of DIALECTS) {
     await ctx.db.query(`insert into schema_version (version, migration_name) values (99, 'gone')`);
     const r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    assert.match(r.stdout, '✗ the schema was not compared with the migration files: version 99 (gone) is applied but this release has no file to rebuild it from');
+    assert.match(
+      r.stdout,
+      '✗ the schema was not compared with the migration files: version 99 (gone) is applied but this release has no file to rebuild it from',
+    );
     assert.not.match(r.output, 'verified');
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
     assert.is(json.reference.source, 'none');
@@ -172,7 +207,10 @@ for (const dialect of DIALECTS) {
       assert.is(p.cli('migrate', '--allow-out-of-order').code, 0);
       const r = p.cli('verify');
       assert.is(r.code, 0, r.output);
-      assert.match(r.stdout, 'verified: matches the migration files at version 3 (applied in the order 1, 3, 2), built on a scratch database');
+      assert.match(
+        r.stdout,
+        'verified: matches the migration files at version 3 (applied in the order 1, 3, 2), built on a scratch database',
+      );
       await p.db.query('ALTER TABLE orders DROP COLUMN note');
       const drift = p.cli('verify');
       assert.is(drift.code, 3, drift.output);
@@ -205,7 +243,17 @@ for (const dialect of DIALECTS) {
       assert.match(r.stdout, '  005 oneway: unchecked: no rollback file');
       let json = JSON.parse(p.cli('verify', '--rollbacks', '--json').stdout);
       assert.equal(json.rollbacks.counts, { proven: 3, lossy: 1, failed: 1, irreversible: 0, unchecked: 1 });
-      assert.equal(json.rollbacks.results.map((x) => [x.version, x.verdict]), [[1, 'proven'], [2, 'failed'], [3, 'proven'], [4, 'lossy'], [5, 'unchecked'], [6, 'proven']]);
+      assert.equal(
+        json.rollbacks.results.map((x) => [x.version, x.verdict]),
+        [
+          [1, 'proven'],
+          [2, 'failed'],
+          [3, 'proven'],
+          [4, 'lossy'],
+          [5, 'unchecked'],
+          [6, 'proven'],
+        ],
+      );
 
       r = p.cli('verify', '--rollbacks', '--fail-fast');
       assert.is(r.code, 3, r.output);
@@ -218,7 +266,15 @@ for (const dialect of DIALECTS) {
       assert.match(alone.stderr, 'from -> rollbacks');
 
       json = JSON.parse(p.cli('verify', '--rollbacks', '--from', '3', '--json').stdout);
-      assert.equal(json.rollbacks.results.map((x) => [x.version, x.verdict]), [[3, 'proven'], [4, 'lossy'], [5, 'unchecked'], [6, 'proven']]);
+      assert.equal(
+        json.rollbacks.results.map((x) => [x.version, x.verdict]),
+        [
+          [3, 'proven'],
+          [4, 'lossy'],
+          [5, 'unchecked'],
+          [6, 'proven'],
+        ],
+      );
       assert.equal(json.rollbacks.from, 3);
     } finally {
       await dispose(p);
@@ -237,7 +293,10 @@ for (const dialect of DIALECTS) {
       const r = p.cli('verify', '--rollbacks');
       assert.is(r.code, 3, r.output);
       assert.match(r.stdout, 'rollbacks: 1 proven, 0 lossy, 1 failed, 0 irreversible, 1 unchecked');
-      assert.match(r.stdout, '  003 after: unchecked: not reached: 002 bad does not apply on a database built by the migrations before it');
+      assert.match(
+        r.stdout,
+        '  003 after: unchecked: not reached: 002 bad does not apply on a database built by the migrations before it',
+      );
     } finally {
       await dispose(p);
     }
@@ -253,7 +312,10 @@ for (const dialect of DIALECTS) {
       assert.not.ok(existsSync(file));
       r = ctx.cli('verify', '--scratch-url', ctx.db.url);
       assert.is(r.code, 3, r.output);
-      assert.match(r.stdout, `✗ the schema was not compared with the migration files: the file given with --scratch-url (${ctx.db.file}) is not empty`);
+      assert.match(
+        r.stdout,
+        `✗ the schema was not compared with the migration files: the file given with --scratch-url (${ctx.db.file}) is not empty`,
+      );
       assert.ok((await ctx.db.tables()).includes('users'), 'the database given is left alone');
       r = ctx.cli('verify', '--scratch-url', 'postgres://nobody@127.0.0.1:1/x');
       assert.is(r.code, 2, r.output);
@@ -284,7 +346,10 @@ for (const dialect of DIALECTS) {
 
         let r = asRole('verify');
         assert.is(r.code, 3, r.output);
-        assert.match(r.stdout, '✗ the schema was not compared with the migration files: cannot create a scratch database');
+        assert.match(
+          r.stdout,
+          '✗ the schema was not compared with the migration files: cannot create a scratch database',
+        );
         assert.match(r.stdout, 'permission denied to create database');
         assert.match(r.stdout, '--scratch-url');
         assert.not.match(r.output, 'verified');
@@ -305,7 +370,8 @@ for (const dialect of DIALECTS) {
           const left = await scratch`select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
             where n.nspname not like 'pg_%' and n.nspname <> 'information_schema'`;
           assert.equal([...left], [], 'the scratch database is left empty');
-          const types = await scratch`select typname from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public'`;
+          const types =
+            await scratch`select typname from pg_type t join pg_namespace n on n.oid = t.typnamespace where n.nspname = 'public'`;
           assert.equal([...types], []);
         } finally {
           await scratch.end({ timeout: 5 });
@@ -322,7 +388,13 @@ for (const dialect of DIALECTS) {
         r = asRole('verify', '--scratch-url', roleUrl(dbName));
         assert.is(r.code, 3, r.output);
         assert.match(r.stdout, 'holds objects');
-        assert.equal(await ctx.db.tables(), ['schema_version', 'schema_version_history', 'trades', 'user_strategies', 'users']);
+        assert.equal(await ctx.db.tables(), [
+          'schema_version',
+          'schema_version_history',
+          'trades',
+          'user_strategies',
+          'users',
+        ]);
       } finally {
         const superuser = new URL(process.env.TEST_DATABASE_URL).username || 'postgres';
         await admin.unsafe(`drop database if exists ${scratchName} with (force)`);

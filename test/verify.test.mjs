@@ -7,12 +7,26 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CLI, DIALECTS, EXAMPLE_VERSIONS, freshDatabase, perTestDatabase, removeSql, runCli, writeSql } from './helpers.mjs';
+import {
+  CLI,
+  DIALECTS,
+  EXAMPLE_VERSIONS,
+  freshDatabase,
+  perTestDatabase,
+  removeSql,
+  runCli,
+  writeSql,
+} from './helpers.mjs';
 
 /** The difference lines verify prints under a drift or rollback finding. */
-const differenceLines = (stdout) => stdout.split('\n').filter((l) => /^ {2}[+~-] /.test(l)).map((l) => l.trim());
+const differenceLines = (stdout) =>
+  stdout
+    .split('\n')
+    .filter((l) => /^ {2}[+~-] /.test(l))
+    .map((l) => l.trim());
 /** The scratch database a run announced on stderr for a purpose: `building the expected schema` or `proving rollbacks`. */
-const scratchOf = (stderr, purpose) => new RegExp(`${purpose} on scratch database (\\S+) \\(removed afterwards\\)`).exec(stderr)?.[1];
+const scratchOf = (stderr, purpose) =>
+  new RegExp(`${purpose} on scratch database (\\S+) \\(removed afterwards\\)`).exec(stderr)?.[1];
 
 /** Hand changes a DBA might make after `migrate`, and the exact lines verify must print for each. */
 const HAND_CHANGES = {
@@ -22,7 +36,10 @@ const HAND_CHANGES = {
   },
   'a dropped index': {
     sql: { sqlite: 'DROP INDEX trades_user_id_idx', postgres: 'DROP INDEX trades_user_id_idx' },
-    lines: { sqlite: ['- index trades_user_id_idx: on trades (user_id)'], postgres: ['- index trades_user_id_idx: on trades btree (user_id)'] },
+    lines: {
+      sqlite: ['- index trades_user_id_idx: on trades (user_id)'],
+      postgres: ['- index trades_user_id_idx: on trades btree (user_id)'],
+    },
   },
   'a changed default': {
     // SQLite cannot alter a column: the usual table rebuild.
@@ -37,7 +54,10 @@ const HAND_CHANGES = {
     },
   },
   'a new table': {
-    sql: { sqlite: 'CREATE TABLE audit (id INTEGER PRIMARY KEY, note TEXT NOT NULL)', postgres: 'CREATE TABLE audit (id INTEGER PRIMARY KEY, note TEXT NOT NULL)' },
+    sql: {
+      sqlite: 'CREATE TABLE audit (id INTEGER PRIMARY KEY, note TEXT NOT NULL)',
+      postgres: 'CREATE TABLE audit (id INTEGER PRIMARY KEY, note TEXT NOT NULL)',
+    },
     lines: { sqlite: ['+ table audit'], postgres: ['+ table audit'] },
   },
   'an altered check constraint': {
@@ -60,7 +80,11 @@ const HAND_CHANGES = {
   },
   'an added enum label': {
     sql: { postgres: `ALTER TYPE exchange_type ADD VALUE 'bitstamp'` },
-    lines: { postgres: [`~ type exchange_type: enum ('binance', 'kraken', 'coinbase') → enum ('binance', 'kraken', 'coinbase', 'bitstamp')`] },
+    lines: {
+      postgres: [
+        `~ type exchange_type: enum ('binance', 'kraken', 'coinbase') → enum ('binance', 'kraken', 'coinbase', 'bitstamp')`,
+      ],
+    },
   },
 };
 
@@ -76,9 +100,15 @@ for (const dialect of DIALECTS) {
     assert.match(r.stdout, `✓ the schema matches the migration files at version ${last}, built on a scratch database`);
     assert.match(r.stdout, '✓ nothing pending');
     assert.match(r.stdout, '✓ every migration has a rollback file');
-    assert.is(r.stdout.trim().split('\n').at(-1), `verified: matches the migration files at version ${last}, built on a scratch database`);
+    assert.is(
+      r.stdout.trim().split('\n').at(-1),
+      `verified: matches the migration files at version ${last}, built on a scratch database`,
+    );
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
-    assert.equal({ ok: json.ok, findings: json.findings, version: json.version, reference: json.reference.source }, { ok: true, findings: [], version: last, reference: 'files' });
+    assert.equal(
+      { ok: json.ok, findings: json.findings, version: json.version, reference: json.reference.source },
+      { ok: true, findings: [], version: last, reference: 'files' },
+    );
   });
 
   for (const [change, { sql, lines }] of Object.entries(HAND_CHANGES)) {
@@ -88,13 +118,25 @@ for (const dialect of DIALECTS) {
       await ctx.db.query(sql[dialect]);
       const r = ctx.cli('verify');
       assert.is(r.code, 3, r.output);
-      assert.match(r.stdout, `✗ the schema differs from the migration files at version ${last}, built on a scratch database`);
+      assert.match(
+        r.stdout,
+        `✗ the schema differs from the migration files at version ${last}, built on a scratch database`,
+      );
       assert.equal(differenceLines(r.stdout), lines[dialect]);
-      assert.match(r.stdout, 'fix: undo these changes by hand; to keep them instead, undo them here too, put them in a new migration');
+      assert.match(
+        r.stdout,
+        'fix: undo these changes by hand; to keep them instead, undo them here too, put them in a new migration',
+      );
       assert.not.match(r.stdout, 'force');
       const json = JSON.parse(ctx.cli('verify', '--json').stdout);
-      assert.equal(json.findings.map((f) => f.check), ['drift']);
-      assert.equal(json.findings[0].differences.map((d) => d.line), lines[dialect]);
+      assert.equal(
+        json.findings.map((f) => f.check),
+        ['drift'],
+      );
+      assert.equal(
+        json.findings[0].differences.map((d) => d.line),
+        lines[dialect],
+      );
     });
   }
 
@@ -119,8 +161,17 @@ for (const dialect of DIALECTS) {
 
   test('pending, edited, missing, dirty and rollback-less migrations are each a finding', async () => {
     assert.is(ctx.cli('migrate', '2').code, 0);
-    writeSql(ctx.cwd, '001_create_users.sql', readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8') + '\n-- edited\n');
-    for (const f of ['002_user_strategies.postgres.sql', '002_user_strategies.sqlite.sql', '002_user_strategies_rollback.postgres.sql', '002_user_strategies_rollback.sql']) {
+    writeSql(
+      ctx.cwd,
+      '001_create_users.sql',
+      `${readFileSync(join(ctx.cwd, 'sql', '001_create_users.sql'), 'utf8')}\n-- edited\n`,
+    );
+    for (const f of [
+      '002_user_strategies.postgres.sql',
+      '002_user_strategies.sqlite.sql',
+      '002_user_strategies_rollback.postgres.sql',
+      '002_user_strategies_rollback.sql',
+    ]) {
       removeSql(ctx.cwd, f);
     }
     writeSql(ctx.cwd, '005_orders.sql', 'CREATE TABLE orders (id TEXT PRIMARY KEY);\n');
@@ -128,25 +179,46 @@ for (const dialect of DIALECTS) {
 
     const r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    const pending = dialect === 'sqlite' ? ['003 create_trades', '004 price_cache', '005 orders'] : ['003 create_trades', '005 orders'];
-    assert.match(r.stdout, `✗ ${pending.length} migrations are pending\n${pending.map((p) => `  ${p}`).join('\n')}\n  fix: run \`tidemark migrate\``);
-    assert.match(r.stdout, '✗ 1 applied version is not in this release: no migration file\n  version 2 (user_strategies): its rollback is stored in the ledger');
-    assert.match(r.stdout, '✗ 1 applied migration file was edited after the migration ran\n  sql/001_create_users.sql: checksum differs');
-    assert.match(r.stdout, '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 1 (create_users)');
+    const pending =
+      dialect === 'sqlite'
+        ? ['003 create_trades', '004 price_cache', '005 orders']
+        : ['003 create_trades', '005 orders'];
+    assert.match(
+      r.stdout,
+      `✗ ${pending.length} migrations are pending\n${pending.map((p) => `  ${p}`).join('\n')}\n  fix: run \`tidemark migrate\``,
+    );
+    assert.match(
+      r.stdout,
+      '✗ 1 applied version is not in this release: no migration file\n  version 2 (user_strategies): its rollback is stored in the ledger',
+    );
+    assert.match(
+      r.stdout,
+      '✗ 1 applied migration file was edited after the migration ran\n  sql/001_create_users.sql: checksum differs',
+    );
+    assert.match(
+      r.stdout,
+      '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 1 (create_users)',
+    );
     assert.match(r.stdout, '✗ 1 migration has no rollback file\n  sql/005_orders.sql: write 005_orders_rollback.sql');
-    assert.match(r.stdout, '✗ the schema was not compared with the migration files: version 2 (user_strategies) is applied but this release has no file to rebuild it from');
+    assert.match(
+      r.stdout,
+      '✗ the schema was not compared with the migration files: version 2 (user_strategies) is applied but this release has no file to rebuild it from',
+    );
     assert.match(r.stdout, 'verify found 6 problems');
 
     const json = JSON.parse(ctx.cli('verify', '--json').stdout);
     assert.is(json.ok, false);
-    assert.equal(json.findings.map((f) => [f.check, f.versions]), [
-      ['pending', dialect === 'sqlite' ? [3, 4, 5] : [3, 5]],
-      ['missing-file', [2]],
-      ['checksum', [1]],
-      ['dirty', [1]],
-      ['rollback-file', [5]],
-      ['reference', [2]],
-    ]);
+    assert.equal(
+      json.findings.map((f) => [f.check, f.versions]),
+      [
+        ['pending', dialect === 'sqlite' ? [3, 4, 5] : [3, 5]],
+        ['missing-file', [2]],
+        ['checksum', [1]],
+        ['dirty', [1]],
+        ['rollback-file', [5]],
+        ['reference', [2]],
+      ],
+    );
   });
 
   test('a file the DBA ran by hand with its ledger row is compared like any other; the scratch database is gone afterwards', async () => {
@@ -159,7 +231,11 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, dialect === 'sqlite' ? 3 : 0, r.output); // SQLite's 004 is still pending
     const scratch = scratchOf(r.stderr, 'building the expected schema');
     assert.ok(scratch, r.stderr);
-    if (dialect === 'postgres') assert.equal(await ctx.db.query('select datname from pg_database where datname = $1', [new URL(scratch).pathname.slice(1)]), []);
+    if (dialect === 'postgres')
+      assert.equal(
+        await ctx.db.query('select datname from pg_database where datname = $1', [new URL(scratch).pathname.slice(1)]),
+        [],
+      );
     else assert.not.ok(existsSync(scratch.slice('sqlite:'.length)), 'the scratch file is removed');
 
     await ctx.db.query('ALTER TABLE trades ADD COLUMN fee NUMERIC');
@@ -185,7 +261,11 @@ for (const dialect of DIALECTS) {
     assert.is(ctx.cli('rollback').code, 0);
     let r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('✗')), ['✗ 1 migration is pending'], 'only pending: the schema matches version ' + (last - 1));
+    assert.equal(
+      r.stdout.split('\n').filter((l) => l.startsWith('✗')),
+      ['✗ 1 migration is pending'],
+      `only pending: the schema matches version ${last - 1}`,
+    );
 
     // force records `last` without running it: the files say its objects must be there, and they are not.
     assert.is(ctx.cli('force', String(last), '--yes').code, 0);
@@ -193,12 +273,17 @@ for (const dialect of DIALECTS) {
     assert.is(r.code, 3, r.output);
     assert.match(differenceLines(r.stdout)[0], /^- table (price_cache|trades)$/);
     // The hand fix force is meant for: the file's SQL run by hand. Now the database is what the files say.
-    await ctx.db.query(readFileSync(join(ctx.cwd, 'sql', dialect === 'postgres' ? '003_create_trades.sql' : '004_price_cache.sqlite.sql'), 'utf8'));
+    await ctx.db.query(
+      readFileSync(
+        join(ctx.cwd, 'sql', dialect === 'postgres' ? '003_create_trades.sql' : '004_price_cache.sqlite.sql'),
+        'utf8',
+      ),
+    );
     r = ctx.cli('verify');
     assert.is(r.code, 0, r.output);
   });
 
-  test('schema prints the normalized schema as text, without tidemark\'s own tables', async () => {
+  test("schema prints the normalized schema as text, without tidemark's own tables", async () => {
     assert.is(ctx.cli('migrate').code, 0);
     const r = ctx.cli('schema');
     assert.is(r.code, 0, r.output);
@@ -238,7 +323,10 @@ for (const dialect of DIALECTS) {
     const r = ctx.cli('verify', '--rollbacks');
     assert.is(r.code, 0, r.output);
     const n = EXAMPLE_VERSIONS[dialect].length;
-    assert.match(r.stdout, `✓ every rollback checked undoes its migration (${n} rollbacks proven on a scratch database)`);
+    assert.match(
+      r.stdout,
+      `✓ every rollback checked undoes its migration (${n} rollbacks proven on a scratch database)`,
+    );
     assert.match(r.stdout, `rollbacks: ${n} proven, 0 lossy, 0 failed, 0 irreversible, 0 unchecked`);
     const scratch = scratchOf(r.stderr, 'proving rollbacks');
     assert.ok(scratch, r.stderr);
@@ -249,7 +337,13 @@ for (const dialect of DIALECTS) {
     } else {
       assert.not.ok(existsSync(scratch.slice('sqlite:'.length)), 'the scratch file is removed');
     }
-    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacks.counts, { proven: n, lossy: 0, failed: 0, irreversible: 0, unchecked: 0 });
+    assert.equal(JSON.parse(ctx.cli('verify', '--rollbacks', '--json').stdout).rollbacks.counts, {
+      proven: n,
+      lossy: 0,
+      failed: 0,
+      irreversible: 0,
+      unchecked: 0,
+    });
   });
 
   test('verify --rollbacks names an index a rollback forgets, and what a rollback removes too much', async () => {
@@ -258,13 +352,25 @@ for (const dialect of DIALECTS) {
     writeSql(ctx.cwd, '005_name_index_rollback.sql', '-- forgot DROP INDEX users_display_name_idx\nSELECT 1;\n');
     let r = ctx.cli('verify', '--rollbacks');
     assert.is(r.code, 3, r.output);
-    assert.match(r.stdout, '✗ the rollback of 005 name_index does not restore the schema it started from (+ left behind, - removed, ~ changed)');
-    assert.equal(differenceLines(r.stdout), [`+ index users_display_name_idx: on users ${dialect === 'postgres' ? 'btree ' : ''}(display_name)`]);
+    assert.match(
+      r.stdout,
+      '✗ the rollback of 005 name_index does not restore the schema it started from (+ left behind, - removed, ~ changed)',
+    );
+    assert.equal(differenceLines(r.stdout), [
+      `+ index users_display_name_idx: on users ${dialect === 'postgres' ? 'btree ' : ''}(display_name)`,
+    ]);
     assert.match(r.stdout, 'fix: make sql/005_name_index_rollback.sql undo everything sql/005_name_index.sql does');
-    assert.match(r.stdout, `rollbacks: ${EXAMPLE_VERSIONS[dialect].length} proven, 1 lossy, 0 failed, 0 irreversible, 0 unchecked`);
+    assert.match(
+      r.stdout,
+      `rollbacks: ${EXAMPLE_VERSIONS[dialect].length} proven, 1 lossy, 0 failed, 0 irreversible, 0 unchecked`,
+    );
 
     writeSql(ctx.cwd, '005_name_index.sql', 'ALTER TABLE users ADD COLUMN nickname TEXT;\n');
-    writeSql(ctx.cwd, '005_name_index_rollback.sql', 'ALTER TABLE users DROP COLUMN nickname;\nALTER TABLE users DROP COLUMN display_name;\n');
+    writeSql(
+      ctx.cwd,
+      '005_name_index_rollback.sql',
+      'ALTER TABLE users DROP COLUMN nickname;\nALTER TABLE users DROP COLUMN display_name;\n',
+    );
     r = ctx.cli('verify', '--rollbacks');
     assert.is(r.code, 3, r.output);
     assert.equal(differenceLines(r.stdout), ['- column users.display_name: text']);
@@ -297,11 +403,23 @@ for (const dialect of DIALECTS) {
         for (let waited = 0; waited < 30_000; waited += 200) {
           const scratch = scratchOf(stderr, 'proving rollbacks');
           name = scratch && new URL(scratch).pathname.slice(1);
-          if (name && (await ctx.db.query(`select 1 from pg_stat_activity where datname = $1 and query like '%pg_sleep%'`, [name])).length > 0) break;
+          if (
+            name &&
+            (
+              await ctx.db.query(`select 1 from pg_stat_activity where datname = $1 and query like '%pg_sleep%'`, [
+                name,
+              ])
+            ).length > 0
+          )
+            break;
           await sleep(200);
         }
         assert.ok(name, stderr);
-        assert.equal((await ctx.db.query('select datname from pg_database where datname = $1', [name])).length, 1, 'the scratch database exists while 005 runs');
+        assert.equal(
+          (await ctx.db.query('select datname from pg_database where datname = $1', [name])).length,
+          1,
+          'the scratch database exists while 005 runs',
+        );
         child.kill('SIGINT');
         assert.is(await exited, 130, stderr);
         assert.equal(await ctx.db.query('select datname from pg_database where datname = $1', [name]), []);

@@ -25,7 +25,10 @@ export async function connect(target: Target, config: Config, options: ConnectOp
       return await open(target, config, options);
     } catch (error) {
       if (!(error instanceof ConnectionError && error.unreachable) || Date.now() + pause > deadline) throw error;
-      if (pause === 250) options.onNotice(`${target.description} does not answer yet; retrying for up to ${config.waitSeconds} s (--wait)`);
+      if (pause === 250)
+        options.onNotice(
+          `${target.description} does not answer yet; retrying for up to ${config.waitSeconds} s (--wait)`,
+        );
       await sleep(pause);
     }
   }
@@ -34,10 +37,22 @@ export async function connect(target: Target, config: Config, options: ConnectOp
 async function open(target: Target, config: Config, options: ConnectOptions): Promise<Driver> {
   if (target.dialect === 'postgres') {
     const { connectPostgres } = await loadDriver('postgres', () => import('./postgres.js'));
-    return connectPostgres({ url: target.url, description: target.description, table: config.table, onNotice: options.onNotice, timeouts: config });
+    return connectPostgres({
+      url: target.url,
+      description: target.description,
+      table: config.table,
+      onNotice: options.onNotice,
+      timeouts: config,
+    });
   }
   const { connectSqlite } = await loadDriver('sqlite3', () => import('./sqlite.js'));
-  return connectSqlite({ file: target.file, description: target.description, table: config.table, create: options.create, busyTimeoutMs: config.lockTimeoutSeconds * 1000 });
+  return connectSqlite({
+    file: target.file,
+    description: target.description,
+    table: config.table,
+    create: options.create,
+    busyTimeoutMs: config.lockTimeoutSeconds * 1000,
+  });
 }
 
 /**

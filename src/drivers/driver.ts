@@ -104,7 +104,10 @@ export interface Driver {
    * only serializes single write transactions, so each step must re-check with hasVersion().
    */
   lock(options: LockOptions): Promise<boolean>;
-  /** Throws a ConnectionError (exit 4) when the run's lock is known to be lost; called before each step so none starts without it. */
+  /**
+   * Throws a ConnectionError (exit 4) when the run's lock is known to be lost; called before each step so none starts
+   * without it.
+   */
   assertLocked(): void;
   /** Whether the ledger (already prepared) has a row for the version, read inside the current transaction. */
   hasVersion(version: number): Promise<boolean>;
@@ -116,7 +119,9 @@ export interface Driver {
   storedRollback(version: number): Promise<string | null>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */
   prepareLedger(): Promise<void>;
-  /** The DDL prepareLedger() would run now (CREATE TABLE IF NOT EXISTS, or ALTER TABLE); [] when the tables are ready. */
+  /**
+   * The DDL prepareLedger() would run now (CREATE TABLE IF NOT EXISTS, or ALTER TABLE); [] when the tables are ready.
+   */
   ledgerDdl(): Promise<string[]>;
   /** tidemark's ledger statements as a script for the database's own shell (`tidemark sql`). */
   readonly shell: ShellSql;
@@ -156,7 +161,10 @@ export interface Driver {
   otherRun(): Promise<string | null>;
 
   close(): Promise<void>;
-  /** The database's own errors that mean "you may not" (privileges, read-only files) as a TidemarkError with the fix; others unchanged. */
+  /**
+   * The database's own errors that mean "you may not" (privileges, read-only files) as a TidemarkError with the fix;
+   * others unchanged.
+   */
   explain(error: unknown): unknown;
 }
 
@@ -180,8 +188,23 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
   const { file } = step.script;
   const action = step.outOfOrder ? 'up-out-of-order' : step.action;
   return {
-    entry: { version: file.version, name: file.name, checksum: step.script.checksum, executionMs, dirty: false, rollback: step.rollback },
-    history: { action, version: file.version, name: file.name, checksum: step.script.checksum, outcome: 'ok', executionMs, error: null },
+    entry: {
+      version: file.version,
+      name: file.name,
+      checksum: step.script.checksum,
+      executionMs,
+      dirty: false,
+      rollback: step.rollback,
+    },
+    history: {
+      action,
+      version: file.version,
+      name: file.name,
+      checksum: step.script.checksum,
+      outcome: 'ok',
+      executionMs,
+      error: null,
+    },
   };
 }
 
@@ -206,7 +229,9 @@ export function assertLedgerLayout(table: string, columns: Set<string> | null): 
   const missing = ['version', 'migration_name'].filter((c) => columns && !columns.has(c));
   if (missing.length === 0) return;
   throw new UsageError(`the table ${table} is not a migration ledger: it has no ${missing.join(' or ')} column`, {
-    hint: 'if another tool owns that table, give tidemark its own with --table (e.g. --table tidemark_versions); nothing was changed',
+    hint:
+      'if another tool owns that table, give tidemark its own with --table (e.g. --table tidemark_versions); ' +
+      'nothing was changed',
   });
 }
 
@@ -237,8 +262,13 @@ export const ADDED_COLUMNS = [
  * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.
  * `expressions` overrides how a column is read (PostgreSQL formats its timestamp).
  */
-export function ledgerQuery(table: string, columns: Set<string>, expressions: Partial<Record<string, string>> = {}): string {
-  const read = (column: string, missing = 'null') => `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
+export function ledgerQuery(
+  table: string,
+  columns: Set<string>,
+  expressions: Partial<Record<string, string>> = {},
+): string {
+  const read = (column: string, missing = 'null') =>
+    `${columns.has(column) ? (expressions[column] ?? column) : missing} as ${column}`;
   // rollback_sql stays unread: only a rollback that needs it fetches it (storedRollback).
   const list = [
     read('id'),
@@ -259,9 +289,14 @@ export function ledgerQuery(table: string, columns: Set<string>, expressions: Pa
 export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRow {
   const version = Number(r.version);
   if (!Number.isSafeInteger(version) || version < 0) {
-    throw new UsageError(`the ledger table ${table} holds a version that is not a whole number: ${JSON.stringify(r.version)}`, {
-      hint: `fix or delete that row by hand (versions are the numbers at the start of the migration file names), or point --table at tidemark's ledger`,
-    });
+    throw new UsageError(
+      `the ledger table ${table} holds a version that is not a whole number: ${JSON.stringify(r.version)}`,
+      {
+        hint:
+          `fix or delete that row by hand (versions are the numbers at the start of the migration file names), ` +
+          `or point --table at tidemark's ledger`,
+      },
+    );
   }
   return {
     id: r.id == null ? null : Number(r.id),
@@ -279,7 +314,10 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
 
 /** The query that reads the history table; `at` is an expression giving its time as text. */
 export function historyQuery(table: string, at = 'at'): string {
-  return `select action, version, migration_name, checksum, outcome, execution_ms, applied_by, ${at} as at, error from ${table} order by id`;
+  return (
+    `select action, version, migration_name, checksum, outcome, execution_ms, applied_by, ${at} as at, error ` +
+    `from ${table} order by id`
+  );
 }
 
 /** A row of historyQuery(). */

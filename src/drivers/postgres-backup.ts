@@ -28,7 +28,16 @@ export function postgresBackupTool(url: string, ledger: TableName, secrets: stri
     },
     check: (file, ledger) => checkDump(file, ledger, connection.env, redact),
     restore: async (file) => {
-      const args = ['--clean', '--if-exists', '--single-transaction', '--exit-on-error', '--no-owner', '--dbname', connection.url, file];
+      const args = [
+        '--clean',
+        '--if-exists',
+        '--single-transaction',
+        '--exit-on-error',
+        '--no-owner',
+        '--dbname',
+        connection.url,
+        file,
+      ];
       await tool('pg_restore', args, connection.env, redact);
     },
   };
@@ -72,19 +81,31 @@ function tool(name: string, args: string[], env: NodeJS.ProcessEnv, redact: Reda
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') return reject(error);
       reject(
-        new UsageError(`${name} is not installed (or not on PATH): PostgreSQL backups are made with pg_dump and restored with pg_restore`, {
-          hint: 'install the PostgreSQL client tools of the server\'s major version or newer, e.g. `apt install postgresql-client`',
-        }),
+        new UsageError(
+          `${name} is not installed (or not on PATH): PostgreSQL backups are made with pg_dump and restored with ` +
+            `pg_restore`,
+          {
+            hint:
+              "install the PostgreSQL client tools of the server's major version or newer, e.g. `apt install " +
+              'postgresql-client`',
+          },
+        ),
       );
     });
     child.on('close', (code) => {
       if (code === 0) return resolve(stdout);
       const message = redact(stderr.trim().split('\n').slice(0, 5).join('\n'));
       if (/server version mismatch|unsupported version/.test(stderr)) {
-        const hint = `install the PostgreSQL client tools of the server's major version or newer (${name} is older than the server)`;
+        const hint =
+          `install the PostgreSQL client tools of the server's major version or newer (${name} is older ` +
+          `than the server)`;
         return reject(new UsageError(`${name} failed: ${message}`, { hint }));
       }
-      reject(new ConnectionError(`${name} failed: ${message}`, { hint: 'check that the database is reachable with these settings, then run it again' }));
+      reject(
+        new ConnectionError(`${name} failed: ${message}`, {
+          hint: 'check that the database is reachable with these settings, then run it again',
+        }),
+      );
     });
   });
 }

@@ -43,7 +43,7 @@ export function errorOffset(
     return characters < 0 ? null : inFile(text, offsetAfterCharacters(text, Math.max(pieceOffset, 0), characters));
   }
   const range = statementRange(script, statementStart);
-  return internalOffset(text, e, range) ?? blockLineOffset(text, e, range) ?? (statementStart ?? null);
+  return internalOffset(text, e, range) ?? blockLineOffset(text, e, range) ?? statementStart ?? null;
 }
 
 function inFile(text: string, offset: number): number | null {

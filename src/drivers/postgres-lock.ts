@@ -79,22 +79,32 @@ async function takeAdvisoryLock(context: LockContext, { timeoutSeconds, signal }
   if (await pollUntil(timeoutSeconds, tryLock, signal)) return;
   if (tableHolder) throw busyError(description, lockTable, timeoutSeconds, tableHolder);
   const holder = await advisoryHolder(session, table);
-  throw new ConnectionError(`could not get the migration lock on ${description} within ${timeoutSeconds} s: ${holder.text}`, {
-    hint: `wait for that run to finish and try again, or raise --lock-timeout; if it is stuck, end it with select pg_terminate_backend(${holder.pid ?? '<pid>'})`,
-  });
+  throw new ConnectionError(
+    `could not get the migration lock on ${description} within ${timeoutSeconds} s: ${holder.text}`,
+    {
+      hint:
+        `wait for that run to finish and try again, or raise --lock-timeout; if it is stuck, end it with select ` +
+        `pg_terminate_backend(${holder.pid ?? '<pid>'})`,
+    },
+  );
 }
 
 /** LOCK_NAMESPACE and hashtext('schema.table'): the two keys of this ledger's advisory lock, as SQL. */
 function advisoryKeys({ schema, name }: TableName): [string, string] {
-  return [String(LOCK_NAMESPACE), `hashtext(coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}')`];
+  return [
+    String(LOCK_NAMESPACE),
+    `hashtext(coalesce(${schema ? `'${schema}'` : 'null'}, current_schema()) || '.${name}')`,
+  ];
 }
 
 /** Who holds the advisory lock, from pg_stat_activity, for the timeout message. */
 async function advisoryHolder(session: postgres.Sql, table: TableName): Promise<{ text: string; pid?: number }> {
   const [key1, key2] = advisoryKeys(table);
   const [holder] = await session.unsafe(`
-    select a.pid, a.usename as user, a.application_name as application, coalesce(host(a.client_addr), 'local socket') as client,
-           to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since, round(extract(epoch from now() - a.backend_start)) as seconds
+    select a.pid, a.usename as user, a.application_name as application,
+           coalesce(host(a.client_addr), 'local socket') as client,
+           to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ') as since,
+           round(extract(epoch from now() - a.backend_start)) as seconds
     from pg_locks l join pg_stat_activity a on a.pid = l.pid
     where l.locktype = 'advisory' and l.granted
       and l.database = (select oid from pg_database where datname = current_database())
@@ -137,7 +147,10 @@ class TableLock implements RunLock {
   private stopped = false;
   /** Set when a renewal finds the row taken over or deleted. */
   private lost: ConnectionError | null = null;
-  /** performance.now() by which the row cannot yet have expired: the send time of the last successful write plus the TTL. */
+  /**
+   * performance.now() by which the row cannot yet have expired: the send time of the last successful write plus the
+   * TTL.
+   */
   private heldUntil: number;
   private renewalError = '';
 
@@ -200,16 +213,21 @@ class TableLock implements RunLock {
   assertHeld(): void {
     if (this.lost) throw this.lost;
     if (performance.now() > this.heldUntil) {
-      const reason = `could not renew it within --lock-ttl (${this.ttlSeconds} s)${this.renewalError && `: ${this.renewalError}`}`;
+      const reason =
+        `could not renew it within --lock-ttl (${this.ttlSeconds} ` +
+        `s)${this.renewalError && `: ${this.renewalError}`}`;
       throw lostError(this.context.description, reason, this.ttlSeconds);
     }
   }
 
   /** Unref'd: the timer alone never keeps the process alive. */
   private scheduleRenewal(): void {
-    this.timer = setTimeout(() => {
-      this.renewing = this.renew().finally(() => this.stopped || this.scheduleRenewal());
-    }, (this.ttlSeconds * 1000) / 3);
+    this.timer = setTimeout(
+      () => {
+        this.renewing = this.renew().finally(() => this.stopped || this.scheduleRenewal());
+      },
+      (this.ttlSeconds * 1000) / 3,
+    );
     this.timer.unref();
   }
 
@@ -218,7 +236,8 @@ class TableLock implements RunLock {
     const sentAt = performance.now();
     try {
       const renewed = await this.sql.unsafe(
-        `update ${this.table} set expires_at = now() + make_interval(secs => ${this.ttlSeconds}) where id = 1 and holder = $1 returning 1`,
+        `update ${this.table} set expires_at = now() + make_interval(secs => ${this.ttlSeconds}) where id = 1 and ` +
+          `holder = $1 returning 1`,
         [this.token],
       );
       if (renewed.length > 0) {
@@ -243,7 +262,9 @@ class TableLock implements RunLock {
       await this.sql.unsafe(`delete from ${this.table} where holder = $1`, [this.token]);
     } catch (error) {
       // The run itself is done: a row left behind only delays the next run until it expires.
-      this.context.onNotice(`could not release the migration lock (${(error as Error).message}); it expires within ${this.ttlSeconds} s`);
+      this.context.onNotice(
+        `could not release the migration lock (${(error as Error).message}); it expires within ${this.ttlSeconds} s`,
+      );
     } finally {
       await this.sql.end({ timeout: 5 });
     }
@@ -276,7 +297,8 @@ async function createLockTable(sql: postgres.Sql, ledger: TableName): Promise<vo
 function acquireSql(table: string, ttlSeconds: number): string {
   return `insert into ${table} as held (id, holder, host, pid, db_user, acquired_at, expires_at)
     values (1, $1, $2, $3, current_user, now(), now() + make_interval(secs => ${ttlSeconds}))
-    on conflict (id) do update set holder = excluded.holder, host = excluded.host, pid = excluded.pid, db_user = excluded.db_user,
+    on conflict (id) do update set holder = excluded.holder, host = excluded.host, pid = excluded.pid,
+      db_user = excluded.db_user,
       acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
     where held.expires_at < now()
     returning holder`;
@@ -311,7 +333,8 @@ export async function runLockHolder(sql: postgres.Sql, table: TableName): Promis
 }
 
 function advisoryBusyError(description: string, timeoutSeconds: number): ConnectionError {
-  const message = `could not get the migration lock on ${description} within ${timeoutSeconds} s: ` +
+  const message =
+    `could not get the migration lock on ${description} within ${timeoutSeconds} s: ` +
     'a runner with --lock advisory holds it';
   return new ConnectionError(message, {
     hint: 'wait for that run to finish and try again; give every runner of this database the same --lock mode',
@@ -322,14 +345,26 @@ function describeHolder(row: LockRow): string {
   return `pid ${row.pid} on host ${row.host} (user ${row.user}) since ${row.since}`;
 }
 
-function busyError(description: string, table: string, timeoutSeconds: number, row: LockRow | undefined): ConnectionError {
-  if (!row) return new ConnectionError(`could not get the migration lock on ${description} within ${timeoutSeconds} s: another run held it and has just let go`, { hint: 'try again' });
+function busyError(
+  description: string,
+  table: string,
+  timeoutSeconds: number,
+  row: LockRow | undefined,
+): ConnectionError {
+  if (!row)
+    return new ConnectionError(
+      `could not get the migration lock on ${description} within ${timeoutSeconds} s: another run held it and has ` +
+        `just let go`,
+      { hint: 'try again' },
+    );
   const expiry = row.expiresIn > 0 ? `in ${row.expiresIn} s` : `${-row.expiresIn} s ago`;
   return new ConnectionError(
-    `could not get the migration lock on ${description} within ${timeoutSeconds} s: held by ${describeHolder(row)}; it expires at ${row.expires} (${expiry}) unless that run renews it`,
+    `could not get the migration lock on ${description} within ${timeoutSeconds} s: held by ${describeHolder(row)}; ` +
+      `it expires at ${row.expires} (${expiry}) unless that run renews it`,
     {
       hint:
-        'wait for that run to finish and try again, or raise --lock-timeout; if that run is dead, its lock is taken over automatically once it expires, ' +
+        'wait for that run to finish and try again, or raise --lock-timeout; if that run is dead, its lock is taken ' +
+        'over automatically once it expires, ' +
         `or delete it by hand: delete from ${table} where holder = '${row.holder}';`,
     },
   );
@@ -337,6 +372,8 @@ function busyError(description: string, table: string, timeoutSeconds: number, r
 
 function lostError(description: string, reason: string, ttlSeconds: number): ConnectionError {
   return new ConnectionError(`lost the migration lock on ${description}: ${reason}; no further migration was started`, {
-    hint: `the migrations reported above are applied; run again for the rest. A run loses its lock when it cannot renew it for --lock-ttl (${ttlSeconds} s): raise --lock-ttl if its connection is slow`,
+    hint:
+      `the migrations reported above are applied; run again for the rest. A run loses its lock when it cannot ` +
+      `renew it for --lock-ttl (${ttlSeconds} s): raise --lock-ttl if its connection is slow`,
   });
 }

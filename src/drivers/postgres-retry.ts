@@ -28,7 +28,8 @@ export async function retryOnLockTimeout<T>(attempt: () => Promise<T>, options: 
       await options.rollback();
       if (retry > options.retries) throw await withHolders(error, options);
       const pause = FIRST_PAUSE_MS * 2 ** (retry - 1);
-      const what = `${error.details.file}: a table it needs stayed locked for the lock timeout (${options.lockTimeout})`;
+      const what =
+        `${error.details.file}: a table it needs stayed locked for the lock timeout ` + `(${options.lockTimeout})`;
       options.onNotice(`${what}; rolled back, retry ${retry} of ${options.retries} in ${pause / 1000} s`);
       await sleep(pause);
     }
@@ -53,7 +54,9 @@ async function withHolders(error: MigrationError, options: RetryOptions): Promis
     )
     .catch(() => []);
   const holders = rows.map(
-    (r) => `held by pid ${r.pid} (user ${r.usename}, application ${r.application_name || '-'}, ${r.state}, in a transaction since ${r.since}): ${r.query}`,
+    (r) =>
+      `held by pid ${r.pid} (user ${r.usename}, application ${r.application_name || '-'}, ${r.state}, in a ` +
+      `transaction since ${r.since}): ${r.query}`,
   );
   const context = [...(error.details.context ?? []), ...holders];
   return new MigrationError(error.message, { ...error.details, context });

@@ -5,7 +5,14 @@ import type { TableName } from '../config.js';
 import { ConnectionError } from '../errors.js';
 import type { ScratchResult } from './scratch.js';
 import { tidemarkTables } from './postgres-tables.js';
-import { fingerprint, normalizeSnapshot, normalizeSql, type Constraint, type Routine, type Snapshot } from '../schema.js';
+import {
+  fingerprint,
+  normalizeSnapshot,
+  normalizeSql,
+  type Constraint,
+  type Routine,
+  type Snapshot,
+} from '../schema.js';
 
 type Session = Pick<postgres.Sql, 'unsafe'>;
 
@@ -17,12 +24,17 @@ type Session = Pick<postgres.Sql, 'unsafe'>;
 const USER_SCHEMA = `n.nspname <> 'information_schema' and n.nspname !~ '^pg_'
   and (current_setting('tidemark.scope', true) is distinct from 'schema' or n.nspname = current_schema())`;
 /** The name as people write it: bare in the current schema, qualified elsewhere. */
-const displayName = (name: string) => `case when n.nspname = current_schema() then ${name} else n.nspname || '.' || ${name} end`;
+const displayName = (name: string) =>
+  `case when n.nspname = current_schema() then ${name} else n.nspname || '.' || ${name} end`;
 /** Objects an extension brought (CREATE EXTENSION) are the extension's business, not the migrations'. */
 const notFromExtension = (catalog: string, oid: string) =>
-  `not exists (select 1 from pg_depend e where e.classid = '${catalog}'::regclass and e.objid = ${oid} and e.deptype = 'e')`;
+  `not exists (select 1 from pg_depend e where e.classid = '${catalog}'::regclass and e.objid = ${oid} and e.deptype ` +
+  `= 'e')`;
 
-/** OIDs of tidemark's own tables (0 for one not created yet); the names are validated identifiers, so they can be inlined. */
+/**
+ * OIDs of tidemark's own tables (0 for one not created yet); the names are validated identifiers, so they can be
+ * inlined.
+ */
 function tidemarkOids(table: TableName): string {
   return Object.values(tidemarkTables(table))
     .map((name) => `coalesce(to_regclass('${name}')::oid, 0)`)
@@ -52,14 +64,16 @@ const TABLES = `
         order by a.attnum)
       from pg_attribute a left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
       where a.attrelid = r.oid and a.attnum > 0 and not a.attisdropped) as columns,
-    (select coalesce(json_agg(json_build_object('type', c.contype, 'name', c.conname, 'definition', pg_get_constraintdef(c.oid))), '[]')
+    (select coalesce(json_agg(json_build_object('type', c.contype, 'name', c.conname,
+      'definition', pg_get_constraintdef(c.oid))), '[]')
       from pg_constraint c where c.conrelid = r.oid and c.contype in ('p', 'u', 'c', 'f', 'x')) as constraints
   from relations r where r.relkind in ('r', 'p')`;
 
 /** Indexes that only implement a primary key, unique or exclusion constraint are reported as that constraint. */
 const INDEXES = `
   select ${displayName('i.relname')} as name, r.name as table, x.indisunique as unique, am.amname as method,
-    (select json_agg(pg_get_indexdef(x.indexrelid, k, true) || case when x.indoption[k - 1] & 1 = 1 then ' DESC' else '' end order by k)
+    (select json_agg(pg_get_indexdef(x.indexrelid, k, true)
+      || case when x.indoption[k - 1] & 1 = 1 then ' DESC' else '' end order by k)
       from generate_series(1, x.indnkeyatts) as k) as columns,
     pg_get_expr(x.indpred, x.indrelid, true) as predicate
   from pg_index x
@@ -68,9 +82,12 @@ const INDEXES = `
     join pg_namespace n on n.oid = i.relnamespace
     join pg_am am on am.oid = i.relam
   where not exists (
-    select 1 from pg_constraint c where c.conrelid = x.indrelid and c.conindid = x.indexrelid and c.contype in ('p', 'u', 'x'))`;
+    select 1 from pg_constraint c where c.conrelid = x.indrelid and c.conindid = x.indexrelid
+      and c.contype in ('p', 'u', 'x'))`;
 
-const VIEWS = `select r.name, r.relkind = 'm' as materialized, pg_get_viewdef(r.oid, true) as definition from relations r where r.relkind in ('v', 'm')`;
+const VIEWS =
+  `select r.name, r.relkind = 'm' as materialized, pg_get_viewdef(r.oid, true) as definition from ` +
+  `relations r where r.relkind in ('v', 'm')`;
 
 const TRIGGERS = `
   select t.tgname as name, r.name as table, pg_get_triggerdef(t.oid, true) as definition
@@ -91,28 +108,40 @@ function sequences(table: TableName): string {
     (select r.name || '.' || a.attname from pg_depend d
        join relations r on r.oid = d.refobjid
        join pg_attribute a on a.attrelid = d.refobjid and a.attnum = d.refobjsubid
-     where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+     where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refclassid = 'pg_class'::regclass
+       and d.deptype in ('a', 'i')
      limit 1) as owned_by
   from pg_sequence s join pg_class c on c.oid = s.seqrelid join pg_namespace n on n.oid = c.relnamespace
   where ${USER_SCHEMA} and ${notFromExtension('pg_class', 'c.oid')}
-    and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.refobjid in (${tidemarkOids(table)}))`;
+    and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid
+      and d.refobjid in (${tidemarkOids(table)}))`;
 }
 
 const FUNCTIONS = `
-  select p.prokind as kind, ${displayName('p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')' as signature,
+  select p.prokind as kind, ${displayName('p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')'
+    as signature,
     case when p.prokind in ('f', 'w') then pg_get_function_result(p.oid) end as returns,
     l.lanname as language, p.prosrc as body
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang
   where ${USER_SCHEMA} and ${notFromExtension('pg_proc', 'p.oid')}`;
 
-const CONSTRAINT_KINDS: Record<string, Constraint['kind']> = { p: 'primary key', u: 'unique', c: 'check', f: 'foreign key', x: 'exclusion' };
+const CONSTRAINT_KINDS: Record<string, Constraint['kind']> = {
+  p: 'primary key',
+  u: 'unique',
+  c: 'check',
+  f: 'foreign key',
+  x: 'exclusion',
+};
 const ROUTINE_KINDS: Record<string, Routine['kind']> = { f: 'function', w: 'function', p: 'procedure', a: 'aggregate' };
 
+// biome-ignore lint/suspicious/noExplicitAny: catalog rows are checked by the queries that read them
 type Row = Record<string, any>;
 
 /** The application's schema from the catalogs, in one read-only transaction so every query sees the same state. */
 export async function readPostgresSnapshot(session: Session, table: TableName): Promise<Snapshot> {
-  const query = async (select: string): Promise<Row[]> => [...(await session.unsafe(`with ${relations(table)} ${select}`))];
+  const query = async (select: string): Promise<Row[]> => [
+    ...(await session.unsafe(`with ${relations(table)} ${select}`)),
+  ];
   await session.unsafe('begin transaction isolation level repeatable read read only');
   try {
     const [tables, indexes, views, triggers, types, sequenceRows, functions] = [
@@ -134,11 +163,29 @@ export async function readPostgresSnapshot(session: Session, table: TableName): 
           definition: String(c.definition).replace(/^(PRIMARY KEY|UNIQUE|CHECK|FOREIGN KEY|EXCLUDE) /, ''),
         })),
       })),
-      indexes: indexes.map((i) => ({ name: i.name, table: i.table, unique: i.unique, method: i.method, columns: i.columns, predicate: i.predicate })),
+      indexes: indexes.map((i) => ({
+        name: i.name,
+        table: i.table,
+        unique: i.unique,
+        method: i.method,
+        columns: i.columns,
+        predicate: i.predicate,
+      })),
       views: views.map((v) => ({ name: v.name, materialized: v.materialized, definition: normalizeSql(v.definition) })),
-      triggers: triggers.map((t) => ({ name: t.name, table: t.table, definition: String(t.definition).replace(/^CREATE (CONSTRAINT )?TRIGGER \S+ /, '') })),
+      triggers: triggers.map((t) => ({
+        name: t.name,
+        table: t.table,
+        definition: String(t.definition).replace(/^CREATE (CONSTRAINT )?TRIGGER \S+ /, ''),
+      })),
       types: types.map((t) => ({ name: t.name, labels: t.labels ?? [] })),
-      sequences: sequenceRows.map((q) => ({ name: q.name, type: q.type, start: q.start, increment: q.increment, cycle: q.cycle, ownedBy: q.owned_by })),
+      sequences: sequenceRows.map((q) => ({
+        name: q.name,
+        type: q.type,
+        start: q.start,
+        increment: q.increment,
+        cycle: q.cycle,
+        ownedBy: q.owned_by,
+      })),
       functions: functions.map((f) => ({
         kind: ROUTINE_KINDS[f.kind]!,
         signature: f.signature,
@@ -205,7 +252,7 @@ export async function createPostgresScratch(server: ScratchServer): Promise<Scra
  * so the scratch snapshot names objects as the tenant's does. Only a single quoted identifier is
  * spliced into SQL.
  */
-async function createTenantSchema(url: string, options: postgres.Options<{}>): Promise<void> {
+async function createTenantSchema(url: string, options: postgres.Options<Record<string, never>>): Promise<void> {
   const schema = new URL(url).searchParams.get('search_path');
   if (schema === null || !/^"(?:[^"]|"")+"$/.test(schema)) return;
   const scratch = postgres(url, options);

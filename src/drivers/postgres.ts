@@ -139,7 +139,17 @@ async function pinLedgerSchema(
 }
 
 /** Errors meaning the server is not there (yet), as opposed to one that answered and said no. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', '57P03']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  '57P03',
+]);
 
 const NO_CONNECTION_LEFT =
   'the server has no connection left for this user or database (tidemark needs one, and one more with --lock table): ' +
@@ -157,7 +167,10 @@ function isConnectionFailure(e: { code?: string } | null | undefined): boolean {
 
 function connectionError(error: unknown, description: string): ConnectionError {
   const e = error as { code?: string; message?: string };
-  const reason = e.code === 'ECONNREFUSED' ? 'connection refused (is the server running, and on this port?)' : (e.message ?? String(error));
+  const reason =
+    e.code === 'ECONNREFUSED'
+      ? 'connection refused (is the server running, and on this port?)'
+      : (e.message ?? String(error));
   return new ConnectionError(`could not connect to ${description}: ${reason}`, {
     unreachable: UNREACHABLE.has(e.code ?? ''),
     hint:
@@ -234,7 +247,10 @@ class PostgresDriver implements Driver {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
     const rows = await this.query(
-      ledgerQuery(this.ledger, columns, { version: 'version::text', applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')` }),
+      ledgerQuery(this.ledger, columns, {
+        version: 'version::text',
+        applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')`,
+      }),
     );
     return rows.map((row) => toLedgerRow(row, this.ledger));
   }
@@ -271,10 +287,14 @@ class PostgresDriver implements Driver {
         rollback_sql: 'text',
       };
       const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
-      if (missing.length > 0) statements.push(`alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`);
+      if (missing.length > 0)
+        statements.push(
+          `alter table ${this.ledger} ${missing.map((c) => `add column ${c} ${definitions[c]}`).join(', ')}`,
+        );
     }
     const [{ exists }] = await this.query(`select to_regclass($1) is not null as exists`, [this.history]);
-    if (!exists) statements.push(`create table if not exists ${this.history} (
+    if (!exists)
+      statements.push(`create table if not exists ${this.history} (
       id serial primary key,
       action text not null,
       version bigint not null,
@@ -408,7 +428,8 @@ class PostgresDriver implements Driver {
 
   private async runStepOnce(step: Step): Promise<number | null> {
     const { entry, history } = stepRecords(step, null);
-    const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
+    const ledgerWrite =
+      step.action === 'up' ? this.insertRowSql(entry, SERVER_ELAPSED_MS) : this.deleteRowSql(entry.version);
     const head = step.ownTransaction ? `${['begin', ...this.limits('set local')].join('; ')};\n` : '';
     // The file may end in a comment or without a semicolon: the records start on a line of their own.
     // The session's settings are restored before them, so the next file starts as this one did.
@@ -435,7 +456,11 @@ class PostgresDriver implements Driver {
     appendHistory: (entry) => this.historySql(entry, undefined, PSQL_APPLIED_BY),
   };
 
-  private insertRowSql(entry: LedgerEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
+  private insertRowSql(
+    entry: LedgerEntry,
+    executionMs = literal(entry.executionMs),
+    appliedBy = literal(this.appliedBy),
+  ): string {
     const { version, name, checksum, dirty } = entry;
     const trailing = trailingValues(entry).map(literal);
     const head = [literal(version), literal(name), literal(checksum), executionMs, appliedBy, literal(dirty)];
@@ -453,10 +478,17 @@ class PostgresDriver implements Driver {
     return `update ${this.ledger} set ${assignments} where version = ${literal(version)}`;
   }
 
-  private historySql(entry: HistoryEntry, executionMs = literal(entry.executionMs), appliedBy = literal(this.appliedBy)): string {
+  private historySql(
+    entry: HistoryEntry,
+    executionMs = literal(entry.executionMs),
+    appliedBy = literal(this.appliedBy),
+  ): string {
     const values = [entry.action, entry.version, entry.name, entry.checksum, entry.outcome].map(literal);
-    return `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error)
-       values (${values.join(', ')}, ${executionMs}, ${appliedBy}, ${literal(entry.error)})`;
+    return (
+      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, ` +
+      `applied_by, error)
+       values (${values.join(', ')}, ${executionMs}, ${appliedBy}, ${literal(entry.error)})`
+    );
   }
 
   async insertRow(entry: LedgerEntry): Promise<void> {

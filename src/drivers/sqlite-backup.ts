@@ -16,7 +16,13 @@ interface SqliteBackup {
 }
 
 type BackupDatabase = sqlite3.Database & {
-  backup(file: string, destName: string, sourceName: string, fileIsDestination: boolean, callback: (error: Error | null) => void): SqliteBackup;
+  backup(
+    file: string,
+    destName: string,
+    sourceName: string,
+    fileIsDestination: boolean,
+    callback: (error: Error | null) => void,
+  ): SqliteBackup;
 };
 
 const BUSY_TIMEOUT_MS = 60_000;
@@ -56,7 +62,9 @@ function restoreInto(db: BackupDatabase, file: string): Promise<void> {
 async function withDatabase<T>(file: string, mode: number, work: (db: sqlite3.Database) => Promise<T>): Promise<T> {
   if (!existsSync(file)) throw new UsageError(`${file} does not exist`);
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
-    const opened: sqlite3.Database = new sqlite3.Database(file, mode, (error) => (error ? reject(error) : resolve(opened)));
+    const opened: sqlite3.Database = new sqlite3.Database(file, mode, (error) =>
+      error ? reject(error) : resolve(opened),
+    );
   });
   db.configure('busyTimeout', BUSY_TIMEOUT_MS);
   try {
@@ -71,5 +79,7 @@ function run(db: sqlite3.Database, sql: string, params: unknown[] = []): Promise
 }
 
 function all(db: sqlite3.Database, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
-  return new Promise((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as Record<string, unknown>[]))));
+  return new Promise((resolve, reject) =>
+    db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as Record<string, unknown>[]))),
+  );
 }

@@ -147,10 +147,13 @@ export class SqliteRunLock {
   /** Renews the lock every ttl/3, for holders on other hosts; one on this host is known alive by its pid. */
   private scheduleRenewal(): void {
     if (this.released) return;
-    this.timer = setTimeout(() => {
-      // A renewal that fails (the disk is full) is tried again; the check before COMMIT decides.
-      if (this.renew() !== false) this.scheduleRenewal();
-    }, (this.ttlSeconds * 1000) / 3);
+    this.timer = setTimeout(
+      () => {
+        // A renewal that fails (the disk is full) is tried again; the check before COMMIT decides.
+        if (this.renew() !== false) this.scheduleRenewal();
+      },
+      (this.ttlSeconds * 1000) / 3,
+    );
     this.timer.unref();
   }
 

@@ -6,8 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TableName } from '../config.js';
 import type { ScratchResult } from './scratch.js';
-import { closingQuote, normalizeSnapshot, normalizeSql, type Column, type Constraint, type Index, type Snapshot } from '../schema.js';
+import {
+  closingQuote,
+  normalizeSnapshot,
+  normalizeSql,
+  type Column,
+  type Constraint,
+  type Index,
+  type Snapshot,
+} from '../schema.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: catalog rows are checked by the queries that read them
 type Row = Record<string, any>;
 /** Runs one statement on the driver's connection and returns its rows. */
 export type SqliteQuery = (sql: string, params?: readonly (string | number | null)[]) => Promise<Row[]>;
@@ -24,12 +33,24 @@ export async function readSqliteSnapshot(query: SqliteQuery, table: TableName): 
     );
     const of = (type: string) => objects.filter((o) => o.type === type);
     const pragmas = await readPragmas(query);
-    const tables = of('table').map((t) => ({ name: t.name, columns: columns(pragmas.columns.get(t.name) ?? []), constraints: constraints(pragmas, t.name, t.sql) }));
+    const tables = of('table').map((t) => ({
+      name: t.name,
+      columns: columns(pragmas.columns.get(t.name) ?? []),
+      constraints: constraints(pragmas, t.name, t.sql),
+    }));
     return normalizeSnapshot({
       tables,
       indexes: of('index').map((i) => indexOf(i.name, i.table, i.sql)),
-      views: of('view').map((v) => ({ name: v.name, materialized: false, definition: withoutHeader(v.sql, /^CREATE (TEMP |TEMPORARY )?VIEW (IF NOT EXISTS )?\S+?( ?\([^)]*\))? AS /i) })),
-      triggers: of('trigger').map((t) => ({ name: t.name, table: t.table, definition: withoutHeader(t.sql, /^CREATE (TEMP |TEMPORARY )?TRIGGER (IF NOT EXISTS )?\S+ /i) })),
+      views: of('view').map((v) => ({
+        name: v.name,
+        materialized: false,
+        definition: withoutHeader(v.sql, /^CREATE (TEMP |TEMPORARY )?VIEW (IF NOT EXISTS )?\S+?( ?\([^)]*\))? AS /i),
+      })),
+      triggers: of('trigger').map((t) => ({
+        name: t.name,
+        table: t.table,
+        definition: withoutHeader(t.sql, /^CREATE (TEMP |TEMPORARY )?TRIGGER (IF NOT EXISTS )?\S+ /i),
+      })),
       types: [],
       sequences: [],
       functions: [],
@@ -51,15 +72,33 @@ interface Pragmas {
   references: Map<string, Row[]>;
 }
 
-/** Every pragma read once for all tables (joined with sqlite_schema), not once per table: 4 queries, not 4 per table. */
+/**
+ * Every pragma read once for all tables (joined with sqlite_schema), not once per table: 4 queries, not 4 per table.
+ */
 async function readPragmas(query: SqliteQuery): Promise<Pragmas> {
   const perTable = async (select: string, from: string, order: string) =>
-    groupBy(await query(`select m.name as tbl, ${select} from sqlite_schema m ${from} where m.type = 'table' order by m.name, ${order}`));
+    groupBy(
+      await query(
+        `select m.name as tbl, ${select} from sqlite_schema m ${from} where m.type = 'table' order by m.name, ${order}`,
+      ),
+    );
   return {
-    columns: await perTable(`p.name, p.type, p."notnull" as not_null, p.dflt_value, p.hidden`, `join pragma_table_xinfo(m.name) p on p.hidden <> 1`, 'p.cid'),
+    columns: await perTable(
+      `p.name, p.type, p."notnull" as not_null, p.dflt_value, p.hidden`,
+      `join pragma_table_xinfo(m.name) p on p.hidden <> 1`,
+      'p.cid',
+    ),
     keys: await perTable('p.name', 'join pragma_table_info(m.name) p on p.pk > 0', 'p.pk'),
-    uniques: await perTable('l.name as index_name, i.name', `join pragma_index_list(m.name) l on l.origin = 'u' join pragma_index_info(l.name) i`, 'l.seq, i.seqno'),
-    references: await perTable('f.id, f."table", f."from", f."to", f.on_update, f.on_delete', 'join pragma_foreign_key_list(m.name) f', 'f.id, f.seq'),
+    uniques: await perTable(
+      'l.name as index_name, i.name',
+      `join pragma_index_list(m.name) l on l.origin = 'u' join pragma_index_info(l.name) i`,
+      'l.seq, i.seqno',
+    ),
+    references: await perTable(
+      'f.id, f."table", f."from", f."to", f.on_update, f.on_delete',
+      'join pragma_foreign_key_list(m.name) f',
+      'f.id, f.seq',
+    ),
   };
 }
 
@@ -87,18 +126,31 @@ function constraints(pragmas: Pragmas, table: string, sql: string): Constraint[]
   const list = (names: string[]) => `(${names.join(', ')})`;
   const found: Constraint[] = [];
   const keyColumns = pragmas.keys.get(table) ?? [];
-  if (keyColumns.length > 0) found.push({ kind: 'primary key', name: null, definition: list(keyColumns.map((c) => c.name)) });
+  if (keyColumns.length > 0)
+    found.push({ kind: 'primary key', name: null, definition: list(keyColumns.map((c) => c.name)) });
   const uniques = pragmas.uniques.get(table) ?? [];
   for (const index of new Set(uniques.map((u) => u.index_name))) {
-    found.push({ kind: 'unique', name: null, definition: list(uniques.filter((u) => u.index_name === index).map((c) => c.name)) });
+    found.push({
+      kind: 'unique',
+      name: null,
+      definition: list(uniques.filter((u) => u.index_name === index).map((c) => c.name)),
+    });
   }
   const references = pragmas.references.get(table) ?? [];
   for (const id of new Set(references.map((r) => r.id))) {
     const parts = references.filter((r) => r.id === id);
-    const target = parts.every((r) => r.to !== null) ? `${parts[0]!.table}${list(parts.map((r) => r.to))}` : parts[0]!.table;
+    const target = parts.every((r) => r.to !== null)
+      ? `${parts[0]!.table}${list(parts.map((r) => r.to))}`
+      : parts[0]!.table;
     // Written as PostgreSQL writes it: NO ACTION, the default, is not spelled out.
-    const actions = [`ON UPDATE ${parts[0]!.on_update}`, `ON DELETE ${parts[0]!.on_delete}`].filter((a) => !a.endsWith('NO ACTION'));
-    found.push({ kind: 'foreign key', name: null, definition: [`${list(parts.map((r) => r.from))} REFERENCES ${target}`, ...actions].join(' ') });
+    const actions = [`ON UPDATE ${parts[0]!.on_update}`, `ON DELETE ${parts[0]!.on_delete}`].filter(
+      (a) => !a.endsWith('NO ACTION'),
+    );
+    found.push({
+      kind: 'foreign key',
+      name: null,
+      definition: [`${list(parts.map((r) => r.from))} REFERENCES ${target}`, ...actions].join(' '),
+    });
   }
   for (const check of checkExpressions(sql)) found.push({ kind: 'check', name: null, definition: check });
   return found;
@@ -127,7 +179,14 @@ function indexOf(name: string, table: string, sql: string): Index {
   const group = parenthesized(skeleton, skeleton.indexOf('('));
   const columns = group ? splitTopLevel(sql, skeleton, group.open + 1, group.close).map(normalizeSql) : [];
   const predicate = group ? /^\s*WHERE\s+([\s\S]+)$/i.exec(sql.slice(group.close + 1))?.[1] : undefined;
-  return { name, table, unique: /^\s*CREATE\s+UNIQUE\b/i.test(sql), method: null, columns, predicate: predicate ? normalizeSql(predicate) : null };
+  return {
+    name,
+    table,
+    unique: /^\s*CREATE\s+UNIQUE\b/i.test(sql),
+    method: null,
+    columns,
+    predicate: predicate ? normalizeSql(predicate) : null,
+  };
 }
 
 /**

@@ -48,32 +48,41 @@ const quote = (identifier: string) => `"${identifier}"`;
 
 export async function connectSqlite(options: SqliteOptions): Promise<Driver> {
   if (options.table.schema) {
-    throw new UsageError(`SQLite has no schemas: the ledger table cannot be "${options.table.schema}.${options.table.name}"`, {
-      hint: `use --table ${options.table.name}`,
-    });
+    throw new UsageError(
+      `SQLite has no schemas: the ledger table cannot be "${options.table.schema}.${options.table.name}"`,
+      {
+        hint: `use --table ${options.table.name}`,
+      },
+    );
   }
   const missing = !existsSync(options.file);
   const path = missing && !options.create ? ':memory:' : options.file;
   const mode = sqlite3.OPEN_READWRITE | (options.create ? sqlite3.OPEN_CREATE : 0);
   const db = await new Promise<sqlite3.Database>((resolve, reject) => {
     if (missing && options.create) makeFolders(dirname(options.file));
-    const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) => (error ? reject(error) : resolve(opened)));
+    const opened: sqlite3.Database = new sqlite3.Database(path, mode, (error) =>
+      error ? reject(error) : resolve(opened),
+    );
   }).catch((error: Error) => {
     throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
-      hint: 'check that the path in DATABASE_URL names a file this user can read and write, in a folder that exists or can be created',
+      hint:
+        'check that the path in DATABASE_URL names a file this user can read and write, in a folder that exists ' +
+        'or can be created',
     });
   });
   db.configure('busyTimeout', options.busyTimeoutMs);
   // SQLite opens lazily: a file that is not a database only shows it at the first read.
-  await new Promise<void>((resolve, reject) => db.get('select count(*) from sqlite_schema', (error) => (error ? reject(error) : resolve()))).catch(
-    async (error: Error & { code?: string }) => {
-      await new Promise((resolve) => db.close(resolve));
-      if (error.code === 'SQLITE_BUSY') throw busyError(options);
-      throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
-        hint: 'DATABASE_URL must name a SQLite database file (or a path where one can be created), not another kind of file',
-      });
-    },
-  );
+  await new Promise<void>((resolve, reject) =>
+    db.get('select count(*) from sqlite_schema', (error) => (error ? reject(error) : resolve())),
+  ).catch(async (error: Error & { code?: string }) => {
+    await new Promise((resolve) => db.close(resolve));
+    if (error.code === 'SQLITE_BUSY') throw busyError(options);
+    throw new ConnectionError(`could not open ${options.description}: ${error.message}`, {
+      hint:
+        'DATABASE_URL must name a SQLite database file (or a path where one can be created), not another kind of ' +
+        'file',
+    });
+  });
   return new SqliteDriver(db, options);
 }
 
@@ -86,9 +95,13 @@ function storageError(error: unknown): boolean {
 
 /** Another connection held the database's lock for longer than the busy timeout. */
 function busyError(options: SqliteOptions): ConnectionError {
-  return new ConnectionError(`could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection holds its write lock`, {
-    hint: 'wait for the other run (or the application transaction) to finish and try again, or raise --lock-timeout',
-  });
+  return new ConnectionError(
+    `could not get the lock on ${options.description} within ${options.busyTimeoutMs / 1000} s: another connection ` +
+      `holds its write lock`,
+    {
+      hint: 'wait for the other run (or the application transaction) to finish and try again, or raise --lock-timeout',
+    },
+  );
 }
 
 class SqliteDriver implements Driver {
@@ -115,7 +128,9 @@ class SqliteDriver implements Driver {
   }
 
   private all<Row>(sql: string, params: Params = []): Promise<Row[]> {
-    return new Promise((resolve, reject) => this.db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as Row[]))));
+    return new Promise((resolve, reject) =>
+      this.db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows as Row[]))),
+    );
   }
 
   private exec(sql: string): Promise<void> {
@@ -172,14 +187,19 @@ class SqliteDriver implements Driver {
   async storedRollback(version: number): Promise<string | null> {
     const columns = await this.ledgerColumns();
     if (!columns?.has('rollback_sql')) return null;
-    const [row] = await this.all<{ rollback_sql: string | null }>(`select rollback_sql from ${this.ledger} where version = ?`, [version]);
+    const [row] = await this.all<{ rollback_sql: string | null }>(
+      `select rollback_sql from ${this.ledger} where version = ?`,
+      [version],
+    );
     return row?.rollback_sql ?? null;
   }
 
   async readLedger(): Promise<LedgerRow[]> {
     const columns = await this.ledgerColumns();
     if (!columns) return [];
-    return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map((row) => toLedgerRow(row, this.ledger));
+    return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map((row) =>
+      toLedgerRow(row, this.ledger),
+    );
   }
 
   /** Under BEGIN IMMEDIATE, so two runners starting at once cannot both create the tables. */
@@ -222,10 +242,14 @@ class SqliteDriver implements Driver {
         rollback_sql: 'text',
       };
       // SQLite adds one column per statement.
-      for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c))) statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
+      for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c)))
+        statements.push(`alter table ${this.ledger} add column ${c} ${definitions[c]}`);
     }
-    const history = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [`${this.options.table.name}_history`]);
-    if (history.length === 0) statements.push(`create table if not exists ${this.history} (
+    const history = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [
+      `${this.options.table.name}_history`,
+    ]);
+    if (history.length === 0)
+      statements.push(`create table if not exists ${this.history} (
       id integer primary key autoincrement,
       action text not null,
       version integer not null,
@@ -323,10 +347,16 @@ class SqliteDriver implements Driver {
     if (rows.length === 0) return;
     const shown = rows.slice(0, 10).map((r) => `${r.table} rowid ${r.rowid ?? '(without rowid)'} -> ${r.parent}`);
     const more = rows.length > shown.length ? ` and ${rows.length - shown.length} more` : '';
-    throw new MigrationError(`${path}: ${rows.length} row(s) reference a missing row: ${shown.join('; ')}${more}; rolled back, nothing was changed`, {
-      file: path,
-      hint: `fix the rebuild so every reference still holds (run PRAGMA foreign_key_check in the sqlite3 shell to list them), then run again`,
-    });
+    throw new MigrationError(
+      `${path}: ${rows.length} row(s) reference a missing row: ${shown.join('; ')}${more}; rolled back, nothing was ` +
+        `changed`,
+      {
+        file: path,
+        hint:
+          `fix the rebuild so every reference still holds (run PRAGMA foreign_key_check in the sqlite3 shell to ` +
+          `list them), then run again`,
+      },
+    );
   }
 
   private async runStepInTransaction(step: Step, beforeCommit?: () => Promise<void>): Promise<number | null> {
@@ -343,7 +373,11 @@ class SqliteDriver implements Driver {
     const { entry, history } = stepRecords(step, Math.round(performance.now() - started));
     // The savepoint's release, the records and the commit in one call into SQLite's worker thread.
     const ledgerWrite = step.action === 'up' ? this.insertRowSql(entry) : this.deleteRowSql(version);
-    await this.exec(['release tidemark_file', ledgerWrite, this.historySql(history), ...(step.ownTransaction ? ['commit'] : [])].join(';\n'));
+    await this.exec(
+      ['release tidemark_file', ledgerWrite, this.historySql(history), ...(step.ownTransaction ? ['commit'] : [])].join(
+        ';\n',
+      ),
+    );
     return history.executionMs;
   }
 
@@ -375,8 +409,20 @@ class SqliteDriver implements Driver {
   }
 
   private historySql(entry: HistoryEntry, appliedBy = this.appliedBy): string {
-    const values = [entry.action, entry.version, entry.name, entry.checksum, entry.outcome, entry.executionMs, appliedBy, entry.error].map(literal);
-    return `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, applied_by, error) values (${values.join(', ')})`;
+    const values = [
+      entry.action,
+      entry.version,
+      entry.name,
+      entry.checksum,
+      entry.outcome,
+      entry.executionMs,
+      appliedBy,
+      entry.error,
+    ].map(literal);
+    return (
+      `insert into ${this.history} (action, version, migration_name, checksum, outcome, execution_ms, ` +
+      `applied_by, error) values (${values.join(', ')})`
+    );
   }
 
   async insertRow(entry: LedgerEntry): Promise<void> {
@@ -396,8 +442,12 @@ class SqliteDriver implements Driver {
   }
 
   async readHistory(): Promise<HistoryRow[]> {
-    const exists = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [`${this.options.table.name}_history`]);
-    return exists.length === 0 ? [] : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
+    const exists = await this.all(`select 1 from sqlite_schema where type = 'table' and name = ?`, [
+      `${this.options.table.name}_history`,
+    ]);
+    return exists.length === 0
+      ? []
+      : (await this.all<Record<string, unknown>>(historyQuery(this.history))).map(toHistoryRow);
   }
 
   /** The catalog queries load only here: migrate never needs them. */

@@ -203,7 +203,9 @@ function haltOnSignals(running: Set<Migrator>): { signal: StopSignal | null; rem
     process.on(signal, handler);
     return [signal, handler] as const;
   });
-  state.remove = () => handlers.forEach(([signal, handler]) => process.off(signal, handler));
+  state.remove = () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
   return state;
 }
 

@@ -146,8 +146,9 @@ const PARSERS: Record<SourceFormat, Parser> = {
     if (!match) return notAMigration(file, 'V<version>__<description>.sql');
     const [, prefix, versionText, rawName] = match as unknown as [string, string, string, string];
     if (!/^\d+$/.test(versionText)) {
-      const reason = `version ${versionText} has parts; tidemark versions are whole numbers: give it one that keeps ` +
-        'Flyway\'s order (renumbering the versions above it if needed), in its file name and flyway_schema_history';
+      const reason =
+        `version ${versionText} has parts; tidemark versions are whole numbers: give it one that keeps ` +
+        "Flyway's order (renumbering the versions above it if needed), in its file name and flyway_schema_history";
       return { path: file.path, reason };
     }
     // An undo file goes with the V file of its version in the same folder.
@@ -264,7 +265,9 @@ function withStatementsRead(p: Parsed): Parsed {
  * be seen on both.
  */
 function ownsTransaction(text: string, dialect: Dialect | null): boolean {
-  const bodies = lexed(text, dialect).map(({ statements }) => (fileWrapper(statements) ? statements.slice(1, -1) : statements));
+  const bodies = lexed(text, dialect).map(({ statements }) =>
+    fileWrapper(statements) ? statements.slice(1, -1) : statements,
+  );
   const control = bodies.length > 0 && bodies.every((body) => body.some(controlsTransaction));
   return control || bodies.some((body) => body.some((st) => st.kind === 'no-transaction'));
 }

@@ -10,7 +10,7 @@ export function readSourceFolder(dir: string, cwd: string): SourceFile[] {
   const root = resolve(cwd, dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) {
     throw new UsageError(`the folder to import, ${dir}, does not exist`, {
-      hint: 'name the other tool\'s migrations folder, e.g. tidemark import --from goose db/migrations',
+      hint: "name the other tool's migrations folder, e.g. tidemark import --from goose db/migrations",
     });
   }
   const files: SourceFile[] = [];

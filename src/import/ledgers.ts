@@ -52,7 +52,8 @@ export function appliedByTool(format: SourceFormat, rows: ForeignRow[], table: s
       if (row && truthy(row.dirty)) {
         const what = `${table} says version ${row.version} is dirty: a golang-migrate migration failed halfway`;
         throw new UsageError(`${what}; nothing was imported`, {
-          hint: 'check the database by hand, then mark it clean with golang-migrate\'s own `migrate force <version>` ' +
+          hint:
+            "check the database by hand, then mark it clean with golang-migrate's own `migrate force <version>` " +
             'and run this import again',
         });
       }
@@ -87,7 +88,7 @@ function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
     if (!truthy(row.success)) {
       const what = `${table} records a failed migration (${row.script}, version ${row.version})`;
       throw new UsageError(`${what}; nothing was imported`, {
-        hint: 'check the database by hand, clear the failed row with Flyway\'s own `flyway repair`, then import again',
+        hint: "check the database by hand, clear the failed row with Flyway's own `flyway repair`, then import again",
       });
     }
     if (row.version === null || row.type === 'SCHEMA') continue;
@@ -136,7 +137,7 @@ export function versionsToAdopt(
     const versions = orphans.map((v) => whyNoFile(v, conversion)).join('; ');
     const what = `${table} records versions with no converted ${dialect} file: ${versions}`;
     throw new UsageError(`${what}; nothing was imported`, {
-      hint: 'write those migrations as SQL files in the other tool\'s layout (or restore them), then import again',
+      hint: "write those migrations as SQL files in the other tool's layout (or restore them), then import again",
     });
   }
   const newest = Math.max(0, ...adopted);

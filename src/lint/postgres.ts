@@ -196,11 +196,12 @@ function lintAlterCommand(command: Node, table: string, state: FileState, add: A
       add('column-type-rewrite', `${why}the table is rewritten under an ACCESS EXCLUSIVE lock`, type?.location);
       return;
     }
-    case 'AT_SetNotNull':
+    case 'AT_SetNotNull': {
       if (state.validated.has(table)) return;
       const column = `"${table}.${String(command.name)}"`;
       add('set-not-null', `SET NOT NULL on ${column} scans the table under an ACCESS EXCLUSIVE lock`);
       return;
+    }
     case 'AT_AddConstraint': {
       const constraint = def?.Constraint as Node;
       lintAddConstraint(constraint, table, add);

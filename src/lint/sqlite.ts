@@ -76,7 +76,7 @@ function addColumnProblem(words: string[]): string | null {
   if (has('PRIMARY')) return 'with PRIMARY KEY';
   if (has('UNIQUE')) return 'with UNIQUE';
   if (has('NOT') && words[words.indexOf('NOT') + 1] === 'NULL' && !has('DEFAULT')) return 'NOT NULL without a default';
-  const fallback = has('DEFAULT') ? words[words.indexOf('DEFAULT') + 1] ?? '' : '';
+  const fallback = has('DEFAULT') ? (words[words.indexOf('DEFAULT') + 1] ?? '') : '';
   const nonConstant = fallback === '(' || /^CURRENT_(TIME|DATE|TIMESTAMP)$/.test(fallback);
   return nonConstant ? `with the non-constant default ${fallback}` : null;
 }

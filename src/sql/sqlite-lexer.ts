@@ -71,7 +71,7 @@ function endOfParameter(text: string, from: number): number {
 }
 
 // sqlite3_complete()'s states and the tokens that move between them (see SQLite's complete.c).
-const enum State {
+enum State {
   Invalid,
   Start,
   Normal,
@@ -81,7 +81,7 @@ const enum State {
   Semi,
   End,
 }
-const enum Input {
+enum Input {
   Semi,
   Space,
   Other,
