@@ -232,7 +232,9 @@ async function confirm(what: string, question: string, yes: boolean | undefined,
     });
   }
   const { createInterface } = await import('node:readline/promises');
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  // terminal: false leaves echo and line editing to the terminal itself: readline's own redrawing
+  // writes cursor escapes that stay in a captured session.
+  const prompt = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
   const answer = await prompt.question(`${question} [y/N] `);
   prompt.close();
   return /^y(es)?$/i.test(answer.trim());

@@ -128,4 +128,27 @@ terminal('a migration running longer than a second shows a live elapsed time, th
   );
 });
 
+terminal('a confirmed force on a terminal prints the question and its answer, no cursor control', async () => {
+  assert.is(runCli(['migrate'], { cwd: tty.cwd, env: { DATABASE_URL: tty.db.url } }).code, 0);
+  // The answer arrives once the prompt is up; NO_COLOR keeps kleur's colours out of the comparison.
+  const command = `sleep 1.5; printf 'y\\r'`;
+  const force = `${process.execPath} ${CLI} force 1`;
+  const r = spawnSync('bash', ['-c', `(${command}) | script -qec ${JSON.stringify(force)} /dev/null`], {
+    cwd: tty.cwd,
+    env: withoutColour({ ...process.env, DATABASE_URL: tty.db.url, TERM: 'xterm' }),
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  assert.not.match(r.stdout, /\x1b/, 'no escape sequences');
+  assert.match(r.stdout, /^Make the ledger say version 1: .*\? \[y\/N\] y\r*\n/);
+  assert.match(r.stdout, /now says version 1 /);
+});
+
+/** NO_COLOR set, and FORCE_COLOR (which the test runner sets) removed, since it overrides NO_COLOR. */
+function withoutColour(env) {
+  const { FORCE_COLOR: _, ...rest } = env;
+  return { ...rest, NO_COLOR: '1' };
+}
+
 terminal.run();
