@@ -6,23 +6,19 @@ import { performance } from 'node:perf_hooks';
 import type { Config, Target } from './config.js';
 import type { BackupTool } from './drivers/backup.js';
 import { backupTool } from './drivers/connect.js';
+import type { Driver } from './drivers/driver.js';
 import { UsageError } from './errors.js';
+import type { BackupResult } from './events.js';
 import { makeFolders } from './folders.js';
+import { currentVersion, type LedgerRow } from './plan.js';
+import type { Session } from './run/session.js';
+import { elapsed } from './run/step.js';
+
+export type { BackupResult } from './events.js';
 
 export interface BackupOptions {
   /** Keep only the newest N backups of this database in the folder (the one just taken included). */
   keep?: number;
-}
-
-export interface BackupResult {
-  /** The backup file, relative to the project folder when inside it. */
-  file: string;
-  bytes: number;
-  /** The ledger version the backup holds. */
-  version: number;
-  ms: number;
-  /** Older backups removed by `keep`. */
-  removed: string[];
 }
 
 /** `<database>-v<version>-<UTC time>.<ext>`: sorted by name is sorted by time, per database. */
@@ -90,4 +86,42 @@ export async function checkBackup(
       hint: `nothing was changed; choose another backup (\`ls ${config.backupDir}\`)`,
     });
   }
+}
+
+/** `tidemark backup`: a backup of the configured database at its current version. */
+export async function backup(session: Session, options: BackupOptions): Promise<BackupResult> {
+  const target = session.target();
+  return session.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+    return backupAt(session, target, driver, await driver.readLedger(), options);
+  });
+}
+
+/** Takes the backup (`backup`, migrate --backup) and reports it. */
+export async function backupAt(
+  session: Session,
+  target: Target,
+  driver: Driver,
+  ledger: LedgerRow[],
+  options: BackupOptions | true,
+): Promise<BackupResult> {
+  const result = await takeBackup(session.config, target, currentVersion(ledger), options === true ? {} : options);
+  session.emit({ type: 'backup', database: driver.description, ...result });
+  return result;
+}
+
+/** `tidemark restore`: the backup is read through and confirmed before the database is replaced, under the run lock. */
+export async function restore(
+  session: Session,
+  file: string,
+  confirm: (version: number) => Promise<boolean>,
+): Promise<{ version: number }> {
+  const target = session.target();
+  const { tool, path, version } = await checkBackup(session.config, target, file);
+  if (!(await confirm(version))) throw new UsageError('restore cancelled; nothing was changed');
+  return session.withDriver(target, { create: false, lock: true }, async ({ driver }) => {
+    const started = performance.now();
+    await tool.restore(path);
+    session.emit({ type: 'restored', database: driver.description, file, version, ms: elapsed(started) });
+    return { version };
+  });
 }

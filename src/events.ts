@@ -1,7 +1,5 @@
 // What a migrator reports as it works: one event type per name, for the CLI's printer, the migration
 // log and an application's listeners.
-import type { BackupResult } from './backup.js';
-
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
   | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
@@ -41,6 +39,18 @@ export interface ForceChanges {
   removed: number[];
   added: number[];
   cleaned: number[];
+}
+
+/** What 'backup' carries: the backup just taken. */
+export interface BackupResult {
+  /** The backup file, relative to the project folder when inside it. */
+  file: string;
+  bytes: number;
+  /** The ledger version the backup holds. */
+  version: number;
+  ms: number;
+  /** Older backups removed by `keep`. */
+  removed: string[];
 }
 
 /** The emitter's map: each event under its own name, and every event under `event`. */

@@ -1,7 +1,23 @@
 // `tidemark sql`: the script migrate or rollback would run now, for a person to review and run in
-// the database's own shell (psql, sqlite3). Pure assembly: every statement comes from the driver.
-import { stepRecords, type ShellSql, type StepSource } from './drivers/driver.js';
-import type { Script } from './files.js';
+// the database's own shell (psql, sqlite3). Planned as migrate and rollback plan, reading only the
+// ledger; the assembly is pure: every statement comes from the driver.
+import { stepRecords, type Driver, type ShellSql, type StepSource } from './drivers/driver.js';
+import { fileChecksums, type Migration, type Script } from './files.js';
+import { backfillChange, planMigration } from './migrate/pending.js';
+import { currentVersion, planRollback, versionAfterRollback, writesLedger, type LedgerRow } from './plan.js';
+import { rollbackScripts, undoneRollbackChecksums } from './rollback/scripts.js';
+import type { Session } from './run/session.js';
+
+/** `tidemark sql`: migrate's script up to `target`, or with `rollback` the rollback script for steps, to or all. */
+export interface SqlOptions {
+  target?: number;
+  rollback?: boolean;
+  steps?: number;
+  to?: number;
+  all?: boolean;
+  allowOutOfOrder?: boolean;
+  useStored?: boolean;
+}
 
 export interface ShellScriptPlan {
   command: 'migrate' | 'rollback';
@@ -14,6 +30,53 @@ export interface ShellScriptPlan {
   setup: string[];
   /** The forward files to apply (migrate) or the rollbacks to run (rollback), in order. */
   steps: StepSource[];
+}
+
+/** Plans like migrate (or rollback) on the database as it is now and returns the script; see {@link Migrator.sql}. */
+export async function sql(session: Session, options: SqlOptions): Promise<string> {
+  const { migrations, target } = session.migrations();
+  return session.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+    const ledger = await driver.readLedger();
+    const base = { database: driver.description, from: currentVersion(ledger), generatedAt: new Date() };
+    const planned = { driver, migrations, ledger };
+    const steps = options.rollback
+      ? await rollbackPlan(session, planned, options)
+      : await migratePlan(session, planned, options);
+    const plan: ShellScriptPlan = { ...base, ...steps };
+    for (const { script } of plan.steps)
+      for (const line of script.skipped) session.emit({ type: 'notice', message: line });
+    return shellScript(driver.shell, plan);
+  });
+}
+
+type Planned = { driver: Driver; migrations: Migration[]; ledger: LedgerRow[] };
+type PlannedSteps = Pick<ShellScriptPlan, 'command' | 'to' | 'setup' | 'steps'>;
+
+async function rollbackPlan(
+  session: Session,
+  { driver, migrations, ledger }: Planned,
+  options: SqlOptions,
+): Promise<PlannedSteps> {
+  const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
+  for (const step of steps) if (step.note) session.emit({ type: step.note.level, message: step.note.message });
+  const scripts = await rollbackScripts(driver, steps, migrations);
+  const setup = steps.length > 0 ? await driver.ledgerDdl() : [];
+  const sources = scripts.map((script) => ({ script, rollback: null, outOfOrder: false }));
+  return { command: 'rollback', to: versionAfterRollback(ledger, steps), setup, steps: sources };
+}
+
+async function migratePlan(
+  session: Session,
+  { driver, migrations, ledger }: Planned,
+  options: SqlOptions,
+): Promise<PlannedSteps> {
+  const checksums = fileChecksums(migrations);
+  const migration = await planMigration(session, driver.dialect, { migrations, checksums, ledger }, options);
+  const backfill = migration.backfill.map((b) =>
+    driver.shell.updateRow(b.migration.version, backfillChange(b, checksums)),
+  );
+  const setup = writesLedger(migration) ? [...(await driver.ledgerDdl()), ...backfill] : [];
+  return { command: 'migrate', to: migration.version, setup, steps: migration.runs };
 }
 
 export function shellScript(shell: ShellSql, plan: ShellScriptPlan): string {

@@ -1,0 +1,155 @@
+// `tidemark migrate`: applies the pending migrations, each in its own transaction with its ledger
+// row (or all in one with --single-transaction). No dialect knowledge here.
+import { performance } from 'node:perf_hooks';
+import type { Target } from '../config.js';
+import { stepRecords, type Step, type StepSource } from '../drivers/driver.js';
+import { UsageError } from '../errors.js';
+import { fileChecksums, type Checksums, type Script } from '../files.js';
+import { planSync, writesLedger, type LedgerRow, type MigratePlan } from '../plan.js';
+import { assertNoRunInProgress, inTransaction, type Run, type Session } from '../run/session.js';
+import { runStep, type DeferredFailure } from '../run/step.js';
+// Only their types: backup and rollback are loaded when a run needs them (--backup, --sync).
+import type { BackupOptions } from '../backup.js';
+import { backfillChange, planMigration } from './pending.js';
+
+export interface MigrateOptions {
+  target?: number;
+  dryRun?: boolean;
+  allowChanged?: boolean;
+  /** Apply pending versions below the applied version instead of refusing (exit 2). */
+  allowOutOfOrder?: boolean;
+  singleTransaction?: boolean;
+  /** Back up the database first when something is pending (a no-op run takes none). */
+  backup?: BackupOptions | boolean;
+  /** First undo the applied versions this release has no files for (newest first, from their stored rollbacks). */
+  sync?: boolean;
+  /**
+   * Refuse (exit 2, nothing run) when the lint finds a lock hazard in a pending file; default: the config's `strict`.
+   */
+  strict?: boolean;
+}
+
+type PlannedMigration = MigratePlan & { runs: StepSource[] };
+
+/** Applies the pending migrations (after the --sync rollback); see {@link Migrator.migrate}. */
+export async function migrate(
+  session: Session,
+  options: MigrateOptions,
+): Promise<{ applied: number; version: number }> {
+  const { migrations, target } = session.migrations();
+  // Every file is hashed (an edited applied file must be caught); only pending ones are parsed.
+  const checksums = fileChecksums(migrations);
+  const dryRun = Boolean(options.dryRun);
+  return session.withDriver(target, { create: !dryRun, lock: !dryRun }, async (run) => {
+    const { driver } = run;
+    const ledger = await driver.readLedger();
+    await assertNoRunInProgress(run, ledger);
+    // Everything is planned (and refused) before anything changes, the --sync rollback included.
+    const back = options.sync ? planSync(migrations, ledger) : [];
+    const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
+    const plan = await planMigration(session, driver.dialect, { migrations, checksums, ledger: afterBack }, options);
+    if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
+    const changes = back.length > 0 || plan.pending.length > 0;
+    if (options.backup && changes && !dryRun) await backupFirst(session, target, run, ledger, options.backup);
+    if (back.length > 0) {
+      const { runRollback } = await import('../rollback/rollback.js');
+      await runRollback(session, run, ledger, back, { dryRun, migrations });
+    }
+    return applyPlan(session, run, plan, { checksums, options });
+  });
+}
+
+async function backupFirst(
+  session: Session,
+  target: Target,
+  run: Run,
+  ledger: LedgerRow[],
+  options: BackupOptions | true,
+): Promise<void> {
+  const { backupAt } = await import('../backup.js');
+  await backupAt(session, target, run.driver, ledger, options);
+}
+
+/** Runs the plan with its start and summary events; a dry run only reports what it would apply. */
+async function applyPlan(
+  session: Session,
+  run: Run,
+  plan: PlannedMigration,
+  { checksums, options }: { checksums: Checksums; options: MigrateOptions },
+): Promise<{ applied: number; version: number }> {
+  const { driver } = run;
+  const dryRun = Boolean(options.dryRun);
+  const database = driver.description;
+  const started = performance.now();
+  session.emit({ type: 'start', command: 'migrate', database, count: plan.pending.length, dryRun });
+  let applied = 0;
+  if (dryRun) {
+    for (const m of plan.pending)
+      session.emit({ type: 'applied', version: m.version, versionText: m.versionText, name: m.name, ms: 0, dryRun });
+    applied = plan.pending.length;
+  } else {
+    // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
+    if (writesLedger(plan)) await driver.prepareLedger();
+    for (const b of plan.backfill) await driver.updateRow(b.migration.version, backfillChange(b, checksums));
+    applied = await applyAll(session, run, plan.runs, Boolean(options.singleTransaction));
+  }
+  // Every pending version is applied now (by this run or, on SQLite, a concurrent one): no re-read needed.
+  const { version } = plan;
+  const ms = performance.now() - started;
+  session.emit({ type: 'summary', command: 'migrate', database, count: applied, ms, version, dryRun });
+  return { applied, version };
+}
+
+/**
+ * Applies each migration in its own transaction, or with `single` all in one transaction; returns
+ * how many this run applied (on SQLite a concurrent runner may have applied some first).
+ */
+async function applyAll(session: Session, run: Run, runs: StepSource[], single: boolean): Promise<number> {
+  let applied = 0;
+  if (!single) {
+    for (const pending of runs) if (await apply(session, run, pending, null)) applied++;
+    return applied;
+  }
+  const deferred: DeferredFailure = { entry: null };
+  try {
+    await inTransaction(run.driver, async () => {
+      for (const pending of runs) if (await apply(session, run, pending, deferred)) applied++;
+    });
+  } catch (error) {
+    // The failure's history row was rolled back with everything else: write it again, outside.
+    if (deferred.entry) await run.driver.recordFailure(deferred.entry);
+    throw error;
+  }
+  return applied;
+}
+
+/** One pending migration; `deferred` is set when it shares the run's one transaction. */
+function apply(session: Session, run: Run, pending: StepSource, deferred: DeferredFailure | null): Promise<boolean> {
+  const { driver } = run;
+  const { file } = pending.script;
+  const step: Step = { action: 'up', ...pending, ownTransaction: deferred === null, recheck: !run.exclusive };
+  return runStep(
+    session,
+    run,
+    step,
+    {
+      before: () => driver.insertRow({ ...stepRecords(step, null).entry, dirty: true }),
+      after: (ms) => driver.updateRow(file.version, { dirty: false, dirtyAction: null, executionMs: ms }),
+    },
+    deferred,
+  );
+}
+
+function assertAllTransactional(scripts: Script[]): void {
+  const outside = scripts.find((s) => s.noTransaction || s.foreignKeysOff);
+  if (outside) {
+    const directive = outside.noTransaction ? 'no-transaction' : 'foreign-keys-off';
+    throw new UsageError(
+      `${outside.file.path} is marked -- tidemark:${directive} and cannot run inside --single-transaction`,
+      {
+        file: outside.file.path,
+        hint: 'run without --single-transaction, or migrate up to the version before it first',
+      },
+    );
+  }
+}
