@@ -263,6 +263,8 @@ function asCheckout(p) {
   writeFileSync(join(p.cwd, 'package.json'), readFileSync(join(ROOT, 'package.json')));
   symlinkSync(join(ROOT, 'node_modules'), join(p.cwd, 'node_modules'));
   symlinkSync(join(ROOT, 'dist'), join(p.cwd, 'dist'));
+  // npm's occasional "new version" notice is not what the examples show.
+  p.env.npm_config_update_notifier = 'false';
 }
 
 /** tidemark's stderr, run in a folder of its own (no project, no .env). */
