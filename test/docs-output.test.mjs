@@ -94,7 +94,8 @@ const SQLITE3_SHIM =
   HAND_SHELL.sqlite === 'sqlite3 shell'
     ? ''
     : `sqlite3() { NODE_PATH=${quote(join(ROOT, 'node_modules'))} node -e ` +
-      `'new (require("sqlite3").Database)(process.argv[1]).exec(process.argv[2], (e) => e && (console.error(e.message), process.exit(1)))' "$@"; }\n`;
+      `'new (require("sqlite3").Database)(process.argv[1]).exec(process.argv[2], ` +
+      `(e) => e && (console.error(e.message), process.exit(1)))' "$@"; }\n`;
 
 /** A block's `$ ` lines run in one shell, each echoed before its output, as a terminal shows them. */
 function transcript(block, p, options) {
@@ -296,7 +297,8 @@ CREATE TABLE orders (
 CREATE INDEX orders_day_idx ON orders (date_trunc(placed_at));
 `;
 const TRADES_FEE =
-  "ALTER TABLE trades ADD COLUMN fee NUMERIC;\nUPDATE trades SET fee = quantity * price * 0.001 WHERE symbol <> 'TEST/USD';\n";
+  'ALTER TABLE trades ADD COLUMN fee NUMERIC;\n' +
+  "UPDATE trades SET fee = quantity * price * 0.001 WHERE symbol <> 'TEST/USD';\n";
 
 /** Runs real npm in the project (npm's own variables kept out, as a user's shell has none). */
 const npm = (p, args) => runCombined('npm', args, { cwd: p.cwd, env: p.env }).output;
@@ -786,7 +788,8 @@ scenario(
     // max_page_count makes SQLite answer SQLITE_FULL exactly as a full disk does.
     '002_big.sql':
       'PRAGMA max_page_count = 40;\nCREATE TABLE big (a BLOB);\n' +
-      'INSERT INTO big SELECT randomblob(4000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT x FROM c);\n',
+      'INSERT INTO big SELECT randomblob(4000) FROM ' +
+      '(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT x FROM c);\n',
     '002_big_rollback.sql': 'DROP TABLE big;\n',
   },
   async (p) => {
@@ -852,7 +855,8 @@ dba('dba.md: a failed script, a failed no-transaction migration, and settling it
   p.write('005_trades_fee.sql', TRADES_FEE);
   p.write(
     '006_trades_symbol_time_key.sql',
-    '-- tidemark:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY trades_symbol_time_key ON trades (symbol, executed_at);\n',
+    '-- tidemark:no-transaction\n' +
+      'CREATE UNIQUE INDEX CONCURRENTLY trades_symbol_time_key ON trades (symbol, executed_at);\n',
   );
   p.write(
     '006_trades_symbol_time_key_rollback.sql',
