@@ -12,7 +12,7 @@ import type { Migrator } from './migrator.js';
 import { DRY_RUN_OPTION, GLOBAL_OPTIONS, MIGRATE_OPTIONS } from './options.js';
 import { forceChangeWords } from './report.js';
 import type { FleetMember, FleetWork } from './fleet/run.js';
-import { migrateCommand, outcomes, run, wholeNumber, type GlobalArgs } from './run.js';
+import { migrateCommand, outcomes, run, wholeNumber, type GlobalArgs } from './run-command.js';
 
 const HISTORY_ONE_DATABASE = new UsageError('status --history works on one database, not over a fleet', {
   hint: "pass --no-fleet --url <database> for one database's history",
