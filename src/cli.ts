@@ -15,7 +15,10 @@ if (argv.length === 1 && argv[0] === '--version') {
   const packageJson = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
   process.stdout.write(`${(JSON.parse(packageJson) as { version: string }).version}\n`);
 } else if (argv.length === 1 && argv[0] === 'migrate') {
-  const [{ migrateCommand }, { migrateAccepts }] = await Promise.all([import('./run-command.js'), import('./options.js')]);
+  const [{ migrateCommand }, { migrateAccepts }] = await Promise.all([
+    import('./run-command.js'),
+    import('./options.js'),
+  ]);
   await migrateCommand({ accepts: migrateAccepts() });
 } else {
   const { cli } = await import('./commands.js');
