@@ -261,11 +261,15 @@ class PostgresDriver implements Driver {
     if (!FINGERPRINT_COLUMNS.every((c) => columns?.has(c))) return null;
     // The server hashes: one short row comes back, not one row per applied version.
     const line = `version::text || ' ' || checksum || ' ' || coalesce(rollback_checksum, '')`;
-    const [row] = await this.query(
-      `select encode(sha256(convert_to(string_agg(${line}, E'\\n' order by version), 'UTF8')), 'hex') as fingerprint,
-              bool_or(dirty or checksum is null) as unsure
-       from ${this.ledger}`,
-    );
+    const query = `select encode(sha256(convert_to(string_agg(${line}, E'\\n' order by version), 'UTF8')), 'hex')
+        as fingerprint, bool_or(dirty or checksum is null) as unsure
+      from ${this.ledger}`;
+    // A ledger whose columns have other types (or a server without sha256) cannot say: the full read will.
+    const rows = await this.query(query).catch((error) => {
+      if (serverError(error)?.code?.startsWith('42')) return null;
+      throw error;
+    });
+    const row = rows?.[0];
     return row?.fingerprint == null || row.unsure !== false ? null : String(row.fingerprint);
   }
 
