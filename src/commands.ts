@@ -3,32 +3,17 @@
 // `migrate` loads none of it.
 import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
-import {
-  loadConfigs,
-  loadFleetSetting,
-  parseTarget,
-  type Config,
-  type ConfigFlags,
-  type FleetSetting,
-} from './config.js';
-import {
-  ExitCode,
-  fileSystemError,
-  signalError,
-  SIGNAL_EXIT_CODES,
-  TidemarkError,
-  UsageError,
-  type StopSignal,
-} from './errors.js';
-import { MigrationLog } from './log.js';
+import { ExitCode, UsageError } from './errors.js';
 import { printable, printableJson } from './printable.js';
 import type { InitStep } from './init.js';
 import type { LintResult } from './linting.js';
 import { SOURCE_FORMATS, type SourceFormat } from './import/formats.js';
-import type { ForceChanges, MigratorEvent } from './events.js';
-import { Migrator } from './migrator.js';
-import { forceChangeWords, Reporter } from './report.js';
-import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
+import type { ForceChanges } from './events.js';
+import type { Migrator } from './migrator.js';
+import { DRY_RUN_OPTION, GLOBAL_OPTIONS, MIGRATE_OPTIONS } from './options.js';
+import { forceChangeWords } from './report.js';
+import type { FleetMember, FleetWork } from './fleet/run.js';
+import { migrateCommand, outcomes, run, wholeNumber, type GlobalArgs } from './run-command.js';
 
 // yargs' CommonJS build wraps help at word boundaries (its ESM build splits words) and is one file to load.
 const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
@@ -39,179 +24,10 @@ const HELP_WIDTH = process.stdout.isTTY ? process.stdout.columns : 80;
 const COMMAND_NAMES =
   'migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, lint, ' +
   'backup, restore or schema';
-import type { FleetMember, FleetWork } from './fleet/run.js';
-
-interface GlobalArgs extends ConfigFlags {
-  'dry-run'?: boolean;
-  concurrency?: string;
-  canary?: string;
-  'keep-going'?: boolean;
-  'only-failed'?: boolean;
-  shard?: string;
-  /** The running command's options and which of them are boolean (set by a middleware). */
-  accepts?: AcceptedOptions;
-}
-
-interface RunOptions {
-  /** The command changes the database: it appends to the migration log (dry runs do not). */
-  changes?: boolean;
-  /** The command rewrites one ledger or folder (force, baseline, create): several databases need --db. */
-  oneDatabase?: string;
-  /** The command also runs over a fleet (--fleet or the "fleet" setting): its name and what it does on each. */
-  fleet?: { command: string; work: FleetWork };
-}
-
-/**
- * Builds the configs, reporter and migrators for one command, runs it on each configured database in
- * order (stopping at the first failure, and saying which were done), and maps failures to exit codes.
- */
-async function run(
-  args: GlobalArgs,
-  work: (migrator: Migrator, reporter: Reporter) => Promise<void>,
-  options: RunOptions = {},
-): Promise<void> {
-  let reporter = new Reporter({ json: Boolean(args.json), quiet: Boolean(args.quiet), secrets: [] });
-  let configs: Config[] = [];
-  let log: MigrationLog | null = null;
-  const done: string[] = [];
-  let started = false;
-  try {
-    // Before anything else: a flag npm kept for itself must not let the command run without it.
-    assertNoSwallowedNpmFlags(process.env, args.accepts ?? { names: [], booleans: [] }, process.argv.slice(2));
-    configs = loadConfigs(args);
-    const fleet = loadFleetSetting(args);
-    if (fleet && options.fleet) {
-      process.exitCode = await runFleetCommand(args, configs, fleet, options);
-      return;
-    }
-    if (args.fleet)
-      throw new UsageError('--fleet works with migrate, rollback, status, verify and sql', {
-        hint: 'pass --url to work on one database of the fleet',
-      });
-    if (options.oneDatabase && configs.length > 1) {
-      throw new UsageError(
-        `${options.oneDatabase} works on one database, and this project configures ` +
-          `${configs.map((c) => c.name).join(', ')}`,
-        {
-          hint: `add --db, e.g. --db ${configs[0]!.name}`,
-        },
-      );
-    }
-    const output = new Reporter({
-      json: Boolean(args.json),
-      quiet: Boolean(args.quiet),
-      secrets: configs.flatMap((c) => c.secrets),
-    });
-    reporter = output;
-    started = true;
-    for (const config of configs) {
-      // Headers only group several databases: one database's output (a `sql` script) stays as it is.
-      if (configs.length > 1) output.section(config.name!);
-      log = options.changes && config.log && !args['dry-run'] ? openLog(config, output) : null;
-      const logged = log;
-      const listener = logged
-        ? (event: MigratorEvent) => {
-            output.event(event);
-            logged.event(event);
-          }
-        : output.event;
-      const migrator = new Migrator(config, listener);
-      if (options.changes) {
-        stopCleanlyOnSignals(migrator, (error) => {
-          reporter.error(error);
-          logged?.error(error);
-        });
-      }
-      await work(migrator, output);
-      done.push(config.name ?? '');
-    }
-  } catch (caught) {
-    const error = fileSystemError(caught) ?? caught;
-    reporter.error(error);
-    log?.error(error);
-    if (started && configs.length > 1)
-      reporter.stoppedAt(
-        configs.map((c) => c.name!),
-        done,
-      );
-    process.exitCode = error instanceof TidemarkError ? error.exitCode : ExitCode.migrationFailed;
-  }
-}
-
-/** Fleet code loads only when a fleet runs: a one-database migrate pays nothing for it. */
-async function runFleetCommand(
-  args: GlobalArgs,
-  configs: Config[],
-  fleet: FleetSetting,
-  { fleet: options, changes }: RunOptions,
-): Promise<number> {
-  const { runFleet } = await import('./fleet/run.js');
-  const flags = {
-    ...args,
-    keepGoing: args['keep-going'],
-    onlyFailed: args['only-failed'],
-    dryRun: args['dry-run'],
-    changes,
-  };
-  return runFleet(options!.command, configs[0]!, fleet, flags, options!.work);
-}
-
-/** What each fleet command reports per database (loaded with the fleet). */
-const outcomes = () => import('./fleet/commands.js');
 
 const HISTORY_ONE_DATABASE = new UsageError('status --history works on one database, not over a fleet', {
   hint: "pass --no-fleet --url <database> for one database's history",
 });
-
-/** The run a SIGINT or SIGTERM stops, and where its error goes when no run is under way to report it. */
-let stoppable: { migrator: Migrator; report: (error: TidemarkError) => void } | null = null;
-
-/**
- * pm2 stop, a cancelled CI job or Ctrl-C: the running statement is cancelled, its migration rolled back
- * and recorded as interrupted, the lock released, and the process exits 130 (SIGINT) or 143 (SIGTERM)
- * with an `error:` line. A second signal, or cleanup taking longer than 10 s, exits at once.
- */
-function stopCleanlyOnSignals(migrator: Migrator, report: (error: TidemarkError) => void): void {
-  if (!stoppable) {
-    for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) process.on(signal, () => stop(signal));
-  }
-  stoppable = { migrator, report };
-}
-
-let stopping = false;
-
-function stop(signal: StopSignal): void {
-  const code = SIGNAL_EXIT_CODES[signal];
-  if (stopping || !stoppable!.migrator.interrupt(signal)) {
-    if (!stopping) stoppable!.report(signalError(signal));
-    process.exit(code);
-  }
-  stopping = true;
-  setTimeout(() => process.exit(code), 10_000).unref();
-}
-
-/** The log opens only on a valid configuration: a configuration error must not leave a logs/ folder behind. */
-function openLog(config: Config, output: Reporter): MigrationLog {
-  parseTarget(config.url, config.cwd);
-  return new MigrationLog({
-    path: config.log!,
-    cwd: config.cwd,
-    redact: (text) => output.redact(text),
-    onWriteError: (message) => output.event({ type: 'warning', message }),
-  });
-}
-
-/** Versions and counts arrive as strings through npm: accept only whole numbers. */
-function wholeNumber(value: unknown, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
-    throw new UsageError(`${what} must be a whole number, not "${text}"`, {
-      hint: `e.g. ${what === 'steps' ? 'tidemark rollback 2' : 'tidemark migrate 3'}`,
-    });
-  }
-  return Number(text);
-}
 
 /** force asks first, naming the rows it deletes; outside a terminal only --yes answers. */
 async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
@@ -257,8 +73,7 @@ function initLines(steps: InitStep[], dryRun: boolean): string[] {
   return lines;
 }
 
-const dryRun = (y: Argv) =>
-  y.option('dry-run', { type: 'boolean', describe: 'show what would happen, change nothing' });
+const dryRun = (y: Argv) => y.options(DRY_RUN_OPTION);
 
 export function cli(argv: string[]): Promise<unknown> {
   const parser = yargs(argv);
@@ -266,124 +81,15 @@ export function cli(argv: string[]): Promise<unknown> {
     parser
       .scriptName('tidemark')
       .usage('$0 <command> [options]\n\nPlain-SQL migrations for PostgreSQL and SQLite.')
-      .option('url', { type: 'string', describe: 'database URL (default: DATABASE_URL)' })
-      .option('dir', { type: 'string', describe: 'migrations folder (default: MIGRATIONS_DIR or sql)' })
-      .option('table', { type: 'string', describe: 'ledger table (default: MIGRATIONS_TABLE or schema_version)' })
-      .option('json', { type: 'boolean', describe: 'machine-readable output on stdout' })
-      .option('quiet', { type: 'boolean', describe: 'only the summary and errors' })
-      .option('lock-timeout', {
-        type: 'string',
-        describe: "seconds to wait for another run's migration lock (default 60)",
-      })
-      .option('lock', {
-        type: 'string',
-        describe: 'how runners keep apart: advisory (default), table (behind PgBouncer in transaction mode) or none',
-      })
-      .option('lock-ttl', {
-        type: 'string',
-        describe: "--lock table, SQLite: seconds a dead run's lock lasts before another takes it over (default 30)",
-      })
-      .option('wait', {
-        type: 'string',
-        describe: 'retry connecting for up to this many seconds while the server starts (alone: 60)',
-      })
-      .option('statement-timeout', {
-        type: 'string',
-        describe: 'PostgreSQL: longest a migration statement may run, e.g. 5min',
-      })
-      .option('pg-lock-timeout', {
-        type: 'string',
-        describe:
-          'PostgreSQL: longest a migration may wait for a table lock before it is retried (default 5s; 0: no limit)',
-      })
-      .option('lock-retries', {
-        type: 'string',
-        describe: 'PostgreSQL: retries of a migration whose table lock wait timed out (default 3)',
-      })
-      .option('db', { type: 'string', describe: 'with several databases configured: only this one' })
-      .option('log', {
-        type: 'string',
-        describe: 'append to this log file (default logs/migration.log); --no-log for none',
-      })
-      .option('fleet', {
-        type: 'string',
-        describe:
-          'migrate, rollback, status, verify, sql over many databases: sqlite:dir/*.db, urls:file, query:<sql>, ' +
-          'schemas:<sql>',
-      })
-      .option('concurrency', {
-        type: 'string',
-        describe:
-          'fleet: connections per server at once (default 4; one per database, more for verify or --lock table)',
-      })
-      .option('canary', {
-        type: 'string',
-        describe: 'fleet: run the first K databases alone first; any failure stops the fleet',
-      })
-      .option('keep-going', {
-        type: 'boolean',
-        describe: 'fleet: run every database whatever fails (default: start none after a failure)',
-      })
-      .option('only-failed', {
-        type: 'boolean',
-        describe: 'fleet: only the databases the last run of this command failed on or did not reach',
-      })
-      .option('shard', { type: 'string', describe: 'fleet: only the K-th of N stable slices, e.g. 2/4' })
+      .options(GLOBAL_OPTIONS)
       .command(
         'migrate [target]',
         'apply pending migrations, up to target when given',
         (y) =>
           dryRun(y)
             .positional('target', { type: 'string', describe: 'highest version to apply' })
-            .option('allow-changed', {
-              type: 'boolean',
-              describe: 'proceed although applied files were edited; records their new checksums',
-            })
-            .option('allow-out-of-order', {
-              type: 'boolean',
-              describe: 'apply pending versions below the applied version (recorded as up-out-of-order)',
-            })
-            .option('single-transaction', {
-              type: 'boolean',
-              describe: 'run all pending migrations in one transaction',
-            })
-            .option('sync', {
-              type: 'boolean',
-              describe:
-                'first undo applied versions this release has no files for (a reverted release), from their stored ' +
-                'rollbacks',
-            })
-            .option('backup', {
-              type: 'boolean',
-              describe: 'back up the database first when something is pending (see tidemark backup)',
-            })
-            .option('keep', {
-              type: 'string',
-              describe: 'with --backup: keep only the newest N backups of this database',
-            })
-            .option('backup-dir', { type: 'string', describe: 'where backups go (default backups/)' })
-            .option('strict', {
-              type: 'boolean',
-              describe: 'refuse (exit 2, nothing run) when tidemark lint finds a lock hazard in a pending file',
-            }),
-        (args) => {
-          const options = () => ({
-            strict: args.strict,
-            target: wholeNumber(args.target, 'target'),
-            dryRun: args['dry-run'],
-            allowChanged: args['allow-changed'],
-            allowOutOfOrder: args['allow-out-of-order'],
-            singleTransaction: args['single-transaction'],
-            backup: args.backup ? { keep: wholeNumber(args.keep, 'keep') } : false,
-            sync: args.sync,
-          });
-          const work = async (m: Migrator) =>
-            (await outcomes()).migrated(await m.migrate(options()), Boolean(args['dry-run']));
-          return run(args, async (migrator) => void (await migrator.migrate(options())), {
-            changes: true,
-            fleet: { command: 'migrate', work },
-          });
-        },
+            .options(MIGRATE_OPTIONS),
+        (args) => migrateCommand(args),
       )
       .command(
         'rollback [steps]',

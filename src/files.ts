@@ -357,7 +357,11 @@ export function fileChecksum(file: SqlFile): string {
 const CR = 0x0d;
 let shared = Buffer.allocUnsafe(64 * 1024);
 
-/** The file's bytes, in the shared buffer (valid until the next call); the buffer grows for a larger file. */
+/**
+ * The file's bytes, in the shared buffer (valid until the next call); the buffer grows for a larger file.
+ * A read that leaves room in the buffer reached the end of the (regular) file: no second read asks for
+ * the end (one system call fewer per file, 10,000 at 5,000 migrations).
+ */
 function readIntoShared(fullPath: string): Buffer {
   const fd = openSync(fullPath, 'r');
   try {
@@ -368,9 +372,10 @@ function readIntoShared(fullPath: string): Buffer {
         shared.copy(larger);
         shared = larger;
       }
-      const read = readSync(fd, shared, length, shared.length - length, null);
-      if (read === 0) return shared.subarray(0, length);
+      const room = shared.length - length;
+      const read = readSync(fd, shared, length, room, null);
       length += read;
+      if (read < room) return shared.subarray(0, length);
     }
   } finally {
     closeSync(fd);

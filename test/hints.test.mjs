@@ -390,6 +390,24 @@ for (const dialect of DIALECTS) {
   );
 }
 
+npm('a bare `migrate` (run without the command line parser) refuses each of its options that npm kept', () => {
+  const cwd = npmProject(TWO);
+  try {
+    const help = spawnSync(process.execPath, [CLI, 'migrate', '--help'], { cwd, encoding: 'utf8' });
+    const options = [...help.stdout.matchAll(/^ {2}--([a-z-]+)/gm)].map((m) => m[1]);
+    assert.ok(options.includes('dry-run') && options.includes('url') && options.length > 20, help.stdout);
+    for (const option of options) {
+      const variable = `npm_config_${option.replace(/-/g, '_')}`;
+      const env = { npm_command: 'run', npm_lifecycle_event: 'migrate', [variable]: 'true' };
+      const r = npmCommand(cwd, `sqlite:${join(cwd, 'never.db')}`, [process.execPath, CLI, 'migrate'], env);
+      assert.is(r.code, 2, `${option}: ${r.output}`);
+      assert.match(r.stderr, `npm took --${option} for itself`);
+    }
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
 npm(
   'rollback through npm: --dry-run, --all and --to refused; after --, npx --yes, .npmrc and CI settings all work',
   async () => {

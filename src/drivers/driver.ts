@@ -1,7 +1,8 @@
 // The one interface both databases implement. Everything dialect-specific lives behind it.
+import { hash } from 'node:crypto';
 import type { LockMode } from '../config.js';
 import { ExitCode, InterruptedError, UsageError } from '../errors.js';
-import type { Dialect, Script, SourceText } from '../files.js';
+import type { Checksums, Dialect, Migration, Script, SourceText } from '../files.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import type { DirtyAction, LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
@@ -113,6 +114,13 @@ export interface Driver {
   hasVersion(version: number): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
+  /**
+   * The ledger in one value, for a no-op run that need not read 10,000 rows: {@link fingerprintOf} of
+   * its rows' `version checksum rollback_checksum` lines in version order. null when the rows alone
+   * cannot say the run is a no-op: no ledger yet, a layout without those columns, a dirty row or one
+   * without a checksum.
+   */
+  ledgerFingerprint(): Promise<string | null>;
   /** Another migrator's ledger as text, in its order (`tidemark import --url`); null when the table does not exist. */
   readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null>;
   /** The rollback text stored with an applied version's row, or null when none was stored. */
@@ -283,6 +291,25 @@ export function ledgerQuery(
     read('rollback_checksum'),
   ];
   return `select ${list.join(', ')} from ${table} order by version`;
+}
+
+/** The columns a ledger needs for ledgerFingerprint(). */
+export const FINGERPRINT_COLUMNS = ['version', 'checksum', 'rollback_checksum', 'dirty'] as const;
+
+/** SHA-256 of the lines (`version checksum rollback_checksum`, one per line, in version order) as UTF-8. */
+export function fingerprintOf(lines: string): string {
+  return hash('sha256', lines, 'hex');
+}
+
+/**
+ * What ledgerFingerprint() gives for a ledger that records exactly these migrations with these files'
+ * checksums (a migration without a rollback file: an empty rollback checksum). Equal fingerprints mean
+ * nothing is pending, no applied file was edited and the ledger has no other version.
+ */
+export function manifestFingerprint(migrations: Migration[], checksums: Checksums): string {
+  const line = (m: Migration) =>
+    `${m.version} ${checksums.forward.get(m.version)} ${checksums.rollback.get(m.version) ?? ''}`;
+  return fingerprintOf(migrations.map(line).join('\n'));
 }
 
 /** A row of ledgerQuery() as tidemark works with it. */

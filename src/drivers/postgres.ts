@@ -12,6 +12,7 @@ import {
   LEDGER_INSERT_COLUMNS,
   trailingValues,
   historyQuery,
+  FINGERPRINT_COLUMNS,
   ledgerQuery,
   rowChangeColumns,
   stepRecords,
@@ -253,6 +254,23 @@ class PostgresDriver implements Driver {
       }),
     );
     return rows.map((row) => toLedgerRow(row, this.ledger));
+  }
+
+  async ledgerFingerprint(): Promise<string | null> {
+    const columns = await this.ledgerColumns();
+    if (!FINGERPRINT_COLUMNS.every((c) => columns?.has(c))) return null;
+    // The server hashes: one short row comes back, not one row per applied version.
+    const line = `version::text || ' ' || checksum || ' ' || coalesce(rollback_checksum, '')`;
+    const query = `select encode(sha256(convert_to(string_agg(${line}, E'\\n' order by version), 'UTF8')), 'hex')
+        as fingerprint, bool_or(dirty or checksum is null) as unsure
+      from ${this.ledger}`;
+    // A ledger whose columns have other types (or a server without sha256) cannot say: the full read will.
+    const rows = await this.query(query).catch((error) => {
+      if (serverError(error)?.code?.startsWith('42')) return null;
+      throw error;
+    });
+    const row = rows?.[0];
+    return row?.fingerprint == null || row.unsure !== false ? null : String(row.fingerprint);
   }
 
   async prepareLedger(): Promise<void> {

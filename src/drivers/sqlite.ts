@@ -16,6 +16,8 @@ import {
   ADDED_COLUMNS,
   LEDGER_INSERT_COLUMNS,
   trailingValues,
+  FINGERPRINT_COLUMNS,
+  fingerprintOf,
   historyQuery,
   ledgerQuery,
   rowChangeColumns,
@@ -200,6 +202,19 @@ class SqliteDriver implements Driver {
     return (await this.all<Record<string, unknown>>(ledgerQuery(this.ledger, columns))).map((row) =>
       toLedgerRow(row, this.ledger),
     );
+  }
+
+  async ledgerFingerprint(): Promise<string | null> {
+    const columns = await this.ledgerColumns();
+    if (!FINGERPRINT_COLUMNS.every((c) => columns?.has(c))) return null;
+    // A row without a checksum has no line (its line is null): `unsure` says so.
+    const [row] = await this.all<{ lines: string | null; unsure: number | null }>(
+      `select group_concat(line, char(10)) as lines, max(unsure) as unsure from (
+         select version || ' ' || checksum || ' ' || coalesce(rollback_checksum, '') as line,
+                (dirty <> 0 or checksum is null) as unsure
+         from ${this.ledger} order by version)`,
+    );
+    return row?.lines == null || row.unsure !== 0 ? null : fingerprintOf(row.lines);
   }
 
   /** Under BEGIN IMMEDIATE, so two runners starting at once cannot both create the tables. */
