@@ -8,6 +8,7 @@ import type { BackupTool } from './drivers/backup.js';
 import { backupTool } from './drivers/connect.js';
 import { UsageError } from './errors.js';
 import { makeFolders } from './folders.js';
+import type { Version } from './version.js';
 
 export interface BackupOptions {
   /** Keep only the newest N backups of this database in the folder (the one just taken included). */
@@ -19,14 +20,14 @@ export interface BackupResult {
   file: string;
   bytes: number;
   /** The ledger version the backup holds. */
-  version: number;
+  version: Version;
   ms: number;
   /** Older backups removed by `keep`. */
   removed: string[];
 }
 
 /** `<database>-v<version>-<UTC time>.<ext>`: sorted by name is sorted by time, per database. */
-export function backupFileName(tool: BackupTool, version: number, at: Date): string {
+export function backupFileName(tool: BackupTool, version: Version, at: Date): string {
   // Milliseconds too: two backups in one second must not overwrite each other.
   const stamp = at.toISOString().replace(/[-:.]/g, '');
   return `${tool.name}-v${version}-${stamp}${tool.extension}`;
@@ -35,7 +36,7 @@ export function backupFileName(tool: BackupTool, version: number, at: Date): str
 export async function takeBackup(
   config: Config,
   target: Target,
-  version: number,
+  version: Version,
   options: BackupOptions = {},
 ): Promise<BackupResult> {
   const tool = await backupTool(target, config.table, config.secrets);
@@ -68,7 +69,7 @@ export async function checkBackup(
   config: Config,
   target: Target,
   file: string,
-): Promise<{ tool: BackupTool; path: string; version: number }> {
+): Promise<{ tool: BackupTool; path: string; version: Version }> {
   const tool = await backupTool(target, config.table, config.secrets);
   const path = resolve(config.cwd, file);
   try {

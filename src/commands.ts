@@ -29,6 +29,7 @@ import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import type { FleetMember, FleetWork } from './fleet/run.js';
+import { versionInput, type Version } from './version.js';
 
 interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
@@ -190,7 +191,12 @@ function openLog(config: Config, output: Reporter): MigrationLog {
   });
 }
 
-/** Versions and counts arrive as strings through npm: accept only whole numbers. */
+/** A version argument, exact whatever its width (up to the ledger's bigint); undefined when not given. */
+function versionArg(value: unknown, what: string): Version | undefined {
+  return value === undefined ? undefined : versionInput(String(value), what);
+}
+
+/** Counts arrive as strings through npm: accept only whole numbers. */
 function wholeNumber(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value);
@@ -203,7 +209,7 @@ function wholeNumber(value: unknown, what: string): number | undefined {
 }
 
 /** force asks first, naming the rows it deletes; outside a terminal only --yes answers. */
-async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
+async function confirmForce(version: Version, changes: ForceChanges): Promise<void> {
   const what = `${forceChangeWords(changes, true).join(', ')}, without running any SQL`;
   const npm = `npm run migrate:force-version -- ${version} --yes`;
   const command = `\`tidemark force ${version} --yes\` (npm: \`${npm}\`)`;
@@ -356,7 +362,7 @@ export function cli(argv: string[]): Promise<unknown> {
         (args) => {
           const options = () => ({
             strict: args.strict,
-            target: wholeNumber(args.target, 'target'),
+            target: versionArg(args.target, 'target'),
             dryRun: args['dry-run'],
             allowChanged: args['allow-changed'],
             allowOutOfOrder: args['allow-out-of-order'],
@@ -389,7 +395,7 @@ export function cli(argv: string[]): Promise<unknown> {
         (args) => {
           const options = () => ({
             steps: wholeNumber(args.steps, 'steps'),
-            to: wholeNumber(args.to, 'version'),
+            to: versionArg(args.to, 'version'),
             all: args.all,
             useStored: args['use-stored'],
             dryRun: args['dry-run'],
@@ -446,7 +452,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              const version = wholeNumber(args.version, 'version')!;
+              const version = versionArg(args.version, 'version')!;
               const confirm = args.yes ? undefined : (changes: ForceChanges) => confirmForce(version, changes);
               await migrator.force(version, { dryRun: args['dry-run'], confirm });
             },
@@ -466,7 +472,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              const version = wholeNumber(args.version, 'version')!;
+              const version = versionArg(args.version, 'version')!;
               if (!args.applied && !args['not-applied']) {
                 throw new UsageError(
                   'resolve needs --applied or --not-applied: did the interrupted step take effect?',
@@ -488,7 +494,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              await migrator.baseline(wholeNumber(args.version, 'version')!, { dryRun: args['dry-run'] });
+              await migrator.baseline(versionArg(args.version, 'version')!, { dryRun: args['dry-run'] });
             },
             { changes: true, oneDatabase: 'baseline' },
           ),
@@ -542,10 +548,10 @@ export function cli(argv: string[]): Promise<unknown> {
               });
             }
             return {
-              target: wholeNumber(args.target, 'target'),
+              target: versionArg(args.target, 'target'),
               rollback: args.rollback !== undefined || args.to !== undefined || Boolean(args.all),
               steps,
-              to: wholeNumber(args.to, 'version'),
+              to: versionArg(args.to, 'version'),
               all: args.all,
               allowOutOfOrder: args['allow-out-of-order'],
               useStored: args['use-stored'],
@@ -569,12 +575,18 @@ export function cli(argv: string[]): Promise<unknown> {
       .command(
         'create <name>',
         'write the next NNN_name.sql and NNN_name_rollback.sql',
-        (y) => y.positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' }),
+        (y) =>
+          y
+            .positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' })
+            .option('timestamp', {
+              type: 'boolean',
+              describe: 'version the files by the UTC time (YYYYMMDDhhmmss), for teams that merge branches often',
+            }),
         (args) =>
           run(
             args,
             async (migrator, reporter) => {
-              const paths = migrator.create(String(args.name));
+              const paths = migrator.create(String(args.name), { timestamp: args.timestamp });
               if (args.json) reporter.out(printableJson({ created: paths }));
               else for (const path of paths) reporter.out(`created ${path}`);
             },
@@ -626,7 +638,7 @@ export function cli(argv: string[]): Promise<unknown> {
         (args) => {
           const options = () => ({
             rollbacks: args.rollbacks,
-            from: wholeNumber(args.from, 'version'),
+            from: versionArg(args.from, 'version'),
             failFast: args['fail-fast'],
           });
           // The files are the same for every database of a fleet: lint them once, not per database.
@@ -708,7 +720,7 @@ export function cli(argv: string[]): Promise<unknown> {
             args,
             async (migrator) => {
               const file = String(args.file);
-              const question = (version: number) =>
+              const question = (version: Version) =>
                 `Replace everything in the database with ${file} (version ${version})?`;
               const command = `\`tidemark restore ${file} --yes\``;
               await migrator.restore(file, (v) =>

@@ -58,6 +58,7 @@ import {
   type MigratePlan,
   type RollbackStep,
   type StatusEntry,
+  versionLabel,
 } from './plan.js';
 import type { EventListener, ForceChanges, MigratorEvents } from './events.js';
 import { irreversibleRollback, sourceFile } from './reversibility.js';
@@ -72,9 +73,11 @@ import type { Snapshot } from './schema.js';
 import type { VerifyOptions } from './verify.js';
 import type { LintResult } from './linting.js';
 import type { Conversion, ConvertedFile, SourceFormat } from './import/convert.js';
+import { optionalVersion, versionInput, type Version, type VersionInput } from './version.js';
 
 export interface MigrateOptions {
-  target?: number;
+  /** The highest version to apply: a bigint, a safe integer or a string of digits (a version above 2^53). */
+  target?: VersionInput;
   dryRun?: boolean;
   allowChanged?: boolean;
   /** Apply pending versions below the applied version instead of refusing (exit 2). */
@@ -114,13 +117,13 @@ export interface ImportResult extends Conversion {
   /** Paths that existed already with the same bytes (a second database adopted from the committed folder). */
   kept: string[];
   /** The versions recorded (with --dry-run: that would be) from the other tool's ledger; null without adopt. */
-  adopted: { database: string; table: string; versions: number[] } | null;
+  adopted: { database: string; table: string; versions: Version[] } | null;
   dryRun: boolean;
 }
 
 export interface RollbackOptions {
   steps?: number;
-  to?: number;
+  to?: VersionInput;
   all?: boolean;
   /** Run the rollback stored in the ledger even where the rollback file exists and differs. */
   useStored?: boolean;
@@ -129,10 +132,10 @@ export interface RollbackOptions {
 
 /** `tidemark sql`: migrate's script up to `target`, or with `rollback` the rollback script for steps, to or all. */
 export interface SqlOptions {
-  target?: number;
+  target?: VersionInput;
   rollback?: boolean;
   steps?: number;
-  to?: number;
+  to?: VersionInput;
   all?: boolean;
   allowOutOfOrder?: boolean;
   useStored?: boolean;
@@ -148,7 +151,7 @@ interface Run {
 
 export interface StatusReport {
   database: string;
-  version: number;
+  version: Version;
   entries: StatusEntry[];
   /** What no serial run could have written into the ledger (a version twice, ...); [] normally. */
   anomalies: string[];
@@ -247,7 +250,8 @@ export class Migrator {
    * out-of-order version; a failing migration is a MigrationError naming file:line.
    * @returns how many this run applied and the version the database is at now.
    */
-  async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
+  async migrate(given: MigrateOptions = {}): Promise<{ applied: number; version: Version }> {
+    const options = { ...given, target: optionalVersion(given.target, 'target') };
     const { migrations, target } = this.migrations();
     // Every file is hashed (an edited applied file must be caught); only pending ones are parsed.
     const checksums = fileChecksums(migrations);
@@ -309,7 +313,7 @@ export class Migrator {
     migrations: Migration[],
     checksums: Checksums,
     ledger: LedgerRow[],
-    options: MigrateOptions,
+    options: Omit<MigrateOptions, 'target'> & { target?: Version },
   ): Promise<MigratePlan & { runs: StepSource[] }> {
     const plan = planMigrate(migrations, ledger, checksums, options);
     const ahead = notInReleaseWarning(plan.notInRelease, migrations);
@@ -469,7 +473,8 @@ export class Migrator {
    * with its rollback file in one transaction with the deletion of its ledger row.
    * @returns how many this run rolled back and the version the database is at now.
    */
-  async rollback(options: RollbackOptions = {}): Promise<{ reverted: number; version: number }> {
+  async rollback(given: RollbackOptions = {}): Promise<{ reverted: number; version: Version }> {
+    const options = { ...given, to: optionalVersion(given.to, 'version') };
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
     return this.withDriver(target, { create: false, lock: !dryRun }, async (run) => {
@@ -535,13 +540,14 @@ export class Migrator {
       const text = await driver.storedRollback(step.version);
       if (text === null)
         throw new UsageError(
-          `the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`,
+          `the rollback stored for version ${step.versionText} (${step.name}) is gone from the ledger; nothing was ` +
+            'changed',
         );
       const stored = storedRollbackFile(step.version, step.name, step.versionText);
       scripts.push(await scriptFromText(stored, text, driver.dialect));
     }
     const files = new Map(migrations.map((m) => [m.version, m]));
-    const irreversible = new Map<number, string>();
+    const irreversible = new Map<Version, string>();
     for (const [i, step] of steps.entries()) {
       const forward = files.get(step.version)?.forward;
       const rollback = { file: scripts[i]!.file, text: scripts[i]!.text };
@@ -641,22 +647,31 @@ export class Migrator {
       const entries = planStatus(migrations, ledger, checksums);
       const dirty = ledger.find((r) => r.dirty);
       let resolution: string | null = null;
-      if (dirty) resolution = `version ${dirty.version} is dirty: ${dirtyResolution(dirty.version, dirty.dirtyAction)}`;
+      const label = dirty && versionLabel(dirty.version, null, dirty);
+      if (dirty) resolution = `version ${label} is dirty: ${dirtyResolution(label!, dirty.dirtyAction)}`;
       return { database: driver.description, version: currentVersion(ledger), entries, anomalies, resolution };
     });
   }
 
-  /** The history table, oldest first: every up, down, force and failed attempt. */
+  /**
+   * The history table, oldest first: every up, down, force and failed attempt; each version shown as
+   * its file names it, else as the ledger stored it.
+   */
   async history(): Promise<HistoryReport> {
-    const target = parseTarget(this.config.url, this.config.cwd);
-    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => ({
-      database: driver.description,
-      entries: await driver.readHistory(),
-    }));
+    const { migrations, target } = this.migrations();
+    return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
+      const files = new Map(migrations.map((m) => [m.version, m]));
+      const rows = new Map((await driver.readLedger()).map((r) => [r.version, r]));
+      const entries = (await driver.readHistory()).map((e) => ({
+        ...e,
+        versionText: versionLabel(e.version, files.get(e.version), rows.get(e.version)),
+      }));
+      return { database: driver.description, entries };
+    });
   }
 
   /** The highest applied version, 0 when none. Read-only; does not read the files. */
-  async version(): Promise<number> {
+  async version(): Promise<Version> {
     const target = parseTarget(this.config.url, this.config.cwd);
     return this.withDriver(target, { create: false, lock: false }, async (run) => {
       const ledger = await run.driver.readLedger();
@@ -702,7 +717,8 @@ export class Migrator {
    * change is read first (without the lock or creating anything) and confirmed; the change is then
    * made only if the ledger still calls for exactly that.
    */
-  async force(version: number, options: ForceOptions = {}): Promise<void> {
+  async force(given: VersionInput, options: ForceOptions = {}): Promise<void> {
+    const version = versionInput(given, 'version');
     const { migrations, target } = this.migrations();
     const dryRun = Boolean(options.dryRun);
     let confirmed: ForceChanges | null = null;
@@ -718,7 +734,7 @@ export class Migrator {
       await assertNoRunInProgress(run, ledger);
       const plan = planForce(migrations, ledger, version);
       const changes = forceChanges(plan);
-      if (confirmed && JSON.stringify(confirmed) !== JSON.stringify(changes)) {
+      if (confirmed && changesKey(confirmed) !== changesKey(changes)) {
         const hint = `run \`tidemark force ${version}\` again`;
         throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint });
       }
@@ -749,7 +765,8 @@ export class Migrator {
    * Settles a dirty version: `applied` says the interrupted step (the migration, or its rollback)
    * took effect. Changes only that version's row (cleared, or deleted) and runs no migration SQL.
    */
-  async resolve(version: number, applied: boolean, options: { dryRun?: boolean } = {}): Promise<void> {
+  async resolve(given: VersionInput, applied: boolean, options: { dryRun?: boolean } = {}): Promise<void> {
+    const version = versionInput(given, 'version');
     const target = parseTarget(this.config.url, this.config.cwd);
     const dryRun = Boolean(options.dryRun);
     await this.withDriver(target, { create: false, lock: !dryRun }, async ({ driver }) => {
@@ -780,7 +797,8 @@ export class Migrator {
    * Records the versions <= `version` as applied, running no migration SQL, on a database whose
    * schema was built up to there by hand or by another tool. Refuses when the ledger has rows.
    */
-  async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
+  async baseline(given: VersionInput, options: { dryRun?: boolean } = {}): Promise<void> {
+    const version = versionInput(given, 'version');
     const { migrations, target } = this.migrations();
     await this.withDriver(target, { create: !options.dryRun, lock: !options.dryRun }, async ({ driver }) => {
       const plan = (ledger: LedgerRow[]) => planBaseline(migrations, ledger, version);
@@ -862,7 +880,12 @@ export class Migrator {
    * The script `migrate` (or with `rollback`, `rollback`) would run now, for psql or the sqlite3
    * shell, with the ledger and history rows tidemark would write. Reads the ledger and nothing else.
    */
-  async sql(options: SqlOptions = {}): Promise<string> {
+  async sql(given: SqlOptions = {}): Promise<string> {
+    const options = {
+      ...given,
+      target: optionalVersion(given.target, 'target'),
+      to: optionalVersion(given.to, 'version'),
+    };
     const { migrations, target } = this.migrations();
     return this.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
       const ledger = await driver.readLedger();
@@ -891,12 +914,16 @@ export class Migrator {
     });
   }
 
-  /** Writes the next version's migration and rollback files; needs no database. */
-  create(name: string): string[] {
+  /**
+   * Writes the next version's migration and rollback files; needs no database. With `timestamp`,
+   * the version is the UTC time as YYYYMMDDhhmmss (branches merged in any order do not collide).
+   */
+  create(name: string, options: { timestamp?: boolean } = {}): string[] {
     validateMigrationName(name);
     const folder = resolve(this.config.cwd, this.dir);
     makeFolders(folder);
-    const id = `${discover(this.dir, this.config.cwd).nextVersionText()}_${name}`;
+    const next = discover(this.dir, this.config.cwd).nextVersionText(new Date(), Boolean(options.timestamp));
+    const id = `${next}_${name}`;
     const files: [string, string][] = [
       [`${id}.sql`, forwardTemplate(id)],
       [`${id}_rollback.sql`, rollbackTemplate(id)],
@@ -932,7 +959,7 @@ export class Migrator {
    * Replaces the database's contents with a backup, under the run lock. The backup is read through
    * first; `confirm` is asked with the version it brings back, and nothing changes unless it says yes.
    */
-  async restore(file: string, confirm: (version: number) => Promise<boolean>): Promise<{ version: number }> {
+  async restore(file: string, confirm: (version: Version) => Promise<boolean>): Promise<{ version: Version }> {
     const target = parseTarget(this.config.url, this.config.cwd);
     const { checkBackup } = await import('./backup.js');
     const { tool, path, version } = await checkBackup(this.config, target, file);
@@ -974,8 +1001,8 @@ async function recordApplied(
   driver: Driver,
   plan: (ledger: LedgerRow[]) => Migration[],
   action: 'baseline' | 'import',
-  version: number,
-): Promise<number[]> {
+  version: Version,
+): Promise<Version[]> {
   const recorded = await recordedRows(plan(await driver.readLedger()), driver.dialect);
   await driver.prepareLedger();
   await inTransaction(driver, async () => {
@@ -1001,8 +1028,13 @@ function rollbackName(m: Migration): string {
 }
 
 function forceChanges(plan: ForcePlan): ForceChanges {
-  const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
+  const versions = (rows: { version: Version }[]) => rows.map((r) => r.version);
   return { removed: versions(plan.remove), added: versions(plan.add), cleaned: versions(plan.clean) };
+}
+
+/** Force's changes as one comparable string. */
+function changesKey(changes: ForceChanges): string {
+  return [changes.removed, changes.added, changes.cleaned].map((list) => list.join(',')).join('|');
 }
 
 function hasChanges(changes: ForceChanges): boolean {
@@ -1019,6 +1051,7 @@ async function recordedRows(migrations: Migration[], dialect: Dialect): Promise<
 function recordedRow(m: Migration, script: Script): LedgerEntry {
   return {
     version: m.version,
+    versionText: m.versionText,
     name: m.name,
     checksum: script.checksum,
     executionMs: null,
@@ -1033,8 +1066,8 @@ function recordedRow(m: Migration, script: Script): LedgerEntry {
 function undoneRollbackChecksums(
   migrations: Migration[],
   ledger: LedgerRow[],
-  options: RollbackOptions,
-): Map<number, string> {
+  options: Omit<RollbackOptions, 'to'> & { to?: Version },
+): Map<Version, string> {
   return rollbackChecksums(migrations, new Set(rowsToRollBack(ledger, options).map((r) => r.version)));
 }
 
@@ -1061,7 +1094,8 @@ async function assertNoRunInProgress(run: Run, ledger: LedgerRow[]): Promise<voi
   const holder = await run.driver.otherRun();
   if (!holder) return;
   const message =
-    `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
+    `version ${versionLabel(dirty.version, null, dirty)} (${dirty.name}) is being applied by a run in progress ` +
+    `(${holder}); ` +
     'it has not crashed';
   throw new ConnectionError(message, {
     hint: 'wait for that run to finish, then run again',
@@ -1076,7 +1110,7 @@ function stepError(error: unknown, script: Script, driver: Driver, action: Dirty
     ...reported.details,
     hint:
       `${script.file.path} runs outside a transaction, so it may have partly run; ` +
-      `version ${script.file.version} is now marked dirty. ${dirtyResolution(script.file.version, action)}`,
+      `version ${script.file.versionText} is now marked dirty. ${dirtyResolution(script.file.versionText, action)}`,
   };
   if (reported instanceof MigrationError) return new MigrationError(reported.message, details);
   return new InterruptedError(reported.message, reported.exitCode, details);

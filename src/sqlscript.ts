@@ -2,13 +2,14 @@
 // the database's own shell (psql, sqlite3). Pure assembly: every statement comes from the driver.
 import { stepRecords, type ShellSql, type StepSource } from './drivers/driver.js';
 import type { Script } from './files.js';
+import type { Version } from './version.js';
 
 export interface ShellScriptPlan {
   command: 'migrate' | 'rollback';
   /** The database as it is safe to print: never with a password. */
   database: string;
-  from: number;
-  to: number;
+  from: Version;
+  to: Version;
   generatedAt: Date;
   /** What tidemark runs before the first step: the ledger's DDL, checksums for adopted legacy rows. */
   setup: string[];

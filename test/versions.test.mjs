@@ -144,6 +144,10 @@ for (const dialect of DIALECTS) {
       const base = p.cli('baseline', '9223372036854775806');
       assert.is(base.code, 0, base.output);
       assert.equal(await ledger(p.db), upTo(5));
+      // Baseline ran no SQL: empty the ledger again, and migrate for real.
+      const empty = p.cli('force', '0', '--yes');
+      assert.is(empty.code, 0, empty.output);
+      assert.equal(await ledger(p.db), []);
       assert.is(p.cli('migrate').code, 0);
       await p.db.query(
         `update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${MAX}`,
@@ -155,13 +159,16 @@ for (const dialect of DIALECTS) {
       const resolve = p.cli('resolve', MAX, '--not-applied');
       assert.is(resolve.code, 0, resolve.output);
       assert.equal(await ledger(p.db), upTo(5));
+      await p.db.query('DROP TABLE t_at_max');
 
       const env = (schemaVersion) => ({ DATABASE_URL: p.db.url, SCHEMA_VERSION: schemaVersion });
+      // verify also finds at_max pending; the SCHEMA_VERSION check is the line looked at here.
       const at = runCli(['verify'], { cwd: p.cwd, env: env('9223372036854775806') });
-      assert.is(at.code, 0, at.output);
+      assert.match(at.stdout, '✓ version 9223372036854775806 is the one SCHEMA_VERSION expects');
       // One above, which rounds to the same float: the database is behind it.
       const behind = runCli(['verify'], { cwd: p.cwd, env: env(MAX) });
       assert.is(behind.code, 3, behind.output);
+      assert.match(behind.stdout, `the database is at version 9223372036854775806, but SCHEMA_VERSION expects ${MAX}`);
 
       const script = p.cli('sql', '--to', '9007199254740993');
       assert.is(script.code, 0, script.output);
@@ -205,7 +212,7 @@ for (const dialect of DIALECTS) {
       assert.match(r.stderr, /sql\/9223372036854775808_too_big\.sql: version 9223372036854775808 is above/);
       assert.match(r.stderr, /sql\/20240101120000000000001_popx\.sql: version 20240101120000000000001 is above/);
       assert.match(r.stderr, /9223372036854775807 \(PostgreSQL bigint, SQLite integer\)/);
-      assert.match(r.stderr, /^hint: .*renumber/m);
+      assert.match(r.stderr, /9223372036854775807 \(PostgreSQL bigint, SQLite integer\); renumber it/);
       assert.not.match(r.output, /15 digits/);
       assert.equal(await p.db.tables(), []);
       for (const args of [
@@ -238,11 +245,11 @@ for (const dialect of DIALECTS) {
       const { rmSync } = await import('node:fs');
       for (const f of ['0042_fees.sql', '0042_fees_rollback.sql']) rmSync(join(p.cwd, 'sql', f));
       const status = p.cli('status');
-      assert.match(status.stdout, /^0042\s+fees\s+not in this release/m);
+      assert.match(status.stdout, /^0042\s+fees\s+applied, not in this release/m);
       const back = p.cli('rollback');
       assert.is(back.code, 0, back.output);
       assert.match(back.stdout, /↓ 0042 fees/);
-      assert.match(back.stdout, /now at version 001\b/);
+      assert.match(back.stdout, /now at version 1\b/);
     } finally {
       await dispose(p);
     }
