@@ -279,7 +279,10 @@ export function planMigrate(
   }
   const pending = migrations.filter((m) => !applied.has(m.version) && (target === undefined || m.version <= target));
   const late = pending.filter((m) => m.version < current);
-  if (late.length > 0 && !options.allowOutOfOrder) throw outOfOrderError(late, current);
+  if (late.length > 0 && !options.allowOutOfOrder) {
+    const top = migrations.find((m) => m.version === current);
+    throw outOfOrderError(late, current, versionLabel(current, top, applied.get(current)));
+  }
   const backfill = migrations.flatMap((m): Backfill[] => {
     const row = applied.get(m.version);
     if (!row) return [];
@@ -322,19 +325,19 @@ export function editedFiles(
 }
 
 /** Never applied silently, never skipped silently: the person chooses. */
-function outOfOrderError(late: Migration[], current: Version): UsageError {
+function outOfOrderError(late: Migration[], current: Version, currentText: string): UsageError {
   const [first] = late;
   const versions = late.map((m) => m.versionText).join(', ');
   return new UsageError(
     `${late.length === 1 ? `version ${versions} is` : `versions ${versions} are`} pending but below the applied ` +
-      `version ${current}: out of order (a migration added after later ones ran)`,
+      `version ${currentText}: out of order (a migration added after later ones ran)`,
     {
-      context: late.map((m) => `${m.forward.path}: not applied, while version ${current} is`),
+      context: late.map((m) => `${m.forward.path}: not applied, while version ${currentText} is`),
       hint:
         `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- ` +
         `--allow-out-of-order; the history records it as up-out-of-order), ` +
         `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ` +
-        `${current} (e.g. ${String(current + 1n).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ` +
+        `${currentText} (e.g. ${String(current + 1n).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ` +
         `${late.length === 1 ? 'it runs' : 'they run'} in order`,
     },
   );

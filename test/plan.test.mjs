@@ -166,7 +166,7 @@ plan('migrate: refuses a dirty ledger, an edited forward or rollback file, and a
   );
   assert.throws(
     () => planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3)),
-    /version 002 is pending but below the applied version 3: out of order/,
+    /version 002 is pending but below the applied version 003: out of order/,
   );
 });
 
