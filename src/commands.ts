@@ -1,7 +1,8 @@
 // yargs commands: parse, call the core, print. No SQL here. What only one command needs (verify's
 // report, the schema printer, import's formats) is imported inside that command's handler, so that
 // `migrate` loads none of it.
-import yargs, { type Argv } from 'yargs';
+import { createRequire } from 'node:module';
+import type { Argv } from 'yargs';
 import {
   loadConfigs,
   loadFleetSetting,
@@ -28,6 +29,16 @@ import type { ForceChanges, MigratorEvent } from './events.js';
 import { Migrator } from './migrator.js';
 import { forceChangeWords, Reporter } from './report.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
+
+// yargs' CommonJS build wraps help at word boundaries (its ESM build splits words) and is one file to load.
+const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
+
+/** Help fits the terminal; elsewhere (a pipe, a file) it is wrapped at 80 columns. */
+const HELP_WIDTH = process.stdout.isTTY ? process.stdout.columns : 80;
+
+const COMMAND_NAMES =
+  'migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, verify, lint, ' +
+  'backup, restore or schema';
 import type { FleetMember, FleetWork } from './fleet/run.js';
 import { versionInput, type Version } from './version.js';
 
@@ -748,12 +759,7 @@ export function cli(argv: string[]): Promise<unknown> {
         const { key, boolean } = (parser as unknown as { getOptions(): Options }).getOptions();
         (args as GlobalArgs).accepts = { names: Object.keys(key), booleans: boolean };
       })
-      .demandCommand(
-        1,
-        'name a command: migrate, rollback, status, version, force, resolve, baseline, import, sql, create, init, ' +
-          'verify, ' +
-          'lint, backup, restore or schema',
-      )
+      .demandCommand(1, `name a command: ${COMMAND_NAMES}`)
       .strict()
       .fail((message, error) => {
         if (error) throw error;
@@ -761,8 +767,7 @@ export function cli(argv: string[]): Promise<unknown> {
         process.exit(ExitCode.usage);
       })
       .help()
-      // yargs' ESM build wraps by characters, splitting words: long lines are left to the terminal.
-      .wrap(null)
+      .wrap(HELP_WIDTH)
       // `version` names force's and baseline's positional, so yargs' own --version would take it over.
       .version(false)
       .parseAsync()

@@ -1,5 +1,5 @@
 // The migration log: one appended line per event, for the operator reading pm2 hosts after the fact.
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TidemarkError } from './errors.js';
 import { makeFolders } from './folders.js';
@@ -89,8 +89,13 @@ export class MigrationLog {
     }
   };
 
-  /** The error a command ended with, so a failed deploy's reason is in the log too. */
+  /**
+   * The error a command ended with, so a failed deploy's reason is in the log too. A command that failed
+   * before it reached the database (bad files, no connection) starts no new log: it is appended only
+   * to a log this run or an earlier one wrote.
+   */
   error(error: unknown): void {
+    if (!this.opened && !existsSync(this.file)) return;
     const message = error instanceof Error ? error.message : String(error);
     const hint = error instanceof TidemarkError && error.details.hint ? ` (hint: ${error.details.hint})` : '';
     this.write('-', '-', '-', '-', 'error', message + hint);

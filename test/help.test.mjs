@@ -14,14 +14,35 @@ test('--version prints the package version alone and exits 0', () => {
   assert.is(r.stdout, `${JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version}\n`);
 });
 
-test('--help never splits a word across lines', () => {
+/** The help text with its wrapping undone: what a reader reads, whatever the width. */
+const unwrapped = (text) => text.replace(/\s+/g, ' ');
+
+test('--help piped is wrapped at 80 columns, never inside a word', () => {
   const r = runCli(['--help'], { cwd: ROOT });
   assert.is(r.code, 0, r.output);
-  assert.match(
-    r.stdout,
-    /tidemark status +list every version: applied, pending, out of order, not in this release, changed\n/,
+  const lines = r.stdout.split('\n');
+  assert.equal(
+    lines.filter((l) => l.length > 80),
+    [],
   );
-  assert.match(r.stdout, /--table +ledger table \(default: MIGRATIONS_TABLE or schema_version\)/);
+  assert.match(
+    unwrapped(r.stdout),
+    'tidemark status list every version: applied, pending, out of order, not in this release, changed',
+  );
+  assert.match(unwrapped(r.stdout), '--table ledger table (default: MIGRATIONS_TABLE or schema_version)');
+});
+
+test('--help on a terminal fits its width, never inside a word', () => {
+  // script(1) gives the CLI a terminal; stty sets its width to 60 columns.
+  const command = `stty cols 60; node ${JSON.stringify(CLI)} migrate --help`;
+  const r = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: ROOT, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stdout);
+  const lines = r.stdout.replace(/\r/g, '').split('\n');
+  assert.equal(
+    lines.filter((l) => l.length > 60),
+    [],
+  );
+  assert.match(unwrapped(r.stdout), "seconds to wait for another run's migration lock (default 60)");
 });
 
 test('output piped into a reader that stops early (| head -1) ends quietly with exit 0, no EPIPE stack', () => {

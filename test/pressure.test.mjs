@@ -54,14 +54,24 @@ for (const [what, path] of [
   });
 }
 
-log('a configuration error creates no logs/migration.log in the current folder', () => {
+log('a command that fails before it connects creates no logs/migration.log in the current folder', () => {
   const cwd = makeProject(TWO);
   try {
-    for (const env of [{}, { DATABASE_URL: 'mysql://localhost/app' }]) {
+    const failures = [
+      [{}, 2],
+      [{ DATABASE_URL: 'mysql://localhost/app' }, 2],
+      // Nothing listens on port 1: the connection is refused at once.
+      [{ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' }, 4],
+    ];
+    for (const [env, code] of failures) {
       const r = runCli(['migrate'], { cwd, env });
-      assert.is(r.code, 2, r.output);
+      assert.is(r.code, code, r.output);
       assert.not.ok(existsSync(join(cwd, 'logs')), 'no log folder was created');
     }
+    writeFileSync(join(cwd, 'sql', '3_typo.sq.sql'), 'select 1;\n');
+    const r = runCli(['migrate'], { cwd, env: { DATABASE_URL: 'sqlite:data/app.db' } });
+    assert.is(r.code, 2, r.output);
+    assert.not.ok(existsSync(join(cwd, 'logs')), 'no log folder was created');
   } finally {
     removeProject(cwd);
   }
