@@ -15,6 +15,7 @@ import type { Session } from './run/session.js';
 import { elapsed } from './run/step.js';
 
 export type { BackupResult } from './events.js';
+import type { Version } from './version.js';
 
 export interface BackupOptions {
   /** Keep only the newest N backups of this database in the folder (the one just taken included). */
@@ -22,7 +23,7 @@ export interface BackupOptions {
 }
 
 /** `<database>-v<version>-<UTC time>.<ext>`: sorted by name is sorted by time, per database. */
-export function backupFileName(tool: BackupTool, version: number, at: Date): string {
+export function backupFileName(tool: BackupTool, version: Version, at: Date): string {
   // Milliseconds too: two backups in one second must not overwrite each other.
   const stamp = at.toISOString().replace(/[-:.]/g, '');
   return `${tool.name}-v${version}-${stamp}${tool.extension}`;
@@ -31,7 +32,7 @@ export function backupFileName(tool: BackupTool, version: number, at: Date): str
 export async function takeBackup(
   config: Config,
   target: Target,
-  version: number,
+  version: Version,
   options: BackupOptions = {},
 ): Promise<BackupResult> {
   const tool = await backupTool(target, config.table, config.secrets);
@@ -64,7 +65,7 @@ export async function checkBackup(
   config: Config,
   target: Target,
   file: string,
-): Promise<{ tool: BackupTool; path: string; version: number }> {
+): Promise<{ tool: BackupTool; path: string; version: Version }> {
   const tool = await backupTool(target, config.table, config.secrets);
   const path = resolve(config.cwd, file);
   try {
@@ -113,8 +114,8 @@ export async function backupAt(
 export async function restore(
   session: Session,
   file: string,
-  confirm: (version: number) => Promise<boolean>,
-): Promise<{ version: number }> {
+  confirm: (version: Version) => Promise<boolean>,
+): Promise<{ version: Version }> {
   const target = session.target();
   const { tool, path, version } = await checkBackup(session.config, target, file);
   if (!(await confirm(version))) throw new UsageError('restore cancelled; nothing was changed');

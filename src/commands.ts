@@ -13,7 +13,8 @@ import type { Migrator } from './migrator.js';
 import { DRY_RUN_OPTION, GLOBAL_OPTIONS, MIGRATE_OPTIONS } from './options.js';
 import { forceChangeWords } from './report.js';
 import type { FleetMember, FleetWork } from './fleet/run.js';
-import { migrateCommand, outcomes, run, wholeNumber, type GlobalArgs } from './run-command.js';
+import { migrateCommand, outcomes, run, versionArg, wholeNumber, type GlobalArgs } from './run-command.js';
+import type { Version } from './version.js';
 
 // yargs' CommonJS build wraps help at word boundaries (its ESM build splits words) and is one file to load.
 const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
@@ -30,7 +31,7 @@ const HISTORY_ONE_DATABASE = new UsageError('status --history works on one datab
 });
 
 /** force asks first, naming the rows it deletes; outside a terminal only --yes answers. */
-async function confirmForce(version: number, changes: ForceChanges): Promise<void> {
+async function confirmForce(version: Version, changes: ForceChanges): Promise<void> {
   const what = `${forceChangeWords(changes, true).join(', ')}, without running any SQL`;
   const npm = `npm run migrate:force-version -- ${version} --yes`;
   const command = `\`tidemark force ${version} --yes\` (npm: \`${npm}\`)`;
@@ -108,7 +109,7 @@ export function cli(argv: string[]): Promise<unknown> {
         (args) => {
           const options = () => ({
             steps: wholeNumber(args.steps, 'steps'),
-            to: wholeNumber(args.to, 'version'),
+            to: versionArg(args.to, 'version'),
             all: args.all,
             useStored: args['use-stored'],
             dryRun: args['dry-run'],
@@ -165,7 +166,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              const version = wholeNumber(args.version, 'version')!;
+              const version = versionArg(args.version, 'version')!;
               const confirm = args.yes ? undefined : (changes: ForceChanges) => confirmForce(version, changes);
               await migrator.force(version, { dryRun: args['dry-run'], confirm });
             },
@@ -185,7 +186,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              const version = wholeNumber(args.version, 'version')!;
+              const version = versionArg(args.version, 'version')!;
               if (!args.applied && !args['not-applied']) {
                 throw new UsageError(
                   'resolve needs --applied or --not-applied: did the interrupted step take effect?',
@@ -207,7 +208,7 @@ export function cli(argv: string[]): Promise<unknown> {
           run(
             args,
             async (migrator) => {
-              await migrator.baseline(wholeNumber(args.version, 'version')!, { dryRun: args['dry-run'] });
+              await migrator.baseline(versionArg(args.version, 'version')!, { dryRun: args['dry-run'] });
             },
             { changes: true, oneDatabase: 'baseline' },
           ),
@@ -261,10 +262,10 @@ export function cli(argv: string[]): Promise<unknown> {
               });
             }
             return {
-              target: wholeNumber(args.target, 'target'),
+              target: versionArg(args.target, 'target'),
               rollback: args.rollback !== undefined || args.to !== undefined || Boolean(args.all),
               steps,
-              to: wholeNumber(args.to, 'version'),
+              to: versionArg(args.to, 'version'),
               all: args.all,
               allowOutOfOrder: args['allow-out-of-order'],
               useStored: args['use-stored'],
@@ -288,12 +289,18 @@ export function cli(argv: string[]): Promise<unknown> {
       .command(
         'create <name>',
         'write the next NNN_name.sql and NNN_name_rollback.sql',
-        (y) => y.positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' }),
+        (y) =>
+          y
+            .positional('name', { type: 'string', describe: 'what the migration does, e.g. add_orders' })
+            .option('timestamp', {
+              type: 'boolean',
+              describe: 'version the files by the UTC time (YYYYMMDDhhmmss), for teams that merge branches often',
+            }),
         (args) =>
           run(
             args,
             async (migrator, reporter) => {
-              const paths = migrator.create(String(args.name));
+              const paths = migrator.create(String(args.name), { timestamp: args.timestamp });
               if (args.json) reporter.out(printableJson({ created: paths }));
               else for (const path of paths) reporter.out(`created ${path}`);
             },
@@ -345,7 +352,7 @@ export function cli(argv: string[]): Promise<unknown> {
         (args) => {
           const options = () => ({
             rollbacks: args.rollbacks,
-            from: wholeNumber(args.from, 'version'),
+            from: versionArg(args.from, 'version'),
             failFast: args['fail-fast'],
           });
           // The files are the same for every database of a fleet: lint them once, not per database.
@@ -427,7 +434,7 @@ export function cli(argv: string[]): Promise<unknown> {
             args,
             async (migrator) => {
               const file = String(args.file);
-              const question = (version: number) =>
+              const question = (version: Version) =>
                 `Replace everything in the database with ${file} (version ${version})?`;
               const command = `\`tidemark restore ${file} --yes\``;
               await migrator.restore(file, (v) =>

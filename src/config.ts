@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { UsageError } from './errors.js';
+import { versionInput, type Version } from './version.js';
 
 export interface ConfigFlags {
   url?: string;
@@ -70,7 +71,7 @@ export interface Config {
   /** Where commands that change the database append their log lines; null: no log. */
   log: string | null;
   /** SCHEMA_VERSION (environment or .env): the version the application expects; null when unset. */
-  schemaVersion: number | null;
+  schemaVersion: Version | null;
   /** verify --scratch-url: the server (or empty database) to build the expected schema on; null: the target's. */
   scratchUrl: string | null;
   /** Strings that must never be printed (passwords). */
@@ -259,7 +260,7 @@ function configFor(
     pgLockTimeout: duration(flags.pgLockTimeout ?? DEFAULT_PG_LOCK_TIMEOUT, '--pg-lock-timeout'),
     lockRetries: count(flags.lockRetries ?? DEFAULT_LOCK_RETRIES, '--lock-retries'),
     log: flags.log === false ? null : flags.log || env.MIGRATIONS_LOG || project.log || DEFAULT_LOG,
-    schemaVersion: schemaVersion ? versionNumber(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
+    schemaVersion: schemaVersion ? versionInput(schemaVersion, `SCHEMA_VERSION${suffix}`) : null,
     scratchUrl: flags.scratchUrl || null,
     secrets: [passwordOf(url), passwordOf(flags.scratchUrl), env.PGPASSWORD].filter((s): s is string => Boolean(s)),
     backupDir: flags.backupDir || env.BACKUP_DIR || (name === null ? 'backups' : `backups/${name}`),
@@ -359,12 +360,6 @@ function lockMode(flags: ConfigFlags, env: NodeJS.ProcessEnv, database: Database
       'advisory (the default) suits direct connections; table suits PgBouncer in transaction mode; none only ' +
       'when deploys are serialized some other way',
   });
-}
-
-function versionNumber(text: string, name: string): number {
-  if (!/^\d+$/.test(text.trim()))
-    throw new UsageError(`${name} must be a version number, not "${text}"`, { hint: `e.g. ${name}=3` });
-  return Number(text.trim());
 }
 
 /** `--wait` alone waits the default time; `--wait 30` that many seconds; no flag does not retry. */

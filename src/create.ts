@@ -7,11 +7,12 @@ import { makeFolders } from './folders.js';
 import { forwardTemplate, rollbackTemplate } from './templates.js';
 
 /** Writes the pair and returns their paths; see {@link Migrator.create}. */
-export function createMigration(config: Config, name: string): string[] {
+export function createMigration(config: Config, name: string, options: { timestamp?: boolean } = {}): string[] {
   validateMigrationName(name);
   const folder = resolve(config.cwd, config.dir);
   makeFolders(folder);
-  const id = `${discover(config.dir, config.cwd).nextVersionText()}_${name}`;
+  const next = discover(config.dir, config.cwd).nextVersionText(new Date(), Boolean(options.timestamp));
+  const id = `${next}_${name}`;
   const files: [string, string][] = [
     [`${id}.sql`, forwardTemplate(id)],
     [`${id}_rollback.sql`, rollbackTemplate(id)],

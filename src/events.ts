@@ -1,25 +1,27 @@
 // What a migrator reports as it works: one event type per name, for the CLI's printer, the migration
 // log and an application's listeners.
+import type { Version } from './version.js';
+
 export type MigratorEvent =
   | { type: 'start'; command: 'migrate' | 'rollback'; database: string; count: number; dryRun: boolean }
-  | { type: 'running'; action: 'up' | 'down'; version: number; versionText: string; name: string }
+  | { type: 'running'; action: 'up' | 'down'; version: Version; versionText: string; name: string }
   | ({ type: 'applied' } & StepDone)
   | ({ type: 'reverted' } & StepDone)
-  | { type: 'failed'; action: 'up' | 'down'; version: number; versionText: string; name: string; error: string }
+  | { type: 'failed'; action: 'up' | 'down'; version: Version; versionText: string; name: string; error: string }
   | {
       type: 'summary';
       command: 'migrate' | 'rollback';
       database: string;
       count: number;
       ms: number;
-      version: number;
+      version: Version;
       dryRun: boolean;
     }
-  | ({ type: 'forced'; database: string; version: number; dryRun: boolean } & ForceChanges)
-  | { type: 'resolved'; database: string; version: number; change: 'clean' | 'delete'; dryRun: boolean }
-  | { type: 'baselined'; database: string; version: number; recorded: number[]; dryRun: boolean }
+  | ({ type: 'forced'; database: string; version: Version; dryRun: boolean } & ForceChanges)
+  | { type: 'resolved'; database: string; version: Version; change: 'clean' | 'delete'; dryRun: boolean }
+  | { type: 'baselined'; database: string; version: Version; recorded: Version[]; dryRun: boolean }
   | ({ type: 'backup'; database: string } & BackupResult)
-  | { type: 'restored'; database: string; file: string; version: number; ms: number }
+  | { type: 'restored'; database: string; file: string; version: Version; ms: number }
   | { type: 'warning'; message: string }
   | { type: 'notice'; message: string };
 
@@ -27,7 +29,7 @@ export type EventListener = (event: MigratorEvent) => void;
 
 /** What 'applied' and 'reverted' carry: one type per event name, so a listener's payload is typed. */
 export interface StepDone {
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   ms: number;
@@ -36,9 +38,9 @@ export interface StepDone {
 
 /** What force changes in the ledger, by version. */
 export interface ForceChanges {
-  removed: number[];
-  added: number[];
-  cleaned: number[];
+  removed: Version[];
+  added: Version[];
+  cleaned: Version[];
 }
 
 /** What 'backup' carries: the backup just taken. */
@@ -47,7 +49,7 @@ export interface BackupResult {
   file: string;
   bytes: number;
   /** The ledger version the backup holds. */
-  version: number;
+  version: Version;
   ms: number;
   /** Older backups removed by `keep`. */
   removed: string[];

@@ -6,6 +6,7 @@ import { UsageError } from './errors.js';
 import { lexSql, readSqlFile, statementsToRun } from './sql/reader.js';
 import { controlsTransaction, type Statement } from './sql/statements.js';
 import { blankOut } from './sql/tokens.js';
+import { compareVersions, MAX_VERSION, VERSION_LIMIT, type Version } from './version.js';
 
 export { normalizeText } from './sql/reader.js';
 
@@ -28,7 +29,8 @@ export interface SqlFile {
   path: string;
   /** Where the file is read from. */
   fullPath: string;
-  version: number;
+  /** Exact, whatever its width; checked against MAX_VERSION by discover(). */
+  version: Version;
   /** The version as written in the file name (`003`), for display. */
   versionText: string;
   name: string;
@@ -39,7 +41,7 @@ export interface SqlFile {
 
 /** One version as it applies to one dialect. */
 export interface Migration {
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   forward: SqlFile;
@@ -82,21 +84,24 @@ export class Catalog {
         rollback: chooseVariant(files, 'rollback', dialect),
       });
     }
-    return migrations.sort((a, b) => a.version - b.version);
+    return migrations.sort((a, b) => compareVersions(a.version, b.version));
   }
 
-  /** The version `create` should use next: one more than the highest, padded like the existing files. */
-  nextVersionText(now: Date = new Date()): string {
+  /**
+   * The version `create` should use next: one more than the highest, padded like the existing files;
+   * with `timestamp`, or in a project that already numbers by timestamp (20260223143052_x.sql), the
+   * UTC time as YYYYMMDDhhmmss, unless that is not above the highest version (then one more).
+   */
+  nextVersionText(now: Date = new Date(), timestamp = false): string {
     const highest = this.files.reduce<SqlFile | undefined>(
       (top, f) => (!top || f.version > top.version ? f : top),
       undefined,
     );
-    if (highest && highest.versionText.length >= 12) {
-      // The project numbers by timestamp (20260223143052_x.sql): keep doing so.
+    if (timestamp || (highest && highest.versionText.length >= 12)) {
       const stamp = now.toISOString().replace(/\D/g, '').slice(0, 14);
-      return Number(stamp) > highest.version ? stamp : String(highest.version + 1);
+      return !highest || BigInt(stamp) > highest.version ? stamp : String(highest.version + 1n);
     }
-    const next = (highest?.version ?? 0) + 1;
+    const next = (highest?.version ?? 0n) + 1n;
     return String(next).padStart(Math.max(3, highest?.versionText.length ?? 0), '0');
   }
 }
@@ -185,7 +190,7 @@ function fileFromName(fileName: string, places: { shown: string; full: string })
   return {
     path: places.shown + fileName,
     fullPath: places.full + fileName,
-    version: Number(versionText),
+    version: BigInt(versionText),
     versionText,
     name,
     kind: rollback ? 'rollback' : 'forward',
@@ -199,8 +204,11 @@ function checkConsistency(files: SqlFile[]): string[] {
   for (const [version, group] of groupByVersion(files)) {
     if (isPlainPair(group)) continue;
     const list = (fs: SqlFile[]) => fs.map((f) => f.path).join(', ');
-    if (!Number.isSafeInteger(version)) {
-      problems.push(`${list(group)}: version ${group[0]!.versionText} is too large; use at most 15 digits`);
+    if (version > MAX_VERSION) {
+      problems.push(
+        `${list(group)}: version ${group[0]!.versionText} is above ${VERSION_LIMIT}; renumber it ` +
+          '(a 14-digit YYYYMMDDhhmmss timestamp fits)',
+      );
       continue;
     }
     const names = new Set(group.map((f) => f.name));
@@ -248,13 +256,13 @@ function checkConsistency(files: SqlFile[]): string[] {
  */
 function isPlainPair(group: SqlFile[]): boolean {
   const [first, second] = group;
-  if (group.length > 2 || !Number.isSafeInteger(first!.version) || first!.dialect !== null) return false;
+  if (group.length > 2 || first!.version > MAX_VERSION || first!.dialect !== null) return false;
   if (!second) return first!.kind === 'forward';
   return second.dialect === null && second.name === first!.name && first!.kind !== second.kind;
 }
 
-function groupByVersion(files: readonly SqlFile[]): Map<number, SqlFile[]> {
-  const groups = new Map<number, SqlFile[]>();
+function groupByVersion(files: readonly SqlFile[]): Map<Version, SqlFile[]> {
+  const groups = new Map<Version, SqlFile[]>();
   for (const f of files) {
     const group = groups.get(f.version);
     if (group) group.push(f);
@@ -384,13 +392,13 @@ function readIntoShared(fullPath: string): Buffer {
 
 /** Checksums of the forward and rollback files as they are now, by version. */
 export interface Checksums {
-  forward: Map<number, string>;
+  forward: Map<Version, string>;
   /** Only versions that have a rollback file. */
-  rollback: Map<number, string>;
+  rollback: Map<Version, string>;
 }
 
 /** The checksums of the given versions' files (all, when no filter): what change detection compares. */
-export function fileChecksums(migrations: Migration[], only?: Set<number>): Checksums {
+export function fileChecksums(migrations: Migration[], only?: Set<Version>): Checksums {
   const chosen = migrations.filter((m) => !only || only.has(m.version));
   return {
     forward: new Map(chosen.map((m) => [m.version, fileChecksum(m.forward)])),
@@ -399,7 +407,7 @@ export function fileChecksums(migrations: Migration[], only?: Set<number>): Chec
 }
 
 /** The rollback files' checksums of the given versions (all, when no filter), by version. */
-export function rollbackChecksums(migrations: Migration[], only?: Set<number>): Map<number, string> {
+export function rollbackChecksums(migrations: Migration[], only?: Set<Version>): Map<Version, string> {
   return new Map(
     migrations.flatMap((m) =>
       m.rollback && (!only || only.has(m.version)) ? [[m.version, fileChecksum(m.rollback)] as const] : [],
@@ -411,7 +419,7 @@ export function rollbackChecksums(migrations: Migration[], only?: Set<number>): 
  * Where a rollback stored in the ledger came from, as a file that is not on disk: its path names
  * the stored copy, so an error in it reads `stored 004_add_fee_rollback.sql:3: ...`.
  */
-export function storedRollbackFile(version: number, name: string, versionText: string): SqlFile {
+export function storedRollbackFile(version: Version, name: string, versionText: string): SqlFile {
   const fileName = `${versionText}_${name}_rollback.sql`;
   return { path: `stored ${fileName}`, fullPath: '', version, versionText, name, kind: 'rollback', dialect: null };
 }

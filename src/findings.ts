@@ -10,9 +10,11 @@ import {
   ledgerAnomalies,
   notInRelease,
   type LedgerRow,
+  versionLabel,
 } from './plan.js';
 import type { Irreversible } from './reversibility.js';
 import type { Difference } from './schema.js';
+import { compareVersions, type Version } from './version.js';
 
 /** The checks of `verify`, in the order they are reported. */
 export const CHECKS = [
@@ -37,16 +39,16 @@ export interface Finding {
   /** What a person does about it. */
   fix: string;
   /** The versions it is about. */
-  versions: number[];
+  versions: Version[];
   /** drift and rollbacks: the differences as data (`details` holds their lines). */
   differences?: Difference[];
 }
 
 export interface VerifyReport {
   database: string;
-  version: number;
+  version: Version;
   /** SCHEMA_VERSION, when set. */
-  expectedVersion: number | null;
+  expectedVersion: Version | null;
   /** What the live schema was compared with, or why it could not be. */
   reference: Reference;
   /** With --rollbacks: each migration's verdict and their counts; null without. */
@@ -62,7 +64,7 @@ export interface VerifyReport {
  * order) run on a scratch database; `none` when they could not be, with the reason.
  */
 export type Reference =
-  | { source: 'files'; description: string; versions: number[] }
+  | { source: 'files'; description: string; versions: Version[] }
   | { source: 'none'; reason: string };
 
 /**
@@ -73,7 +75,7 @@ export const ROLLBACK_VERDICTS = ['proven', 'lossy', 'failed', 'irreversible', '
 export type RollbackVerdict = (typeof ROLLBACK_VERDICTS)[number];
 
 export interface RollbackResult {
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   verdict: RollbackVerdict;
@@ -83,21 +85,21 @@ export interface RollbackResult {
 
 export interface RollbackSummary {
   /** --from: the first version checked; null: from the first migration. */
-  from: number | null;
+  from: Version | null;
   counts: Record<RollbackVerdict, number>;
   results: RollbackResult[];
 }
 
-export function summarizeRollbacks(from: number | null, results: RollbackResult[]): RollbackSummary {
+export function summarizeRollbacks(from: Version | null, results: RollbackResult[]): RollbackSummary {
   const count = (verdict: RollbackVerdict) => results.filter((r) => r.verdict === verdict).length;
   const counts = Object.fromEntries(ROLLBACK_VERDICTS.map((v) => [v, count(v)])) as RollbackSummary['counts'];
   return { from, counts, results };
 }
 
 /** Its words: `the migration files at version 7 (applied in the order 1, 3, 2), built on a scratch database`. */
-export function filesReference(versions: number[]): Reference {
+export function filesReference(versions: Version[]): Reference {
   if (versions.length === 0) return { source: 'files', description: 'an empty schema (no version applied)', versions };
-  const sorted = [...versions].sort((a, b) => a - b);
+  const sorted = [...versions].sort(compareVersions);
   const order = versions.some((v, i) => v !== sorted[i]) ? ` (applied in the order ${versions.join(', ')})` : '';
   const description = `the migration files at version ${sorted.at(-1)}${order}, built on a scratch database`;
   return { source: 'files', description, versions };
@@ -108,7 +110,7 @@ export interface LedgerFacts {
   ledger: LedgerRow[];
   /** The current checksums of each applied version's files. */
   checksums: Checksums;
-  expectedVersion: number | null;
+  expectedVersion: Version | null;
   /** Rollback files still as `tidemark create` wrote them, for migrations that do something; none when left out. */
   unwritten?: Irreversible[];
 }
@@ -145,7 +147,7 @@ function pending({ migrations, ledger }: LedgerFacts): Finding | null {
 function expectedVersion({ migrations, ledger, expectedVersion: expected }: LedgerFacts): Finding | null {
   const current = currentVersion(ledger);
   if (expected === null || expected === current) return null;
-  const known = expected === 0 || migrations.some((m) => m.version === expected);
+  const known = expected === 0n || migrations.some((m) => m.version === expected);
   return {
     check: 'expected-version',
     message: `the database is at version ${current}, but SCHEMA_VERSION expects ${expected}`,
@@ -209,8 +211,8 @@ function dirtyRows({ ledger }: LedgerFacts): Finding | null {
     message:
       `${plural(dirty.length, 'version is', 'versions are')} dirty: a no-transaction migration started and ` +
       `did not finish`,
-    details: dirty.map((r) => `version ${r.version} (${r.name})`),
-    fix: dirtyResolution(dirty[0]!.version, dirty[0]!.dirtyAction),
+    details: dirty.map((r) => `version ${versionLabel(r.version, null, r)} (${r.name})`),
+    fix: dirtyResolution(versionLabel(dirty[0]!.version, null, dirty[0]), dirty[0]!.dirtyAction),
     versions: dirty.map((r) => r.version),
   };
 }
@@ -245,13 +247,13 @@ export function rebuildObstacle(migrations: Migration[], ledger: LedgerRow[]): s
 }
 
 /** verify could not build what the files produce, so it cannot say whether the schema matches: never "verified". */
-export function referenceFinding(reason: string, fix: string, versions: number[] = []): Finding {
+export function referenceFinding(reason: string, fix: string, versions: Version[] = []): Finding {
   const message = `the schema was not compared with the migration files: ${reason}`;
   return { check: 'reference', message, details: [], fix, versions };
 }
 
 /** The fix never suggests force: force changes the ledger, not what the files produce. */
-export function driftFinding(differences: Difference[], reference: string, version: number): Finding {
+export function driftFinding(differences: Difference[], reference: string, version: Version): Finding {
   return {
     check: 'drift',
     message: `the schema differs from ${reference} (+ only in the database, - missing from it, ~ changed)`,

@@ -4,6 +4,7 @@ import { SchemaVersionError } from './errors.js';
 import type { EventListener } from './events.js';
 import { Migrator } from './migrator.js';
 import { assertAtVersion } from './plan.js';
+import { highestVersion, optionalVersion, type Version, type VersionInput } from './version.js';
 
 export {
   ExitCode,
@@ -20,6 +21,7 @@ export type { MigratorEvent, MigratorEvents, EventListener, StepDone, ForceChang
 export type { MigrateOptions, RollbackOptions, SqlOptions, StatusReport, HistoryReport } from './migrator.js';
 export type { ForceOptions } from './migrator.js';
 export type { StatusEntry, VersionState, LedgerRow, DirtyAction } from './plan.js';
+export type { Version, VersionInput } from './version.js';
 export type { Irreversible } from './reversibility.js';
 export type { HistoryRow, HistoryAction } from './drivers/driver.js';
 export type { VerifyOptions } from './verify.js';
@@ -75,8 +77,11 @@ export function createMigrator(settings: TidemarkSettings = {}, onEvent?: EventL
 
 /** Settings for {@link assertSchemaVersion}. */
 export interface SchemaVersionSettings extends TidemarkSettings {
-  /** The version this release needs; default SCHEMA_VERSION, else the newest migration file. */
-  expected?: number;
+  /**
+   * The version this release needs (a bigint, a safe integer or a string of digits); default
+   * SCHEMA_VERSION, else the newest migration file.
+   */
+  expected?: VersionInput;
   /**
    * Start on a database that is ahead of this release (default true): during a rolling reload and
    * right after a code revert, the old code runs on the newer schema until the database is taken
@@ -94,7 +99,7 @@ export interface SchemaVersionSettings extends TidemarkSettings {
  * @example
  * await assertSchemaVersion(); // in server.js, before app.listen(): refuses to start on a stale schema
  */
-export async function assertSchemaVersion(settings: SchemaVersionSettings = {}): Promise<number> {
+export async function assertSchemaVersion(settings: SchemaVersionSettings = {}): Promise<Version> {
   const config = loadConfig(settings, settings.cwd ?? process.cwd());
   const report = await new Migrator(config).status();
   if (report.anomalies.length > 0) {
@@ -106,10 +111,8 @@ export async function assertSchemaVersion(settings: SchemaVersionSettings = {}):
       },
     );
   }
-  const newestFile = report.entries
-    .filter((e) => e.state !== 'not-in-release')
-    .reduce((top, e) => Math.max(top, e.version), 0);
-  const expected = settings.expected ?? config.schemaVersion ?? newestFile;
+  const newestFile = highestVersion(report.entries.filter((e) => e.state !== 'not-in-release').map((e) => e.version));
+  const expected = optionalVersion(settings.expected, 'expected') ?? config.schemaVersion ?? newestFile;
   assertAtVersion(report.database, report.version, report.entries, expected, settings.allowAhead ?? true);
   return report.version;
 }

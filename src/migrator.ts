@@ -8,6 +8,7 @@ import type { EventListener, MigratorEvents } from './events.js';
 import { createMigration } from './create.js';
 import { migrate, type MigrateOptions } from './migrate/migrate.js';
 import { Session } from './run/session.js';
+import { optionalVersion, versionInput, type Version, type VersionInput } from './version.js';
 // Only their types: the modules themselves are imported when their command runs.
 import type { BackupOptions, BackupResult } from './backup.js';
 import type { VerifyReport } from './findings.js';
@@ -69,8 +70,8 @@ export class Migrator {
    * out-of-order version; a failing migration is a MigrationError naming file:line.
    * @returns how many this run applied and the version the database is at now.
    */
-  async migrate(options: MigrateOptions = {}): Promise<{ applied: number; version: number }> {
-    return migrate(this.session, options);
+  async migrate(given: MigrateOptions = {}): Promise<{ applied: number; version: Version }> {
+    return migrate(this.session, { ...given, target: optionalVersion(given.target, 'target') });
   }
 
   /**
@@ -78,9 +79,9 @@ export class Migrator {
    * with its rollback file in one transaction with the deletion of its ledger row.
    * @returns how many this run rolled back and the version the database is at now.
    */
-  async rollback(options: RollbackOptions = {}): Promise<{ reverted: number; version: number }> {
+  async rollback(given: RollbackOptions = {}): Promise<{ reverted: number; version: Version }> {
     const { rollback } = await import('./rollback/rollback.js');
-    return rollback(this.session, options);
+    return rollback(this.session, { ...given, to: optionalVersion(given.to, 'version') });
   }
 
   /**
@@ -101,14 +102,17 @@ export class Migrator {
     return status(this.session);
   }
 
-  /** The history table, oldest first: every up, down, force and failed attempt. */
+  /**
+   * The history table, oldest first: every up, down, force and failed attempt; each version shown as
+   * its file names it, else as the ledger stored it.
+   */
   async history(): Promise<HistoryReport> {
     const { history } = await import('./ledger/status.js');
     return history(this.session);
   }
 
   /** The highest applied version, 0 when none. Read-only; does not read the files. */
-  async version(): Promise<number> {
+  async version(): Promise<Version> {
     const { version } = await import('./ledger/status.js');
     return version(this.session);
   }
@@ -142,27 +146,27 @@ export class Migrator {
    * change is read first (without the lock or creating anything) and confirmed; the change is then
    * made only if the ledger still calls for exactly that.
    */
-  async force(version: number, options: ForceOptions = {}): Promise<void> {
+  async force(version: VersionInput, options: ForceOptions = {}): Promise<void> {
     const { force } = await import('./ledger/force.js');
-    return force(this.session, version, options);
+    return force(this.session, versionInput(version, 'version'), options);
   }
 
   /**
    * Settles a dirty version: `applied` says the interrupted step (the migration, or its rollback)
    * took effect. Changes only that version's row (cleared, or deleted) and runs no migration SQL.
    */
-  async resolve(version: number, applied: boolean, options: { dryRun?: boolean } = {}): Promise<void> {
+  async resolve(version: VersionInput, applied: boolean, options: { dryRun?: boolean } = {}): Promise<void> {
     const { resolve } = await import('./ledger/resolve.js');
-    return resolve(this.session, version, applied, options);
+    return resolve(this.session, versionInput(version, 'version'), applied, options);
   }
 
   /**
    * Records the versions <= `version` as applied, running no migration SQL, on a database whose
    * schema was built up to there by hand or by another tool. Refuses when the ledger has rows.
    */
-  async baseline(version: number, options: { dryRun?: boolean } = {}): Promise<void> {
+  async baseline(version: VersionInput, options: { dryRun?: boolean } = {}): Promise<void> {
     const { baseline } = await import('./ledger/baseline.js');
-    return baseline(this.session, version, options);
+    return baseline(this.session, versionInput(version, 'version'), options);
   }
 
   /**
@@ -180,14 +184,22 @@ export class Migrator {
    * The script `migrate` (or with `rollback`, `rollback`) would run now, for psql or the sqlite3
    * shell, with the ledger and history rows tidemark would write. Reads the ledger and nothing else.
    */
-  async sql(options: SqlOptions = {}): Promise<string> {
+  async sql(given: SqlOptions = {}): Promise<string> {
     const { sql } = await import('./sqlscript.js');
+    const options = {
+      ...given,
+      target: optionalVersion(given.target, 'target'),
+      to: optionalVersion(given.to, 'version'),
+    };
     return sql(this.session, options);
   }
 
-  /** Writes the next version's migration and rollback files; needs no database. */
-  create(name: string): string[] {
-    return createMigration(this.config, name);
+  /**
+   * Writes the next version's migration and rollback files; needs no database. With `timestamp`,
+   * the version is the UTC time as YYYYMMDDhhmmss (branches merged in any order do not collide).
+   */
+  create(name: string, options: { timestamp?: boolean } = {}): string[] {
+    return createMigration(this.config, name, options);
   }
 
   /**
@@ -203,7 +215,7 @@ export class Migrator {
    * Replaces the database's contents with a backup, under the run lock. The backup is read through
    * first; `confirm` is asked with the version it brings back, and nothing changes unless it says yes.
    */
-  async restore(file: string, confirm: (version: number) => Promise<boolean>): Promise<{ version: number }> {
+  async restore(file: string, confirm: (version: Version) => Promise<boolean>): Promise<{ version: Version }> {
     const { restore } = await import('./backup.js');
     return restore(this.session, file, confirm);
   }

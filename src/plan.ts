@@ -1,6 +1,7 @@
 // Pure planning: ledger rows + migration files -> what a command must do. No I/O here.
 import { SchemaVersionError, UsageError } from './errors.js';
 import type { Checksums, Migration, SqlFile } from './files.js';
+import { compareVersions, highestVersion, type Version } from './version.js';
 
 export type DirtyAction = 'up' | 'down';
 
@@ -8,7 +9,9 @@ export type DirtyAction = 'up' | 'down';
 export interface LedgerRow {
   /** The row's id: the order versions were applied in (null in a legacy table without one). */
   id: number | null;
-  version: number;
+  version: Version;
+  /** The version as its file named it when it was applied (`003`); null in rows written before it was stored. */
+  versionText: string | null;
   name: string;
   appliedAt: string | null;
   checksum: string | null;
@@ -39,7 +42,7 @@ export type VersionState =
 export type RollbackSource = 'file' | 'stored' | null;
 
 export interface StatusEntry {
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   state: VersionState;
@@ -54,13 +57,13 @@ export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksu
   const files = new Map(migrations.map((m) => [m.version, m]));
   const rows = new Map(ledger.map((r) => [r.version, r]));
   const current = currentVersion(ledger);
-  const versions = [...new Set([...files.keys(), ...rows.keys()])].sort((a, b) => a - b);
+  const versions = [...new Set([...files.keys(), ...rows.keys()])].sort(compareVersions);
   return versions.map((version) => {
     const file = files.get(version);
     const row = rows.get(version);
     return {
       version,
-      versionText: file?.versionText ?? String(version),
+      versionText: versionLabel(version, file, row),
       name: file?.name ?? row!.name,
       state: stateOf(version, row, file, checksums, current),
       appliedAt: row?.appliedAt ?? null,
@@ -71,11 +74,11 @@ export function planStatus(migrations: Migration[], ledger: LedgerRow[], checksu
 }
 
 function stateOf(
-  version: number,
+  version: Version,
   row: LedgerRow | undefined,
   file: Migration | undefined,
   checksums: Checksums,
-  current: number,
+  current: Version,
 ): VersionState {
   if (!row) return version < current ? 'out-of-order' : 'pending';
   if (row.dirty) return 'dirty';
@@ -91,13 +94,25 @@ function differs(recorded: string | null | undefined, now: string | undefined): 
 }
 
 /** The highest applied version, 0 when nothing is applied. */
-export function currentVersion(ledger: LedgerRow[]): number {
-  return ledger.reduce((top, r) => Math.max(top, r.version), 0);
+export function currentVersion(ledger: LedgerRow[]): Version {
+  return highestVersion(ledger.map((r) => r.version));
+}
+
+/**
+ * How a version is printed wherever a migration is named: as its file names it (`003`) when the file
+ * is known, else as the ledger stored it when it was applied, else the number.
+ */
+export function versionLabel(
+  version: Version,
+  file?: { versionText: string } | null,
+  row?: { versionText: string | null } | null,
+): string {
+  return file?.versionText ?? row?.versionText ?? String(version);
 }
 
 /** The applied rows in the order they were applied: by id, the version breaking ties (legacy rows have none). */
 export function inApplyOrder(ledger: LedgerRow[]): LedgerRow[] {
-  return [...ledger].sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || a.version - b.version);
+  return [...ledger].sort((a, b) => (a.id ?? Infinity) - (b.id ?? Infinity) || compareVersions(a.version, b.version));
 }
 
 /**
@@ -106,10 +121,12 @@ export function inApplyOrder(ledger: LedgerRow[]): LedgerRow[] {
  * at the first). Empty for a ledger tidemark could have written.
  */
 export function ledgerAnomalies(ledger: LedgerRow[]): string[] {
-  const counts = new Map<number, number>();
-  for (const r of ledger) counts.set(r.version, (counts.get(r.version) ?? 0) + 1);
-  const lines = [...counts].filter(([, n]) => n > 1).map(([version, n]) => `version ${version} is recorded ${n} times`);
-  const dirty = ledger.filter((r) => r.dirty).map((r) => r.version);
+  const counts = new Map<Version, LedgerRow[]>();
+  for (const r of ledger) counts.set(r.version, [...(counts.get(r.version) ?? []), r]);
+  const lines = [...counts.values()]
+    .filter((rows) => rows.length > 1)
+    .map((rows) => `version ${versionLabel(rows[0]!.version, null, rows[0])} is recorded ${rows.length} times`);
+  const dirty = ledger.filter((r) => r.dirty).map((r) => versionLabel(r.version, null, r));
   if (dirty.length > 1) lines.push(`versions ${dirty.join(', ')} are ${dirty.length === 2 ? 'both' : 'all'} dirty`);
   return lines;
 }
@@ -132,8 +149,9 @@ export function assertSerialLedger(ledger: LedgerRow[]): void {
 export function assertNotDirty(ledger: LedgerRow[]): void {
   const dirty = ledger.find((r) => r.dirty);
   if (!dirty) return;
-  throw new UsageError(`version ${dirty.version} (${dirty.name}) is dirty: ${dirtyStory(dirty.dirtyAction)}`, {
-    hint: dirtyResolution(dirty.version, dirty.dirtyAction),
+  const label = versionLabel(dirty.version, null, dirty);
+  throw new UsageError(`version ${label} (${dirty.name}) is dirty: ${dirtyStory(dirty.dirtyAction)}`, {
+    hint: dirtyResolution(label, dirty.dirtyAction),
   });
 }
 
@@ -149,7 +167,7 @@ export function dirtyStory(action: DirtyAction | null): string {
  * interrupted; when the ledger does not know it (a row marked by an older tidemark or by hand),
  * --applied and --not-applied say whether the migration's change is in the database.
  */
-export function dirtyResolution(version: number, action: DirtyAction | null): string {
+export function dirtyResolution(version: string, action: DirtyAction | null): string {
   const keep = `keeps version ${version} applied`;
   const remove = `deletes the row of version ${version} only`;
   const [applied, notApplied] =
@@ -165,7 +183,7 @@ export function dirtyResolution(version: number, action: DirtyAction | null): st
 
 /** What `resolve` does to the one row it changes. */
 export interface ResolvePlan {
-  version: number;
+  version: Version;
   name: string;
   /** clean: keep the row, no longer dirty; delete: remove the row. */
   change: 'clean' | 'delete';
@@ -176,7 +194,7 @@ export interface ResolvePlan {
  * `resolve V --applied | --not-applied`: the interrupted step took effect, or did not. Only row V
  * changes, whatever lies above it (a dirty out-of-order version must not take later ones with it).
  */
-export function planResolve(ledger: LedgerRow[], version: number, applied: boolean): ResolvePlan {
+export function planResolve(ledger: LedgerRow[], version: Version, applied: boolean): ResolvePlan {
   const row = ledger.find((r) => r.version === version);
   if (!row) {
     const hint = 'see the dirty version in `tidemark status`';
@@ -197,14 +215,14 @@ export interface MigratePlan {
   /** Pending migrations to apply, in order. */
   pending: Migration[];
   /** Pending versions below the applied version, applied because --allow-out-of-order said so. */
-  outOfOrder: Set<number>;
+  outOfOrder: Set<Version>;
   /** Applied versions whose ledger row needs the files' checksums (or rollback text) recorded. */
   backfill: Backfill[];
   /** Applied versions this release has no file for: the database is ahead of the code. */
   notInRelease: LedgerRow[];
-  current: number;
+  current: Version;
   /** The version once the pending migrations are applied. */
-  version: number;
+  version: Version;
 }
 
 /**
@@ -219,7 +237,7 @@ export interface Backfill {
 }
 
 export interface MigrateOptions {
-  target?: number;
+  target?: Version;
   /** Versions whose applied file (or rollback file) was edited, accepted by `--allow-changed`. */
   allowChanged?: boolean;
   /** Apply pending versions below the applied version (`--allow-out-of-order`). */
@@ -261,7 +279,10 @@ export function planMigrate(
   }
   const pending = migrations.filter((m) => !applied.has(m.version) && (target === undefined || m.version <= target));
   const late = pending.filter((m) => m.version < current);
-  if (late.length > 0 && !options.allowOutOfOrder) throw outOfOrderError(late, current);
+  if (late.length > 0 && !options.allowOutOfOrder) {
+    const top = migrations.find((m) => m.version === current);
+    throw outOfOrderError(late, current, versionLabel(current, top, applied.get(current)));
+  }
   const backfill = migrations.flatMap((m): Backfill[] => {
     const row = applied.get(m.version);
     if (!row) return [];
@@ -280,7 +301,7 @@ export function planMigrate(
     backfill,
     notInRelease: notInRelease(migrations, ledger),
     current,
-    version: Math.max(current, ...pending.map((m) => m.version)),
+    version: highestVersion([current, ...pending.map((m) => m.version)]),
   };
 }
 
@@ -289,7 +310,7 @@ export function editedFiles(
   migrations: Migration[],
   ledger: LedgerRow[],
   checksums: Checksums,
-): { version: number; versionText: string; file: SqlFile }[] {
+): { version: Version; versionText: string; file: SqlFile }[] {
   const applied = new Map(ledger.map((r) => [r.version, r]));
   return migrations.flatMap((m) => {
     const row = applied.get(m.version);
@@ -304,19 +325,20 @@ export function editedFiles(
 }
 
 /** Never applied silently, never skipped silently: the person chooses. */
-function outOfOrderError(late: Migration[], current: number): UsageError {
+function outOfOrderError(late: Migration[], current: Version, currentText: string): UsageError {
   const [first] = late;
-  const versions = late.map((m) => m.version).join(', ');
+  const versions = late.map((m) => m.versionText).join(', ');
+  const renumbered = String(current + 1n).padStart(first!.versionText.length, '0');
   return new UsageError(
     `${late.length === 1 ? `version ${versions} is` : `versions ${versions} are`} pending but below the applied ` +
-      `version ${current}: out of order (a migration added after later ones ran)`,
+      `version ${currentText}: out of order (a migration added after later ones ran)`,
     {
-      context: late.map((m) => `${m.forward.path}: not applied, while version ${current} is`),
+      context: late.map((m) => `${m.forward.path}: not applied, while version ${currentText} is`),
       hint:
         `either apply ${late.length === 1 ? 'it' : 'them'} anyway with --allow-out-of-order (npm run migrate -- ` +
         `--allow-out-of-order; the history records it as up-out-of-order), ` +
         `or renumber ${late.length === 1 ? 'the file and its rollback' : 'the files and their rollbacks'} above ` +
-        `${current} (e.g. ${String(current + 1).padStart(first!.versionText.length, '0')}_${first!.name}.sql) so ` +
+        `${currentText} (e.g. ${renumbered}_${first!.name}.sql) so ` +
         `${late.length === 1 ? 'it runs' : 'they run'} in order`,
     },
   );
@@ -331,8 +353,8 @@ export function notInRelease(migrations: Migration[], ledger: LedgerRow[]): Ledg
 /** The warning for a release that lacks files of applied versions: what the database is ahead by, and the way back. */
 export function notInReleaseWarning(rows: LedgerRow[], migrations: Migration[]): string | null {
   if (rows.length === 0) return null;
-  const newestFile = migrations.reduce((top, m) => Math.max(top, m.version), 0);
-  const list = rows.map((r) => `${r.version} (${r.name})`).join(', ');
+  const newestFile = highestVersion(migrations.map((m) => m.version));
+  const list = rows.map((r) => `${versionLabel(r.version, null, r)} (${r.name})`).join(', ');
   const subject = rows.length === 1 ? `version ${list} is` : `versions ${list} are`;
   if (rows.some((r) => r.version < newestFile)) {
     return (
@@ -354,7 +376,7 @@ export function writesLedger(plan: MigratePlan): boolean {
 
 export interface RollbackOptions {
   steps?: number;
-  to?: number;
+  to?: Version;
   all?: boolean;
   /** Run the rollback stored in the ledger even where the rollback file exists and differs (`--use-stored`). */
   useStored?: boolean;
@@ -362,7 +384,7 @@ export interface RollbackOptions {
 
 export interface RollbackStep {
   row: LedgerRow;
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   /** The rollback file to run, or null: run the copy stored in the ledger when the version was applied. */
@@ -372,7 +394,7 @@ export interface RollbackStep {
 }
 
 /** The version the database is at once the steps are undone. */
-export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[]): number {
+export function versionAfterRollback(ledger: LedgerRow[], steps: RollbackStep[]): Version {
   const undone = new Set(steps.map((s) => s.row.version));
   return currentVersion(ledger.filter((r) => !undone.has(r.version)));
 }
@@ -386,7 +408,7 @@ export function planRollback(
   migrations: Migration[],
   ledger: LedgerRow[],
   options: RollbackOptions,
-  rollbackChecksums: Map<number, string>,
+  rollbackChecksums: Map<Version, string>,
 ): RollbackStep[] {
   assertSerialLedger(ledger);
   assertNotDirty(ledger);
@@ -405,7 +427,8 @@ export function planRollback(
       );
     else
       problems.push(
-        `version ${row.version} (${row.name}) is applied, but this release has no file for it and the ledger stored ` +
+        `version ${versionLabel(row.version, null, row)} (${row.name}) is applied, but this release has no file for ` +
+          `it and the ledger stored ` +
           `no rollback for it`,
       );
   }
@@ -428,10 +451,10 @@ export function planRollback(
 export function planSync(migrations: Migration[], ledger: LedgerRow[]): RollbackStep[] {
   const ahead = notInRelease(migrations, ledger);
   if (ahead.length === 0) return [];
-  const newestFile = migrations.reduce((top, m) => Math.max(top, m.version), 0);
+  const newestFile = highestVersion(migrations.map((m) => m.version));
   const missing = ahead.filter((r) => r.version < newestFile);
   if (missing.length > 0) {
-    const list = missing.map((r) => `${r.version} (${r.name})`).join(', ');
+    const list = missing.map((r) => `${versionLabel(r.version, null, r)} (${r.name})`).join(', ');
     throw new UsageError(
       `migrate --sync: this release has no file for the applied ${missing.length === 1 ? 'version' : 'versions'} ` +
         `${list}, below its newest file ${newestFile}; nothing was changed`,
@@ -463,14 +486,15 @@ export function rowsToRollBack(ledger: LedgerRow[], options: RollbackOptions): L
   return newestFirst.filter((r) => r.version > to);
 }
 
-function laterAppliedError(kept: LedgerRow[], oldestUndone: LedgerRow, steps: number, to: number): UsageError {
-  const versions = kept.map((r) => r.version).join(', ');
+function laterAppliedError(kept: LedgerRow[], oldestUndone: LedgerRow, steps: number, to: Version): UsageError {
+  const versions = kept.map((r) => versionLabel(r.version, null, r)).join(', ');
   const subject = kept.length === 1 ? `version ${versions} was` : `versions ${versions} were`;
-  const reason = `${subject} applied after ${oldestUndone.version} (out of order), which --to ${to} would undo`;
+  const undone = versionLabel(oldestUndone.version, null, oldestUndone);
+  const reason = `${subject} applied after ${undone} (out of order), which --to ${to} would undo`;
   return new UsageError(`cannot roll back to ${to}: ${reason}; nothing was changed`, {
     hint:
       `rollback undoes migrations newest applied first: run \`tidemark rollback ${steps}\` to undo the last ${steps} ` +
-      `in that order (down to ${oldestUndone.version}, ${kept.length === 1 ? 'including' : 'with'} ${versions}), ` +
+      `in that order (down to ${undone}, ${kept.length === 1 ? 'including' : 'with'} ${versions}), ` +
       'or choose a lower --to',
   });
 }
@@ -479,7 +503,7 @@ function laterAppliedError(kept: LedgerRow[], oldestUndone: LedgerRow, steps: nu
  * Refuses before anything runs when one of the steps cannot undo its migration: the whole plan, not
  * the steps above it. `irreversible` maps versions to why (starting with the rollback file's path).
  */
-export function assertReversible(steps: RollbackStep[], irreversible: Map<number, string>): void {
+export function assertReversible(steps: RollbackStep[], irreversible: Map<Version, string>): void {
   const newestFirst = steps.map((s) => s.row);
   const blocked = newestFirst.filter((r) => irreversible.has(r.version));
   if (blocked.length === 0) return;
@@ -507,7 +531,7 @@ function rollbackStep(
   const base = {
     row,
     version: row.version,
-    versionText: migration?.versionText ?? String(row.version),
+    versionText: versionLabel(row.version, migration, row),
     name: migration?.name ?? row.name,
   };
   const file = migration?.rollback ?? null;
@@ -549,9 +573,9 @@ export interface ForcePlan {
 }
 
 /** Makes the ledger hold exactly the versions <= target that exist for the dialect. */
-export function planForce(migrations: Migration[], ledger: LedgerRow[], target: number): ForcePlan {
+export function planForce(migrations: Migration[], ledger: LedgerRow[], target: Version): ForcePlan {
   assertSerialLedger(ledger);
-  if (target !== 0) assertVersionExists(migrations, target, ', or 0 to empty the ledger');
+  if (target !== 0n) assertVersionExists(migrations, target, ', or 0 to empty the ledger');
   const wanted = migrations.filter((m) => m.version <= target);
   const wantedVersions = new Set(wanted.map((m) => m.version));
   const rows = new Map(ledger.map((r) => [r.version, r]));
@@ -566,7 +590,7 @@ export function planForce(migrations: Migration[], ledger: LedgerRow[], target: 
  * The migrations to record as applied, without running them, on a database whose schema was built
  * by hand or by another tool up to `target`. Only on an empty ledger: rewriting one is force's job.
  */
-export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: number): Migration[] {
+export function planBaseline(migrations: Migration[], ledger: LedgerRow[], target: Version): Migration[] {
   assertVersionExists(migrations, target, '');
   const force = `tidemark force ${target} --yes`;
   assertEmptyLedger(ledger, 'baseline', `to make it say version ${target} anyway, run \`${force}\``);
@@ -577,7 +601,7 @@ export function planBaseline(migrations: Migration[], ledger: LedgerRow[], targe
  * The migrations another tool applied, to record as baseline does (`tidemark import --url`): the
  * versions were checked against the files already; only on an empty ledger.
  */
-export function planAdopt(migrations: Migration[], ledger: LedgerRow[], versions: number[]): Migration[] {
+export function planAdopt(migrations: Migration[], ledger: LedgerRow[], versions: Version[]): Migration[] {
   const orElse = 'to convert the files only, run the import with --files-only';
   assertEmptyLedger(ledger, 'import with a database URL', orElse);
   const wanted = new Set(versions);
@@ -594,7 +618,7 @@ function assertEmptyLedger(ledger: LedgerRow[], command: string, orElse: string)
 }
 
 /** force and baseline take a version that has a file for this dialect. */
-function assertVersionExists(migrations: Migration[], version: number, orElse: string): void {
+function assertVersionExists(migrations: Migration[], version: Version, orElse: string): void {
   if (migrations.some((m) => m.version === version)) return;
   throw new UsageError(`there is no migration with version ${version} for this database`, {
     hint: `use one of the versions \`tidemark status\` lists${orElse}`,
@@ -607,15 +631,15 @@ function assertVersionExists(migrations: Migration[], version: number, orElse: s
  */
 export function assertAtVersion(
   database: string,
-  current: number,
+  current: Version,
   entries: StatusEntry[],
-  expected: number,
+  expected: Version,
   allowAhead: boolean,
 ): void {
   const dirty = entries.find((e) => e.state === 'dirty');
   if (dirty) {
     throw new SchemaVersionError(
-      `${database}: version ${dirty.version} (${dirty.name}) is dirty: a no-transaction migration did not finish`,
+      `${database}: version ${dirty.versionText} (${dirty.name}) is dirty: a no-transaction migration did not finish`,
       {
         hint: 'run `tidemark status`: it names the `tidemark resolve` command that settles it',
       },
@@ -623,7 +647,7 @@ export function assertAtVersion(
   }
   // Behind is a version this release needs and the database lacks, below the newest applied one too.
   const unapplied = (e: StatusEntry) => e.state === 'pending' || e.state === 'out-of-order';
-  const missing = entries.filter((e) => unapplied(e) && e.version <= expected).map((e) => e.version);
+  const missing = entries.filter((e) => unapplied(e) && e.version <= expected).map((e) => e.versionText);
   if (current < expected || missing.length > 0) {
     const lacking = current < expected ? `is at version ${current}` : `lacks version ${missing.join(', ')}`;
     throw new SchemaVersionError(`${database} ${lacking}, but this release expects version ${expected}`, {

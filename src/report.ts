@@ -5,6 +5,7 @@ import { printable, printableJson } from './printable.js';
 import type { ForceChanges, MigratorEvent } from './events.js';
 import type { HistoryReport, StatusReport } from './migrator.js';
 import type { StatusEntry, VersionState } from './plan.js';
+import type { Version } from './version.js';
 
 export interface ReporterOptions {
   json: boolean;
@@ -218,7 +219,7 @@ export class Reporter {
     const rows = report.entries.map((e) => [
       e.at,
       e.action,
-      String(e.version),
+      e.versionText,
       e.name,
       e.outcome,
       e.executionMs === null ? '' : `${e.executionMs} ms`,
@@ -266,8 +267,8 @@ export class Reporter {
 
 /** What force changes, in words: `deleted the rows of versions 3, 4` (before it runs: `deletes the ledger rows …`). */
 export function forceChangeWords(changes: ForceChanges, future: boolean): string[] {
-  const versions = (list: number[]) => `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
-  const rows = (list: number[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versions(list)}`;
+  const versions = (list: Version[]) => `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
+  const rows = (list: Version[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versions(list)}`;
   return [
     changes.removed.length ? `${future ? 'deletes the ledger' : 'deleted the'} ${rows(changes.removed)}` : '',
     changes.added.length ? `${future ? 'records' : 'recorded'} ${changes.added.join(', ')}` : '',

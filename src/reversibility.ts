@@ -6,9 +6,10 @@
 import { parseDirectives, readSourceText, type Dialect, type Migration, type SqlFile } from './files.js';
 import { lexSql } from './sql/reader.js';
 import { isUntouchedTemplate } from './templates.js';
+import type { Version } from './version.js';
 
 export interface Irreversible {
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   /** Starts with the rollback file's path: what makes it irreversible. */

@@ -24,6 +24,7 @@ import { MigrationLog } from './log.js';
 import { Migrator } from './migrator.js';
 import { assertNoSwallowedNpmFlags, type AcceptedOptions } from './npmflags.js';
 import { Reporter } from './report.js';
+import { versionInput, type Version } from './version.js';
 
 export interface GlobalArgs extends ConfigFlags {
   'dry-run'?: boolean;
@@ -181,7 +182,12 @@ function openLog(config: Config, output: Reporter): MigrationLog {
   });
 }
 
-/** Versions and counts arrive as strings through npm: accept only whole numbers. */
+/** A version argument, exact whatever its width (up to the ledger's bigint); undefined when not given. */
+export function versionArg(value: unknown, what: string): Version | undefined {
+  return value === undefined ? undefined : versionInput(String(value), what);
+}
+
+/** Counts arrive as strings through npm: accept only whole numbers. */
 export function wholeNumber(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value);
@@ -210,7 +216,7 @@ export interface MigrateArgs extends GlobalArgs {
 export function migrateCommand(args: MigrateArgs): Promise<void> {
   const options = () => ({
     strict: args.strict,
-    target: wholeNumber(args.target, 'target'),
+    target: versionArg(args.target, 'target'),
     dryRun: args['dry-run'],
     allowChanged: args['allow-changed'],
     allowOutOfOrder: args['allow-out-of-order'],

@@ -7,24 +7,28 @@ import { backfillChange, planMigration } from './migrate/pending.js';
 import { currentVersion, planRollback, versionAfterRollback, writesLedger, type LedgerRow } from './plan.js';
 import { rollbackScripts, undoneRollbackChecksums } from './rollback/scripts.js';
 import type { Session } from './run/session.js';
+import type { Version, VersionInput } from './version.js';
 
 /** `tidemark sql`: migrate's script up to `target`, or with `rollback` the rollback script for steps, to or all. */
 export interface SqlOptions {
-  target?: number;
+  target?: VersionInput;
   rollback?: boolean;
   steps?: number;
-  to?: number;
+  to?: VersionInput;
   all?: boolean;
   allowOutOfOrder?: boolean;
   useStored?: boolean;
 }
 
+/** The sql command's options once `target` and `to` are exact versions. */
+export type CheckedSqlOptions = Omit<SqlOptions, 'target' | 'to'> & { target?: Version; to?: Version };
+
 export interface ShellScriptPlan {
   command: 'migrate' | 'rollback';
   /** The database as it is safe to print: never with a password. */
   database: string;
-  from: number;
-  to: number;
+  from: Version;
+  to: Version;
   generatedAt: Date;
   /** What tidemark runs before the first step: the ledger's DDL, checksums for adopted legacy rows. */
   setup: string[];
@@ -33,7 +37,7 @@ export interface ShellScriptPlan {
 }
 
 /** Plans like migrate (or rollback) on the database as it is now and returns the script; see {@link Migrator.sql}. */
-export async function sql(session: Session, options: SqlOptions): Promise<string> {
+export async function sql(session: Session, options: CheckedSqlOptions): Promise<string> {
   const { migrations, target } = session.migrations();
   return session.withDriver(target, { create: false, lock: false }, async ({ driver }) => {
     const ledger = await driver.readLedger();
@@ -55,7 +59,7 @@ type PlannedSteps = Pick<ShellScriptPlan, 'command' | 'to' | 'setup' | 'steps'>;
 async function rollbackPlan(
   session: Session,
   { driver, migrations, ledger }: Planned,
-  options: SqlOptions,
+  options: CheckedSqlOptions,
 ): Promise<PlannedSteps> {
   const steps = planRollback(migrations, ledger, options, undoneRollbackChecksums(migrations, ledger, options));
   for (const step of steps) if (step.note) session.emit({ type: step.note.level, message: step.note.message });
@@ -68,7 +72,7 @@ async function rollbackPlan(
 async function migratePlan(
   session: Session,
   { driver, migrations, ledger }: Planned,
-  options: SqlOptions,
+  options: CheckedSqlOptions,
 ): Promise<PlannedSteps> {
   const checksums = fileChecksums(migrations);
   const migration = await planMigration(session, driver.dialect, { migrations, checksums, ledger }, options);

@@ -28,21 +28,22 @@ import {
 import type { EventListener } from './events.js';
 import { currentVersion, inApplyOrder, type LedgerRow } from './plan.js';
 import { diffSnapshots, EMPTY_SNAPSHOT, type Snapshot } from './schema.js';
+import type { Version } from './version.js';
 
 export interface VerifyOptions {
   /** Also prove every rollback on a scratch database. */
   rollbacks?: boolean;
   /** --rollbacks: start at this version (the migrations below it are applied, not checked). */
-  from?: number;
+  from?: Version;
   /** --rollbacks: stop at the first rollback that fails or leaves something behind, as verify once did. */
   failFast?: boolean;
   /** The version the application expects; default: SCHEMA_VERSION (environment or .env). */
-  expectedVersion?: number;
+  expectedVersion?: Version;
 }
 
 /** What verify needs of a migrator pointed at a scratch database. */
 export interface ScratchMigrator {
-  migrate(options: { target: number }): Promise<unknown>;
+  migrate(options: { target: Version }): Promise<unknown>;
   rollback(options: { steps: number }): Promise<unknown>;
   schema(): Promise<Snapshot>;
 }
@@ -163,7 +164,7 @@ interface Proof {
 async function proveRollbacks(
   ctx: VerifyContext,
   options: VerifyOptions,
-  irreversible: Map<number, Irreversible>,
+  irreversible: Map<Version, Irreversible>,
 ): Promise<{ summary: RollbackSummary; findings: Finding[] }> {
   const todo = ctx.migrations.filter((m) => m.version >= (options.from ?? 0));
   if (options.from !== undefined && !ctx.migrations.some((m) => m.version === options.from)) {
@@ -193,11 +194,11 @@ async function proveFrom(
   scratch: ScratchMigrator,
   rest: Migration[],
   proof: Proof,
-  { failFast, irreversible }: { failFast: boolean; irreversible: Map<number, Irreversible> },
+  { failFast, irreversible }: { failFast: boolean; irreversible: Map<Version, Irreversible> },
 ): Promise<void> {
   const [first] = rest;
   const what = `applying the migrations below ${label(first!)}`;
-  const below = await attempt('rollbacks', what, null, () => scratch.migrate({ target: first!.version - 1 }));
+  const below = await attempt('rollbacks', what, null, () => scratch.migrate({ target: first!.version - 1n }));
   if (below) {
     proof.findings.push(below);
     return markUnchecked(proof, rest, `not reached: the migrations below it do not apply on a scratch database`);

@@ -11,6 +11,8 @@ for (const dialect of DIALECTS) {
   const settings = () => ({ cwd: ctx.cwd, url: ctx.db.url, log: false });
   const versions = EXAMPLE_VERSIONS[dialect];
   const top = versions.at(-1);
+  // The API's versions are bigints: exact up to the ledger's 9223372036854775807.
+  const big = (v) => BigInt(v);
 
   test('createMigrator migrates, reports progress through events, and rolls back', async () => {
     const migrator = createMigrator(settings());
@@ -19,7 +21,7 @@ for (const dialect of DIALECTS) {
     migrator.events.on('applied', (e) => applied.push(`${e.versionText} ${e.name}`));
     migrator.events.on('event', (e) => all.push(e.type));
     const result = await migrator.migrate();
-    assert.equal(result, { applied: versions.length, version: top });
+    assert.equal(result, { applied: versions.length, version: big(top) });
     assert.equal(
       applied,
       ['001 create_users', '002 user_strategies', '003 create_trades', '004 price_cache'].slice(0, versions.length),
@@ -30,15 +32,15 @@ for (const dialect of DIALECTS) {
 
     const report = await migrator.verify();
     assert.ok(report.ok, JSON.stringify(report.findings));
-    assert.is(report.version, top);
+    assert.is(report.version, big(top));
 
     const status = await migrator.status();
     assert.equal(
       status.entries.map((e) => e.state),
       versions.map(() => 'applied'),
     );
-    assert.equal(await migrator.rollback({ steps: 2 }), { reverted: 2, version: versions.at(-3) });
-    assert.is(await migrator.version(), versions.at(-3));
+    assert.equal(await migrator.rollback({ steps: 2 }), { reverted: 2, version: big(versions.at(-3)) });
+    assert.is(await migrator.version(), big(versions.at(-3)));
   });
 
   test('a failing migration rejects with a MigrationError carrying file, line and exit code 1', async () => {
@@ -54,7 +56,7 @@ for (const dialect of DIALECTS) {
     assert.is(error.exitCode, ExitCode.migrationFailed);
     assert.is(error.details.file, 'sql/009_broken.sql');
     assert.is(error.details.line, 2);
-    assert.equal(failed, [9]);
+    assert.equal(failed, [9n]);
     assert.equal(await ledgerVersions(ctx.db), versions);
   });
 
@@ -67,10 +69,19 @@ for (const dialect of DIALECTS) {
     assert.equal(await ctx.db.tables(), [], 'it never migrates');
 
     await createMigrator(settings()).migrate();
-    assert.is(await assertSchemaVersion(settings()), top);
+    assert.is(await assertSchemaVersion(settings()), big(top));
 
     // Ahead (old code after a revert, or during a rolling reload) starts by default; allowAhead: false refuses.
-    assert.is(await assertSchemaVersion({ ...settings(), expected: 2 }), top);
+    // The expected version may be a bigint, a safe integer or a string of digits.
+    assert.is(await assertSchemaVersion({ ...settings(), expected: 2 }), big(top));
+    assert.is(await assertSchemaVersion({ ...settings(), expected: '2' }), big(top));
+    assert.is(await assertSchemaVersion({ ...settings(), expected: 2n }), big(top));
+    const rounded = await assertSchemaVersion({ ...settings(), expected: 2 ** 53 + 2 }).catch((e) => e);
+    assert.match(
+      rounded.message,
+      /expected 9007199254740994 is not a whole number a JavaScript number can hold exactly/,
+    );
+    assert.match(rounded.details.hint, /bigint \(9007199254740994n\) or as a string of digits/);
     const ahead = await assertSchemaVersion({ ...settings(), expected: 2, allowAhead: false }).catch((e) => e);
     assert.instance(ahead, SchemaVersionError);
     assert.match(ahead.message, new RegExp(`is at version ${top}, ahead of this release, which expects version 2`));
@@ -79,7 +90,7 @@ for (const dialect of DIALECTS) {
     await ctx.db.query('delete from schema_version where version = 2');
     const lacking = await assertSchemaVersion(settings()).catch((e) => e);
     assert.instance(lacking, SchemaVersionError);
-    assert.match(lacking.message, new RegExp(`lacks version 2, but this release expects version ${top}`));
+    assert.match(lacking.message, new RegExp(`lacks version 002, but this release expects version ${top}`));
     await ctx.db.query(`insert into schema_version (version, migration_name) values (2, 'restored')`);
 
     await ctx.db.query(
@@ -87,7 +98,7 @@ for (const dialect of DIALECTS) {
     );
     const dirty = await assertSchemaVersion(settings()).catch((e) => e);
     assert.instance(dirty, SchemaVersionError);
-    assert.match(dirty.message, new RegExp(`version ${top} \\(\\w+\\) is dirty`));
+    assert.match(dirty.message, new RegExp(`version 00${top} \\(\\w+\\) is dirty`));
   });
 
   test.run();

@@ -22,13 +22,15 @@ migrator.events.on('applied', (e) => {
 migrator.events.on('reverted', (e) => void (e.name satisfies string));
 migrator.events.on('failed', (e) => void (e.error satisfies string));
 migrator.events.on('event', (e: MigratorEvent) => {
-  if (e.type === 'summary') void (e.version satisfies number);
+  if (e.type === 'summary') void (e.version satisfies bigint);
 });
 // @ts-expect-error: no such event
 migrator.events.on('applies', () => {});
 
-export async function deploy(): Promise<number> {
+export async function deploy(): Promise<bigint | number> {
   const { applied, version } = await migrator.migrate({ target: 3, dryRun: true });
+  await migrator.migrate({ target: 9223372036854775807n });
+  await migrator.migrate({ target: '20240101120000000001' });
   void (applied satisfies number);
   await migrator.rollback({ to: 2 });
   const { entries } = await migrator.status();
@@ -37,7 +39,7 @@ export async function deploy(): Promise<number> {
   const report: VerifyReport = await migrator.verify();
   void report;
   try {
-    return (await assertSchemaVersion({ expected: version })) satisfies number;
+    return (await assertSchemaVersion({ expected: version })) satisfies bigint;
   } catch (error) {
     if (error instanceof MigrationError) void (error.details.file satisfies string | undefined);
     if (error instanceof TidemarkError) return error.exitCode;

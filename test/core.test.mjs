@@ -142,7 +142,7 @@ for (const dialect of DIALECTS) {
     assert.is(s.code, 0, s.output);
     const line = (version) => s.stdout.split('\n').find((l) => l.startsWith(version)) ?? '';
     assert.match(line('001'), /create_users\s+changed/);
-    assert.match(line('2 '), /user_strategies\s+applied, not in this release\s+.*rollback stored in the ledger/);
+    assert.match(line('002'), /user_strategies\s+applied, not in this release\s+.*rollback stored in the ledger/);
     assert.match(line('003'), /create_trades\s+applied/);
     assert.match(line('005'), /add_orders\s+pending\s+no rollback file/);
     if (dialect === 'sqlite') assert.match(line('004'), /price_cache\s+pending/);
@@ -317,7 +317,7 @@ for (const dialect of DIALECTS) {
     writeSql(ctx.cwd, '005_late_branch_rollback.sql', 'DROP TABLE late;\n');
     const r = ctx.cli('migrate');
     assert.is(r.code, 2, r.output);
-    assert.match(r.stderr, /version 5 is pending but below the applied version 10: out of order/);
+    assert.match(r.stderr, /version 005 is pending but below the applied version 010: out of order/);
     assert.match(r.stderr, /--allow-out-of-order .*renumber/);
     assert.not.ok((await ctx.db.tables()).includes('late'));
     assert.match(ctx.cli('status').stdout, /005\s+late_branch\s+pending, out of order/);

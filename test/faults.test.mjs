@@ -177,7 +177,7 @@ signals(
       assert.match(r.stderr, /^error: interrupted by SIGTERM/m);
       assert.match(
         r.stderr,
-        /^hint: sql\/002_long\.sql runs outside a transaction, so it may have partly run; version 2 is now marked dirty/m,
+        /^hint: sql\/002_long\.sql runs outside a transaction, so it may have partly run; version 002 is now marked dirty/m,
       );
       assertClean(r);
       assert.equal(await history(p.db), [
@@ -186,7 +186,7 @@ signals(
       ]);
       const refused = p.cli('migrate');
       assert.is(refused.code, 2, refused.output);
-      assert.match(refused.stderr, /version 2 \(long\) is dirty/);
+      assert.match(refused.stderr, /version 002 \(long\) is dirty/);
     } finally {
       await killRunners();
       await dispose(p);
@@ -241,7 +241,7 @@ overlap(
       const codes = results.map((r) => r.code).sort();
       assert.equal(codes, [0, 4], results.map((r) => r.output).join('\n---\n'));
       const loser = results.find((r) => r.code === 4);
-      assert.match(loser.stderr, /^error: version 2 was recorded in \S+ by another runner while this one ran it$/m);
+      assert.match(loser.stderr, /^error: version 002 was recorded in \S+ by another runner while this one ran it$/m);
       assert.match(loser.stderr, /^hint: this run rolled its copy back, so the version ran once/m);
       assertClean(loser);
       assert.equal(
@@ -276,7 +276,7 @@ for (const dialect of ['postgres', 'sqlite']) {
         assert.is(version.code, 4, version.output);
         assert.match(
           version.stderr,
-          /^error: version 2 \(long\) is being applied by a run in progress \(.*pid \d+.*\); it has not crashed$/m,
+          /^error: version 002 \(long\) is being applied by a run in progress \(.*pid \d+.*\); it has not crashed$/m,
         );
         assert.match(version.stderr, /^hint: wait for that run to finish, then run again$/m);
 
@@ -287,7 +287,7 @@ for (const dialect of ['postgres', 'sqlite']) {
         assert.is(crashed.code, 2, crashed.output);
         assert.match(
           crashed.stderr,
-          /version 2 \(long\) is dirty: a no-transaction migration started and did not finish/,
+          /version 002 \(long\) is dirty: a no-transaction migration started and did not finish/,
         );
       } finally {
         await killRunners();

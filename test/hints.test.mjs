@@ -47,8 +47,8 @@ for (const dialect of DIALECTS) {
       assert.is(verify.code, 3, verify.output);
       hints.push(verify.stdout);
       for (const hint of hints) {
-        assert.match(hint, /`tidemark resolve 2 --applied` if the migration took effect/);
-        assert.match(hint, /`tidemark resolve 2 --not-applied` if it did not/);
+        assert.match(hint, /`tidemark resolve 002 --applied` if the migration took effect/);
+        assert.match(hint, /`tidemark resolve 002 --not-applied` if it did not/);
         assert.not.match(hint, /force/, hint);
       }
       const bare = p.cli('resolve', '2');
@@ -108,9 +108,9 @@ for (const dialect of DIALECTS) {
       for (const hint of [failed.stderr, p.cli('migrate').stderr, p.cli('verify').stdout]) {
         assert.match(
           hint,
-          /`tidemark resolve 2 --applied` if the rollback took effect \(deletes the row of version 2 only\)/,
+          /`tidemark resolve 002 --applied` if the rollback took effect \(deletes the row of version 002 only\)/,
         );
-        assert.match(hint, /`tidemark resolve 2 --not-applied` if it did not \(keeps version 2 applied\)/);
+        assert.match(hint, /`tidemark resolve 002 --not-applied` if it did not \(keeps version 002 applied\)/);
         assert.not.match(hint, /force/);
       }
       const kept = p.cli('resolve', '2', '--not-applied');
@@ -140,7 +140,7 @@ for (const dialect of DIALECTS) {
       assert.equal(await ledger(p.db), ['1', '2:dirty-up', '3']);
       assert.match(
         failed.stderr,
-        /`tidemark resolve 2 --not-applied` if it did not \(deletes the row of version 2 only\)/,
+        /`tidemark resolve 002 --not-applied` if it did not \(deletes the row of version 002 only\)/,
       );
       assert.not.match(failed.stderr, /force 1/);
       assert.is(p.cli('resolve', '2', '--not-applied').code, 0);
@@ -303,7 +303,7 @@ for (const dialect of DIALECTS) {
       assert.is(p.cli('migrate', '--allow-out-of-order').code, 0);
       const across = p.cli('rollback', '--to', '2');
       assert.is(across.code, 2, across.output);
-      assert.match(across.stderr, /version 2 was applied after 3/);
+      assert.match(across.stderr, /version 002 was applied after 003/);
       assert.match(across.stderr, /tidemark rollback 2/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3], 'nothing was changed');
       const both = p.cli('rollback', '--to', '1');

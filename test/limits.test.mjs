@@ -37,16 +37,17 @@ for (const dialect of DIALECTS) {
         .slice(1, 5)
         .join(' '),
     );
-    const versions = EXAMPLE_VERSIONS[dialect];
+    // Each version as its file names it.
+    const versions = EXAMPLE_VERSIONS[dialect].map((v) => String(v).padStart(3, '0'));
     const top = versions.at(-1);
     assert.equal(actions, [
       ...versions.map((v) => `up ${v} ${nameOf(v)} ok`),
       `down ${top} ${nameOf(top)} ok`,
       `up ${top} ${nameOf(top)} ok`,
-      'up 9 broken failed',
-      'force 1 create_users ok',
+      'up 009 broken failed',
+      'force 001 create_users ok',
     ]);
-    assert.match(r.stdout, /up\s+9\s+broken\s+failed\s+\d+ ms\s+\S+@\S+\s+sql\/009_broken\.sql:2/);
+    assert.match(r.stdout, /up\s+009\s+broken\s+failed\s+\d+ ms\s+\S+@\S+\s+sql\/009_broken\.sql:2/);
 
     const json = JSON.parse(ctx.cli('status', '--history', '--json').stdout);
     const failed = json.entries.find((e) => e.outcome === 'failed');
@@ -66,7 +67,7 @@ for (const dialect of DIALECTS) {
 }
 
 function nameOf(version) {
-  return { 1: 'create_users', 2: 'user_strategies', 3: 'create_trades', 4: 'price_cache' }[version];
+  return { 1: 'create_users', 2: 'user_strategies', 3: 'create_trades', 4: 'price_cache' }[Number(version)];
 }
 
 const pgLimits = suite('limits on PostgreSQL');

@@ -21,13 +21,16 @@ files('file names: version, name, rollback and dialect', () => {
   assert.equal(parseFileName('sql', '002_user_strategies_rollback.postgres.sql'), {
     path: join('sql', '002_user_strategies_rollback.postgres.sql'),
     fullPath: join('sql', '002_user_strategies_rollback.postgres.sql'),
-    version: 2,
+    version: 2n,
     versionText: '002',
     name: 'user_strategies',
     kind: 'rollback',
     dialect: 'postgres',
   });
-  assert.is(parseFileName('sql', '20260223143052_x.sql').version, 20260223143052);
+  assert.is(parseFileName('sql', '20260223143052_x.sql').version, 20260223143052n);
+  // Exact past 2^53: these two round to the same float.
+  assert.is(parseFileName('sql', '9223372036854775807_x.sql').version, 9223372036854775807n);
+  assert.is(parseFileName('sql', '9223372036854775806_x.sql').version, 9223372036854775806n);
   assert.is(parseFileName('sql', '001_rollback.sql').name, 'rollback');
   for (const bad of ['1-x.sql', 'x.sql', '001_.sql', '001_x.mysql.sql', '001 x.sql', '001_x.SQL'])
     assert.is(parseFileName('sql', bad), null, bad);
@@ -89,14 +92,14 @@ files('variants: the dialect file wins, a version missing for a dialect is not i
     const catalog = discover(dir);
     const pg = catalog.migrationsFor('postgres');
     assert.equal(
-      pg.map((m) => m.version),
+      pg.map((m) => Number(m.version)),
       [1, 2],
     );
     assert.is(pg[1].forward.dialect, 'postgres');
     assert.is(pg[1].rollback.dialect, null);
     const lite = catalog.migrationsFor('sqlite');
     assert.equal(
-      lite.map((m) => m.version),
+      lite.map((m) => Number(m.version)),
       [1, 2, 3],
     );
     assert.is(lite[1].forward.dialect, null);
@@ -109,14 +112,14 @@ files('variants: the dialect file wins, a version missing for a dialect is not i
 
 const plan = suite('plan');
 const m = (version, { rollback = true } = {}) => ({
-  version,
+  version: BigInt(version),
   versionText: String(version).padStart(3, '0'),
   name: `m${version}`,
   forward: { path: `sql/${version}_m${version}.sql` },
   rollback: rollback ? { path: `sql/${version}_m${version}_rollback.sql` } : null,
 });
 const row = (version, extra = {}) => ({
-  version,
+  version: BigInt(version),
   name: `m${version}`,
   appliedAt: null,
   checksum: `c${version}`,
@@ -128,26 +131,28 @@ const row = (version, extra = {}) => ({
 });
 /** The files' checksums as planning sees them: forward `c<V>`, rollback `r<V>`, as recorded by row(). */
 const sums = (...versions) => ({
-  forward: new Map(versions.map((v) => [v, `c${v}`])),
-  rollback: new Map(versions.map((v) => [v, `r${v}`])),
+  forward: new Map(versions.map((v) => [BigInt(v), `c${v}`])),
+  rollback: new Map(versions.map((v) => [BigInt(v), `r${v}`])),
 });
 const rollbackSums = (...versions) => sums(...versions).rollback;
 
 plan('migrate: pending up to the target; legacy rows get their checksum and rollback text', () => {
   const migrations = [m(1), m(2), m(3)];
-  const p = planMigrate(migrations, [row(1, { checksum: null, rollbackChecksum: null })], sums(1, 2, 3), { target: 2 });
+  const p = planMigrate(migrations, [row(1, { checksum: null, rollbackChecksum: null })], sums(1, 2, 3), {
+    target: 2n,
+  });
   assert.equal(
-    p.pending.map((x) => x.version),
+    p.pending.map((x) => Number(x.version)),
     [2],
   );
   assert.equal(
-    p.backfill.map((b) => [b.migration.version, b.checksum, b.rollback]),
+    p.backfill.map((b) => [Number(b.migration.version), b.checksum, b.rollback]),
     [[1, true, true]],
   );
-  assert.is(p.current, 1);
-  const rollbackOnly = planMigrate(migrations, [row(1, { rollbackChecksum: null })], sums(1, 2, 3), { target: 1 });
+  assert.is(p.current, 1n);
+  const rollbackOnly = planMigrate(migrations, [row(1, { rollbackChecksum: null })], sums(1, 2, 3), { target: 1n });
   assert.equal(
-    rollbackOnly.backfill.map((b) => [b.migration.version, b.checksum, b.rollback]),
+    rollbackOnly.backfill.map((b) => [Number(b.migration.version), b.checksum, b.rollback]),
     [[1, false, true]],
   );
 });
@@ -161,7 +166,7 @@ plan('migrate: refuses a dirty ledger, an edited forward or rollback file, and a
   );
   assert.throws(
     () => planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3)),
-    /version 2 is pending but below the applied version 3: out of order/,
+    /version 002 is pending but below the applied version 003: out of order/,
   );
 });
 
@@ -170,15 +175,15 @@ plan(
   () => {
     const late = planMigrate([m(1), m(2), m(3)], [row(1), row(3)], sums(1, 2, 3), { allowOutOfOrder: true });
     assert.equal(
-      late.pending.map((x) => x.version),
+      late.pending.map((x) => Number(x.version)),
       [2],
     );
-    assert.equal([...late.outOfOrder], [2]);
-    assert.is(late.version, 3);
+    assert.equal([...late.outOfOrder], [2n]);
+    assert.is(late.version, 3n);
     const reverted = planMigrate([m(1), m(2)], [row(1), row(2), row(3)], sums(1, 2));
     assert.equal(reverted.pending, []);
     assert.equal(
-      reverted.notInRelease.map((r) => r.version),
+      reverted.notInRelease.map((r) => Number(r.version)),
       [3],
     );
   },
@@ -189,19 +194,19 @@ plan('rollback: steps, --to, --all, newest first; a missing rollback file stops 
   const ledger = [row(1), row(2), row(3)];
   const now = rollbackSums(1, 2, 3);
   assert.equal(
-    planRollback(migrations, ledger, {}, now).map((s) => s.row.version),
+    planRollback(migrations, ledger, {}, now).map((s) => Number(s.row.version)),
     [3],
   );
   assert.equal(
-    planRollback(migrations, ledger, { steps: 2 }, now).map((s) => s.row.version),
+    planRollback(migrations, ledger, { steps: 2 }, now).map((s) => Number(s.row.version)),
     [3, 2],
   );
   assert.equal(
-    planRollback(migrations, ledger, { to: 1 }, now).map((s) => s.row.version),
+    planRollback(migrations, ledger, { to: 1n }, now).map((s) => Number(s.row.version)),
     [3, 2],
   );
   assert.equal(
-    planRollback(migrations, ledger, { all: true }, now).map((s) => s.row.version),
+    planRollback(migrations, ledger, { all: true }, now).map((s) => Number(s.row.version)),
     [3, 2, 1],
   );
   const unstored = [row(1), row(2, { rollbackChecksum: null }), row(3)];
@@ -227,12 +232,12 @@ plan(
       '1:file:-',
     ]);
     const edited = new Map([
-      [1, 'r1'],
-      [2, 'edited'],
-      [3, 'r3'],
+      [1n, 'r1'],
+      [2n, 'edited'],
+      [3n, 'r3'],
     ]);
-    assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1 }, edited)), ['3:file:-', '2:file:warning']);
-    assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1, useStored: true }, edited)), [
+    assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1n }, edited)), ['3:file:-', '2:file:warning']);
+    assert.equal(source(planRollback([m(1), m(2), m(3)], ledger, { to: 1n, useStored: true }, edited)), [
       '3:file:-',
       '2:stored:notice',
     ]);
@@ -246,32 +251,32 @@ plan(
     const ledger = [row(1, { id: 1 }), row(2, { id: 3 }), row(3, { id: 2 })];
     const now = rollbackSums(1, 2, 3);
     assert.equal(
-      planRollback(migrations, ledger, {}, now).map((s) => s.row.version),
+      planRollback(migrations, ledger, {}, now).map((s) => Number(s.row.version)),
       [2],
     );
     assert.equal(
-      planRollback(migrations, ledger, { steps: 2 }, now).map((s) => s.row.version),
+      planRollback(migrations, ledger, { steps: 2 }, now).map((s) => Number(s.row.version)),
       [2, 3],
     );
     assert.equal(
-      planRollback(migrations, ledger, { to: 1 }, now).map((s) => s.row.version),
+      planRollback(migrations, ledger, { to: 1n }, now).map((s) => Number(s.row.version)),
       [2, 3],
     );
     assert.equal(
-      planRollback(migrations, ledger, { all: true }, now).map((s) => s.row.version),
+      planRollback(migrations, ledger, { all: true }, now).map((s) => Number(s.row.version)),
       [2, 3, 1],
     );
-    assert.throws(() => planRollback(migrations, ledger, { to: 2 }, now), /version 2 was applied after 3/);
-    assert.equal(planRollback(migrations, ledger, { to: 3 }, now), [], 'nothing above --to: nothing to undo');
+    assert.throws(() => planRollback(migrations, ledger, { to: 2n }, now), /version 2 was applied after 3/);
+    assert.equal(planRollback(migrations, ledger, { to: 3n }, now), [], 'nothing above --to: nothing to undo');
   },
 );
 
 plan('rollback: an irreversible migration among those to undo refuses the whole plan up front', () => {
   const migrations = [m(1), m(2), m(3)];
   const ledger = [row(1), row(2), row(3)];
-  const irreversible = new Map([[2, 'sql/2_m2_rollback.sql: no statement, while its migration has some']]);
+  const irreversible = new Map([[2n, 'sql/2_m2_rollback.sql: no statement, while its migration has some']]);
   assertReversible(planRollback(migrations, ledger, {}, rollbackSums(1, 2, 3)), irreversible);
-  const across = planRollback(migrations, ledger, { to: 1 }, rollbackSums(1, 2, 3));
+  const across = planRollback(migrations, ledger, { to: 1n }, rollbackSums(1, 2, 3));
   assert.throws(
     () => assertReversible(across, irreversible),
     (e) => /irreversible; nothing was changed/.test(e.message) && /tidemark rollback 1/.test(e.details.hint),
@@ -280,19 +285,19 @@ plan('rollback: an irreversible migration among those to undo refuses the whole 
 
 plan('resolve: only the row of the version; the meaning of --applied follows the dirty direction', () => {
   const ledger = [row(1), row(2, { dirty: true, dirtyAction: 'up' }), row(3)];
-  assert.equal(planResolve(ledger, 2, true), { version: 2, name: 'm2', change: 'clean', direction: 'up' });
-  assert.equal(planResolve(ledger, 2, false), { version: 2, name: 'm2', change: 'delete', direction: 'up' });
+  assert.equal(planResolve(ledger, 2n, true), { version: 2n, name: 'm2', change: 'clean', direction: 'up' });
+  assert.equal(planResolve(ledger, 2n, false), { version: 2n, name: 'm2', change: 'delete', direction: 'up' });
   const down = [row(1), row(2, { dirty: true, dirtyAction: 'down' })];
-  assert.equal(planResolve(down, 2, true), { version: 2, name: 'm2', change: 'delete', direction: 'down' });
-  assert.equal(planResolve(down, 2, false), { version: 2, name: 'm2', change: 'clean', direction: 'down' });
-  assert.throws(() => planResolve(ledger, 1, true), /version 1 is not dirty/);
-  assert.throws(() => planResolve(ledger, 9, true), /version 9 is not in the ledger/);
-  assert.match(dirtyResolution(2, 'up'), /resolve 2 --applied` if the migration took effect/);
+  assert.equal(planResolve(down, 2n, true), { version: 2n, name: 'm2', change: 'delete', direction: 'down' });
+  assert.equal(planResolve(down, 2n, false), { version: 2n, name: 'm2', change: 'clean', direction: 'down' });
+  assert.throws(() => planResolve(ledger, 1n, true), /version 1 is not dirty/);
+  assert.throws(() => planResolve(ledger, 9n, true), /version 9 is not in the ledger/);
+  assert.match(dirtyResolution('2', 'up'), /resolve 2 --applied` if the migration took effect/);
   assert.match(
-    dirtyResolution(2, 'down'),
+    dirtyResolution('2', 'down'),
     /resolve 2 --applied` if the rollback took effect \(deletes the row of version 2 only\)/,
   );
-  assert.not.match(dirtyResolution(2, null), /force/);
+  assert.not.match(dirtyResolution('2', null), /force/);
 });
 
 plan('status: out of order, not in this release, rollback file changed', () => {
@@ -314,18 +319,18 @@ plan('status: out of order, not in this release, rollback file changed', () => {
 });
 
 plan('force: exactly the versions <= V that exist', () => {
-  const p = planForce([m(1), m(2), m(4)], [row(1), row(3), row(4), row(9)], 2);
+  const p = planForce([m(1), m(2), m(4)], [row(1), row(3), row(4), row(9)], 2n);
   assert.equal(
-    p.remove.map((r) => r.version),
+    p.remove.map((r) => Number(r.version)),
     [3, 4, 9],
   );
   assert.equal(
-    p.add.map((x) => x.version),
+    p.add.map((x) => Number(x.version)),
     [2],
   );
-  assert.throws(() => planForce([m(1)], [], 5), /no migration with version 5/);
+  assert.throws(() => planForce([m(1)], [], 5n), /no migration with version 5/);
   assert.equal(
-    planForce([m(1)], [row(1)], 0).remove.map((r) => r.version),
+    planForce([m(1)], [row(1)], 0n).remove.map((r) => Number(r.version)),
     [1],
   );
 });

@@ -85,13 +85,13 @@ for (const dialect of DIALECTS) {
       assert.is(deploy.code, 0, deploy.output);
       assert.match(
         deploy.stderr,
-        /^warning: version 4 \(fees\) is applied but not in this release: the database is ahead of the code/m,
+        /^warning: version 004 \(fees\) is applied but not in this release: the database is ahead of the code/m,
       );
       assert.match(deploy.stderr, /npm run migrate:rollback -- --to 3/);
 
       const status = p.cli('status');
       assert.is(status.code, 0, status.output);
-      assert.match(status.stdout, /^4\s+fees\s+applied, not in this release\s+.*rollback stored in the ledger$/m);
+      assert.match(status.stdout, /^004\s+fees\s+applied, not in this release\s+.*rollback stored in the ledger$/m);
       const json = JSON.parse(p.cli('status', '--json').stdout);
       assert.equal(
         json.entries.map((e) => `${e.version}:${e.state}:${e.rollback}`),
@@ -102,9 +102,9 @@ for (const dialect of DIALECTS) {
       assert.is(back.code, 0, back.output);
       assert.match(
         back.stderr,
-        /^notice: 4 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied$/m,
+        /^notice: 004 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied$/m,
       );
-      assert.match(back.stdout, /↓ 4 fees/);
+      assert.match(back.stdout, /↓ 004 fees/);
       assert.match(back.stdout, /now at version 3/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
       assert.equal(p.schema(), before4, 'the schema is as it was before 004');
@@ -120,7 +120,7 @@ for (const dialect of DIALECTS) {
       await p.db.query('DROP INDEX fees_order_idx');
       const r = p.cli('rollback');
       assert.is(r.code, 1, r.output);
-      assert.match(r.stderr, /^error: stored 4_fees_rollback\.sql(:2(:1)?)?: .*fees_order_idx/m);
+      assert.match(r.stderr, /^error: stored 004_fees_rollback\.sql(:2(:1)?)?: .*fees_order_idx/m);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4]);
       assert.ok((await p.db.tables()).includes('fees'), 'the failed rollback changed nothing');
     }));
@@ -213,7 +213,7 @@ for (const dialect of DIALECTS) {
       assert.match(r.stderr, /^error: cannot roll back: nothing was changed$/m);
       assert.match(
         r.stderr,
-        /version 4 \(fees\) is applied, but this release has no file for it and the ledger stored no rollback for it/,
+        /version 004 \(fees\) is applied, but this release has no file for it and the ledger stored no rollback for it/,
       );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4]);
       assert.ok((await p.db.tables()).includes('fees'));
@@ -226,7 +226,7 @@ for (const dialect of DIALECTS) {
       revertRelease(p);
       const r = p.cli('sql', '--rollback');
       assert.is(r.code, 0, r.output);
-      assert.match(r.stdout, /-- 4 fees \(stored 4_fees_rollback\.sql\)/);
+      assert.match(r.stdout, /-- 004 fees \(stored 004_fees_rollback\.sql\)/);
       assert.ok(r.stdout.includes(FILES['004_fees_rollback.sql'].trimEnd()), r.stdout);
       assert.match(r.stderr, /running the rollback stored in the ledger/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 4], 'sql only prints');
@@ -254,11 +254,11 @@ for (const dialect of DIALECTS) {
       const historyBefore = await history(p.db);
       const r = p.cli('migrate');
       assert.is(r.code, 2, r.output);
-      assert.match(r.stderr, /^error: version 5 is pending but below the applied version 6: out of order/m);
-      assert.match(r.stderr, /^ {2}sql\/005_coupons\.sql: not applied, while version 6 is$/m);
+      assert.match(r.stderr, /^error: version 005 is pending but below the applied version 006: out of order/m);
+      assert.match(r.stderr, /^ {2}sql\/005_coupons\.sql: not applied, while version 006 is$/m);
       assert.match(
         r.stderr,
-        /^hint: either apply it anyway with --allow-out-of-order .*or renumber the file and its rollback above 6 \(e\.g\. 007_coupons\.sql\)/m,
+        /^hint: either apply it anyway with --allow-out-of-order .*or renumber the file and its rollback above 006 \(e\.g\. 007_coupons\.sql\)/m,
       );
       assert.not.ok((await p.db.tables()).includes('coupons'));
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 6]);
@@ -287,7 +287,7 @@ for (const dialect of DIALECTS) {
       assert.ok((await p.db.tables()).includes('coupons'));
       assert.equal(await ledgerVersions(p.db), [1, 2, 3, 5, 6]);
       assert.equal((await history(p.db)).slice(-1), ['up-out-of-order 5 ok']);
-      assert.match(p.cli('status', '--history').stdout, /up-out-of-order\s+5\s+coupons\s+ok/);
+      assert.match(p.cli('status', '--history').stdout, /up-out-of-order\s+005\s+coupons\s+ok/);
       assert.match(p.cli('status').stdout, /^005\s+coupons\s+applied/m);
       const again = p.cli('migrate');
       assert.is(again.code, 0, again.output);

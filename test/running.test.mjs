@@ -97,10 +97,10 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
     const failed = ctx.cli('migrate');
     assert.is(failed.code, 1, failed.output);
     assert.match(failed.stderr, /005_outside\.sql:3/);
-    assert.match(failed.stderr, /version 5 is now marked dirty/);
+    assert.match(failed.stderr, /version 005 is now marked dirty/);
     assert.match(
       failed.stderr,
-      /`tidemark resolve 5 --applied` if the migration took effect.*`tidemark resolve 5 --not-applied` if it did not/,
+      /`tidemark resolve 005 --applied` if the migration took effect.*`tidemark resolve 005 --not-applied` if it did not/,
     );
     assert.ok((await ctx.db.tables()).includes('half_done'), 'outside a transaction, the first statement stayed');
     const [row] = await ctx.db.query('select dirty from schema_version where version = 5');
@@ -109,8 +109,8 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
     for (const args of [['migrate'], ['rollback']]) {
       const r = ctx.cli(...args);
       assert.is(r.code, 2, `${args}: ${r.output}`);
-      assert.match(r.stderr, /version 5 \(outside\) is dirty/);
-      assert.match(r.stderr, /tidemark resolve 5 --applied/);
+      assert.match(r.stderr, /version 005 \(outside\) is dirty/);
+      assert.match(r.stderr, /tidemark resolve 005 --applied/);
     }
     const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);

@@ -237,8 +237,8 @@ for (const dialect of ['postgres', 'sqlite']) {
         for (const args of [['migrate'], ['rollback'], ['migrate', '--dry-run']]) {
           const r = p.cli(...args);
           assert.is(r.code, 2, `${args.join(' ')}:\n${r.output}`);
-          assert.match(r.stderr, /version 2 \(nt\) is dirty/);
-          assert.match(r.stderr, /tidemark resolve 2 --applied/);
+          assert.match(r.stderr, /version 002 \(nt\) is dirty/);
+          assert.match(r.stderr, /tidemark resolve 002 --applied/);
           assert.match(r.stderr, /^hint: /m);
         }
         assert.not.ok((await p.db.tables()).includes('after_t'), 'the refusals ran nothing');
@@ -542,11 +542,11 @@ for (const dialect of ['sqlite', 'postgres']) {
           .join(' '),
       );
       assert.equal(summary, [
-        'up 1 base ok',
-        'up 2 more ok',
-        'up 3 broken failed',
-        'down 2 more ok',
-        'force 2 more ok',
+        'up 001 base ok',
+        'up 002 more ok',
+        'up 003 broken failed',
+        'down 002 more ok',
+        'force 002 more ok',
       ]);
       assert.match(lines[2], /nope/, 'the failed attempt shows its error');
 

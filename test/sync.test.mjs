@@ -45,7 +45,7 @@ for (const dialect of DIALECTS) {
       assert.match(r.stdout, /^↓ 0*3 fees .*\n(.*\n)?↓ 0*2 tags /m);
       assert.match(
         r.stderr,
-        'notice: 3 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied',
+        'notice: 003 fees: its rollback file is not in this release; running the rollback stored in the ledger when it was applied',
       );
       assert.match(r.stdout, /^2 rolled back in .+, now at version 1$/m);
       assert.match(r.stdout, /is up to date at version 1$/m);
@@ -84,7 +84,7 @@ for (const dialect of DIALECTS) {
       assert.is(unstored.code, 2, unstored.output);
       assert.match(
         unstored.stderr,
-        'version 2 (tags) is applied, but this release has no file for it and the ledger stored no rollback for it',
+        'version 002 (tags) is applied, but this release has no file for it and the ledger stored no rollback for it',
       );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3], 'version 3 was not undone either');
       assert.equal(await appTables(p.db), ['fees', 'notes', 'tags']);
@@ -92,7 +92,7 @@ for (const dialect of DIALECTS) {
       await p.db.query(`update schema_version set dirty = ${TRUE} where version = 3`);
       const dirty = p.cli('migrate', '--sync');
       assert.is(dirty.code, 2, dirty.output);
-      assert.match(dirty.stderr, /version 3 .*dirty|dirty.*version 3/);
+      assert.match(dirty.stderr, /version 003 .*dirty|dirty.*version 003/);
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
       await p.db.query(`update schema_version set dirty = ${dialect === 'postgres' ? 'false' : '0'} where version = 3`);
 
@@ -102,7 +102,7 @@ for (const dialect of DIALECTS) {
       assert.is(hole.code, 2, hole.output);
       assert.match(
         hole.stderr,
-        'migrate --sync: this release has no file for the applied versions 2 (tags), 3 (fees), below its newest file 4; nothing was changed',
+        'migrate --sync: this release has no file for the applied versions 002 (tags), 003 (fees), below its newest file 4; nothing was changed',
       );
       assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
       assert.equal(await appTables(p.db), ['fees', 'notes', 'tags']);

@@ -146,26 +146,26 @@ for (const dialect of DIALECTS) {
     const r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
     assert.match(r.stdout, '✗ the ledger is not one a serial run could have written');
-    assert.match(r.stdout, '  version 1 is recorded 2 times');
+    assert.match(r.stdout, '  version 001 is recorded 2 times');
     assert.ok(checks(ctx.cli('verify', '--json').stdout).includes('ledger'));
     for (const command of [['migrate'], ['rollback'], ['force', '1', '--yes'], ['version']]) {
       const refused = ctx.cli(...command);
       assert.is(refused.code, 2, `${command}: ${refused.output}`);
-      assert.match(refused.stderr, 'version 1 is recorded 2 times');
+      assert.match(refused.stderr, 'version 001 is recorded 2 times');
     }
     const status = ctx.cli('status');
     assert.is(status.code, 0, status.output);
     assert.match(
       status.stderr,
-      'warning: the ledger is not one a serial run could have written: version 1 is recorded 2 times',
+      'warning: the ledger is not one a serial run could have written: version 001 is recorded 2 times',
     );
     const json = JSON.parse(ctx.cli('status', '--json').stdout.trim().split('\n').at(-1));
-    assert.equal(json.anomalies, ['version 1 is recorded 2 times']);
+    assert.equal(json.anomalies, ['version 001 is recorded 2 times']);
     // An application's start-up check refuses it too.
     const { assertSchemaVersion } = await import('../dist/index.js');
     await assertSchemaVersion({ url: ctx.db.url, cwd: ctx.cwd }).then(
       () => assert.unreachable('assertSchemaVersion accepted a duplicated version'),
-      (error) => assert.match(error.message, 'version 1 is recorded 2 times'),
+      (error) => assert.match(error.message, 'version 001 is recorded 2 times'),
     );
     assert.equal(await ledgerVersions(ctx.db), [1, 1, ...EXAMPLE_VERSIONS[dialect].slice(1)], 'nothing changed');
   });
@@ -175,7 +175,7 @@ for (const dialect of DIALECTS) {
     await ctx.db.query(`update schema_version set dirty = ${TRUE} where version in (1, 2)`);
     const r = ctx.cli('verify');
     assert.is(r.code, 3, r.output);
-    assert.match(r.stdout, '  versions 1, 2 are both dirty');
+    assert.match(r.stdout, '  versions 001, 002 are both dirty');
   });
 
   test('an applied version with no file: verify cannot compare, says why, exits 3 and never says verified', async () => {

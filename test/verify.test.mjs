@@ -197,7 +197,7 @@ for (const dialect of DIALECTS) {
     );
     assert.match(
       r.stdout,
-      '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 1 (create_users)',
+      '✗ 1 version is dirty: a no-transaction migration started and did not finish\n  version 001 (create_users)',
     );
     assert.match(r.stdout, '✗ 1 migration has no rollback file\n  sql/005_orders.sql: write 005_orders_rollback.sql');
     assert.match(

@@ -6,10 +6,13 @@ import type { Checksums, Dialect, Migration, Script, SourceText } from '../files
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import type { DirtyAction, LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';
+import { MAX_VERSION, versionOf, type Version } from '../version.js';
 
 /** A ledger row as tidemark writes it. */
 export interface LedgerEntry {
-  version: number;
+  version: Version;
+  /** The version as the file names it (`003`): stored, so it prints alike once the file is gone. */
+  versionText: string;
   name: string;
   checksum: string;
   executionMs: number | null;
@@ -67,7 +70,7 @@ export type StepSource = Pick<Step, 'script' | 'rollback' | 'outOfOrder'>;
 /** One line of the append-only history table. */
 export interface HistoryEntry {
   action: HistoryAction;
-  version: number;
+  version: Version;
   name: string;
   checksum: string | null;
   /** interrupted: stopped from outside (a signal, a lost connection or lock), with nothing wrong in its SQL. */
@@ -78,6 +81,8 @@ export interface HistoryEntry {
 
 /** A history line as read back: the entry plus who and when. */
 export interface HistoryRow extends HistoryEntry {
+  /** The version as printed: its file's name for it when known, else the ledger's stored text, else the number. */
+  versionText: string;
   appliedBy: string | null;
   at: string;
 }
@@ -111,7 +116,7 @@ export interface Driver {
    */
   assertLocked(): void;
   /** Whether the ledger (already prepared) has a row for the version, read inside the current transaction. */
-  hasVersion(version: number): Promise<boolean>;
+  hasVersion(version: Version): Promise<boolean>;
   /** The ledger, ordered by version; [] when the table does not exist yet. */
   readLedger(): Promise<LedgerRow[]>;
   /**
@@ -124,7 +129,7 @@ export interface Driver {
   /** Another migrator's ledger as text, in its order (`tidemark import --url`); null when the table does not exist. */
   readForeignTable(spec: ForeignTable): Promise<ForeignRow[] | null>;
   /** The rollback text stored with an applied version's row, or null when none was stored. */
-  storedRollback(version: number): Promise<string | null>;
+  storedRollback(version: Version): Promise<string | null>;
   /** Creates the ledger and history tables, or adds tidemark's columns to a legacy ledger. */
   prepareLedger(): Promise<void>;
   /**
@@ -148,9 +153,9 @@ export interface Driver {
   runStep(step: Step): Promise<number | null>;
 
   insertRow(entry: LedgerEntry): Promise<void>;
-  deleteRow(version: number): Promise<void>;
+  deleteRow(version: Version): Promise<void>;
   /** Changes an applied version's row: a new checksum, the dirty flag, the measured time. */
-  updateRow(version: number, change: RowChange): Promise<void>;
+  updateRow(version: Version, change: RowChange): Promise<void>;
   appendHistory(entry: HistoryEntry): Promise<void>;
   /** The history table, oldest first; [] when it does not exist yet. */
   readHistory(): Promise<HistoryRow[]>;
@@ -186,8 +191,8 @@ export interface ShellSql {
   begin: string;
   commit: string;
   insertRow(entry: LedgerEntry): string;
-  deleteRow(version: number): string;
-  updateRow(version: number, change: RowChange): string;
+  deleteRow(version: Version): string;
+  updateRow(version: Version, change: RowChange): string;
   appendHistory(entry: HistoryEntry): string;
 }
 
@@ -198,6 +203,7 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
   return {
     entry: {
       version: file.version,
+      versionText: file.versionText,
       name: file.name,
       checksum: step.script.checksum,
       executionMs,
@@ -220,7 +226,7 @@ export function stepRecords(step: Step, executionMs: number | null): { entry: Le
  * tidemark's own ledger insert met the version's row: another runner recorded it meanwhile (runners
  * not kept apart: --lock none, or a lock lost). Not the migration's fault, and nothing to fix in it.
  */
-export function versionTakenError(description: string, version: number): InterruptedError {
+export function versionTakenError(description: string, version: string): InterruptedError {
   const message = `version ${version} was recorded in ${description} by another runner while this one ran it`;
   return new InterruptedError(message, ExitCode.connection, {
     hint:
@@ -245,14 +251,16 @@ export function assertLedgerLayout(table: string, columns: Set<string> | null): 
 
 /** The ledger columns tidemark writes when it records a version, in the order of their values. */
 export const LEDGER_INSERT_COLUMNS =
-  'version, migration_name, checksum, execution_ms, applied_by, dirty, dirty_action, rollback_sql, rollback_checksum';
+  'version, migration_name, checksum, execution_ms, applied_by, dirty, dirty_action, rollback_sql, ' +
+  'rollback_checksum, version_text';
 
 /**
- * dirty_action, rollback_sql and rollback_checksum of a new row: a row is only ever inserted dirty by
- * a no-transaction migration on its way up; null when no rollback file was there to store.
+ * dirty_action, rollback_sql, rollback_checksum and version_text of a new row: a row is only ever
+ * inserted dirty by a no-transaction migration on its way up; null when no rollback file was there to store.
  */
-export function trailingValues(entry: LedgerEntry): [DirtyAction | null, string | null, string | null] {
-  return [entry.dirty ? 'up' : null, entry.rollback?.text ?? null, entry.rollback?.checksum ?? null];
+export function trailingValues(entry: LedgerEntry): [DirtyAction | null, string | null, string | null, string] {
+  const { rollback } = entry;
+  return [entry.dirty ? 'up' : null, rollback?.text ?? null, rollback?.checksum ?? null, entry.versionText];
 }
 
 /** Columns tidemark adds to a legacy ledger. */
@@ -264,11 +272,13 @@ export const ADDED_COLUMNS = [
   'dirty_action',
   'rollback_checksum',
   'rollback_sql',
+  'version_text',
 ] as const;
 
 /**
  * The query that reads the ledger, with null (or not-dirty) for columns a legacy table lacks.
- * `expressions` overrides how a column is read (PostgreSQL formats its timestamp).
+ * `expressions` overrides how a column is read (PostgreSQL formats its timestamp). The version is
+ * read as text: SQLite's client turns integers into JavaScript numbers, which round above 2^53.
  */
 export function ledgerQuery(
   table: string,
@@ -280,7 +290,7 @@ export function ledgerQuery(
   // rollback_sql stays unread: only a rollback that needs it fetches it (storedRollback).
   const list = [
     read('id'),
-    read('version'),
+    `cast(version as text) as version`,
     read('migration_name'),
     read('applied_at'),
     read('checksum'),
@@ -289,8 +299,10 @@ export function ledgerQuery(
     read('dirty', '0'),
     read('dirty_action'),
     read('rollback_checksum'),
+    read('version_text'),
   ];
-  return `select ${list.join(', ')} from ${table} order by version`;
+  // Qualified: the bare name would order by the text of the output column (10 before 9).
+  return `select ${list.join(', ')} from ${table} order by ${table}.version`;
 }
 
 /** The columns a ledger needs for ledgerFingerprint(). */
@@ -314,10 +326,12 @@ export function manifestFingerprint(migrations: Migration[], checksums: Checksum
 
 /** A row of ledgerQuery() as tidemark works with it. */
 export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRow {
-  const version = Number(r.version);
-  if (!Number.isSafeInteger(version) || version < 0) {
+  const text = typeof r.version === 'string' ? r.version : '';
+  const version = /^\d+$/.test(text) ? versionOf(text) : null;
+  if (version === null) {
     throw new UsageError(
-      `the ledger table ${table} holds a version that is not a whole number: ${JSON.stringify(r.version)}`,
+      `the ledger table ${table} holds a version that is not a whole number from 0 to ${MAX_VERSION}: ` +
+        JSON.stringify(r.version),
       {
         hint:
           `fix or delete that row by hand (versions are the numbers at the start of the migration file names), ` +
@@ -328,6 +342,7 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
   return {
     id: r.id == null ? null : Number(r.id),
     version,
+    versionText: (r.version_text as string | null) ?? null,
     name: String(r.migration_name),
     appliedAt: r.applied_at == null ? null : String(r.applied_at),
     checksum: (r.checksum as string | null) ?? null,
@@ -342,16 +357,19 @@ export function toLedgerRow(r: Record<string, unknown>, table: string): LedgerRo
 /** The query that reads the history table; `at` is an expression giving its time as text. */
 export function historyQuery(table: string, at = 'at'): string {
   return (
-    `select action, version, migration_name, checksum, outcome, execution_ms, applied_by, ${at} as at, error ` +
-    `from ${table} order by id`
+    `select action, cast(version as text) as version, migration_name, checksum, outcome, execution_ms, ` +
+    `applied_by, ${at} as at, error from ${table} order by id`
   );
 }
 
 /** A row of historyQuery(). */
 export function toHistoryRow(r: Record<string, unknown>): HistoryRow {
+  // Only tidemark writes the history, into a bigint (integer) column.
+  const version = BigInt(String(r.version));
   return {
     action: r.action as HistoryAction,
-    version: Number(r.version),
+    version,
+    versionText: String(version),
     name: String(r.migration_name ?? ''),
     checksum: (r.checksum as string | null) ?? null,
     outcome: r.outcome as HistoryRow['outcome'],

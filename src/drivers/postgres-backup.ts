@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import type { TableName } from '../config.js';
 import { ConnectionError, UsageError } from '../errors.js';
 import type { BackupTool } from './backup.js';
+import { highestVersion, type Version } from '../version.js';
 
 type Redact = (text: string) => string;
 
@@ -55,20 +56,20 @@ function withoutPassword(url: string): Connection {
  * Lists the archive (pg_restore reads it through) and reads the ledger's rows out of it: the
  * version a restore brings the database back to.
  */
-async function checkDump(file: string, ledger: TableName, env: NodeJS.ProcessEnv, redact: Redact): Promise<number> {
+async function checkDump(file: string, ledger: TableName, env: NodeJS.ProcessEnv, redact: Redact): Promise<Version> {
   const list = await tool('pg_restore', ['--list', file], env, redact);
   if (!/^; Archive created at/m.test(list)) throw new Error('pg_restore lists no archive in it');
   const only = ['--data-only', '--table', ledger.name, ...(ledger.schema ? ['--schema', ledger.schema] : [])];
-  return highestVersion(await tool('pg_restore', [...only, '--file', '-', file], env, redact));
+  return highestInDump(await tool('pg_restore', [...only, '--file', '-', file], env, redact));
 }
 
 /** The highest `version` in the COPY block of a ledger, as pg_restore prints it; 0 when there is none. */
-function highestVersion(script: string): number {
+function highestInDump(script: string): Version {
   const copy = /^COPY \S+ \(([^)]*)\) FROM stdin;\n([\s\S]*?)^\\\.$/m.exec(script);
-  if (!copy) return 0;
+  if (!copy) return 0n;
   const column = copy[1]!.split(', ').indexOf('version');
   const rows = copy[2]!.split('\n').filter(Boolean);
-  return rows.reduce((max, row) => Math.max(max, Number(row.split('\t')[column])), 0);
+  return highestVersion(rows.map((row) => BigInt(row.split('\t')[column]!)));
 }
 
 function tool(name: string, args: string[], env: NodeJS.ProcessEnv, redact: Redact): Promise<string> {

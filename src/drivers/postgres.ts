@@ -30,6 +30,7 @@ import {
   versionTakenError,
 } from './driver.js';
 import type { Snapshot } from '../schema.js';
+import type { Version } from '../version.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
 import { retryOnLockTimeout } from './postgres-retry.js';
@@ -213,8 +214,8 @@ class PostgresDriver implements Driver {
     this.runLock?.assertHeld();
   }
 
-  async hasVersion(version: number): Promise<boolean> {
-    return (await this.query(`select 1 from ${this.ledger} where version = $1`, [version])).length > 0;
+  async hasVersion(version: Version): Promise<boolean> {
+    return (await this.query(`select 1 from ${this.ledger} where version = $1`, [String(version)])).length > 0;
   }
 
   /** Column names of the ledger table, or null when it does not exist. */
@@ -237,10 +238,10 @@ class PostgresDriver implements Driver {
     return (await this.session.unsafe(query)) as unknown as ForeignRow[];
   }
 
-  async storedRollback(version: number): Promise<string | null> {
+  async storedRollback(version: Version): Promise<string | null> {
     const columns = await this.ledgerColumns();
     if (!columns?.has('rollback_sql')) return null;
-    const [row] = await this.query(`select rollback_sql from ${this.ledger} where version = $1`, [version]);
+    const [row] = await this.query(`select rollback_sql from ${this.ledger} where version = $1`, [String(version)]);
     return (row?.rollback_sql as string | null) ?? null;
   }
 
@@ -249,7 +250,6 @@ class PostgresDriver implements Driver {
     if (!columns) return [];
     const rows = await this.query(
       ledgerQuery(this.ledger, columns, {
-        version: 'version::text',
         applied_at: `to_char(applied_at, 'YYYY-MM-DD HH24:MI:SS')`,
       }),
     );
@@ -293,7 +293,8 @@ class PostgresDriver implements Driver {
         dirty boolean not null default false,
         dirty_action text,
         rollback_checksum char(64),
-        rollback_sql text)`);
+        rollback_sql text,
+        version_text text)`);
     } else {
       const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
         checksum: 'char(64)',
@@ -303,6 +304,7 @@ class PostgresDriver implements Driver {
         dirty_action: 'text',
         rollback_checksum: 'char(64)',
         rollback_sql: 'text',
+        version_text: 'text',
       };
       const missing = ADDED_COLUMNS.filter((c) => !columns.has(c));
       if (missing.length > 0)
@@ -386,7 +388,7 @@ class PostgresDriver implements Driver {
       if (e.code === LOCK_LOST_CODE) throw lockTakenOverError(this.description);
       const { schema, name } = this.options.table;
       if (e.code === '23505' && e.schema_name === schema && e.table_name === name) {
-        throw versionTakenError(this.description, script.file.version);
+        throw versionTakenError(this.description, script.file.versionText);
       }
       let at = errorOffset(e, script, piece.offset, whole ? undefined : piece.offset);
       // A position outside the file is in tidemark's own statements around it: no statement of the file failed.
@@ -486,11 +488,11 @@ class PostgresDriver implements Driver {
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
-  private deleteRowSql(version: number): string {
+  private deleteRowSql(version: Version): string {
     return `delete from ${this.ledger} where version = ${literal(version)}`;
   }
 
-  private updateRowSql(version: number, change: RowChange): string {
+  private updateRowSql(version: Version, change: RowChange): string {
     const [columns, values] = rowChangeColumns(change);
     const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
     return `update ${this.ledger} set ${assignments} where version = ${literal(version)}`;
@@ -513,11 +515,11 @@ class PostgresDriver implements Driver {
     await this.query(this.insertRowSql(entry));
   }
 
-  async deleteRow(version: number): Promise<void> {
+  async deleteRow(version: Version): Promise<void> {
     await this.query(this.deleteRowSql(version));
   }
 
-  async updateRow(version: number, change: RowChange): Promise<void> {
+  async updateRow(version: Version, change: RowChange): Promise<void> {
     await this.query(this.updateRowSql(version, change));
   }
 
@@ -638,9 +640,9 @@ const PSQL_APPLIED_BY = `current_user || '@psql'`;
 const SERVER_ELAPSED_MS = `round(extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::int`;
 
 /** A SQL literal. Ledger values are mostly tidemark's own, but error texts and host names are not. */
-function literal(value: string | number | boolean | null): string {
+function literal(value: string | number | bigint | boolean | null): string {
   if (value === null) return 'null';
-  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
     return String(value);

@@ -7,6 +7,7 @@ import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
 import { UsageError } from '../errors.js';
 import type { BackupTool } from './backup.js';
+import type { Version } from '../version.js';
 
 /** node-sqlite3's backup object (not in its type definitions). */
 interface SqliteBackup {
@@ -37,15 +38,16 @@ export function sqliteBackupTool(database: string): BackupTool {
   };
 }
 
-async function checkBackup(file: string, { name: ledger }: TableName): Promise<number> {
+async function checkBackup(file: string, { name: ledger }: TableName): Promise<Version> {
   return withDatabase(file, sqlite3.OPEN_READONLY, async (db) => {
     const [integrity] = await all(db, 'pragma integrity_check');
     const verdict = Object.values(integrity ?? {})[0];
     if (verdict !== 'ok') throw new UsageError(`${file} is not an intact SQLite database: ${String(verdict)}`);
     const tables = await all(db, `select 1 from sqlite_schema where type = 'table' and name = ?`, [ledger]);
-    if (tables.length === 0) return 0;
-    const [row] = await all(db, `select coalesce(max(version), 0) as version from "${ledger}"`);
-    return Number(row?.version ?? 0);
+    if (tables.length === 0) return 0n;
+    // As text: the client reads integers as JavaScript numbers, which round above 2^53.
+    const [row] = await all(db, `select cast(coalesce(max(version), 0) as text) as version from "${ledger}"`);
+    return BigInt(String(row?.version ?? 0));
   });
 }
 

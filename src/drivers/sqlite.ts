@@ -11,6 +11,7 @@ import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';
 import type { Snapshot } from '../schema.js';
+import type { Version } from '../version.js';
 import { SqliteRunLock, sqliteLockHolder } from './sqlite-lock.js';
 import {
   ADDED_COLUMNS,
@@ -168,8 +169,8 @@ class SqliteDriver implements Driver {
   }
 
   /** Called only once prepareLedger() has made sure the table exists. */
-  async hasVersion(version: number): Promise<boolean> {
-    return (await this.all(`select 1 from ${this.ledger} where version = ?`, [version])).length > 0;
+  async hasVersion(version: Version): Promise<boolean> {
+    return (await this.all(`select 1 from ${this.ledger} where version = ${literal(version)}`)).length > 0;
   }
 
   private async ledgerColumns(): Promise<Set<string> | null> {
@@ -186,12 +187,11 @@ class SqliteDriver implements Driver {
     return this.all<ForeignRow>(`select ${columns} from ${quote(spec.table)} order by ${quote(spec.orderBy)}`);
   }
 
-  async storedRollback(version: number): Promise<string | null> {
+  async storedRollback(version: Version): Promise<string | null> {
     const columns = await this.ledgerColumns();
     if (!columns?.has('rollback_sql')) return null;
     const [row] = await this.all<{ rollback_sql: string | null }>(
-      `select rollback_sql from ${this.ledger} where version = ?`,
-      [version],
+      `select rollback_sql from ${this.ledger} where version = ${literal(version)}`,
     );
     return row?.rollback_sql ?? null;
   }
@@ -245,7 +245,8 @@ class SqliteDriver implements Driver {
         dirty integer not null default 0,
         dirty_action text,
         rollback_checksum text,
-        rollback_sql text)`);
+        rollback_sql text,
+        version_text text)`);
     } else {
       const definitions: Record<(typeof ADDED_COLUMNS)[number], string> = {
         checksum: 'text',
@@ -255,6 +256,7 @@ class SqliteDriver implements Driver {
         dirty_action: 'text',
         rollback_checksum: 'text',
         rollback_sql: 'text',
+        version_text: 'text',
       };
       // SQLite adds one column per statement.
       for (const c of ADDED_COLUMNS.filter((c) => !columns.has(c)))
@@ -413,11 +415,11 @@ class SqliteDriver implements Driver {
     return `insert into ${this.ledger} (${LEDGER_INSERT_COLUMNS}) values (${values.join(', ')})`;
   }
 
-  private deleteRowSql(version: number): string {
+  private deleteRowSql(version: Version): string {
     return `delete from ${this.ledger} where version = ${literal(version)}`;
   }
 
-  private updateRowSql(version: number, change: RowChange): string {
+  private updateRowSql(version: Version, change: RowChange): string {
     const [columns, values] = rowChangeColumns(change);
     const assignments = columns.map((c, i) => `${c} = ${literal(values[i]!)}`).join(', ');
     return `update ${this.ledger} set ${assignments} where version = ${literal(version)}`;
@@ -444,11 +446,11 @@ class SqliteDriver implements Driver {
     await this.run(this.insertRowSql(entry));
   }
 
-  async deleteRow(version: number): Promise<void> {
+  async deleteRow(version: Version): Promise<void> {
     await this.run(this.deleteRowSql(version));
   }
 
-  async updateRow(version: number, change: RowChange): Promise<void> {
+  async updateRow(version: Version, change: RowChange): Promise<void> {
     await this.run(this.updateRowSql(version, change));
   }
 
@@ -499,9 +501,10 @@ class SqliteDriver implements Driver {
 const SHELL_APPLIED_BY = 'sqlite3 shell';
 
 /** A SQL literal: the same statement text serves the driver and a script for the sqlite3 shell. */
-function literal(value: string | number | boolean | null): string {
+function literal(value: string | number | bigint | boolean | null): string {
   if (value === null) return 'null';
   if (typeof value === 'boolean') return value ? '1' : '0';
+  if (typeof value === 'bigint') return String(value);
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) throw new Error(`not an integer: ${value}`);
     return String(value);

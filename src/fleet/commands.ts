@@ -5,15 +5,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { ExitCode, TidemarkError, UsageError } from '../errors.js';
 import type { FleetMember, WorkOutcome } from './run.js';
+import type { Version } from '../version.js';
 
-export function migrated(result: { applied: number; version: number }, dryRun: boolean): WorkOutcome {
+export function migrated(result: { applied: number; version: Version }, dryRun: boolean): WorkOutcome {
   return {
     version: result.version,
     summary: `${result.applied} ${dryRun ? 'to apply' : 'applied'}, at ${result.version}`,
   };
 }
 
-export function reverted(result: { reverted: number; version: number }, dryRun: boolean): WorkOutcome {
+export function reverted(result: { reverted: number; version: Version }, dryRun: boolean): WorkOutcome {
   return {
     version: result.version,
     summary: `${result.reverted} ${dryRun ? 'to undo' : 'undone'}, at ${result.version}`,

@@ -2,6 +2,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UsageError } from '../errors.js';
+import type { Version } from '../version.js';
 
 export interface DatabaseResult {
   name: string;
@@ -11,9 +12,9 @@ export interface DatabaseResult {
   /** What happened, in a few words: `applied 2, now at 5`, `at 5`, `no findings`. */
   summary: string;
   /** The version afterwards, when known. */
-  version: number | null;
+  version: Version | null;
   /** status: a dirty version, when one is. */
-  dirty: number | null;
+  dirty: Version | null;
   /** The error and its hint (passwords redacted), when failed. */
   error: string | null;
   ms: number;

@@ -12,6 +12,7 @@ import { saveLastReport, unfinishedNames, type DatabaseResult } from './results.
 import { schedule } from './schedule.js';
 import { inShard, parseShard } from './shard.js';
 import { listFleet, type FleetMember } from './sources.js';
+import { compareVersions, type Version } from '../version.js';
 
 export type { FleetMember };
 
@@ -31,8 +32,8 @@ export interface FleetFlags {
 /** What a command did on one database. A finding (verify) fails the database without an exception. */
 export interface WorkOutcome {
   summary: string;
-  version: number | null;
-  dirty?: number | null;
+  version: Version | null;
+  dirty?: Version | null;
   finding?: TidemarkError;
 }
 
@@ -270,11 +271,11 @@ function someNames(results: DatabaseResult[], most = 10): string {
 
 /** `at version 5: 18 · at version 4: 2`, highest first; null when no version is known. */
 function versionCounts(results: DatabaseResult[]): string | null {
-  const counts = new Map<number, number>();
+  const counts = new Map<Version, number>();
   for (const { version } of results) if (version !== null) counts.set(version, (counts.get(version) ?? 0) + 1);
   if (counts.size === 0) return null;
   return [...counts]
-    .sort(([a], [b]) => b - a)
+    .sort(([a], [b]) => compareVersions(b, a))
     .map(([version, n]) => `at version ${version}: ${n}`)
     .join(' · ');
 }

@@ -10,6 +10,7 @@ import type { Session } from '../run/session.js';
 import { convert, SOURCE_FORMATS, type Conversion, type ConvertedFile, type SourceFormat } from './convert.js';
 import { filesToWrite, readSourceFolder, removeWritten, writeConverted } from './folder.js';
 import { appliedByTool, FOREIGN_LEDGERS, foreignTableName, versionsToAdopt } from './ledgers.js';
+import type { Version } from '../version.js';
 
 export interface ImportOptions {
   /** Only convert the files, even when a database URL is configured (else its ledger is adopted too). */
@@ -28,7 +29,7 @@ export interface ImportResult extends Conversion {
   /** Paths that existed already with the same bytes (a second database adopted from the committed folder). */
   kept: string[];
   /** The versions recorded (with --dry-run: that would be) from the other tool's ledger; null without adopt. */
-  adopted: { database: string; table: string; versions: number[] } | null;
+  adopted: { database: string; table: string; versions: Version[] } | null;
   dryRun: boolean;
 }
 
@@ -77,7 +78,7 @@ async function ledgerToAdopt(
   format: SourceFormat,
   conversion: Conversion,
   options: ImportOptions,
-): Promise<{ versions: number[]; adopted: NonNullable<ImportResult['adopted']> }> {
+): Promise<{ versions: Version[]; adopted: NonNullable<ImportResult['adopted']> }> {
   const defaults = FOREIGN_LEDGERS[format];
   const spec = { ...defaults, table: foreignTableName(options.table ?? defaults.table) };
   const rows = await driver.readForeignTable(spec);

@@ -8,6 +8,7 @@ import { lexSqlite } from '../sql/sqlite-lexer.js';
 import { controlsTransaction, type LexedSql } from '../sql/statements.js';
 import { UnclosedError } from '../sql/tokens.js';
 import type { SourceFormat } from './formats.js';
+import { compareVersions, VERSION_LIMIT, versionOf, type Version } from '../version.js';
 
 export { SOURCE_FORMATS, type SourceFormat } from './formats.js';
 
@@ -24,7 +25,7 @@ export interface ConvertedFile {
   text: string;
   /** The source file it was made from. */
   from: string;
-  version: number;
+  version: Version;
   versionText: string;
   name: string;
   kind: 'forward' | 'rollback';
@@ -153,7 +154,7 @@ const PARSERS: Record<SourceFormat, Parser> = {
     }
     // An undo file goes with the V file of its version in the same folder.
     const partner = (prefix: string) =>
-      [...siblings.keys()].find((p) => sameFolder(p, file.path) && flywayVersion(p, prefix) === Number(versionText));
+      [...siblings.keys()].find((p) => sameFolder(p, file.path) && flywayVersion(p, prefix) === BigInt(versionText));
     if (prefix === 'U') {
       return partner('V') ? null : { path: file.path, reason: 'an undo file with no V file of its version' };
     }
@@ -197,9 +198,9 @@ const PARSERS: Record<SourceFormat, Parser> = {
 };
 
 /** The version of a Flyway V or U file (by prefix) with a whole-number version, else null. */
-function flywayVersion(path: string, prefix: string): number | null {
+function flywayVersion(path: string, prefix: string): Version | null {
   const match = new RegExp(`^${prefix}(\\d+)__.+\\.sql$`).exec(path.split('/').at(-1)!);
-  return match ? Number(match[1]) : null;
+  return match ? BigInt(match[1]!) : null;
 }
 
 function sameFolder(a: string, b: string): boolean {
@@ -304,17 +305,17 @@ export function migrationName(raw: string): string {
 function assemble(parsed: Parsed[], skipped: ImportNote[]): Conversion {
   const notes: ImportNote[] = [];
   const files: ConvertedFile[] = [];
-  const byVersion = new Map<number, Parsed[]>();
+  const byVersion = new Map<Version, Parsed[]>();
   for (const p of parsed) {
-    const version = Number(p.versionText);
-    if (!Number.isSafeInteger(version)) {
-      const reason = `version ${p.versionText} is above tidemark's limit ${Number.MAX_SAFE_INTEGER}; renumber`;
+    const version = versionOf(p.versionText);
+    if (version === null) {
+      const reason = `version ${p.versionText} is above ${VERSION_LIMIT}; renumber`;
       skipped.push({ path: p.up.source, reason });
       continue;
     }
     byVersion.set(version, [...(byVersion.get(version) ?? []), p]);
   }
-  for (const [version, group] of [...byVersion].sort(([a], [b]) => a - b)) {
+  for (const [version, group] of [...byVersion].sort(([a], [b]) => compareVersions(a, b))) {
     const slots = new Set(group.map((p) => p.dialect ?? 'portable'));
     if (slots.size < group.length) {
       const sources = group.map((g) => g.up.source).join(', ');

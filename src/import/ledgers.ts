@@ -3,6 +3,7 @@
 import type { Dialect } from '../files.js';
 import { UsageError } from '../errors.js';
 import type { Conversion, SourceFormat } from './convert.js';
+import { compareVersions, highestVersion, MAX_VERSION, versionOf, type Version } from '../version.js';
 
 /** Where a tool keeps its ledger and what tidemark reads of it, in order. */
 export interface ForeignTable {
@@ -28,9 +29,9 @@ export const FOREIGN_LEDGERS: Record<SourceFormat, ForeignTable> = {
 
 /** The other tool's ledger says these versions ran, and every version with a file up to `upTo` too. */
 export interface ForeignApplied {
-  versions: number[];
+  versions: Version[];
   /** golang-migrate's one version; Flyway's baseline (which needs no file of its own). */
-  upTo: number | null;
+  upTo: Version | null;
 }
 
 /** A table name given with --from-table: one plain identifier, read as written. */
@@ -57,18 +58,18 @@ export function appliedByTool(format: SourceFormat, rows: ForeignRow[], table: s
             'and run this import again',
         });
       }
-      const version = row ? versionOf(row.version, table) : -1;
-      // Its one version ran (so it needs a file), and so did every version below it.
-      return version < 0 ? { versions: [], upTo: null } : { versions: [version], upTo: version };
+      const version = row ? foreignVersion(row.version, table) : -1n;
+      // Its one version ran (so it needs a file), and so did every version below it; -1 is none.
+      return version < 0n ? { versions: [], upTo: null } : { versions: [version], upTo: version };
     }
     case 'dbmate':
-      return { versions: rows.map((r) => versionOf(r.version, table)), upTo: null };
+      return { versions: rows.map((r) => foreignVersion(r.version, table)), upTo: null };
     case 'goose': {
       // goose appends a row per up (is_applied true) and per down (false); version 0 is its own first row.
-      const applied = new Set<number>();
+      const applied = new Set<Version>();
       for (const row of rows) {
-        const version = versionOf(row.version_id, table);
-        if (version === 0) continue;
+        const version = foreignVersion(row.version_id, table);
+        if (version === 0n) continue;
         if (truthy(row.is_applied)) applied.add(version);
         else applied.delete(version);
       }
@@ -77,13 +78,13 @@ export function appliedByTool(format: SourceFormat, rows: ForeignRow[], table: s
     case 'flyway':
       return flywayApplied(rows, table);
     case 'node-pg-migrate':
-      return { versions: rows.map((r) => versionOf(/^\d+/.exec(r.name ?? '')?.[0] ?? r.name, table)), upTo: null };
+      return { versions: rows.map((r) => foreignVersion(/^\d+/.exec(r.name ?? '')?.[0] ?? r.name, table)), upTo: null };
   }
 }
 
 function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
-  const applied = new Set<number>();
-  let upTo: number | null = null;
+  const applied = new Set<Version>();
+  let upTo: Version | null = null;
   for (const row of rows) {
     if (!truthy(row.success)) {
       const what = `${table} records a failed migration (${row.script}, version ${row.version})`;
@@ -92,18 +93,21 @@ function flywayApplied(rows: ForeignRow[], table: string): ForeignApplied {
       });
     }
     if (row.version === null || row.type === 'SCHEMA') continue;
-    const version = versionOf(row.version, table);
-    if (row.type === 'BASELINE') upTo = Math.max(upTo ?? 0, version);
+    const version = foreignVersion(row.version, table);
+    if (row.type === 'BASELINE') upTo = highestVersion([upTo ?? 0n, version]);
     else if (row.type?.startsWith('UNDO')) applied.delete(version);
     else if (row.type !== 'DELETE') applied.add(version);
   }
   return { versions: [...applied], upTo };
 }
 
-function versionOf(text: string | null, table: string): number {
-  const version = Number(text);
-  if (text === null || !/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(version)) {
-    const limit = `whole numbers up to ${Number.MAX_SAFE_INTEGER}`;
+/** A version in another tool's ledger; negative only as golang-migrate's -1 (nothing applied). */
+function foreignVersion(text: string | null, table: string): Version {
+  const digits = text?.trim() ?? '';
+  if (/^-\d+$/.test(digits)) return BigInt(digits);
+  const version = /^\d+$/.test(digits) ? versionOf(digits) : null;
+  if (version === null) {
+    const limit = `whole numbers up to ${MAX_VERSION}`;
     throw new UsageError(`${table} holds the version ${JSON.stringify(text)}, which tidemark cannot hold (${limit})`, {
       hint: 'renumber that migration (its file and its ledger row) with the other tool first, then import again',
     });
@@ -127,12 +131,12 @@ export function versionsToAdopt(
   conversion: Conversion,
   dialect: Dialect,
   table: string,
-): number[] {
+): Version[] {
   const forward = conversion.files.filter((f) => f.kind === 'forward' && (f.dialect === dialect || f.dialect === null));
   const available = new Set(forward.map((f) => f.version));
   const adopted = new Set(applied.versions);
   if (applied.upTo !== null) for (const v of available) if (v <= applied.upTo) adopted.add(v);
-  const orphans = [...adopted].filter((v) => !available.has(v)).sort((a, b) => a - b);
+  const orphans = [...adopted].filter((v) => !available.has(v)).sort(compareVersions);
   if (orphans.length > 0) {
     const versions = orphans.map((v) => whyNoFile(v, conversion)).join('; ');
     const what = `${table} records versions with no converted ${dialect} file: ${versions}`;
@@ -140,20 +144,23 @@ export function versionsToAdopt(
       hint: "write those migrations as SQL files in the other tool's layout (or restore them), then import again",
     });
   }
-  const newest = Math.max(0, ...adopted);
-  const gaps = [...available].filter((v) => v < newest && !adopted.has(v)).sort((a, b) => a - b);
+  const newest = highestVersion(adopted);
+  const gaps = [...available].filter((v) => v < newest && !adopted.has(v)).sort(compareVersions);
   if (gaps.length > 0) {
     const what = `${table} never applied ${gaps.join(', ')}, below its newest applied version ${newest}`;
     throw new UsageError(`${what}; nothing was imported`, {
       hint: 'apply them with the other tool first (it is still in charge until the import), then run this import again',
     });
   }
-  return [...adopted].sort((a, b) => a - b);
+  return [...adopted].sort(compareVersions);
 }
 
 /** A version with no file, and the source file the report skipped for it, if any (a Go migration). */
-function whyNoFile(version: number, conversion: Conversion): string {
-  const versionOfPath = (path: string) => Number(/^[VU]?(\d+)/.exec(path.split('/').at(-1)!)?.[1]);
-  const skipped = conversion.skipped.find((s) => versionOfPath(s.path) === version);
+function whyNoFile(version: Version, conversion: Conversion): string {
+  const versionOfPath = (path: string) => /^[VU]?(\d+)/.exec(path.split('/').at(-1)!)?.[1];
+  const skipped = conversion.skipped.find((s) => {
+    const digits = versionOfPath(s.path);
+    return digits !== undefined && BigInt(digits) === version;
+  });
   return skipped ? `${version} (${skipped.path}: ${skipped.reason})` : String(version);
 }

@@ -6,6 +6,7 @@ import type { Migration } from '../files.js';
 import { planForce, type ForcePlan } from '../plan.js';
 import { assertNoRunInProgress, inTransaction, type Run, type Session } from '../run/session.js';
 import { recordedRows } from './record.js';
+import type { Version } from '../version.js';
 
 export interface ForceOptions {
   dryRun?: boolean;
@@ -14,7 +15,7 @@ export interface ForceOptions {
 }
 
 /** Confirms (when asked to) and makes the change; see {@link Migrator.force}. */
-export async function force(session: Session, version: number, options: ForceOptions): Promise<void> {
+export async function force(session: Session, version: Version, options: ForceOptions): Promise<void> {
   const { migrations, target } = session.migrations();
   const dryRun = Boolean(options.dryRun);
   let confirmed: ForceChanges | null = null;
@@ -30,7 +31,7 @@ export async function force(session: Session, version: number, options: ForceOpt
     await assertNoRunInProgress(run, ledger);
     const plan = planForce(migrations, ledger, version);
     const changes = forceChanges(plan);
-    if (confirmed && JSON.stringify(confirmed) !== JSON.stringify(changes)) {
+    if (confirmed && changesKey(confirmed) !== changesKey(changes)) {
       const hint = `run \`tidemark force ${version}\` again`;
       throw new UsageError('the ledger changed while force waited for confirmation; nothing was changed', { hint });
     }
@@ -43,7 +44,7 @@ export async function force(session: Session, version: number, options: ForceOpt
 async function writeForce(
   driver: Driver,
   plan: ForcePlan,
-  { version, migrations }: { version: number; migrations: Migration[] },
+  { version, migrations }: { version: Version; migrations: Migration[] },
 ): Promise<void> {
   const added = await recordedRows(plan.add, driver.dialect);
   await driver.prepareLedger();
@@ -65,8 +66,13 @@ async function writeForce(
 }
 
 function forceChanges(plan: ForcePlan): ForceChanges {
-  const versions = (rows: { version: number }[]) => rows.map((r) => r.version);
+  const versions = (rows: { version: Version }[]) => rows.map((r) => r.version);
   return { removed: versions(plan.remove), added: versions(plan.add), cleaned: versions(plan.clean) };
+}
+
+/** Force's changes as one comparable string (JSON.stringify cannot take a bigint). */
+function changesKey(changes: ForceChanges): string {
+  return [changes.removed, changes.added, changes.cleaned].map((list) => list.join(',')).join('|');
 }
 
 function hasChanges(changes: ForceChanges): boolean {

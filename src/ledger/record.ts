@@ -3,6 +3,7 @@ import type { Driver, LedgerEntry } from '../drivers/driver.js';
 import { loadScript, readSourceText, type Dialect, type Migration, type Script } from '../files.js';
 import type { LedgerRow } from '../plan.js';
 import { inTransaction } from '../run/session.js';
+import type { Version } from '../version.js';
 
 /**
  * Records migrations as applied without running them (baseline, import), in one transaction with one
@@ -14,8 +15,8 @@ export async function recordApplied(
   driver: Driver,
   plan: (ledger: LedgerRow[]) => Migration[],
   action: 'baseline' | 'import',
-  version: number,
-): Promise<number[]> {
+  version: Version,
+): Promise<Version[]> {
   const recorded = await recordedRows(plan(await driver.readLedger()), driver.dialect);
   await driver.prepareLedger();
   await inTransaction(driver, async () => {
@@ -38,6 +39,7 @@ export async function recordedRows(migrations: Migration[], dialect: Dialect): P
 function recordedRow(m: Migration, script: Script): LedgerEntry {
   return {
     version: m.version,
+    versionText: m.versionText,
     name: m.name,
     checksum: script.checksum,
     executionMs: null,

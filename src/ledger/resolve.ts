@@ -1,11 +1,12 @@
 // `tidemark resolve`: settles a dirty version by changing only its ledger row.
 import { planResolve } from '../plan.js';
 import { inTransaction, type Session } from '../run/session.js';
+import type { Version } from '../version.js';
 
 /** Clears or deletes the dirty version's row; see {@link Migrator.resolve}. */
 export async function resolve(
   session: Session,
-  version: number,
+  version: Version,
   applied: boolean,
   options: { dryRun?: boolean },
 ): Promise<void> {

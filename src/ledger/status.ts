@@ -8,13 +8,15 @@ import {
   dirtyResolution,
   ledgerAnomalies,
   planStatus,
+  versionLabel,
   type StatusEntry,
 } from '../plan.js';
 import { assertNoRunInProgress, type Session } from '../run/session.js';
+import type { Version } from '../version.js';
 
 export interface StatusReport {
   database: string;
-  version: number;
+  version: Version;
   entries: StatusEntry[];
   /** What no serial run could have written into the ledger (a version twice, ...); [] normally. */
   anomalies: string[];
@@ -43,21 +45,28 @@ export async function status(session: Session): Promise<StatusReport> {
     const entries = planStatus(migrations, ledger, checksums);
     const dirty = ledger.find((r) => r.dirty);
     let resolution: string | null = null;
-    if (dirty) resolution = `version ${dirty.version} is dirty: ${dirtyResolution(dirty.version, dirty.dirtyAction)}`;
+    const label = dirty && versionLabel(dirty.version, null, dirty);
+    if (dirty) resolution = `version ${label} is dirty: ${dirtyResolution(label!, dirty.dirtyAction)}`;
     return { database: driver.description, version: currentVersion(ledger), entries, anomalies, resolution };
   });
 }
 
-/** The history table, oldest first. */
+/** The history table, oldest first; each version shown as its file names it, else as the ledger stored it. */
 export async function history(session: Session): Promise<HistoryReport> {
-  return session.withDriver(session.target(), READ_ONLY, async ({ driver }) => ({
-    database: driver.description,
-    entries: await driver.readHistory(),
-  }));
+  const { migrations, target } = session.migrations();
+  return session.withDriver(target, READ_ONLY, async ({ driver }) => {
+    const files = new Map(migrations.map((m) => [m.version, m]));
+    const rows = new Map((await driver.readLedger()).map((r) => [r.version, r]));
+    const entries = (await driver.readHistory()).map((e) => ({
+      ...e,
+      versionText: versionLabel(e.version, files.get(e.version), rows.get(e.version)),
+    }));
+    return { database: driver.description, entries };
+  });
 }
 
 /** The highest applied version, refused while the ledger is dirty or not one a serial run wrote. */
-export async function version(session: Session): Promise<number> {
+export async function version(session: Session): Promise<Version> {
   return session.withDriver(session.target(), READ_ONLY, async (run) => {
     const ledger = await run.driver.readLedger();
     await assertNoRunInProgress(run, ledger);

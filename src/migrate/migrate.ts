@@ -11,9 +11,11 @@ import { runStep, type DeferredFailure } from '../run/step.js';
 // Only their types: backup and rollback are loaded when a run needs them (--backup, --sync).
 import type { BackupOptions } from '../backup.js';
 import { backfillChange, planMigration } from './pending.js';
+import type { Version, VersionInput } from '../version.js';
 
 export interface MigrateOptions {
-  target?: number;
+  /** The highest version to apply: a bigint, a safe integer or a string of digits (a version above 2^53). */
+  target?: VersionInput;
   dryRun?: boolean;
   allowChanged?: boolean;
   /** Apply pending versions below the applied version instead of refusing (exit 2). */
@@ -31,11 +33,14 @@ export interface MigrateOptions {
 
 type PlannedMigration = MigratePlan & { runs: StepSource[] };
 
+/** Migrate's options once the target is an exact version (the public API takes any {@link VersionInput}). */
+export type CheckedMigrateOptions = Omit<MigrateOptions, 'target'> & { target?: Version };
+
 /** Applies the pending migrations (after the --sync rollback); see {@link Migrator.migrate}. */
 export async function migrate(
   session: Session,
-  options: MigrateOptions,
-): Promise<{ applied: number; version: number }> {
+  options: CheckedMigrateOptions,
+): Promise<{ applied: number; version: Version }> {
   const { migrations, target } = session.migrations();
   // Every file is hashed (an edited applied file must be caught); only pending ones are parsed.
   const checksums = fileChecksums(migrations);
@@ -81,7 +86,7 @@ function noOp(
   driver: Driver,
   migrations: Migration[],
   dryRun: boolean,
-): { applied: number; version: number } {
+): { applied: number; version: Version } {
   const database = driver.description;
   const version = migrations[migrations.length - 1]!.version;
   const started = performance.now();
@@ -108,7 +113,7 @@ async function applyPlan(
   run: Run,
   plan: PlannedMigration,
   { checksums, options }: { checksums: Checksums; options: MigrateOptions },
-): Promise<{ applied: number; version: number }> {
+): Promise<{ applied: number; version: Version }> {
   const { driver } = run;
   const dryRun = Boolean(options.dryRun);
   const database = driver.description;

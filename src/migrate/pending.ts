@@ -6,10 +6,11 @@ import { loadScript, readSourceText, type Checksums, type Dialect, type Migratio
 import { notInReleaseWarning, planMigrate, type Backfill, type LedgerRow, type MigratePlan } from '../plan.js';
 import type { Session } from '../run/session.js';
 import { isUntouchedTemplate } from '../templates.js';
+import type { Version } from '../version.js';
 
 /** What planning a migration needs of migrate's (or sql's) options. */
 export interface PendingOptions {
-  target?: number;
+  target?: Version;
   allowChanged?: boolean;
   allowOutOfOrder?: boolean;
   strict?: boolean;

@@ -7,18 +7,24 @@ import { planRollback, versionAfterRollback, type LedgerRow, type RollbackStep }
 import { assertNoRunInProgress, type Run, type Session } from '../run/session.js';
 import { runStep } from '../run/step.js';
 import { rollbackScripts, undoneRollbackChecksums, type RollbackRange } from './scripts.js';
+import type { Version, VersionInput } from '../version.js';
 
-export interface RollbackOptions extends RollbackRange {
+export interface RollbackOptions extends Omit<RollbackRange, 'to'> {
+  /** Undo every version above this one: a bigint, a safe integer or a string of digits. */
+  to?: VersionInput;
   /** Run the rollback stored in the ledger even where the rollback file exists and differs. */
   useStored?: boolean;
   dryRun?: boolean;
 }
 
+/** Rollback's options once `to` is an exact version. */
+export type CheckedRollbackOptions = Omit<RollbackOptions, 'to'> & { to?: Version };
+
 /** Plans and runs a rollback; see {@link Migrator.rollback}. */
 export async function rollback(
   session: Session,
-  options: RollbackOptions,
-): Promise<{ reverted: number; version: number }> {
+  options: CheckedRollbackOptions,
+): Promise<{ reverted: number; version: Version }> {
   const { migrations, target } = session.migrations();
   const dryRun = Boolean(options.dryRun);
   return session.withDriver(target, { create: false, lock: !dryRun }, async (run) => {

@@ -12,11 +12,12 @@ import {
 } from '../files.js';
 import { assertReversible, rowsToRollBack, type LedgerRow, type RollbackStep } from '../plan.js';
 import { irreversibleRollback, sourceFile } from '../reversibility.js';
+import type { Version } from '../version.js';
 
 /** Which versions a rollback undoes: the last one, the last `steps`, every one above `to`, or `all`. */
 export interface RollbackRange {
   steps?: number;
-  to?: number;
+  to?: Version;
   all?: boolean;
 }
 
@@ -38,7 +39,8 @@ export async function rollbackScripts(
     const text = await driver.storedRollback(step.version);
     if (text === null)
       throw new UsageError(
-        `the rollback stored for version ${step.version} (${step.name}) is gone from the ledger; nothing was changed`,
+        `the rollback stored for version ${step.versionText} (${step.name}) is gone from the ledger; nothing was ` +
+          'changed',
       );
     const stored = storedRollbackFile(step.version, step.name, step.versionText);
     scripts.push(await scriptFromText(stored, text, driver.dialect));
@@ -53,9 +55,9 @@ function irreversibleSteps(
   steps: RollbackStep[],
   scripts: Script[],
   migrations: Migration[],
-): Map<number, string> {
+): Map<Version, string> {
   const files = new Map(migrations.map((m) => [m.version, m]));
-  const irreversible = new Map<number, string>();
+  const irreversible = new Map<Version, string>();
   for (const [i, step] of steps.entries()) {
     const forward = files.get(step.version)?.forward;
     const rollback = { file: scripts[i]!.file, text: scripts[i]!.text };
@@ -72,6 +74,6 @@ export function undoneRollbackChecksums(
   migrations: Migration[],
   ledger: LedgerRow[],
   options: RollbackRange,
-): Map<number, string> {
+): Map<Version, string> {
   return rollbackChecksums(migrations, new Set(rowsToRollBack(ledger, options).map((r) => r.version)));
 }

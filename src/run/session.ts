@@ -6,7 +6,7 @@ import type { Driver } from '../drivers/driver.js';
 import { ConnectionError, signalError, TidemarkError, type InterruptedError, type StopSignal } from '../errors.js';
 import type { EventListener } from '../events.js';
 import { discover, type Migration } from '../files.js';
-import type { LedgerRow } from '../plan.js';
+import { versionLabel, type LedgerRow } from '../plan.js';
 
 /** One connection of a command, as its work sees it. */
 export interface Run {
@@ -99,8 +99,8 @@ export async function assertNoRunInProgress(run: Run, ledger: LedgerRow[]): Prom
   const holder = await run.driver.otherRun();
   if (!holder) return;
   const message =
-    `version ${dirty.version} (${dirty.name}) is being applied by a run in progress (${holder}); ` +
-    'it has not crashed';
+    `version ${versionLabel(dirty.version, null, dirty)} (${dirty.name}) is being applied by a run in progress ` +
+    `(${holder}); it has not crashed`;
   throw new ConnectionError(message, {
     hint: 'wait for that run to finish, then run again',
   });

@@ -105,7 +105,8 @@ function stepError(error: unknown, script: Script, driver: Driver, action: Dirty
     ...reported.details,
     hint:
       `${script.file.path} runs outside a transaction, so it may have partly run; ` +
-      `version ${script.file.version} is now marked dirty. ${dirtyResolution(script.file.version, action)}`,
+      `version ${script.file.versionText} is now marked dirty. ` +
+      dirtyResolution(script.file.versionText, action),
   };
   if (reported instanceof MigrationError) return new MigrationError(reported.message, details);
   return new InterruptedError(reported.message, reported.exitCode, details);
