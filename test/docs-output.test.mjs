@@ -540,6 +540,7 @@ scenario('errors.md: bad migration files, refused before anything runs', 'sqlite
   });
   await refused('errors/two-files', { '3_create_trades.sql': 'SELECT 1;\n' });
   await refused('errors/two-names', { '003_trades.sqlite.sql': 'SELECT 1;\n' });
+  await refused('errors/version-too-large', { '20240101120000000000001_add_orders.sql': 'SELECT 1;\n' });
   await refused('errors/rollback-without-forward', { '005_orders_rollback.sql': 'DROP TABLE orders;\n' });
   const nul = 'CREATE TABLE x (a TEXT);\0\n';
   const quote = "INSERT INTO x VALUES ('open);\n";
