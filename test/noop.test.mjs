@@ -79,7 +79,7 @@ for (const dialect of DIALECTS) {
     try {
       const r = p.cli('migrate');
       assert.is(r.code, 2, r.output);
-      assert.match(r.stderr, 'version 2 (b) is dirty');
+      assert.match(r.stderr, 'version 002 (b) is dirty');
     } finally {
       await dispose(p);
     }
