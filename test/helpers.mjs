@@ -79,7 +79,9 @@ export function runCli(args, { cwd, env = {}, input } = {}) {
     input: input ?? '',
     timeout: 60_000,
   });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
+  // A child killed by the timeout has no exit code: say so, rather than let it compare as a number.
+  const code = result.status ?? `killed by ${result.signal}${result.error ? ` (${result.error.message})` : ''}`;
+  return { code, stdout: result.stdout, stderr: result.stderr, output: result.stdout + result.stderr };
 }
 
 /** runCli without waiting: for runners that must overlap. Resolves with the exit code and all output. */
