@@ -173,7 +173,9 @@ function missingFiles({ migrations, ledger }: LedgerFacts): Finding | null {
       `${plural(orphans.length, 'applied version is', 'applied versions are')} not in this release: no ` +
       `migration file`,
     details: orphans.map(
-      (r) => `version ${r.version} (${r.name})${r.rollbackChecksum ? ': its rollback is stored in the ledger' : ''}`,
+      (r) =>
+        `version ${versionLabel(r.version, null, r)} (${r.name})` +
+        (r.rollbackChecksum ? ': its rollback is stored in the ledger' : ''),
     ),
     fix:
       'deploy the release that has the files, or undo them with `tidemark rollback` (it runs the rollback stored in ' +

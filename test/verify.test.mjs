@@ -189,7 +189,7 @@ for (const dialect of DIALECTS) {
     );
     assert.match(
       r.stdout,
-      '✗ 1 applied version is not in this release: no migration file\n  version 2 (user_strategies): its rollback is stored in the ledger',
+      '✗ 1 applied version is not in this release: no migration file\n  version 002 (user_strategies): its rollback is stored in the ledger',
     );
     assert.match(
       r.stdout,
