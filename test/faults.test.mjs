@@ -165,6 +165,80 @@ for (const [dialect, signal, code] of [
   );
 }
 
+// SQLite commits quick migrations in groups. A signal in a group's last migration keeps the earlier
+// ones, applied and reported, whether the interrupted statement is a SELECT (SQLite keeps the
+// transaction) or an INSERT (SQLite rolls the whole transaction back, and the group is run again).
+for (const [kind, long] of [
+  ['SELECT', `${SQLITE_LONG};`],
+  ['INSERT', `INSERT INTO half ${SQLITE_LONG.replace('count(*)', 'x')} WHERE x < 0;`],
+]) {
+  signals(`sqlite: SIGTERM in a long ${kind} keeps the quick migrations run just before it`, async () => {
+    const p = await project('sqlite', {
+      ...BASE,
+      '002_quick.sql': 'CREATE TABLE quick2 (a INTEGER);\n',
+      '002_quick_rollback.sql': 'DROP TABLE quick2;\n',
+      '003_quick.sql': 'CREATE TABLE quick3 (a INTEGER);\n',
+      '003_quick_rollback.sql': 'DROP TABLE quick3;\n',
+      '004_long.sql': `CREATE TABLE half (a INTEGER);\n${long}\n`,
+      '004_long_rollback.sql': 'DROP TABLE half;\n',
+    });
+    try {
+      const runner = startCli(['migrate'], p.cwd, p.db.url);
+      running.add(runner);
+      await poll('the runner to be inside 004', () => existsSync(`${p.db.file}-journal`), {
+        everyMs: 20,
+        limitMs: 20_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      runner.child.kill('SIGTERM');
+      const r = await runner.done;
+      assert.is(r.code, 143, r.output);
+      assertClean(r);
+      assert.match(r.stdout, /^↑ 001 base .*\n↑ 002 quick .*\n↑ 003 quick .*\n✗ 004 long$/m);
+      assert.equal(await ledgerVersions(p.db), [1, 2, 3]);
+      const tables = await p.db.tables();
+      assert.ok(tables.includes('quick3') && !tables.includes('half'), tables.join(' '));
+      assert.equal(await history(p.db), [
+        [1, 'ok'],
+        [2, 'ok'],
+        [3, 'ok'],
+        [4, 'interrupted'],
+      ]);
+      await assertUnlocked(p);
+    } finally {
+      await killRunners();
+      await dispose(p);
+    }
+  });
+}
+
+signals(
+  'sqlite: quick migrations before a long one are committed and reported while it runs; kill -9 keeps them',
+  async () => {
+    const p = await project('sqlite', {
+      ...BASE,
+      '002_quick.sql': 'CREATE TABLE quick2 (a INTEGER);\n',
+      '002_quick_rollback.sql': 'DROP TABLE quick2;\n',
+      '003_long.sql': `CREATE TABLE half (a INTEGER);\n${SQLITE_LONG};\n`,
+      '003_long_rollback.sql': 'DROP TABLE half;\n',
+    });
+    try {
+      const runner = startCli(['migrate'], p.cwd, p.db.url);
+      running.add(runner);
+      await poll('002 to be reported', () => runner.stdout.includes('↑ 002 quick'), { everyMs: 20, limitMs: 20_000 });
+      assert.is(runner.child.exitCode, null, 'the long migration still runs');
+      assert.equal(await ledgerVersions(p.db), [1, 2], 'what is reported is committed');
+      runner.child.kill('SIGKILL');
+      await runner.done;
+      assert.equal(await ledgerVersions(p.db), [1, 2]);
+      assert.not.ok((await p.db.tables()).includes('half'));
+    } finally {
+      await killRunners();
+      await dispose(p);
+    }
+  },
+);
+
 signals(
   'a signal during a no-transaction migration leaves it dirty and says so; status shows it, force resolves it',
   async () => {

@@ -64,6 +64,19 @@ export interface Step {
   recheck: boolean;
 }
 
+/** How a database lets steps share a transaction; see {@link Driver.commitGroup}. */
+export interface CommitGroup {
+  /** How long a group stays open before it commits. */
+  ms: number;
+  /** After a step failed inside a group: undoes it back to its savepoint, keeping the group's earlier steps. */
+  undoStep(): Promise<void>;
+  /**
+   * Stops the running step early and makes it fail, so that the group's earlier steps can be committed
+   * (and reported) without waiting for a long one; the step then runs again in a new group.
+   */
+  cut(): void;
+}
+
 /** What a step runs and records, without how: migrate's pending migrations, `tidemark sql`'s script steps. */
 export type StepSource = Pick<Step, 'script' | 'rollback' | 'outOfOrder'>;
 
@@ -142,6 +155,11 @@ export interface Driver {
   begin(): Promise<void>;
   commit(): Promise<void>;
   rollback(): Promise<void>;
+  /**
+   * Where a commit costs much more than a savepoint (SQLite's fsyncs): consecutive transactional steps
+   * may share one transaction, each in its own savepoint, for this long. null: a transaction each.
+   */
+  readonly commitGroup: CommitGroup | null;
 
   /** Runs a migration file's SQL; a failure is a MigrationError naming file:line where known. */
   runScript(script: Script): Promise<void>;

@@ -186,6 +186,8 @@ function connectionError(error: unknown, description: string): ConnectionError {
 
 class PostgresDriver implements Driver {
   readonly dialect = 'postgres' as const;
+  /** A step's transaction costs one round trip already (begin, file, records and commit in one query). */
+  readonly commitGroup = null;
   readonly description: string;
   private readonly ledger: string;
   private readonly history: string;

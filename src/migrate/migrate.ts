@@ -7,7 +7,8 @@ import { UsageError } from '../errors.js';
 import { fileChecksums, type Checksums, type Migration, type Script } from '../files.js';
 import { planSync, writesLedger, type LedgerRow, type MigratePlan } from '../plan.js';
 import { assertNoRunInProgress, inTransaction, type Run, type Session } from '../run/session.js';
-import { runStep, type DeferredFailure } from '../run/step.js';
+import { CommitGroups } from '../run/group.js';
+import { runStep, type DirtyRow, type SharedTransaction } from '../run/step.js';
 // Only their types: backup and rollback are loaded when a run needs them (--backup, --sync).
 import type { BackupOptions } from '../backup.js';
 import { backfillChange, planMigration } from './pending.js';
@@ -144,37 +145,38 @@ async function applyPlan(
 async function applyAll(session: Session, run: Run, runs: StepSource[], single: boolean): Promise<number> {
   let applied = 0;
   if (!single) {
-    for (const pending of runs) if (await apply(session, run, pending, null)) applied++;
+    const groups = new CommitGroups(session, run);
+    for (const pending of runs) if (await groups.step(upStep(run, pending, true), dirtyUp(run, pending))) applied++;
+    await groups.commit();
     return applied;
   }
-  const deferred: DeferredFailure = { entry: null };
+  const shared: SharedTransaction = { failure: null, held: null };
   try {
     await inTransaction(run.driver, async () => {
-      for (const pending of runs) if (await apply(session, run, pending, deferred)) applied++;
+      for (const pending of runs) {
+        if (await runStep(session, run, upStep(run, pending, false), dirtyUp(run, pending), shared)) applied++;
+      }
     });
   } catch (error) {
     // The failure's history row was rolled back with everything else: write it again, outside.
-    if (deferred.entry) await run.driver.recordFailure(deferred.entry);
+    if (shared.failure) await run.driver.recordFailure(shared.failure);
     throw error;
   }
   return applied;
 }
 
-/** One pending migration; `deferred` is set when it shares the run's one transaction. */
-function apply(session: Session, run: Run, pending: StepSource, deferred: DeferredFailure | null): Promise<boolean> {
+function upStep(run: Run, pending: StepSource, ownTransaction: boolean): Step {
+  return { action: 'up', ...pending, ownTransaction, recheck: !run.exclusive };
+}
+
+/** How a no-transaction migration marks its ledger row dirty while it runs. */
+function dirtyUp(run: Run, pending: StepSource): DirtyRow {
   const { driver } = run;
   const { file } = pending.script;
-  const step: Step = { action: 'up', ...pending, ownTransaction: deferred === null, recheck: !run.exclusive };
-  return runStep(
-    session,
-    run,
-    step,
-    {
-      before: () => driver.insertRow({ ...stepRecords(step, null).entry, dirty: true }),
-      after: (ms) => driver.updateRow(file.version, { dirty: false, dirtyAction: null, executionMs: ms }),
-    },
-    deferred,
-  );
+  return {
+    before: () => driver.insertRow({ ...stepRecords(upStep(run, pending, true), null).entry, dirty: true }),
+    after: (ms) => driver.updateRow(file.version, { dirty: false, dirtyAction: null, executionMs: ms }),
+  };
 }
 
 function assertAllTransactional(scripts: Script[]): void {

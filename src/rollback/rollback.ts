@@ -5,7 +5,7 @@ import type { Step } from '../drivers/driver.js';
 import type { Migration, Script } from '../files.js';
 import { planRollback, versionAfterRollback, type LedgerRow, type RollbackStep } from '../plan.js';
 import { assertNoRunInProgress, type Run, type Session } from '../run/session.js';
-import { runStep } from '../run/step.js';
+import { CommitGroups } from '../run/group.js';
 import { rollbackScripts, undoneRollbackChecksums, type RollbackRange } from './scripts.js';
 import type { Version, VersionInput } from '../version.js';
 
@@ -52,14 +52,16 @@ export async function runRollback(
   const started = performance.now();
   session.emit({ type: 'start', command: 'rollback', database, count: steps.length, dryRun });
   let reverted = 0;
+  const groups = new CommitGroups(session, run);
   for (const [i, step] of steps.entries()) {
     if (step.note) session.emit({ type: step.note.level, message: step.note.message });
     if (dryRun) {
       const { version, versionText, name } = step;
       session.emit({ type: 'reverted', version, versionText, name, ms: 0, dryRun });
     }
-    if (dryRun || (await revert(session, run, scripts[i]!, step.row))) reverted++;
+    if (dryRun || (await revert(groups, run, scripts[i]!, step.row))) reverted++;
   }
+  await groups.commit();
   const version = versionAfterRollback(ledger, steps);
   const ms = performance.now() - started;
   session.emit({ type: 'summary', command: 'rollback', database, count: reverted, ms, version, dryRun });
@@ -67,7 +69,7 @@ export async function runRollback(
 }
 
 /** One rollback: the script with the deletion of the version's ledger row. */
-function revert(session: Session, run: Run, script: Script, recorded: LedgerRow): Promise<boolean> {
+function revert(groups: CommitGroups, run: Run, script: Script, recorded: LedgerRow): Promise<boolean> {
   const { driver } = run;
   const step: Step = {
     action: 'down',
@@ -77,7 +79,7 @@ function revert(session: Session, run: Run, script: Script, recorded: LedgerRow)
     ownTransaction: true,
     recheck: !run.exclusive,
   };
-  return runStep(session, run, step, {
+  return groups.step(step, {
     before: () => driver.updateRow(recorded.version, { dirty: true, dirtyAction: 'down' }),
     after: () => driver.deleteRow(recorded.version),
   });

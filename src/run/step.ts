@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { stepRecords, type Driver, type HistoryEntry, type Step } from '../drivers/driver.js';
 import { InterruptedError, MigrationError, TidemarkError } from '../errors.js';
+import type { MigratorEvent } from '../events.js';
 import type { Script } from '../files.js';
 import { dirtyResolution, type DirtyAction } from '../plan.js';
 import type { Run, Session } from './session.js';
@@ -13,12 +14,12 @@ export interface DirtyRow {
   after: (ms: number) => Promise<void>;
 }
 
-/**
- * Where a step that shares the run's one transaction (--single-transaction) leaves its failure's
- * history row: the rollback takes the row away, so the run writes it again afterwards.
- */
-export interface DeferredFailure {
-  entry: HistoryEntry | null;
+/** A step that shares a transaction with others: --single-transaction's one, or a commit group. */
+export interface SharedTransaction {
+  /** The failure's history row: a rollback of the transaction would take it away, so it is written after. */
+  failure: HistoryEntry | null;
+  /** The step's applied/reverted/failed events, held until its group commits; null to emit them at once. */
+  held: MigratorEvent[] | null;
 }
 
 /**
@@ -31,7 +32,7 @@ export async function runStep(
   run: Run,
   step: Step,
   dirtyRow: DirtyRow,
-  deferred: DeferredFailure | null = null,
+  shared: SharedTransaction | null = null,
 ): Promise<boolean> {
   const { driver } = run;
   const { action, script } = step;
@@ -45,9 +46,9 @@ export async function runStep(
   try {
     if (!(await stepChanges(run, step, dirtyRow, started))) return false;
   } catch (caught) {
-    throw await failedStep(session, run, step, caught, { started, deferred });
+    throw await failedStep(session, run, step, caught, { started, shared });
   }
-  session.emit({
+  report(session, shared, {
     type: action === 'up' ? 'applied' : 'reverted',
     version: file.version,
     versionText: file.versionText,
@@ -79,7 +80,7 @@ async function failedStep(
   run: Run,
   step: Step,
   caught: unknown,
-  { started, deferred }: { started: number; deferred: DeferredFailure | null },
+  { started, shared }: { started: number; shared: SharedTransaction | null },
 ): Promise<TidemarkError> {
   const { driver } = run;
   const { action, script, ownTransaction } = step;
@@ -87,14 +88,20 @@ async function failedStep(
   if (!script.noTransaction && ownTransaction) await driver.rollback().catch(() => {});
   const error = stepError(session.interruption ?? caught, script, driver, action);
   const { versionText, name } = file;
-  session.emit({ type: 'failed', action, version: file.version, versionText, name, error: error.message });
+  report(session, shared, { type: 'failed', action, version: file.version, versionText, name, error: error.message });
   // Only the migration's own failure is `failed`: a signal, a lost connection or lock interrupted a fine one.
   const outcome = error instanceof MigrationError ? 'failed' : 'interrupted';
   const { history } = stepRecords(step, null);
   const entry = { ...history, outcome, executionMs: elapsed(started), error: error.message } as const;
   if (ownTransaction) await driver.recordFailure(entry);
-  else if (deferred) deferred.entry = entry;
+  else if (shared) shared.failure = entry;
   return error;
+}
+
+/** Emits a step's outcome, or holds it while the step's group is not yet committed. */
+function report(session: Session, shared: SharedTransaction | null, event: MigratorEvent): void {
+  if (shared?.held) shared.held.push(event);
+  else session.emit(event);
 }
 
 /** What a failed step reports: the migration's own error (file:line), or what stopped it (exit 4, 5, 130, 143). */
