@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // npm run faults: injects faults at many points of a 200-migration run, on both dialects and the lock
 // modes, and checks after each that the database is one a serial run could have left (the tables
-// present are exactly the ledger's versions, every clean row's checksum is its file's), that the
-// runner's message named the fault, and that the next `migrate` converges to version 200 with exit 0.
+// present are exactly the ledger's versions, every clean row's checksum is its file's), that every
+// migration the runner printed as applied is in the ledger, that the runner's message named the
+// fault, and that the next `migrate` converges to version 200 with exit 0.
 // PostgreSQL runs on a private embedded cluster, so that stopping and starting the server touches no
 // one else's. Usage: node scripts/faults.mjs [--points N] [--seed S] [--only kind,kind]
 import { spawn, execFileSync } from 'node:child_process';
@@ -239,6 +240,14 @@ async function assertSerialState(db, sums) {
   return versions.length;
 }
 
+/** Every migration the runner printed as applied (`↑ 007 …`) is in the ledger: the output never runs ahead of the commits. */
+async function assertReportedApplied(db, result) {
+  const ledger = new Set((await db.ledger()).map((r) => Number(r.version)));
+  const reported = [...result.stdout.matchAll(/^↑ (\d+) /gm)].map((m) => Number(m[1]));
+  const lost = reported.filter((v) => !ledger.has(v));
+  if (lost.length > 0) throw new Error(`printed as applied but not in the ledger: ${lost.join(',')}`);
+}
+
 // ---- the faults ----------------------------------------------------------------------------------
 
 /**
@@ -348,6 +357,7 @@ async function injectAt(point, { dialect, fault, mode, cluster, cwd, folder, sum
     if (wrong) tally.failures.push(`${label}: the message did not name the fault: ${wrong}`);
     else tally.named++;
     await assertSerialState(db, sums);
+    await assertReportedApplied(db, result);
     const again = await startCli(['migrate', '--no-log'], { cwd, url: db.url }).done;
     if (again.code !== 0) throw new Error(`the next run exited ${again.code}:\n${again.output}`);
     if ((await assertSerialState(db, sums)) !== COUNT) throw new Error('the next run did not reach version 200');

@@ -122,6 +122,35 @@ for (const lock of ['advisory', 'table']) {
   );
 }
 
+lost(
+  'a runner whose connection is closed while it waits for the lock exits 5 naming the loss, no stack trace',
+  async () => {
+    const p = await project('postgres', longSecond('postgres'));
+    try {
+      const holder = await startInsideLong(p);
+      const holderPid = await sleepingBackend(p.db, 'pg_sleep(20)');
+      const waiter = startCli(['migrate', '--lock-timeout', '30'], p.cwd, p.db.url);
+      running.add(waiter);
+      const waiting = `select pid from pg_stat_activity
+      where datname = current_database() and application_name = 'tidemark' and pid <> $1`;
+      await poll('the waiter to connect', async () => (await p.db.query(waiting, [holderPid])).length > 0);
+      // Between its lock polls the waiter's connection is idle: the close reaches it before any query fails.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await p.db.query(`select pg_terminate_backend(pid) from (${waiting}) w`, [holderPid]);
+      const r = await waiter.done;
+      assert.is(r.code, 5, r.output);
+      assert.match(r.stderr, /^error: lost the connection to postgres:\/\/\S+ during the run: /m);
+      assertClean(r);
+      holder.child.kill('SIGINT');
+      assert.is((await holder.done).code, 130);
+      assert.equal(await ledgerVersions(p.db), [1]);
+    } finally {
+      await killRunners();
+      await dispose(p);
+    }
+  },
+);
+
 lost.run();
 
 // ---- signals --------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import type { Version } from '../version.js';
 import { errorOffset, repeatable, sameError, scriptError, serverError } from './postgres-errors.js';
 import { LOCK_LOST_CODE, runLockHolder, takeRunLock, type RunLock } from './postgres-lock.js';
 import { retryOnLockTimeout } from './postgres-retry.js';
+import { closedGuard } from './postgres-session.js';
 import { tidemarkTables } from './postgres-tables.js';
 
 const quoteIdentifier = (identifier: string) => `"${identifier.replace(/"/g, '""')}"`;
@@ -54,8 +55,11 @@ interface SessionStart {
 
 /** Connects one reserved session (the one a later lock will live on) and checks it answers. */
 export async function connectPostgres(options: PostgresOptions): Promise<Driver> {
+  // The driver hears of a close at once, so that nothing more is sent on the session (postgres-session.ts).
+  const closed = { notify: () => {} };
   const pool = postgres(options.url, {
     max: 1,
+    onclose: () => closed.notify(),
     // 25P01: tidemark's own ROLLBACK after a file that failed to parse, so no transaction had begun.
     onnotice: (notice) => notice.code !== '25P01' && options.onNotice(String(notice.message)),
     // The server reads strings as tidemark's lexer does ('a\' is a whole string), whatever the database's default.
@@ -76,7 +80,9 @@ export async function connectPostgres(options: PostgresOptions): Promise<Driver>
   }
   try {
     const table = await pinLedgerSchema(session, options.table, start.schema, options.description);
-    return new PostgresDriver(pool, session, { ...options, table }, `${start.user}@${hostname()}`);
+    const driver = new PostgresDriver(pool, session, { ...options, table }, `${start.user}@${hostname()}`);
+    closed.notify = () => driver.connectionClosed();
+    return driver;
   } catch (error) {
     session.release();
     await pool.end({ timeout: 0 }).catch(() => {});
@@ -196,12 +202,16 @@ class PostgresDriver implements Driver {
   private lost: InterruptedError | null = null;
   private running: { cancel(): void } | null = null;
 
+  /** The reserved session every statement of the run goes through; nothing is sent on it once it closed. */
+  private readonly session: postgres.ReservedSql;
+
   constructor(
     private readonly pool: postgres.Sql,
-    private readonly session: postgres.ReservedSql,
+    session: postgres.ReservedSql,
     private readonly options: PostgresOptions,
     readonly appliedBy: string,
   ) {
+    this.session = closedGuard(session, () => this.lost);
     this.description = options.description;
     ({ ledger: this.ledger, history: this.history } = tidemarkTables(options.table));
   }
@@ -570,6 +580,11 @@ class PostgresDriver implements Driver {
         throw this.noteLoss(error);
       },
     );
+  }
+
+  /** The session's connection closed, perhaps while idle: the run's error from now on. */
+  connectionClosed(): void {
+    this.lost ??= connectionLostError(this.description, lossReason({ code: 'CONNECTION_CLOSED' }));
   }
 
   /** A connection-class error on the session means it is gone: the run's error from now on. */
