@@ -62,7 +62,7 @@ for (const dialect of DIALECTS) {
 
   test('assertSchemaVersion resolves at or ahead of the expected version and refuses behind, lacking, dirty, or ahead when told', async () => {
     const behind = await assertSchemaVersion(settings()).catch((e) => e);
-    assert.instance(behind, SchemaVersionError, 'behind: ' + (behind?.stack ?? String(behind)));
+    assert.instance(behind, SchemaVersionError, `behind: ${behind?.stack ?? String(behind)}`);
     assert.is(behind.exitCode, 3);
     assert.match(behind.message, new RegExp(`is at version 0, but this release expects version ${top}`));
     assert.match(behind.details.hint, /npm run migrate/);
@@ -83,13 +83,13 @@ for (const dialect of DIALECTS) {
     );
     assert.match(rounded.details.hint, /bigint \(9007199254740994n\) or as a string of digits/);
     const ahead = await assertSchemaVersion({ ...settings(), expected: 2, allowAhead: false }).catch((e) => e);
-    assert.instance(ahead, SchemaVersionError, 'ahead: ' + (ahead?.stack ?? String(ahead)));
+    assert.instance(ahead, SchemaVersionError, `ahead: ${ahead?.stack ?? String(ahead)}`);
     assert.match(ahead.message, new RegExp(`is at version ${top}, ahead of this release, which expects version 2`));
 
     // A version this release needs, missing below the newest applied one (out of order), is behind.
     await ctx.db.query('delete from schema_version where version = 2');
     const lacking = await assertSchemaVersion(settings()).catch((e) => e);
-    assert.instance(lacking, SchemaVersionError, 'lacking: ' + (lacking?.stack ?? String(lacking)));
+    assert.instance(lacking, SchemaVersionError, `lacking: ${lacking?.stack ?? String(lacking)}`);
     assert.match(lacking.message, new RegExp(`lacks version 002, but this release expects version ${top}`));
     await ctx.db.query(`insert into schema_version (version, migration_name) values (2, 'restored')`);
 
@@ -97,7 +97,7 @@ for (const dialect of DIALECTS) {
       `update schema_version set dirty = ${dialect === 'postgres' ? 'true' : '1'} where version = ${top}`,
     );
     const dirty = await assertSchemaVersion(settings()).catch((e) => e);
-    assert.instance(dirty, SchemaVersionError, 'dirty: ' + (dirty?.stack ?? String(dirty)));
+    assert.instance(dirty, SchemaVersionError, `dirty: ${dirty?.stack ?? String(dirty)}`);
     assert.match(dirty.message, new RegExp(`version 00${top} \\(\\w+\\) is dirty`));
   });
 
