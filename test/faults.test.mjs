@@ -299,6 +299,46 @@ signals(
 
 signals.run();
 
+// ---- SQLite commit groups -------------------------------------------------------------------------
+const groups = suite('SQLite commit groups: a failure at COMMIT is still the failing migration alone');
+
+groups('a deferred foreign key violated by 003 fails 003 alone; 002 stays applied, 004 never runs', async () => {
+  const p = await project('sqlite', {
+    // Outside a transaction the pragma holds for the connection, so the later migrations check keys.
+    '001_keys.sql': '-- tidemark:no-transaction\nPRAGMA foreign_keys = ON;\n',
+    '001_keys_rollback.sql': 'SELECT 1;\n',
+    '002_tables.sql':
+      'CREATE TABLE parent (id INTEGER PRIMARY KEY);\n' +
+      'CREATE TABLE child (pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);\n',
+    '002_tables_rollback.sql': 'DROP TABLE child;\nDROP TABLE parent;\n',
+    '003_orphan.sql': 'INSERT INTO child (pid) VALUES (1);\n',
+    '003_orphan_rollback.sql': 'DELETE FROM child;\n',
+    '004_later.sql': 'CREATE TABLE later (a INTEGER);\n',
+    '004_later_rollback.sql': 'DROP TABLE later;\n',
+  });
+  try {
+    const r = p.cli('migrate');
+    assert.is(r.code, 1, r.output);
+    assertClean(r);
+    assert.match(r.stderr, /^error: sql\/003_orphan\.sql: .*FOREIGN KEY constraint failed/m);
+    assert.match(r.stdout, /^↑ 002 tables .*\n✗ 003 orphan$/m);
+    assert.not.match(r.stdout, /004/);
+    assert.equal(await ledgerVersions(p.db), [1, 2]);
+    const tables = await p.db.tables();
+    assert.ok(tables.includes('child') && !tables.includes('later'), tables.join(' '));
+    assert.equal(await p.db.query('select count(*) as n from child'), [{ n: 0 }]);
+    assert.equal(await history(p.db), [
+      [1, 'ok'],
+      [2, 'ok'],
+      [3, 'failed'],
+    ]);
+  } finally {
+    await dispose(p);
+  }
+});
+
+groups.run();
+
 // ---- runners that overlap -------------------------------------------------------------------------
 const overlap = suite('runners that overlap: lock modes, --lock none, in progress or crashed');
 

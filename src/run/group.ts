@@ -13,7 +13,7 @@ export class CommitGroups {
   /** When the open group began; null when none is open. */
   private openedAt: number | null = null;
   /** The open group's steps, with the events each will report once committed. */
-  private done: { step: Step; events: MigratorEvent[] }[] = [];
+  private done: { step: Step; dirtyRow: DirtyRow; events: MigratorEvent[] }[] = [];
   /** The running step is being cut short (its failure is the cut, not the step's). */
   private cutting = false;
 
@@ -48,7 +48,7 @@ export class CommitGroups {
       throw error;
     }
     this.stopCutting(timer);
-    if (ran) this.done.push({ step: grouped, events: shared.held! });
+    if (ran) this.done.push({ step: grouped, dirtyRow, events: shared.held! });
     if (performance.now() - this.openedAt >= group.ms) await this.commit();
     return ran;
   }
@@ -71,7 +71,11 @@ export class CommitGroups {
     return cutting;
   }
 
-  /** Commits the open group, then reports its steps. A failed commit leaves none of them. */
+  /**
+   * Commits the open group, then reports its steps. A group that cannot commit (a full disk, a reader
+   * that outlasts the busy timeout) is rolled back and its steps run again a transaction each, as
+   * without groups, so that a failure is the failing step's own, with every step before it kept.
+   */
   async commit(): Promise<void> {
     if (this.openedAt === null) return;
     const { done } = this;
@@ -79,27 +83,28 @@ export class CommitGroups {
     this.done = [];
     try {
       await this.run.driver.commit();
-    } catch (error) {
+    } catch {
       await this.run.driver.rollback().catch(() => {});
-      throw error;
+      for (const d of done) await runStep(this.session, this.run, { ...d.step, ownTransaction: true }, d.dirtyRow);
+      return;
     }
     for (const { events } of done) for (const event of events) this.session.emit(event);
   }
 
-  /**
-   * After a failed step: undoes it to its savepoint and commits the group's earlier steps. Where the
-   * database rolled the whole group back (SQLite does when an INSERT is interrupted), those steps run
-   * again in a new transaction; should that fail too, none of them is kept or reported.
-   */
+  /** After a failed step: undoes it to its savepoint and commits the group's earlier steps. */
   private async keepEarlier(group: CommitGroup): Promise<void> {
+    await group.undoStep().catch(() => this.redo());
+    await this.commit();
+  }
+
+  /**
+   * The database rolled the whole group back (SQLite does when an INSERT is interrupted, by a signal
+   * or a cut): its finished steps run again in a new transaction, even after a signal, as they were
+   * done. Should that fail too, none of them is kept or reported.
+   */
+  private async redo(): Promise<void> {
     const { driver } = this.run;
-    try {
-      await group.undoStep();
-      await this.commit();
-      return;
-    } catch {
-      await driver.rollback().catch(() => {});
-    }
+    await driver.rollback().catch(() => {});
     const { done } = this;
     this.done = [];
     this.openedAt = null;
@@ -107,11 +112,10 @@ export class CommitGroups {
       await driver.begin();
       this.openedAt = performance.now();
       for (const d of done) if ((await driver.runStep(d.step)) !== null) this.done.push(d);
-      await this.commit();
     } catch {
+      await driver.rollback().catch(() => {});
       this.done = [];
       this.openedAt = null;
-      await driver.rollback().catch(() => {});
     }
   }
 }
