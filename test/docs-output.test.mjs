@@ -61,12 +61,16 @@ function cleanEnv(extra = {}) {
 }
 
 /** Runs a program with stdout and stderr into one file, so their lines keep the order a terminal shows. */
+const TIMEOUT_MS = 120_000;
+
 function runCombined(file, args, { cwd, env, input = '' }) {
   const out = join(tmpdir(), `tidemark-docs-${process.pid}-${Math.random().toString(36).slice(2)}.out`);
   const fd = openSync(out, 'w');
   try {
-    const r = spawnSync(file, args, { cwd, env, input, stdio: ['pipe', fd, fd], timeout: 60_000 });
-    return { code: r.status, output: readFileSync(out, 'utf8') };
+    const r = spawnSync(file, args, { cwd, env, input, stdio: ['pipe', fd, fd], timeout: TIMEOUT_MS });
+    // A run cut off by the timeout says so, instead of showing as output that merely stops.
+    const cut = r.error?.code === 'ETIMEDOUT' ? `[killed: still running after ${TIMEOUT_MS / 1000} s]\n` : '';
+    return { code: r.status, output: readFileSync(out, 'utf8') + cut };
   } finally {
     closeSync(fd);
     unlinkSync(out);
@@ -170,21 +174,26 @@ async function check(p, key, how, { stream, npm } = {}) {
   if (difference) p.failures.push({ key, block, ...difference });
 }
 
-/** Scenarios run a few at a time (most of their time is waiting for a child process or the server). */
+/**
+ * Scenarios run a few at a time (most of their time is waiting for a child process or the server),
+ * from this suite's first scenario on: not while uvu imports the files and runs the suites before
+ * this one, whose own timers and connections would wait behind the scenarios' spawnSync calls.
+ */
 const CONCURRENCY = Number(process.env.DOCS_OUTPUT_CONCURRENCY ?? 3);
 const queue = [];
 const outcomes = [];
 let active = 0;
+let started = false;
 
 function pooled(task) {
   const outcome = new Promise((resolve, reject) => queue.push({ task, resolve, reject }));
-  pump();
   outcome.catch(() => {}); // reported by the test that awaits it
   outcomes.push(outcome);
   return outcome;
 }
 
 function pump() {
+  started = true;
   while (active < CONCURRENCY && queue.length > 0) {
     const { task, resolve, reject } = queue.shift();
     active++;
@@ -216,6 +225,7 @@ async function runScenario(name, dialect, files, steps) {
 function scenario(name, dialect, files, steps) {
   const outcome = pooled(() => runScenario(name, dialect, files, steps));
   test(name, async () => {
+    if (!started) pump();
     const p = await outcome;
     // DOCS_OUTPUT_RAW=1 shows the real output unmasked too, to copy into the page.
     const report = p.failures.map(
@@ -966,6 +976,7 @@ scenario('adopting.md: a dirty golang-migrate ledger is refused', 'sqlite', {}, 
 });
 
 test('every example key in the docs is checked by a scenario above', async () => {
+  if (!started) pump();
   await Promise.allSettled(outcomes);
   const unchecked = [...BLOCKS.keys()].filter((key) => !checked.has(key));
   assert.equal(unchecked, [], 'these examples have a marker but no scenario here checks them');

@@ -244,8 +244,11 @@ export function perTestDatabase(test, dialect) {
     ctx.cwd = makeProject();
     ctx.db = await freshDatabase(dialect, ctx.cwd);
   });
+  // Also after a before.each that failed: then there is no database of this test to close.
   test.after.each(async () => {
-    await ctx.db.close();
+    const { db } = ctx;
+    ctx.db = null;
+    await db?.close();
     removeProject(ctx.cwd);
   });
   return ctx;
