@@ -129,6 +129,9 @@ function get(port) {
 }
 
 /** Hits the app every 50 ms until stopped; keeps every failure with its time. */
+/** What the cycle is doing, kept with each failed probe (a deploy's hook, or waiting between them). */
+let probePhase = 'starting';
+
 function startProbe(port) {
   const failures = [];
   let last = null;
@@ -139,9 +142,9 @@ function startProbe(port) {
       try {
         const { status, body } = await get(port);
         if (status === 200) last = JSON.parse(body);
-        else failures.push({ at, error: `${status} ${body}` });
+        else failures.push({ at, phase: probePhase, error: `${status} ${body}` });
       } catch (error) {
-        if (last !== null) failures.push({ at, error: error.code ?? error.message });
+        if (last !== null) failures.push({ at, phase: probePhase, error: error.code ?? error.message });
       }
       await new Promise((r) => setTimeout(r, Math.max(0, 50 - (Date.now() - at))));
     }
@@ -195,12 +198,14 @@ for (const dialect of DIALECTS) {
 
     /** What `pm2 deploy` does: point `current` at the release (atomically), run the post-deploy hook there. */
     async function deploy(release) {
+      probePhase = `the hook of release ${release} (deploy ${windows.length + 1})`;
       const link = join(app, `current-${release}`);
       symlinkSync(join(app, 'releases', `r${release}`), link);
       renameSync(link, cwd);
       const started = Date.now();
       const r = await sh(hook, { cwd, env: { ...env, ...appEnv } });
       windows.push(`${release}: ${Date.now() - started} ms`);
+      probePhase = `after deploy ${windows.length}`;
       return r;
     }
     const serving = (release) => until(`release ${release} to serve`, () => probe.latest()?.release === release);
