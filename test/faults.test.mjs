@@ -194,6 +194,12 @@ for (const [dialect, signal, code] of [
   );
 }
 
+/** Version v as a migration that takes no time: it creates table quick<v>. */
+const quick = (v) => ({
+  [`00${v}_quick.sql`]: `CREATE TABLE quick${v} (a INTEGER);\n`,
+  [`00${v}_quick_rollback.sql`]: `DROP TABLE quick${v};\n`,
+});
+
 // SQLite commits quick migrations in groups. A signal in a group's last migration keeps the earlier
 // ones, applied and reported, whether the interrupted statement is a SELECT (SQLite keeps the
 // transaction) or an INSERT (SQLite rolls the whole transaction back, and the group is run again).
@@ -204,10 +210,8 @@ for (const [kind, long] of [
   signals(`sqlite: SIGTERM in a long ${kind} keeps the quick migrations run just before it`, async () => {
     const p = await project('sqlite', {
       ...BASE,
-      '002_quick.sql': 'CREATE TABLE quick2 (a INTEGER);\n',
-      '002_quick_rollback.sql': 'DROP TABLE quick2;\n',
-      '003_quick.sql': 'CREATE TABLE quick3 (a INTEGER);\n',
-      '003_quick_rollback.sql': 'DROP TABLE quick3;\n',
+      ...quick(2),
+      ...quick(3),
       '004_long.sql': `CREATE TABLE half (a INTEGER);\n${long}\n`,
       '004_long_rollback.sql': 'DROP TABLE half;\n',
     });
@@ -246,8 +250,7 @@ signals(
   async () => {
     const p = await project('sqlite', {
       ...BASE,
-      '002_quick.sql': 'CREATE TABLE quick2 (a INTEGER);\n',
-      '002_quick_rollback.sql': 'DROP TABLE quick2;\n',
+      ...quick(2),
       '003_long.sql': `CREATE TABLE half (a INTEGER);\n${SQLITE_LONG};\n`,
       '003_long_rollback.sql': 'DROP TABLE half;\n',
     });

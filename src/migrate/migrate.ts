@@ -146,7 +146,10 @@ async function applyAll(session: Session, run: Run, runs: StepSource[], single: 
   let applied = 0;
   if (!single) {
     const groups = new CommitGroups(session, run);
-    for (const pending of runs) if (await groups.step(upStep(run, pending, true), dirtyUp(run, pending))) applied++;
+    for (const pending of runs) {
+      const step = upStep(run, pending, true);
+      if (await groups.step(step, dirtyUp(run.driver, step))) applied++;
+    }
     await groups.commit();
     return applied;
   }
@@ -154,7 +157,8 @@ async function applyAll(session: Session, run: Run, runs: StepSource[], single: 
   try {
     await inTransaction(run.driver, async () => {
       for (const pending of runs) {
-        if (await runStep(session, run, upStep(run, pending, false), dirtyUp(run, pending), shared)) applied++;
+        const step = upStep(run, pending, false);
+        if (await runStep(session, run, step, dirtyUp(run.driver, step), shared)) applied++;
       }
     });
   } catch (error) {
@@ -170,12 +174,11 @@ function upStep(run: Run, pending: StepSource, ownTransaction: boolean): Step {
 }
 
 /** How a no-transaction migration marks its ledger row dirty while it runs. */
-function dirtyUp(run: Run, pending: StepSource): DirtyRow {
-  const { driver } = run;
-  const { file } = pending.script;
+function dirtyUp(driver: Driver, step: Step): DirtyRow {
+  const { version } = step.script.file;
   return {
-    before: () => driver.insertRow({ ...stepRecords(upStep(run, pending, true), null).entry, dirty: true }),
-    after: (ms) => driver.updateRow(file.version, { dirty: false, dirtyAction: null, executionMs: ms }),
+    before: () => driver.insertRow({ ...stepRecords(step, null).entry, dirty: true }),
+    after: (ms) => driver.updateRow(version, { dirty: false, dirtyAction: null, executionMs: ms }),
   };
 }
 
