@@ -174,38 +174,6 @@ async function check(p, key, how, { stream, npm } = {}) {
   if (difference) p.failures.push({ key, block, ...difference });
 }
 
-/**
- * Scenarios run a few at a time (most of their time is waiting for a child process or the server),
- * from this suite's first scenario on: not while uvu imports the files and runs the suites before
- * this one, whose own timers and connections would wait behind the scenarios' spawnSync calls.
- */
-const CONCURRENCY = Number(process.env.DOCS_OUTPUT_CONCURRENCY ?? 3);
-const queue = [];
-const outcomes = [];
-let active = 0;
-let started = false;
-
-function pooled(task) {
-  const outcome = new Promise((resolve, reject) => queue.push({ task, resolve, reject }));
-  outcome.catch(() => {}); // reported by the test that awaits it
-  outcomes.push(outcome);
-  return outcome;
-}
-
-function pump() {
-  started = true;
-  while (active < CONCURRENCY && queue.length > 0) {
-    const { task, resolve, reject } = queue.shift();
-    active++;
-    task()
-      .then(resolve, reject)
-      .finally(() => {
-        active--;
-        pump();
-      });
-  }
-}
-
 async function runScenario(name, dialect, files, steps) {
   const started = Date.now();
   const p = await openProject(dialect, files);
@@ -220,13 +188,13 @@ async function runScenario(name, dialect, files, steps) {
 
 /**
  * One test per scenario: a project, steps that set the situation up, and the blocks checked on the
- * way. The scenarios start when the file loads; each test waits for its own.
+ * way. Scenarios run one at a time, in their own test: most of their commands run through spawnSync,
+ * which stops this process's event loop, so a scenario (or a suite) running beside one would have its
+ * connection and poll timers fire late (a CONNECT_TIMEOUT, a poll that gives up).
  */
 function scenario(name, dialect, files, steps) {
-  const outcome = pooled(() => runScenario(name, dialect, files, steps));
   test(name, async () => {
-    if (!started) pump();
-    const p = await outcome;
+    const p = await runScenario(name, dialect, files, steps);
     // DOCS_OUTPUT_RAW=1 shows the real output unmasked too, to copy into the page.
     const report = p.failures.map(
       (f) =>
@@ -975,9 +943,7 @@ scenario('adopting.md: a dirty golang-migrate ledger is refused', 'sqlite', {}, 
   await p.check('adopting/golang-migrate-dirty', args, { stream: 'stderr' });
 });
 
-test('every example key in the docs is checked by a scenario above', async () => {
-  if (!started) pump();
-  await Promise.allSettled(outcomes);
+test('every example key in the docs is checked by a scenario above', () => {
   const unchecked = [...BLOCKS.keys()].filter((key) => !checked.has(key));
   assert.equal(unchecked, [], 'these examples have a marker but no scenario here checks them');
 });
