@@ -152,7 +152,7 @@ export class Reporter {
         return `${event.database}: ${change}; no other row was touched and no migration SQL was run`;
       }
       case 'baselined': {
-        const versions = `${event.recorded.length === 1 ? 'version' : 'versions'} ${event.recorded.join(', ')}`;
+        const versions = versionsText(event.recorded);
         return event.dryRun
           ? `dry run: the ledger of ${event.database} would record ${versions} as applied (baseline ` +
               `${event.version}); nothing was changed`
@@ -267,13 +267,27 @@ export class Reporter {
 
 /** What force changes, in words: `deleted the rows of versions 3, 4` (before it runs: `deletes the ledger rows …`). */
 export function forceChangeWords(changes: ForceChanges, future: boolean): string[] {
-  const versions = (list: Version[]) => `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
-  const rows = (list: Version[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versions(list)}`;
+  const rows = (list: Version[]) => `${list.length === 1 ? 'row' : 'rows'} of ${versionsText(list)}`;
   return [
     changes.removed.length ? `${future ? 'deletes the ledger' : 'deleted the'} ${rows(changes.removed)}` : '',
-    changes.added.length ? `${future ? 'records' : 'recorded'} ${changes.added.join(', ')}` : '',
-    changes.cleaned.length ? `${future ? 'marks' : 'marked'} ${changes.cleaned.join(', ')} clean` : '',
+    changes.added.length ? `${future ? 'records' : 'recorded'} ${versionList(changes.added)}` : '',
+    changes.cleaned.length ? `${future ? 'marks' : 'marked'} ${versionList(changes.cleaned)} clean` : '',
   ].filter(Boolean);
+}
+
+/** How many versions a line names in full; of more, it shows the count and both ends (--json and the log keep all). */
+const VERSIONS_IN_FULL = 10;
+
+/** "1, 2, 3", or for many "40 versions (1, 2, 3, … 137, 138, 139)": a force over 10,000 stays one line. */
+function versionList(list: Version[]): string {
+  if (list.length <= VERSIONS_IN_FULL) return list.join(', ');
+  return `${list.length} versions (${list.slice(0, 3).join(', ')}, … ${list.slice(-3).join(', ')})`;
+}
+
+/** "version 3", "versions 1, 2", or {@link versionList}'s count for many. */
+function versionsText(list: Version[]): string {
+  if (list.length > VERSIONS_IN_FULL) return versionList(list);
+  return `${list.length === 1 ? 'version' : 'versions'} ${list.join(', ')}`;
 }
 
 /** The status table's last column: how the version would be undone, when that is not its rollback file. */

@@ -102,6 +102,24 @@ for (const dialect of DIALECTS) {
     assert.equal(types, ['start', 'failed', 'error']);
   });
 
+  test('force over many versions names them in one short line; --json and the log keep every one', async () => {
+    const added = Array.from({ length: 40 }, (_, i) => 100 + i);
+    for (const v of added) {
+      writeSql(ctx.cwd, `${v}_t${v}.sql`, `CREATE TABLE t${v} (id INTEGER);\n`);
+      writeSql(ctx.cwd, `${v}_t${v}_rollback.sql`, `DROP TABLE t${v};\n`);
+    }
+    const all = [...EXAMPLE_VERSIONS[dialect], ...added];
+    const r = cli('force', '139', '--yes');
+    assert.is(r.code, 0, r.stderr);
+    const shown = `recorded ${all.length} versions (1, 2, 3, … 137, 138, 139)`;
+    assert.ok(r.stdout.includes(shown), `"${shown}" in: ${r.stdout}`);
+    assert.ok(r.stdout.length < 300, r.stdout);
+    const json = cli('force', '0', '--yes', '--json');
+    const forced = JSON.parse(json.stdout.trim().split('\n').at(-1));
+    assert.equal(forced.removed, all);
+    assert.ok(logText().includes(`recorded [${all.join(',')}]`));
+  });
+
   test.run();
 }
 
