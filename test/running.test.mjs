@@ -69,6 +69,26 @@ CREATE TRIGGER users_audit AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION u
     assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5]);
   });
 
+  // On SQLite a migration that outlasts its commit group's 100 ms is cut short and run again alone.
+  test('a long migration after quick ones prints its notices and its line once', async () => {
+    const long = {
+      sqlite:
+        'SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) ' +
+        'SELECT x FROM c);',
+      postgres: 'SELECT pg_sleep(0.4);',
+    }[dialect];
+    writeSql(ctx.cwd, '005_quick.sql', 'CREATE TABLE quick (a INTEGER);\n');
+    writeSql(ctx.cwd, '005_quick_rollback.sql', 'DROP TABLE quick;\n');
+    writeSql(ctx.cwd, '006_long.sql', `\\echo this takes a while\nCREATE TABLE slow (a INTEGER);\n${long}\n`);
+    writeSql(ctx.cwd, '006_long_rollback.sql', 'DROP TABLE slow;\n');
+    const r = ctx.cli('migrate');
+    assert.is(r.code, 0, r.output);
+    const notices = r.stderr.match(/006_long\.sql:1: skipped psql meta-command \\echo this takes a while/g);
+    assert.is(notices?.length, 1, r.stderr);
+    assert.is(r.stdout.match(/^↑ 006 long/gm)?.length, 1, r.stdout);
+    assert.equal(await ledgerVersions(ctx.db), [...EXAMPLE_VERSIONS[dialect], 5, 6]);
+  });
+
   test('other meta-commands, COPY FROM stdin and a COMMIT mid-file stop the run before any SQL', async () => {
     const cases = [
       ['\\i other.sql\n', /005_bad\.sql:1:1: psql meta-command \\i is not SQL/],

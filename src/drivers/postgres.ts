@@ -440,10 +440,10 @@ class PostgresDriver implements Driver {
   }
 
   /**
-   * Two round trips: BEGIN, the limits, the file and its ledger and history rows go as one
-   * simple-protocol query, and COMMIT alone after it. COMMIT must not ride in the same query: a
-   * runner killed meanwhile would leave a server that still finishes the query and commits it.
-   * The server measures the time, so no extra trip is needed to record it.
+   * One round trip: BEGIN, the limits, the file, its ledger and history rows and COMMIT go as one
+   * simple-protocol query. A runner killed meanwhile leaves a server that finishes the query: the
+   * migration and its ledger row commit together or not at all, and a statement still running is
+   * cancelled within a second (client_connection_check_interval). The server measures the time.
    */
   async runStep(step: Step): Promise<number | null> {
     const { pgLockTimeout, lockRetries } = this.options.timeouts;

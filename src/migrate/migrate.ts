@@ -158,7 +158,7 @@ async function applyAll(session: Session, run: Run, runs: StepSource[], single: 
     await inTransaction(run.driver, async () => {
       for (const pending of runs) {
         const step = upStep(run, pending, false);
-        if (await runStep(session, run, step, dirtyUp(run.driver, step), shared)) applied++;
+        if (await runStep(session, run, step, dirtyUp(run.driver, step), { shared })) applied++;
       }
     });
   } catch (error) {

@@ -22,12 +22,15 @@ export class CommitGroups {
     private readonly run: Run,
   ) {}
 
-  /** Runs one step, inside the open group when it can share a transaction; false when another runner did it. */
-  async step(step: Step, dirtyRow: DirtyRow): Promise<boolean> {
+  /**
+   * Runs one step, inside the open group when it can share a transaction; false when another runner
+   * did it. `again`: the step was cut short and runs once more, already announced.
+   */
+  async step(step: Step, dirtyRow: DirtyRow, again = false): Promise<boolean> {
     const group = this.run.driver.commitGroup;
     if (!group || step.script.noTransaction || step.script.foreignKeysOff) {
       await this.commit();
-      return runStep(this.session, this.run, step, dirtyRow);
+      return runStep(this.session, this.run, step, dirtyRow, { again });
     }
     if (this.openedAt === null) {
       await this.run.driver.begin();
@@ -38,11 +41,11 @@ export class CommitGroups {
     const timer = this.cutWhenDue(group);
     let ran: boolean;
     try {
-      ran = await runStep(this.session, this.run, grouped, dirtyRow, shared);
+      ran = await runStep(this.session, this.run, grouped, dirtyRow, { shared, again });
     } catch (error) {
       const cut = this.stopCutting(timer) && !this.session.interruption;
       await this.keepEarlier(group);
-      if (cut) return this.step(step, dirtyRow);
+      if (cut) return this.step(step, dirtyRow, true);
       for (const event of shared.held!) this.session.emit(event);
       if (shared.failure) await this.run.driver.recordFailure(shared.failure);
       throw error;
@@ -85,7 +88,9 @@ export class CommitGroups {
       await this.run.driver.commit();
     } catch {
       await this.run.driver.rollback().catch(() => {});
-      for (const d of done) await runStep(this.session, this.run, { ...d.step, ownTransaction: true }, d.dirtyRow);
+      for (const d of done) {
+        await runStep(this.session, this.run, { ...d.step, ownTransaction: true }, d.dirtyRow, { again: true });
+      }
       return;
     }
     for (const { events } of done) for (const event of events) this.session.emit(event);

@@ -22,6 +22,13 @@ export interface SharedTransaction {
   held: MigratorEvent[] | null;
 }
 
+/** How a step runs: alone, or in a shared transaction; `again` when its start was already announced. */
+export interface StepRun {
+  shared?: SharedTransaction | null;
+  /** A step run again (cut short, or its group could not commit) prints its notices and line only once. */
+  again?: boolean;
+}
+
 /**
  * One migration or rollback; false when another runner already did it. Transactional: the SQL and
  * the ledger change commit together or not at all. no-transaction: the ledger row is marked dirty
@@ -32,7 +39,7 @@ export async function runStep(
   run: Run,
   step: Step,
   dirtyRow: DirtyRow,
-  shared: SharedTransaction | null = null,
+  { shared = null, again = false }: StepRun = {},
 ): Promise<boolean> {
   const { driver } = run;
   const { action, script } = step;
@@ -40,8 +47,10 @@ export async function runStep(
   // A run that lost its lock (table mode: another runner took it over) must not start another step.
   driver.assertLocked();
   if (session.interruption) throw session.interruption;
-  for (const line of script.skipped) session.emit({ type: 'notice', message: line });
-  session.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });
+  if (!again) {
+    for (const line of script.skipped) session.emit({ type: 'notice', message: line });
+    session.emit({ type: 'running', action, version: file.version, versionText: file.versionText, name: file.name });
+  }
   const started = performance.now();
   try {
     if (!(await stepChanges(run, step, dirtyRow, started))) return false;
