@@ -120,6 +120,12 @@ const CASES = [
   [
     'mixed-schema-data',
     'postgres',
+    'CREATE INDEX users_n ON users (n);\nDELETE FROM users WHERE n IS NULL;',
+    'CREATE TABLE t (a int);\nCREATE INDEX t_a ON t (a);\nDELETE FROM users WHERE id = 1;',
+  ],
+  [
+    'mixed-schema-data',
+    'postgres',
     'ALTER TABLE users ADD COLUMN n int;\nINSERT INTO archive SELECT * FROM users;',
     "ALTER TABLE users ADD COLUMN n int;\nINSERT INTO kinds VALUES ('a');",
   ],

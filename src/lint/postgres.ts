@@ -58,7 +58,8 @@ export function lintPostgres(trees: PostgresTree[], text: string, context: Postg
       if (state.lockTimeoutSet) return;
       state.unguardedLock ??= { index, offset: tree.statement.offset, table };
     };
-    lintStatement(tree, index, state, renamedTo, add, lockOn);
+    const isNew = (table: string) => state.created.has(table);
+    STATEMENT_RULES[tree.type]?.({ tree, node: tree.node, index, state, renamedTo, add, lockOn, isNew });
   });
   if (state.unguardedLock && !context.lockTimeoutConfigured) {
     const { index, offset, table } = state.unguardedLock;
@@ -77,104 +78,114 @@ type Add = (rule: RawFinding['rule'], message: string, location?: unknown) => vo
 
 type LockOn = (table: string) => void;
 
-function lintStatement(
-  tree: PostgresTree,
-  index: number,
-  state: FileState,
-  renamedTo: Set<string>,
-  add: Add,
-  lockOn: LockOn,
-): void {
-  const { type, node } = tree;
-  const isNew = (table: string) => state.created.has(table);
-  switch (type) {
-    case 'CreateStmt':
-      state.created.add(relationName(node.relation));
-      return;
-    case 'CreateTableAsStmt':
-      state.created.add(relationName((node.into as Node | undefined)?.rel));
-      return;
-    case 'VariableSetStmt':
-      if (node.name === 'lock_timeout') state.lockTimeoutSet = !isZero(node.args);
-      return;
-    case 'IndexStmt': {
-      const table = relationName(node.relation);
-      if (isNew(table) || node.concurrent) return;
-      state.schemaChange = true;
-      add('index-concurrently', `CREATE INDEX without CONCURRENTLY blocks writes to "${table}" while it builds`);
-      return;
-    }
-    case 'AlterTableStmt': {
-      const table = relationName(node.relation);
-      if (node.objtype !== 'OBJECT_TABLE' || isNew(table)) return;
-      const commands = list(node.cmds).map((c) => (c as Node).AlterTableCmd as Node);
-      for (const command of commands) lintAlterCommand(command, table, state, add);
-      if (!commands.every((c) => c.subtype === 'AT_ValidateConstraint')) {
-        state.schemaChange = true;
-        lockOn(table);
-      }
-      return;
-    }
-    case 'RenameStmt': {
-      const table = relationName(node.relation);
-      if (isNew(table) || !['OBJECT_TABLE', 'OBJECT_COLUMN'].includes(String(node.renameType))) return;
-      state.schemaChange = true;
-      lockOn(table);
-      const column = `column "${table}.${String(node.subname)}"`;
-      const what = node.renameType === 'OBJECT_TABLE' ? `table "${table}"` : column;
-      add('rename', `renames ${what}, which the running release may still use`);
-      return;
-    }
-    case 'DropStmt': {
-      if (node.removeType !== 'OBJECT_TABLE') return;
-      for (const table of list(node.objects).map(objectName)) {
-        if (isNew(table)) continue;
-        state.schemaChange = true;
-        lockOn(table);
-        // A table dropped and then replaced by a renamed one (a rebuild) keeps its name.
-        if (!renamedTo.has(table)) add('drop', `drops table "${table}", which the running release may still use`);
-      }
-      return;
-    }
-    case 'VacuumStmt': {
-      if (!JSON.stringify(node.options ?? []).includes('"defname":"full"')) return;
-      const tables = list(node.rels).map((r) => relationName(((r as Node).VacuumRelation as Node).relation));
-      for (const table of tables) lockOn(table);
-      const what = tables.length ? `"${tables.join('", "')}"` : 'every table';
-      add('vacuum-full', `VACUUM FULL rewrites ${what} under an ACCESS EXCLUSIVE lock`);
-      return;
-    }
-    case 'ClusterStmt': {
-      const table = node.relation ? relationName(node.relation) : 'every clustered table';
-      if (isNew(table)) return;
-      lockOn(table);
-      add('cluster', `CLUSTER rewrites "${table}" under an ACCESS EXCLUSIVE lock`);
-      return;
-    }
-    case 'LockStmt': {
-      const tables = list(node.relations).map((r) => relationName((r as Node).RangeVar));
-      if (tables.every(isNew)) return;
-      for (const table of tables) lockOn(table);
-      add('lock-table', `LOCK TABLE "${tables.join('", "')}" holds the lock until commit: every query on it waits`);
-      return;
-    }
-    case 'TruncateStmt':
-      for (const relation of list(node.relations)) {
-        const table = relationName((relation as Node).RangeVar);
-        if (!isNew(table)) lockOn(table);
-      }
-      return;
-    case 'UpdateStmt':
-    case 'DeleteStmt':
-    case 'InsertStmt': {
-      const table = relationName(node.relation);
-      const select = (node.selectStmt as Node | undefined)?.SelectStmt as Node | undefined;
-      const bulk = type !== 'InsertStmt' || Boolean(select?.fromClause);
-      if (bulk && !isNew(table)) state.dataChange ??= { index, offset: tree.statement.offset, table };
-      return;
-    }
-    default:
+/** One statement of the walk, with what the rules for its type read and write. */
+interface Visit {
+  tree: PostgresTree;
+  node: Node;
+  index: number;
+  state: FileState;
+  /** Tables that a later RENAME gives their name to (a rebuild): dropping the old one is not a hazard. */
+  renamedTo: Set<string>;
+  add: Add;
+  lockOn: LockOn;
+  /** Created earlier in this file: nothing else can be using it yet. */
+  isNew: (table: string) => boolean;
+}
+
+/** The rules for each statement type; a type not listed has none. */
+const STATEMENT_RULES: Record<string, (visit: Visit) => void> = {
+  CreateStmt: ({ node, state }) => state.created.add(relationName(node.relation)),
+  CreateTableAsStmt: ({ node, state }) => state.created.add(relationName((node.into as Node | undefined)?.rel)),
+  VariableSetStmt: ({ node, state }) => {
+    if (node.name === 'lock_timeout') state.lockTimeoutSet = !isZero(node.args);
+  },
+  IndexStmt: lintIndex,
+  AlterTableStmt: lintAlterTable,
+  RenameStmt: lintRename,
+  DropStmt: lintDrop,
+  VacuumStmt: lintVacuum,
+  ClusterStmt: lintCluster,
+  LockStmt: lintLock,
+  TruncateStmt: lintTruncate,
+  UpdateStmt: noteDataChange,
+  DeleteStmt: noteDataChange,
+  InsertStmt: noteDataChange,
+};
+
+function lintIndex({ node, state, add, isNew }: Visit): void {
+  const table = relationName(node.relation);
+  if (isNew(table) || node.concurrent) return;
+  state.schemaChange = true;
+  add('index-concurrently', `CREATE INDEX without CONCURRENTLY blocks writes to "${table}" while it builds`);
+}
+
+function lintAlterTable({ node, state, add, lockOn, isNew }: Visit): void {
+  const table = relationName(node.relation);
+  if (node.objtype !== 'OBJECT_TABLE' || isNew(table)) return;
+  const commands = list(node.cmds).map((c) => (c as Node).AlterTableCmd as Node);
+  for (const command of commands) lintAlterCommand(command, table, state, add);
+  if (!commands.every((c) => c.subtype === 'AT_ValidateConstraint')) {
+    state.schemaChange = true;
+    lockOn(table);
   }
+}
+
+function lintRename({ node, state, add, lockOn, isNew }: Visit): void {
+  const table = relationName(node.relation);
+  if (isNew(table) || !['OBJECT_TABLE', 'OBJECT_COLUMN'].includes(String(node.renameType))) return;
+  state.schemaChange = true;
+  lockOn(table);
+  const column = `column "${table}.${String(node.subname)}"`;
+  const what = node.renameType === 'OBJECT_TABLE' ? `table "${table}"` : column;
+  add('rename', `renames ${what}, which the running release may still use`);
+}
+
+function lintDrop({ node, state, renamedTo, add, lockOn, isNew }: Visit): void {
+  if (node.removeType !== 'OBJECT_TABLE') return;
+  for (const table of list(node.objects).map(objectName)) {
+    if (isNew(table)) continue;
+    state.schemaChange = true;
+    lockOn(table);
+    // A table dropped and then replaced by a renamed one (a rebuild) keeps its name.
+    if (!renamedTo.has(table)) add('drop', `drops table "${table}", which the running release may still use`);
+  }
+}
+
+function lintVacuum({ node, add, lockOn }: Visit): void {
+  if (!JSON.stringify(node.options ?? []).includes('"defname":"full"')) return;
+  const tables = list(node.rels).map((r) => relationName(((r as Node).VacuumRelation as Node).relation));
+  for (const table of tables) lockOn(table);
+  const what = tables.length ? `"${tables.join('", "')}"` : 'every table';
+  add('vacuum-full', `VACUUM FULL rewrites ${what} under an ACCESS EXCLUSIVE lock`);
+}
+
+function lintCluster({ node, add, lockOn, isNew }: Visit): void {
+  const table = node.relation ? relationName(node.relation) : 'every clustered table';
+  if (isNew(table)) return;
+  lockOn(table);
+  add('cluster', `CLUSTER rewrites "${table}" under an ACCESS EXCLUSIVE lock`);
+}
+
+function lintLock({ node, add, lockOn, isNew }: Visit): void {
+  const tables = list(node.relations).map((r) => relationName((r as Node).RangeVar));
+  if (tables.every(isNew)) return;
+  for (const table of tables) lockOn(table);
+  add('lock-table', `LOCK TABLE "${tables.join('", "')}" holds the lock until commit: every query on it waits`);
+}
+
+function lintTruncate({ node, lockOn, isNew }: Visit): void {
+  for (const relation of list(node.relations)) {
+    const table = relationName((relation as Node).RangeVar);
+    if (!isNew(table)) lockOn(table);
+  }
+}
+
+/** UPDATE, DELETE and INSERT ... SELECT change rows in bulk; a plain INSERT of values does not count. */
+function noteDataChange({ tree, node, index, state, isNew }: Visit): void {
+  const table = relationName(node.relation);
+  const select = (node.selectStmt as Node | undefined)?.SelectStmt as Node | undefined;
+  const bulk = tree.type !== 'InsertStmt' || Boolean(select?.fromClause);
+  if (bulk && !isNew(table)) state.dataChange ??= { index, offset: tree.statement.offset, table };
 }
 
 function lintAlterCommand(command: Node, table: string, state: FileState, add: Add): void {
