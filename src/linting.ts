@@ -3,7 +3,8 @@
 // the findings for people, for --json and for CI annotations (GitHub's `::warning` lines).
 import { performance } from 'node:perf_hooks';
 import { installedSqliteVersion } from './drivers/sqlite-version.js';
-import type { Dialect, Script } from './files.js';
+import type { Dialect } from './files.js';
+import type { Script } from './script.js';
 import { lintFile, type Finding } from './lint/index.js';
 import { parsePostgresTrees } from './sql/postgres-parser.js';
 import { lexPostgres } from './sql/postgres-lexer.js';

@@ -2,7 +2,8 @@
 // the database's own shell (psql, sqlite3). Planned as migrate and rollback plan, reading only the
 // ledger; the assembly is pure: every statement comes from the driver.
 import { stepRecords, type Driver, type ShellSql, type StepSource } from './drivers/driver.js';
-import { fileChecksums, type Migration, type Script } from './files.js';
+import { fileChecksums, type Migration } from './files.js';
+import type { Script } from './script.js';
 import { backfillChange, planMigration } from './migrate/pending.js';
 import { currentVersion, planRollback, versionAfterRollback, writesLedger, type LedgerRow } from './plan.js';
 import { rollbackScripts, undoneRollbackChecksums } from './rollback/scripts.js';

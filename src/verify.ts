@@ -7,7 +7,8 @@ import { connect, createScratch } from './drivers/connect.js';
 import type { Driver } from './drivers/driver.js';
 import { isUnavailable, type ScratchDatabase, type ScratchUnavailable } from './drivers/scratch.js';
 import { ExitCode, TidemarkError, UsageError } from './errors.js';
-import { fileChecksums, loadScript, type Migration, type Script } from './files.js';
+import { fileChecksums, type Migration } from './files.js';
+import { loadScript, type Script } from './script.js';
 import { irreversibleMigrations, type Irreversible } from './reversibility.js';
 import {
   driftFinding,

@@ -47,6 +47,8 @@ function loadedBy(args, { cwd, env = {} }) {
 /** tidemark's modules that only other commands need. */
 const OTHER_COMMANDS =
   /^(verify|schema|sqlscript|init|backup|findings|lint\w*)\.js$|^import\/(?!formats\.js)|^fleet\/|^drivers\/(\w+-schema|\w+-backup|scratch|fleet-query)\.js$/;
+/** tidemark's modules that only a run with something pending needs. */
+const NOT_FOR_A_NO_OP = /^sql\/(?!text\.js)|^script\.js$|^migrate\/pending\.js$/;
 const OTHER_DIALECT = {
   sqlite: { module: /^drivers\/postgres/, client: 'postgres' },
   postgres: { module: /^drivers\/sqlite/, client: 'sqlite3' },
@@ -68,7 +70,7 @@ startup('--version loads nothing but the entry point', () => {
 });
 
 for (const dialect of DIALECTS) {
-  startup(`a no-op migrate on ${dialect} loads no other command's code, no other dialect, no parser`, async () => {
+  startup(`a no-op migrate on ${dialect} loads no other command's code, no other dialect, no lexer or parser`, async () => {
     const p = await project(dialect, BASE);
     try {
       const env = { DATABASE_URL: p.db.url };
@@ -90,6 +92,12 @@ for (const dialect of DIALECTS) {
       );
       assert.not.ok(packages.includes(OTHER_DIALECT[dialect].client), `loaded ${OTHER_DIALECT[dialect].client}`);
       assert.not.ok(packages.includes('libpg-query'), 'loaded the PostgreSQL parser');
+      // Applied files are hashed, never lexed: the lexers and planning load only when something is pending.
+      assert.equal(
+        own.filter((m) => NOT_FOR_A_NO_OP.test(m)),
+        [],
+        'the lexers or the planning of pending migrations',
+      );
       // `npm run migrate` on every deploy: a bare migrate has no options to parse.
       assert.not.ok(packages.includes('yargs'), 'loaded the command line parser');
     } finally {

@@ -2,7 +2,8 @@
 import { hash } from 'node:crypto';
 import type { LockMode } from '../config.js';
 import { ExitCode, InterruptedError, UsageError } from '../errors.js';
-import type { Checksums, Dialect, Migration, Script, SourceText } from '../files.js';
+import type { Checksums, Dialect, Migration, SourceText } from '../files.js';
+import type { Script } from '../script.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import type { DirtyAction, LedgerRow } from '../plan.js';
 import type { Snapshot } from '../schema.js';

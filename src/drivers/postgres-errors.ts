@@ -1,7 +1,7 @@
 // Where in a migration file a PostgreSQL error happened, and the MigrationError that says so.
 import type postgres from 'postgres';
 import { MigrationError } from '../errors.js';
-import type { Script } from '../files.js';
+import type { Script } from '../script.js';
 import { locate, offsetAfterCharacters, sourceExcerpt } from '../source.js';
 
 /** The error as the server sent it, or null for anything else (a lost connection, a bug). */

@@ -4,7 +4,7 @@ import postgres from 'postgres';
 import type { TableName } from '../config.js';
 import { ConnectionError, connectionLostError, lockTakenOverError, UsageError } from '../errors.js';
 import type { InterruptedError } from '../errors.js';
-import type { Script } from '../files.js';
+import type { Script } from '../script.js';
 import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import {

@@ -6,7 +6,7 @@ import sqlite3 from 'sqlite3';
 import type { TableName } from '../config.js';
 import { ConnectionError, MigrationError, UsageError } from '../errors.js';
 import { makeFolders } from '../folders.js';
-import type { Script } from '../files.js';
+import type { Script } from '../script.js';
 import type { LedgerRow } from '../plan.js';
 import type { ForeignRow, ForeignTable } from '../import/ledgers.js';
 import { locate, sourceExcerpt } from '../source.js';

@@ -2,7 +2,7 @@
 // Bodies are carried byte for byte (as latin1 strings, one character per byte); only the other tool's
 // marker lines are dropped and tidemark's no-transaction directive is put on the first line where needed.
 import type { Dialect } from '../files.js';
-import { fileWrapper } from '../files.js';
+import { fileWrapper } from '../script.js';
 import { lexPostgres } from '../sql/postgres-lexer.js';
 import { lexSqlite } from '../sql/sqlite-lexer.js';
 import { controlsTransaction, type LexedSql } from '../sql/statements.js';

@@ -1,6 +1,7 @@
 // Ledger rows of migrations recorded as applied without running them (force, baseline, import).
 import type { Driver, LedgerEntry } from '../drivers/driver.js';
-import { loadScript, readSourceText, type Dialect, type Migration, type Script } from '../files.js';
+import { readSourceText, type Dialect, type Migration } from '../files.js';
+import { loadScript, type Script } from '../script.js';
 import type { LedgerRow } from '../plan.js';
 import { inTransaction } from '../run/session.js';
 import type { Version } from '../version.js';

@@ -2,7 +2,8 @@
 import { performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
-import { discover, loadScript, type Dialect, type Migration, type Script } from '../files.js';
+import { discover, type Dialect, type Migration } from '../files.js';
+import { loadScript, type Script } from '../script.js';
 import { distinctFindings, findingLines, lintScripts, type LintResult } from '../linting.js';
 import type { Session } from '../run/session.js';
 

@@ -4,14 +4,15 @@ import { performance } from 'node:perf_hooks';
 import type { Target } from '../config.js';
 import { manifestFingerprint, stepRecords, type Driver, type Step, type StepSource } from '../drivers/driver.js';
 import { UsageError } from '../errors.js';
-import { fileChecksums, type Checksums, type Migration, type Script } from '../files.js';
+import { fileChecksums, type Checksums, type Migration } from '../files.js';
+import type { Script } from '../script.js';
 import { planSync, writesLedger, type LedgerRow, type MigratePlan } from '../plan.js';
 import { assertNoRunInProgress, inTransaction, type Run, type Session } from '../run/session.js';
 import { CommitGroups } from '../run/group.js';
 import { runStep, type DirtyRow, type SharedTransaction } from '../run/step.js';
-// Only their types: backup and rollback are loaded when a run needs them (--backup, --sync).
+// Only their types: backup and rollback are loaded when a run needs them (--backup, --sync), and
+// planning (pending.ts, with the SQL lexers and parser) when the ledger is not up to date.
 import type { BackupOptions } from '../backup.js';
-import { backfillChange, planMigration } from './pending.js';
 import type { Version, VersionInput } from '../version.js';
 
 export interface MigrateOptions {
@@ -54,6 +55,7 @@ export async function migrate(
     // Everything is planned (and refused) before anything changes, the --sync rollback included.
     const back = options.sync ? planSync(migrations, ledger) : [];
     const afterBack = ledger.filter((r) => !back.some((step) => step.row === r));
+    const { planMigration } = await import('./pending.js');
     const plan = await planMigration(session, driver.dialect, { migrations, checksums, ledger: afterBack }, options);
     if (options.singleTransaction) assertAllTransactional(plan.runs.map((p) => p.script));
     const changes = back.length > 0 || plan.pending.length > 0;
@@ -128,6 +130,7 @@ async function applyPlan(
   } else {
     // A no-op run (the common deploy) writes nothing, not even the ledger's DDL.
     if (writesLedger(plan)) await driver.prepareLedger();
+    const { backfillChange } = await import('./pending.js');
     for (const b of plan.backfill) await driver.updateRow(b.migration.version, backfillChange(b, checksums));
     applied = await applyAll(session, run, plan.runs, Boolean(options.singleTransaction));
   }

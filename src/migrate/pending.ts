@@ -2,7 +2,8 @@
 // files, and the warnings and refusals about them (templates, empty files, lint). Shared with `sql`.
 import type { RowChange, StepSource } from '../drivers/driver.js';
 import { UsageError } from '../errors.js';
-import { loadScript, readSourceText, type Checksums, type Dialect, type Migration } from '../files.js';
+import { readSourceText, type Checksums, type Dialect, type Migration } from '../files.js';
+import { loadScript } from '../script.js';
 import { notInReleaseWarning, planMigrate, type Backfill, type LedgerRow, type MigratePlan } from '../plan.js';
 import type { Session } from '../run/session.js';
 import { isUntouchedTemplate } from '../templates.js';

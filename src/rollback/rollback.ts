@@ -2,7 +2,8 @@
 // transaction with the deletion of its ledger row. No dialect knowledge here.
 import { performance } from 'node:perf_hooks';
 import type { Step } from '../drivers/driver.js';
-import type { Migration, Script } from '../files.js';
+import type { Migration } from '../files.js';
+import type { Script } from '../script.js';
 import { planRollback, versionAfterRollback, type LedgerRow, type RollbackStep } from '../plan.js';
 import { assertNoRunInProgress, type Run, type Session } from '../run/session.js';
 import { CommitGroups } from '../run/group.js';

@@ -2,14 +2,8 @@
 // rollback stored in the ledger, refused when one cannot undo its migration. Shared with `sql`.
 import type { Driver } from '../drivers/driver.js';
 import { UsageError } from '../errors.js';
-import {
-  loadScript,
-  rollbackChecksums,
-  scriptFromText,
-  storedRollbackFile,
-  type Migration,
-  type Script,
-} from '../files.js';
+import { rollbackChecksums, storedRollbackFile, type Migration } from '../files.js';
+import { loadScript, scriptFromText, type Script } from '../script.js';
 import { assertReversible, rowsToRollBack, type LedgerRow, type RollbackStep } from '../plan.js';
 import { irreversibleRollback, sourceFile } from '../reversibility.js';
 import type { Version } from '../version.js';

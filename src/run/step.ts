@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { stepRecords, type Driver, type HistoryEntry, type Step } from '../drivers/driver.js';
 import { InterruptedError, MigrationError, TidemarkError } from '../errors.js';
 import type { MigratorEvent } from '../events.js';
-import type { Script } from '../files.js';
+import type { Script } from '../script.js';
 import { dirtyResolution, type DirtyAction } from '../plan.js';
 import type { Run, Session } from './session.js';
 
