@@ -56,6 +56,22 @@ test('every relative link in README.md and docs/ names a file and a heading that
   assert.equal(broken, []);
 });
 
+test("the README's speed table is rows of the latest bench run that docs/benchmarks.md keeps whole", () => {
+  const section = (text, heading) => text.split(heading)[1]?.split(/^## /m)[0] ?? '';
+  const rows = (text) => text.split('\n').filter((line) => /^\| W\d /.test(line));
+  const readme = rows(section(readFileSync(join(ROOT, 'README.md'), 'utf8'), '## Speed'));
+  const latest = section(readFileSync(join(ROOT, 'docs/benchmarks.md'), 'utf8'), '## The latest run');
+  assert.ok(readme.length >= 4, 'the README shows bench rows');
+  assert.equal(
+    readme.filter((row) => !rows(latest).includes(row)),
+    [],
+    'README rows missing from the latest run',
+  );
+  const commit = /tidemark ([0-9a-f]{7,}), node/.exec(latest)?.[1];
+  assert.ok(commit, 'the latest run names its commit');
+  assert.ok(readFileSync(join(ROOT, 'README.md'), 'utf8').includes(`commit ${commit}`), `README names ${commit}`);
+});
+
 test('no page cites a design document outside the repository', () => {
   const citing = PAGES.filter((page) => /DESIGN\.md|\.\.\/shared/.test(readFileSync(join(ROOT, page), 'utf8')));
   assert.equal(citing, []);
