@@ -21,6 +21,7 @@ import { freePort } from './postgres-server.mjs';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const COUNT = 200;
+const PG_TABLES = `select tablename as name from pg_tables where schemaname = 'public' and tablename like 't\\_%'`;
 const { values: options } = parseArgs({
   options: {
     points: { type: 'string', default: '5' },
@@ -176,7 +177,7 @@ async function freshDatabase(dialect, cluster, folder) {
           db.all(sql, (e, rows) => db.close(() => (e ? reject(e) : resolve(rows))));
         });
       });
-    return {
+    const db = {
       url: `sqlite:${file}`,
       file,
       tables: async () =>
@@ -186,6 +187,11 @@ async function freshDatabase(dialect, cluster, folder) {
       ledger: async () =>
         (await all(`select 1 from sqlite_schema where name = 'schema_version'`)).length ? all(LEDGER) : [],
       close: async () => rmSync(file, { force: true }),
+    };
+    // A killed SQLite runner leaves nothing running: two reads see one state.
+    return {
+      ...db,
+      state: async () => ({ ledger: await db.ledger(), tables: await db.tables() }),
     };
   }
   const name = `faults_${randomBytes(5).toString('hex')}`;
@@ -204,12 +210,23 @@ async function freshDatabase(dialect, cluster, folder) {
   return {
     url: url.toString(),
     name,
-    tables: async () =>
-      (
-        await read(`select tablename as name from pg_tables where schemaname = 'public' and tablename like 't\\_%'`)
-      ).map((r) => r.name),
     ledger: async () =>
       (await read(`select to_regclass('public.schema_version') is not null as e`))[0].e ? read(LEDGER) : [],
+    // One snapshot: a killed runner's server session may still commit its last migration (table and
+    // ledger row together) between two separate reads.
+    state: async () => {
+      const c = client();
+      try {
+        return await c.begin('isolation level repeatable read', async (t) => {
+          const exists = (await t.unsafe(`select to_regclass('public.schema_version') is not null as e`))[0].e;
+          const ledger = exists ? [...(await t.unsafe(LEDGER))] : [];
+          const tables = (await t.unsafe(PG_TABLES)).map((r) => r.name);
+          return { ledger, tables };
+        });
+      } finally {
+        await c.end({ timeout: 1 });
+      }
+    },
     close: () => cluster.admin.unsafe(`drop database if exists ${name} with (force)`),
   };
 }
@@ -221,7 +238,7 @@ async function freshDatabase(dialect, cluster, folder) {
  * tables present are exactly t_001..t_k. Returns k, or throws naming what is wrong.
  */
 async function assertSerialState(db, sums) {
-  const rows = await db.ledger();
+  const { ledger: rows, tables: found } = await db.state();
   const versions = rows.map((r) => Number(r.version));
   versions.forEach((v, i) => {
     if (v !== i + 1) throw new Error(`the ledger has a hole: ${versions.join(',')}`);
@@ -230,7 +247,7 @@ async function assertSerialState(db, sums) {
     if (row.dirty) throw new Error(`version ${row.version} is dirty (every migration here is transactional)`);
     if (row.checksum !== sums.get(Number(row.version))) throw new Error(`version ${row.version} has a wrong checksum`);
   }
-  const tables = (await db.tables()).sort();
+  const tables = found.sort();
   const expected = versions.map((v) => `t_${String(v).padStart(3, '0')}`);
   if (tables.join() !== expected.join()) {
     const extra = tables.filter((t) => !expected.includes(t));
