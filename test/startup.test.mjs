@@ -70,40 +70,43 @@ startup('--version loads nothing but the entry point', () => {
 });
 
 for (const dialect of DIALECTS) {
-  startup(`a no-op migrate on ${dialect} loads no other command's code, no other dialect, no lexer or parser`, async () => {
-    const p = await project(dialect, BASE);
-    try {
-      const env = { DATABASE_URL: p.db.url };
-      const first = runCli(['migrate'], { cwd: p.cwd, env });
-      assert.is(first.code, 0, first.output);
-      const { result, own, packages } = loadedBy(['migrate'], { cwd: p.cwd, env });
-      assert.is(result.code, 0, result.output);
-      assert.match(result.stdout, 'up to date');
-      assert.ok(own.includes('migrator.js'), `the probe saw the run: ${own.join(' ')}`);
-      assert.equal(
-        own.filter((m) => OTHER_COMMANDS.test(m)),
-        [],
-        'modules of other commands',
-      );
-      assert.equal(
-        own.filter((m) => OTHER_DIALECT[dialect].module.test(m)),
-        [],
-        'the other dialect',
-      );
-      assert.not.ok(packages.includes(OTHER_DIALECT[dialect].client), `loaded ${OTHER_DIALECT[dialect].client}`);
-      assert.not.ok(packages.includes('libpg-query'), 'loaded the PostgreSQL parser');
-      // Applied files are hashed, never lexed: the lexers and planning load only when something is pending.
-      assert.equal(
-        own.filter((m) => NOT_FOR_A_NO_OP.test(m)),
-        [],
-        'the lexers or the planning of pending migrations',
-      );
-      // `npm run migrate` on every deploy: a bare migrate has no options to parse.
-      assert.not.ok(packages.includes('yargs'), 'loaded the command line parser');
-    } finally {
-      await dispose(p);
-    }
-  });
+  startup(
+    `a no-op migrate on ${dialect} loads no other command's code, no other dialect, no lexer or parser`,
+    async () => {
+      const p = await project(dialect, BASE);
+      try {
+        const env = { DATABASE_URL: p.db.url };
+        const first = runCli(['migrate'], { cwd: p.cwd, env });
+        assert.is(first.code, 0, first.output);
+        const { result, own, packages } = loadedBy(['migrate'], { cwd: p.cwd, env });
+        assert.is(result.code, 0, result.output);
+        assert.match(result.stdout, 'up to date');
+        assert.ok(own.includes('migrator.js'), `the probe saw the run: ${own.join(' ')}`);
+        assert.equal(
+          own.filter((m) => OTHER_COMMANDS.test(m)),
+          [],
+          'modules of other commands',
+        );
+        assert.equal(
+          own.filter((m) => OTHER_DIALECT[dialect].module.test(m)),
+          [],
+          'the other dialect',
+        );
+        assert.not.ok(packages.includes(OTHER_DIALECT[dialect].client), `loaded ${OTHER_DIALECT[dialect].client}`);
+        assert.not.ok(packages.includes('libpg-query'), 'loaded the PostgreSQL parser');
+        // Applied files are hashed, never lexed: the lexers and planning load only when something is pending.
+        assert.equal(
+          own.filter((m) => NOT_FOR_A_NO_OP.test(m)),
+          [],
+          'the lexers or the planning of pending migrations',
+        );
+        // `npm run migrate` on every deploy: a bare migrate has no options to parse.
+        assert.not.ok(packages.includes('yargs'), 'loaded the command line parser');
+      } finally {
+        await dispose(p);
+      }
+    },
+  );
 }
 
 startup.after(() => rmSync(probeDir, { recursive: true, force: true }));
