@@ -21,6 +21,9 @@ const KNOWN_DIRECTIVES = ['no-transaction', 'irreversible', 'foreign-keys-off'] 
  */
 export const ALLOW_COMMENT = 'allow';
 
+/** A `-- tidemark:<name>` comment line (trimmed), with the name it gives. */
+export const DIRECTIVE_LINE = /^--\s*tidemark\s*:\s*(\S*)/i;
+
 /** One .sql file whose name follows the pattern. */
 export interface SqlFile {
   /** Path as shown to people: the migrations folder joined with the file name. */
@@ -365,7 +368,7 @@ export function parseDirectives(path: string, text: string): Set<string> {
     const line = lines[i]!.trim();
     if (line === '') continue;
     if (!line.startsWith('--')) break;
-    const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
+    const directive = DIRECTIVE_LINE.exec(line);
     if (!directive) continue;
     const name = directive[1]!.toLowerCase();
     if (name === ALLOW_COMMENT) continue;

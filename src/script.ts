@@ -3,7 +3,15 @@
 // transaction control in a transactional file) refused with file:line:column. Loaded only when a file
 // must run or be checked: a no-op migrate hashes files (files.ts) and never lexes them.
 import { UsageError } from './errors.js';
-import { ALLOW_COMMENT, checksumOf, parseDirectives, readMigrationText, type Dialect, type SqlFile } from './files.js';
+import {
+  ALLOW_COMMENT,
+  checksumOf,
+  DIRECTIVE_LINE,
+  parseDirectives,
+  readMigrationText,
+  type Dialect,
+  type SqlFile,
+} from './files.js';
 import { lexSql, statementsToRun } from './sql/reader.js';
 import { controlsTransaction, type Statement } from './sql/statements.js';
 import { blankOut } from './sql/tokens.js';
@@ -223,7 +231,7 @@ function checkMisplacedDirectives(path: string, text: string): void {
     const line = lines[i]!.trim();
     if (leading && (line === '' || line.startsWith('--'))) continue;
     leading = false;
-    const directive = /^--\s*tidemark\s*:\s*(\S*)/i.exec(line);
+    const directive = DIRECTIVE_LINE.exec(line);
     if (directive && directive[1]!.toLowerCase() !== ALLOW_COMMENT) {
       throw new UsageError(
         `${path}:${i + 1}: "-- tidemark:${directive[1]}" is not at the top of the file, so it is not a directive`,
